@@ -1,0 +1,80 @@
+# halo -- the two commands: `make run` and `make test` (README.md).
+#
+# Both install what is missing (as root, with apt-get; otherwise they print
+# the exact apt-get line), build with CMake, and go.
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CONFIG     ?= halo.yaml
+FUZZ_SECONDS ?= 30
+
+# Debian 12 packages needed to build, test and run.
+PKGS = build-essential cmake pkg-config \
+       libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libmicrohttpd-dev \
+       libyaml-dev libsqlite3-dev libjansson-dev zlib1g-dev sqlite3
+TEST_PKGS = curl
+FUZZ_PKGS = clang libclang-rt-14-dev
+
+.PHONY: all build run test test-unit test-asan deps test-deps fuzz bench format \
+        format-check clean e2e-deps
+
+all: build
+
+deps:
+	@./.ci/install-deps $(PKGS)
+
+test-deps:
+	@./.ci/install-deps $(PKGS) $(TEST_PKGS)
+	@command -v node >/dev/null 2>&1 || ./.ci/install-deps nodejs npm
+
+$(BUILD)/Makefile: CMakeLists.txt
+	cmake -S . -B $(BUILD) -DHALO_WERROR=ON
+
+build: deps $(BUILD)/Makefile
+	cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	./$(BUILD)/halo serve --config $(CONFIG)
+
+e2e-deps: test-deps
+	cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
+
+# Every test through ctest, then the whole suite again under ASan+UBSan.
+test: test-deps e2e-deps
+	cmake -S . -B $(BUILD) -DHALO_WERROR=ON
+	cmake --build $(BUILD) -j$(JOBS)
+	cd $(BUILD) && ctest --output-on-failure --timeout 600
+	cmake -S . -B $(BUILD_ASAN) -DHALO_WERROR=ON -DHALO_SANITIZE=ON \
+	      -DCMAKE_BUILD_TYPE=Debug
+	cmake --build $(BUILD_ASAN) -j$(JOBS)
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    HALO_SANITIZED=1 ctest --output-on-failure --timeout 900
+
+# libFuzzer targets (clang), each run briefly: make fuzz FUZZ_SECONDS=60
+fuzz:
+	@./.ci/install-deps $(PKGS) $(FUZZ_PKGS)
+	CC=clang cmake -S . -B $(BUILD_FUZZ) -DHALO_FUZZ=ON -DHALO_WERROR=ON \
+	      -DCMAKE_BUILD_TYPE=Debug
+	cmake --build $(BUILD_FUZZ) -j$(JOBS)
+	@set -e; for f in $(BUILD_FUZZ)/fuzz_*; do \
+	  [ -x "$$f" ] || continue; name=$$(basename $$f); \
+	  mkdir -p $(BUILD_FUZZ)/corpus/$$name; \
+	  echo "== $$name ($(FUZZ_SECONDS)s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	      $(BUILD_FUZZ)/corpus/$$name tests/fuzz/corpus/$$name; \
+	done
+
+bench: build
+	./bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

@@ -1,0 +1,44 @@
+/*
+ * buf.h -- a growable byte buffer (sds-like, but a plain struct).
+ *
+ * Appends never fail loudly: on allocation failure the buffer sets `oom`
+ * and ignores further appends, so a long sequence of appends is checked once
+ * at the end. data is always NUL-terminated when len > 0 and !oom.
+ */
+#ifndef HALO_BUF_H
+#define HALO_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct halo_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    bool oom;
+} halo_buf;
+
+#define HALO_BUF_INIT {NULL, 0, 0, false}
+
+void halo_buf_append(halo_buf *b, const void *p, size_t n);
+void halo_buf_puts(halo_buf *b, const char *s);
+void halo_buf_putc(halo_buf *b, char c);
+void halo_buf_printf(halo_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A JSON string literal, quotes included, escaping per RFC 8259. Invalid
+ * UTF-8 bytes are replaced by U+FFFD so the output is always valid JSON. */
+void halo_buf_json_str(halo_buf *b, const char *s, size_t n);
+/* A JSON number for a double: integral values keep a ".0" so the type is
+ * visible; NaN and infinities become the strings "NaN", "Infinity",
+ * "-Infinity". */
+void halo_buf_json_double(halo_buf *b, double d);
+/* Ensure room for n more bytes; false (and oom) on failure. */
+bool halo_buf_reserve(halo_buf *b, size_t n);
+void halo_buf_reset(halo_buf *b); /* len = 0, keeps memory */
+void halo_buf_free(halo_buf *b);
+/* Hand the data to the caller (malloc'd, NUL-terminated; NULL when oom) and
+ * reset the buffer. */
+char *halo_buf_steal(halo_buf *b);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * cli.h -- shared pieces of the `halo` subcommands.
+ *
+ * Exit codes (DESIGN §8): 0 ok, 1 runtime error, 2 usage error.
+ */
+#ifndef HALO_CLI_H
+#define HALO_CLI_H
+
+#include "config.h"
+#include "status.h"
+
+enum { HALO_EXIT_OK = 0, HALO_EXIT_RUNTIME = 1, HALO_EXIT_USAGE = 2 };
+
+/* Load the configuration the CLI acts on: the file given with --config,
+ * else $HALO_CONFIG, else the embedded default (halo.yaml compiled in).
+ * Returns NULL and fills errs on failure. */
+halo_node *halo_cli_load_config(const char *config_path, halo_errlist *errs);
+
+/* The SQLite database a query command reads: db_opt (--db) when given,
+ * else the `path` of the sqlite exporter named by analyzer.store (or the
+ * first sqlite exporter) of the configuration above. Returns a malloc'd
+ * path, or NULL with err set. */
+char *halo_cli_db_path(const char *db_opt, const char *config_path,
+                       halo_err *err);
+
+/* Subcommands; argv[0] is the subcommand name. Each handles --help. */
+int halo_cmd_serve(int argc, char **argv);
+int halo_cmd_validate(int argc, char **argv);
+int halo_cmd_import(int argc, char **argv);
+int halo_cmd_export(int argc, char **argv);
+int halo_cmd_traces(int argc, char **argv);
+int halo_cmd_agents(int argc, char **argv);
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * log.c -- leveled logging (log.h).
+ *
+ * Each line is formatted into a stack buffer and written with one write(2),
+ * so lines from different threads never interleave. Timestamps are UTC with
+ * millisecond precision; the level is padded so prefixes line up.
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+int halo_log_min_level = HALO_LOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error",
+                                          "off"};
+
+void halo_log_set_level(int level)
+{
+    if (level >= HALO_LOG_DEBUG && level <= HALO_LOG_OFF)
+        halo_log_min_level = level;
+}
+
+int halo_log_level_parse(const char *name)
+{
+    if (!name)
+        return -1;
+    for (int i = 0; i <= HALO_LOG_OFF; i++)
+        if (strcasecmp(name, level_names[i]) == 0)
+            return i;
+    if (strcasecmp(name, "warning") == 0)
+        return HALO_LOG_WARN;
+    return -1;
+}
+
+void halo_log(int level, const char *prefix, const char *fmt, ...)
+{
+    char line[4096];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    if (level < HALO_LOG_DEBUG || level > HALO_LOG_ERROR)
+        level = HALO_LOG_ERROR;
+    int n = snprintf(line, sizeof line,
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s [%s] ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+                     level_names[level], prefix ? prefix : "halo");
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof line) {
+        va_list ap;
+        va_start(ap, fmt);
+        int m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+        va_end(ap);
+        if (m > 0)
+            n += m;
+    }
+    if ((size_t)n >= sizeof line - 1)
+        n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+    (void)w;
+}

@@ -1,0 +1,68 @@
+/*
+ * otlp_codec.h -- OTLP trace data in and out of the halo span model.
+ *
+ * Decoders take untrusted bytes: they never crash, never read out of
+ * bounds, and on bad input return HALO_EINVAL with a message naming what
+ * was wrong ("resourceSpans[0].scopeSpans[1].spans[3].traceId: expected 32
+ * hex digits, got 31"). Spans that are individually invalid (trace id not
+ * 16 bytes or all zero, span id not 8 bytes or all zero) are left out and
+ * counted in `rejected` with a message for OTLP partial_success; the rest of
+ * the request is kept.
+ *
+ * Everything decoded lives in the caller's arena.
+ */
+#ifndef HALO_OTLP_CODEC_H
+#define HALO_OTLP_CODEC_H
+
+#include "../../core/arena.h"
+#include "../../core/buf.h"
+#include "../../core/span.h"
+#include "../../core/status.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct halo_otlp_result {
+    halo_span *spans; /* in the arena */
+    size_t n;
+    int64_t rejected;           /* spans left out */
+    char reject_msg[256];       /* why the first one was left out */
+} halo_otlp_result;
+
+/* ExportTraceServiceRequest, protobuf wire format. */
+halo_status halo_otlp_decode_pb(const uint8_t *buf, size_t len,
+                                halo_arena *arena, halo_otlp_result *out,
+                                halo_err *err);
+/* ExportTraceServiceRequest, OTLP/JSON (hex ids, lowerCamelCase, int64 as
+ * string or number, enums as integers, unknown fields ignored). Also accepts
+ * snake_case field names. */
+halo_status halo_otlp_decode_json(const char *buf, size_t len,
+                                  halo_arena *arena, halo_otlp_result *out,
+                                  halo_err *err);
+/* One line of HALO-style span JSONL (one flat span object per line, see
+ * otlp_codec.c for the accepted shape). Decodes into one span. */
+halo_status halo_span_decode_jsonl(const char *line, size_t len,
+                                   halo_arena *arena, halo_otlp_result *out,
+                                   halo_err *err);
+
+/* OTLP/JSON ExportTraceServiceRequest of spans, grouped by resource and
+ * scope (by pointer identity, then by equal content). Appends to out. */
+halo_status halo_otlp_encode_json(const halo_span *spans, size_t n,
+                                  halo_buf *out);
+/* Same, protobuf wire format; *out is malloc'd. */
+halo_status halo_otlp_encode_pb(const halo_span *spans, size_t n,
+                                uint8_t **out, size_t *out_len);
+
+/* ExportTraceServiceResponse; partial_success only when rejected > 0. */
+halo_status halo_otlp_response_pb(int64_t rejected, const char *msg,
+                                  uint8_t **out, size_t *out_len);
+void halo_otlp_response_json(int64_t rejected, const char *msg,
+                             halo_buf *out);
+
+/* google.rpc.Status {code, message} in protobuf (HTTP error bodies for
+ * application/x-protobuf) and JSON. */
+halo_status halo_rpc_status_pb(int code, const char *msg, uint8_t **out,
+                               size_t *out_len);
+void halo_rpc_status_json(int code, const char *msg, halo_buf *out);
+
+#endif

@@ -1,0 +1,188 @@
+/*
+ * test_core.c -- acks, batches, buffers, arenas, metrics, the registry.
+ */
+#include "core/arena.h"
+#include "core/batch.h"
+#include "core/buf.h"
+#include "core/component.h"
+#include "core/metrics.h"
+#include "harness.h"
+
+#include <stdlib.h>
+
+typedef struct ack_rec {
+    int calls;
+    halo_status st;
+    char msg[HALO_ERR_MAX];
+} ack_rec;
+
+static void rec_ack(void *ud, halo_status st, const char *msg)
+{
+    ack_rec *r = ud;
+    r->calls++;
+    r->st = st;
+    snprintf(r->msg, sizeof r->msg, "%s", msg);
+}
+
+/* A batch of n spans named "s<i>" in its own arena. */
+static halo_batch *make_batch(size_t n, halo_ack *ack)
+{
+    halo_arena *a = halo_arena_new(0);
+    halo_span *spans = halo_arena_calloc(a, n, sizeof *spans);
+    static halo_resource res;
+    static halo_scope scope = {"lib", "1.0", {NULL, 0}, 0, ""};
+    for (size_t i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "s%zu", i);
+        spans[i].name = halo_arena_strdup(a, name);
+        spans[i].trace_id[0] = 1;
+        spans[i].span_id[0] = (uint8_t)(i + 1);
+        spans[i].resource = &res;
+        spans[i].scope = &scope;
+        spans[i].trace_state = "";
+        spans[i].status_message = "";
+    }
+    halo_batch *b = halo_batch_new();
+    halo_batch_add_chunk(b, a, spans, n);
+    if (ack)
+        halo_batch_add_ack(b, ack);
+    return b;
+}
+
+TEST(ack_reports_ok_once_after_last_reference)
+{
+    ack_rec r = {0};
+    halo_ack *ack = halo_ack_new(rec_ack, &r);
+    halo_batch *b = make_batch(3, ack);
+    halo_ack_unref(ack); /* the receiver's reference */
+    CHECK_INT(r.calls, 0);
+    halo_batch_ref(b); /* fan-out to a second exporter */
+    halo_batch_done(b, HALO_OK, "");
+    CHECK_INT(r.calls, 0);
+    halo_batch_done(b, HALO_OK, "");
+    CHECK_INT(r.calls, 1);
+    CHECK_INT(r.st, HALO_OK);
+}
+
+TEST(ack_reports_first_failure)
+{
+    ack_rec r = {0};
+    halo_ack *ack = halo_ack_new(rec_ack, &r);
+    halo_batch *b = make_batch(1, ack);
+    halo_ack_unref(ack);
+    halo_batch_ref(b);
+    halo_batch_done(b, HALO_ERETRY, "queue full");
+    halo_batch_done(b, HALO_EIO, "disk gone");
+    CHECK_INT(r.calls, 1);
+    CHECK_INT(r.st, HALO_ERETRY);
+    CHECK_STR(r.msg, "queue full");
+}
+
+TEST(merge_moves_chunks_and_acks)
+{
+    ack_rec r1 = {0}, r2 = {0};
+    halo_ack *a1 = halo_ack_new(rec_ack, &r1);
+    halo_ack *a2 = halo_ack_new(rec_ack, &r2);
+    halo_batch *b1 = make_batch(2, a1);
+    halo_batch *b2 = make_batch(5, a2);
+    halo_ack_unref(a1);
+    halo_ack_unref(a2);
+    CHECK_INT(halo_batch_merge(b1, b2), HALO_OK);
+    CHECK_INT(b1->n_spans, 7);
+    CHECK_INT(b1->n_acks, 2);
+    size_t seen = 0;
+    HALO_BATCH_FOREACH(b1, c, sp)
+    {
+        (void)sp;
+        seen++;
+    }
+    CHECK_INT(seen, 7);
+    halo_batch_done(b1, HALO_OK, "");
+    CHECK_INT(r1.calls, 1);
+    CHECK_INT(r2.calls, 1);
+    CHECK_INT(r1.st, HALO_OK);
+}
+
+TEST(clone_is_deep_and_shares_acks)
+{
+    ack_rec r = {0};
+    halo_ack *ack = halo_ack_new(rec_ack, &r);
+    halo_batch *b = make_batch(4, ack);
+    halo_ack_unref(ack);
+    halo_batch *c = halo_batch_clone(b);
+    CHECK(c != NULL);
+    CHECK_INT(c->n_spans, 4);
+    CHECK(c->head->spans[0].name != b->head->spans[0].name);
+    CHECK_STR(c->head->spans[3].name, "s3");
+    CHECK_STR(c->head->spans[0].scope->name, "lib");
+    /* same resource for all spans of the clone, as in the original */
+    CHECK(c->head->spans[0].resource == c->head->spans[3].resource);
+    halo_batch_done(b, HALO_OK, "");
+    CHECK_INT(r.calls, 0); /* the clone still holds the ack */
+    halo_batch_done(c, HALO_ERETRY, "second pipeline refused");
+    CHECK_INT(r.calls, 1);
+    CHECK_INT(r.st, HALO_ERETRY);
+}
+
+TEST(arena_counts_inflight_bytes)
+{
+    int64_t before = halo_arena_total_reserved();
+    halo_arena *a = halo_arena_new(1000);
+    for (int i = 0; i < 100; i++)
+        CHECK(halo_arena_alloc(a, 1000) != NULL);
+    CHECK(halo_arena_total_reserved() >= before + 100000);
+    CHECK(((uintptr_t)halo_arena_alloc(a, 3) & 15) == 0);
+    halo_arena_free(a);
+    CHECK_INT(halo_arena_total_reserved(), before);
+}
+
+TEST(buf_json_escapes_and_repairs_utf8)
+{
+    halo_buf b = HALO_BUF_INIT;
+    const char in[] = "a\"b\\c\n\x01 \xC3\xA9 \xFF end";
+    halo_buf_json_str(&b, in, sizeof in - 1);
+    CHECK_STR(b.data, "\"a\\\"b\\\\c\\n\\u0001 \xC3\xA9 \xEF\xBF\xBD end\"");
+    halo_buf_reset(&b);
+    halo_buf_json_double(&b, 3.0);
+    halo_buf_putc(&b, ' ');
+    halo_buf_json_double(&b, 0.1);
+    halo_buf_putc(&b, ' ');
+    halo_buf_json_double(&b, 1e300);
+    CHECK_STR(b.data, "3.0 0.1 1e+300");
+    halo_buf_free(&b);
+}
+
+TEST(metrics_render_prometheus_text)
+{
+    halo_metric *c = halo_counter("halo_test_total", "a test counter",
+                                  "component=\"x\"");
+    halo_metric_add(c, 2);
+    halo_metric_add(c, 3);
+    CHECK(halo_counter("halo_test_total", "again", "component=\"x\"") == c);
+    halo_metric *h = halo_histogram("halo_test_seconds", "a histogram", NULL,
+                                    halo_latency_buckets,
+                                    halo_latency_buckets_n);
+    halo_metric_observe(h, 0.003);
+    halo_metric_observe(h, 20);
+    halo_buf out = HALO_BUF_INIT;
+    halo_metrics_render(&out);
+    CHECK_CONTAINS(out.data, "# TYPE halo_test_total counter\n");
+    CHECK_CONTAINS(out.data, "halo_test_total{component=\"x\"} 5\n");
+    CHECK_CONTAINS(out.data, "halo_test_seconds_bucket{le=\"0.005\"} 1\n");
+    CHECK_CONTAINS(out.data, "halo_test_seconds_bucket{le=\"+Inf\"} 2\n");
+    CHECK_CONTAINS(out.data, "halo_test_seconds_count 2\n");
+    halo_buf_free(&out);
+    halo_metrics_reset();
+}
+
+TEST(hex_round_trip)
+{
+    uint8_t id[8] = {0, 1, 0xab, 0xcd, 0xef, 0x10, 0x7f, 0xff}, back[8];
+    char hex[17];
+    halo_hex_encode(id, 8, hex);
+    CHECK_STR(hex, "0001abcdef107fff");
+    CHECK(halo_hex_decode("0001ABCDEF107FFF", 16, back, 8));
+    CHECK(memcmp(id, back, 8) == 0);
+    CHECK(!halo_hex_decode("0001abcdef107ff", 15, back, 8));
+    CHECK(!halo_hex_decode("0001abcdef107fgf", 16, back, 8));
+}
