@@ -43,6 +43,7 @@ typedef enum halo_node_type {
     HALO_NODE_SEQ,
 } halo_node_type;
 
+/* A map value's location is its key's (errors point at the key). */
 struct halo_node {
     halo_node_type type;
     char *value;      /* SCALAR: text after substitution */
@@ -114,7 +115,8 @@ typedef struct halo_field {
     double max;
     const char *const *enum_values; /* ENUM: NULL-terminated */
     const struct halo_field *sub;   /* SECTION: {NULL}-terminated */
-    size_t present_offset;          /* SECTION: offset of a bool */
+    size_t present_offset;          /* SECTION: offset of a bool set when
+                                       the key is present; 0: no flag */
     const char *description;
 } halo_field;
 
