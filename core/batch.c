@@ -179,9 +179,10 @@ void halo_batch_done(halo_batch *b, halo_status st, const char *msg)
 
 /* ---- deep copy ---------------------------------------------------------- */
 
-static const char *dup_str(halo_arena *a, const char *s)
+/* Copy *s into the arena (NULL stays NULL); false only when out of memory. */
+static bool dup_into(halo_arena *a, const char **s)
 {
-    return s ? halo_arena_strdup(a, s) : NULL;
+    return !*s || (*s = halo_arena_strdup(a, *s)) != NULL;
 }
 
 static bool copy_value(halo_arena *a, halo_value *dst, const halo_value *src,
@@ -198,8 +199,8 @@ static bool copy_attrs(halo_arena *a, halo_attrs *dst, const halo_attrs *src,
     if (!dst->items)
         return false;
     for (size_t i = 0; i < src->n; i++) {
-        dst->items[i].key = dup_str(a, src->items[i].key);
-        if (!dst->items[i].key ||
+        dst->items[i].key = src->items[i].key;
+        if (!dup_into(a, &dst->items[i].key) ||
             !copy_value(a, &dst->items[i].value, &src->items[i].value,
                         depth + 1))
             return false;
@@ -260,7 +261,7 @@ static bool copy_derived(halo_arena *a, halo_derived *d)
                              &d->span_type,  &d->model,      &d->tool_name,
                              &d->input,      &d->output};
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
-        if (*fields[i] && !(*fields[i] = dup_str(a, *fields[i])))
+        if (!dup_into(a, fields[i]))
             return false;
     return true;
 }
@@ -269,9 +270,8 @@ static bool copy_span(clone_ctx *cx, halo_span *dst, const halo_span *src)
 {
     halo_arena *a = cx->a;
     *dst = *src;
-    if (!(dst->trace_state = dup_str(a, src->trace_state)) ||
-        !(dst->name = dup_str(a, src->name)) ||
-        !(dst->status_message = dup_str(a, src->status_message)) ||
+    if (!dup_into(a, &dst->trace_state) || !dup_into(a, &dst->name) ||
+        !dup_into(a, &dst->status_message) ||
         !copy_attrs(a, &dst->attrs, &src->attrs, 0) ||
         !copy_derived(a, &dst->d))
         return false;
@@ -281,7 +281,7 @@ static bool copy_span(clone_ctx *cx, halo_span *dst, const halo_span *src)
             return false;
         for (size_t i = 0; i < src->n_events; i++) {
             dst->events[i] = src->events[i];
-            if (!(dst->events[i].name = dup_str(a, src->events[i].name)) ||
+            if (!dup_into(a, &dst->events[i].name) ||
                 !copy_attrs(a, &dst->events[i].attrs, &src->events[i].attrs,
                             0))
                 return false;
@@ -293,8 +293,7 @@ static bool copy_span(clone_ctx *cx, halo_span *dst, const halo_span *src)
             return false;
         for (size_t i = 0; i < src->n_links; i++) {
             dst->links[i] = src->links[i];
-            if (!(dst->links[i].trace_state =
-                      dup_str(a, src->links[i].trace_state)) ||
+            if (!dup_into(a, &dst->links[i].trace_state) ||
                 !copy_attrs(a, &dst->links[i].attrs, &src->links[i].attrs, 0))
                 return false;
         }
@@ -304,7 +303,7 @@ static bool copy_span(clone_ctx *cx, halo_span *dst, const halo_span *src)
         if (!r)
             return false;
         *r = *src->resource;
-        if (!(r->schema_url = dup_str(a, src->resource->schema_url)) ||
+        if (!dup_into(a, &r->schema_url) ||
             !copy_attrs(a, &r->attrs, &src->resource->attrs, 0))
             return false;
         cx->res_src = src->resource;
@@ -316,9 +315,8 @@ static bool copy_span(clone_ctx *cx, halo_span *dst, const halo_span *src)
         if (!s)
             return false;
         *s = *src->scope;
-        if (!(s->name = dup_str(a, src->scope->name)) ||
-            !(s->version = dup_str(a, src->scope->version)) ||
-            !(s->schema_url = dup_str(a, src->scope->schema_url)) ||
+        if (!dup_into(a, &s->name) || !dup_into(a, &s->version) ||
+            !dup_into(a, &s->schema_url) ||
             !copy_attrs(a, &s->attrs, &src->scope->attrs, 0))
             return false;
         cx->scope_src = src->scope;

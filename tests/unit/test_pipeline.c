@@ -6,6 +6,7 @@
  * consumer defined here that completes each batch with a chosen status, so
  * the tests can see exactly when and how acknowledgements complete.
  */
+#include "core/buf.h"
 #include "core/component.h"
 #include "core/config.h"
 #include "core/service.h"

@@ -1,0 +1,238 @@
+/*
+ * extensions.c -- the health_check and metrics extensions.
+ *
+ * Both are tiny HTTP servers (libmicrohttpd, one internal polling thread)
+ * answering GET on one path:
+ *   health_check  200 {"status":"Server available"} while the service is
+ *                 ready (halo_service_ready: started, not shutting down),
+ *                 503 {"status":"Server not available"} otherwise
+ *   metrics       200 text/plain; version=0.0.4, every internal metric
+ * Other paths get 404, other methods on the path 405. They consume nothing.
+ * The listening socket is bound by halo_tcp_listen (receivers/otlp/
+ * otlp_net.c) so "address already in use" is reported as such.
+ */
+#include "buf.h"
+#include "component.h"
+#include "log.h"
+#include "metrics.h"
+#include "service.h"
+
+#include "../receivers/otlp/otlp_internal.h"
+
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern const halo_component_def halo_extension_metrics;
+
+typedef struct ext_cfg {
+    char *endpoint;
+    char *path;
+} ext_cfg;
+
+typedef struct ext_ctx {
+    halo_component *self;
+    struct MHD_Daemon *daemon;
+    bool is_metrics;
+} ext_ctx;
+
+static const halo_field health_schema[] = {
+    {.key = "endpoint",
+     .type = HALO_F_ENDPOINT,
+     .offset = offsetof(ext_cfg, endpoint),
+     .def = "127.0.0.1:13133",
+     .description = "host:port the health check listens on"},
+    {.key = "path",
+     .type = HALO_F_STRING,
+     .offset = offsetof(ext_cfg, path),
+     .def = "/",
+     .description = "path answering GET"},
+    {.key = NULL},
+};
+
+static const halo_field metrics_schema[] = {
+    {.key = "endpoint",
+     .type = HALO_F_ENDPOINT,
+     .offset = offsetof(ext_cfg, endpoint),
+     .def = "127.0.0.1:8888",
+     .description = "host:port the Prometheus endpoint listens on"},
+    {.key = "path",
+     .type = HALO_F_STRING,
+     .offset = offsetof(ext_cfg, path),
+     .def = "/metrics",
+     .description = "path answering GET"},
+    {.key = NULL},
+};
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned code,
+                             const char *type, char *body, size_t len,
+                             bool must_free)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, body, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        if (must_free)
+            free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    enum MHD_Result ret = MHD_queue_response(c, code, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result reply_static(struct MHD_Connection *c, unsigned code,
+                                    const char *type, const char *body)
+{
+    return reply(c, code, type, (char *)body, strlen(body), false);
+}
+
+static enum MHD_Result serve_health(ext_ctx *x, struct MHD_Connection *c)
+{
+    const halo_service *svc = x->self->svc;
+    if (svc && halo_service_ready(svc))
+        return reply_static(c, MHD_HTTP_OK, "application/json",
+                            "{\"status\":\"Server available\"}");
+    return reply_static(c, MHD_HTTP_SERVICE_UNAVAILABLE, "application/json",
+                        "{\"status\":\"Server not available\"}");
+}
+
+static enum MHD_Result serve_metrics(struct MHD_Connection *c)
+{
+    halo_buf b = HALO_BUF_INIT;
+    halo_metrics_render(&b);
+    size_t len = b.len;
+    char *body = halo_buf_steal(&b);
+    if (!body)
+        return reply_static(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
+                            "out of memory\n");
+    return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
+                 body, len, true);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    ext_ctx *x = cls;
+    const ext_cfg *cfg = x->self->cfg;
+    (void)version;
+    (void)upload;
+    if (!*con_cls) { /* headers only so far: wait for the end */
+        *con_cls = x;
+        return MHD_YES;
+    }
+    if (*upload_size) { /* a body we do not want */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(url, cfg->path) != 0)
+        return reply_static(c, MHD_HTTP_NOT_FOUND, "text/plain", "not found\n");
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+        strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+        return reply_static(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
+                            "method not allowed\n");
+    return x->is_metrics ? serve_metrics(c) : serve_health(x, c);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    ext_ctx *x = cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    LOG_WARN(x->self->log_prefix, "http: %s", line);
+}
+
+static halo_status ext_create(halo_component *self, halo_err *err)
+{
+    const ext_cfg *cfg = self->cfg;
+    if (!cfg->path || cfg->path[0] != '/')
+        return halo_fail(err, HALO_EINVAL,
+                         "extensions.%s: path must start with \"/\"", self->id);
+    ext_ctx *x = calloc(1, sizeof *x);
+    if (!x)
+        return halo_fail(err, HALO_ENOMEM, "out of memory");
+    x->self = self;
+    x->is_metrics = self->def == &halo_extension_metrics;
+    self->ctx = x;
+    return HALO_OK;
+}
+
+static halo_status ext_start(halo_component *self, halo_err *err)
+{
+    ext_ctx *x = self->ctx;
+    const ext_cfg *cfg = self->cfg;
+    if (x->daemon)
+        return HALO_OK;
+    int fd;
+    halo_status st = halo_tcp_listen(cfg->endpoint, self->def->type, &fd, err);
+    if (st != HALO_OK)
+        return st;
+    x->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0,
+        NULL, NULL, on_request, x, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, x,
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)30, MHD_OPTION_END);
+    if (!x->daemon) {
+        close(fd);
+        return halo_fail(err, HALO_EIO,
+                         "could not listen on %s (%s): could not start the "
+                         "http server",
+                         cfg->endpoint, self->def->type);
+    }
+    LOG_INFO(self->log_prefix, "listening on %s (%s)", cfg->endpoint,
+             self->def->type);
+    return HALO_OK;
+}
+
+static void ext_shutdown(halo_component *self)
+{
+    ext_ctx *x = self->ctx;
+    if (!x || !x->daemon)
+        return;
+    MHD_stop_daemon(x->daemon);
+    x->daemon = NULL;
+}
+
+static void ext_destroy(halo_component *self)
+{
+    ext_shutdown(self);
+    free(self->ctx);
+    self->ctx = NULL;
+}
+
+const halo_component_def halo_extension_health_check = {
+    .kind = HALO_EXTENSION,
+    .type = "health_check",
+    .description = "HTTP health endpoint for load balancers and compose",
+    .schema = health_schema,
+    .cfg_size = sizeof(ext_cfg),
+    .create = ext_create,
+    .start = ext_start,
+    .consume = NULL,
+    .shutdown = ext_shutdown,
+    .destroy = ext_destroy,
+};
+
+const halo_component_def halo_extension_metrics = {
+    .kind = HALO_EXTENSION,
+    .type = "metrics",
+    .description = "internal metrics in the Prometheus text format",
+    .schema = metrics_schema,
+    .cfg_size = sizeof(ext_cfg),
+    .create = ext_create,
+    .start = ext_start,
+    .consume = NULL,
+    .shutdown = ext_shutdown,
+    .destroy = ext_destroy,
+};

@@ -1,0 +1,202 @@
+/*
+ * otlp.c -- the OTLP receiver component: gRPC on 4317, HTTP on 4318.
+ *
+ * This file is the component's face (nginx module style, top-down): the
+ * config schema, the lifecycle functions, and the definition the registry
+ * names. The transports live in otlp_grpc.c and otlp_http.c, the shared
+ * request logic (decode, emit with an ack, answer mapping, metrics) in
+ * otlp_req.c; see otlp_internal.h for how they fit.
+ *
+ * Acknowledgement (DESIGN §4): a request is answered success only when the
+ * pipeline's durable hop confirmed its spans; refusals are retryable
+ * (gRPC UNAVAILABLE / HTTP 503 + Retry-After), malformed data is
+ * INVALID_ARGUMENT / 400, oversized RESOURCE_EXHAUSTED / 413.
+ */
+#include "otlp_internal.h"
+
+#include "../../core/log.h"
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct otlp_ctx {
+    otlp_grpc *grpc;
+    otlp_http *http;
+} otlp_ctx;
+
+/* ---- config schema ----------------------------------------------------- */
+
+#define KIB 1024.0
+#define GIB (1024.0 * 1024.0 * 1024.0)
+
+static const halo_field grpc_schema[] = {
+    {.key = "endpoint",
+     .type = HALO_F_ENDPOINT,
+     .offset = offsetof(otlp_grpc_cfg, endpoint),
+     .def = "127.0.0.1:4317",
+     .description = "host:port the gRPC server listens on"},
+    {.key = "max_recv_msg_size",
+     .type = HALO_F_SIZE,
+     .offset = offsetof(otlp_grpc_cfg, max_recv_msg_size),
+     .def = "64MiB",
+     .min = KIB,
+     .max = GIB,
+     .description = "largest Export message accepted (larger: "
+                    "RESOURCE_EXHAUSTED)"},
+    {.key = "threads",
+     .type = HALO_F_INT,
+     .offset = offsetof(otlp_grpc_cfg, threads),
+     .def = "2",
+     .min = 1,
+     .max = 64,
+     .description = "threads serving the completion queue"},
+    {.key = NULL},
+};
+
+static const halo_field http_schema[] = {
+    {.key = "endpoint",
+     .type = HALO_F_ENDPOINT,
+     .offset = offsetof(otlp_http_cfg, endpoint),
+     .def = "127.0.0.1:4318",
+     .description = "host:port the HTTP server listens on"},
+    {.key = "max_request_body_size",
+     .type = HALO_F_SIZE,
+     .offset = offsetof(otlp_http_cfg, max_request_body_size),
+     .def = "64MiB",
+     .min = KIB,
+     .max = GIB,
+     .description = "largest request body, before and after gzip "
+                    "(larger: 413)"},
+    {.key = "traces_url_path",
+     .type = HALO_F_STRING,
+     .offset = offsetof(otlp_http_cfg, traces_url_path),
+     .def = "/v1/traces",
+     .description = "path that accepts POSTed traces"},
+    {.key = "threads",
+     .type = HALO_F_INT,
+     .offset = offsetof(otlp_http_cfg, threads),
+     .def = "2",
+     .min = 1,
+     .max = 64,
+     .description = "HTTP worker threads"},
+    {.key = NULL},
+};
+
+static const halo_field protocols_schema[] = {
+    {.key = "grpc",
+     .type = HALO_F_SECTION,
+     .offset = offsetof(otlp_protocols_cfg, grpc),
+     .sub = grpc_schema,
+     .present_offset = offsetof(otlp_protocols_cfg, grpc_present),
+     .description = "OTLP/gRPC (TraceService/Export)"},
+    {.key = "http",
+     .type = HALO_F_SECTION,
+     .offset = offsetof(otlp_protocols_cfg, http),
+     .sub = http_schema,
+     .present_offset = offsetof(otlp_protocols_cfg, http_present),
+     .description = "OTLP/HTTP (protobuf or JSON, gzip or not)"},
+    {.key = NULL},
+};
+
+static const halo_field otlp_schema[] = {
+    {.key = "protocols",
+     .type = HALO_F_SECTION,
+     .offset = offsetof(otlp_cfg, protocols),
+     .sub = protocols_schema,
+     .present_offset = offsetof(otlp_cfg, protocols_present),
+     .description = "which transports to serve (at least one)"},
+    {.key = NULL},
+};
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+static halo_status otlp_create(halo_component *self, halo_err *err)
+{
+    const otlp_cfg *cfg = self->cfg;
+    const otlp_protocols_cfg *p = &cfg->protocols;
+    if (!p->grpc_present && !p->http_present)
+        return halo_fail(err, HALO_EINVAL,
+                         "receivers.%s: no protocol configured (add "
+                         "protocols.grpc or protocols.http)",
+                         self->id);
+    if (p->grpc_present && p->http_present && p->grpc.endpoint &&
+        p->http.endpoint && strcmp(p->grpc.endpoint, p->http.endpoint) == 0)
+        return halo_fail(err, HALO_EINVAL,
+                         "receivers.%s: protocols.grpc and protocols.http "
+                         "cannot share endpoint %s",
+                         self->id, p->grpc.endpoint);
+    if (p->http_present &&
+        (!p->http.traces_url_path || p->http.traces_url_path[0] != '/'))
+        return halo_fail(err, HALO_EINVAL,
+                         "receivers.%s: protocols.http.traces_url_path must "
+                         "start with \"/\"",
+                         self->id);
+    otlp_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return halo_fail(err, HALO_ENOMEM, "out of memory");
+    self->ctx = ctx;
+    return HALO_OK;
+}
+
+static halo_status otlp_start(halo_component *self, halo_err *err)
+{
+    const otlp_cfg *cfg = self->cfg;
+    otlp_ctx *ctx = self->ctx;
+    halo_status st = HALO_OK;
+    if (cfg->protocols.grpc_present && !ctx->grpc)
+        st = otlp_grpc_start(self, &cfg->protocols.grpc, &ctx->grpc, err);
+    if (st == HALO_OK && cfg->protocols.http_present && !ctx->http)
+        st = otlp_http_start(self, &cfg->protocols.http, &ctx->http, err);
+    if (st != HALO_OK) {
+        otlp_grpc_stop(ctx->grpc);
+        ctx->grpc = NULL;
+    }
+    return st;
+}
+
+static void *stop_grpc_thread(void *arg)
+{
+    otlp_grpc_stop(arg);
+    return NULL;
+}
+
+/* Both transports drain at the same time, so the worst case is one
+ * deadline, not two. */
+static void otlp_shutdown(halo_component *self)
+{
+    otlp_ctx *ctx = self->ctx;
+    if (!ctx)
+        return;
+    pthread_t t;
+    bool threaded = ctx->grpc && ctx->http &&
+                    pthread_create(&t, NULL, stop_grpc_thread, ctx->grpc) == 0;
+    if (!threaded)
+        otlp_grpc_stop(ctx->grpc);
+    otlp_http_stop(ctx->http);
+    if (threaded)
+        pthread_join(t, NULL);
+    ctx->grpc = NULL;
+    ctx->http = NULL;
+}
+
+static void otlp_destroy(halo_component *self)
+{
+    otlp_shutdown(self); /* in case the service skipped it */
+    free(self->ctx);
+    self->ctx = NULL;
+}
+
+const halo_component_def halo_receiver_otlp = {
+    .kind = HALO_RECEIVER,
+    .type = "otlp",
+    .description = "OTLP traces over gRPC and HTTP (protobuf or JSON)",
+    .schema = otlp_schema,
+    .cfg_size = sizeof(otlp_cfg),
+    .create = otlp_create,
+    .start = otlp_start,
+    .consume = NULL,
+    .shutdown = otlp_shutdown,
+    .destroy = otlp_destroy,
+};

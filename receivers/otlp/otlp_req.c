@@ -1,0 +1,208 @@
+/*
+ * otlp_req.c -- the part of an OTLP Export that does not depend on the
+ * transport: decode, hand downstream with an ack, map statuses, count.
+ *
+ * DESIGN §4: a request is answered success only once its spans are
+ * durable, which is when the ack created here runs. Requests that carry
+ * nothing to store (empty, or every span rejected by the decoder) and
+ * malformed ones are answered at once through the same function, so each
+ * transport has a single answer path.
+ */
+#include "otlp_internal.h"
+
+#include "otlp_codec.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+uint64_t otlp_drain_deadline_ns = 10ull * 1000000000ull;
+
+uint64_t otlp_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+otlp_code otlp_code_of(halo_status st)
+{
+    switch (st) {
+    case HALO_OK:
+        return OTLP_C_OK;
+    case HALO_ERETRY:
+    case HALO_ESHUTDOWN:
+    case HALO_EIO:
+        return OTLP_C_UNAVAILABLE;
+    case HALO_EINVAL:
+        return OTLP_C_INVALID;
+    case HALO_ETOOBIG:
+        return OTLP_C_TOO_BIG;
+    default:
+        return OTLP_C_INTERNAL;
+    }
+}
+
+/* google.rpc.Code values */
+int otlp_grpc_status(otlp_code c)
+{
+    static const int codes[OTLP_C_N] = {
+        [OTLP_C_OK] = 0,           [OTLP_C_INVALID] = 3,
+        [OTLP_C_UNAVAILABLE] = 14, [OTLP_C_TOO_BIG] = 8,
+        [OTLP_C_INTERNAL] = 13,    [OTLP_C_UNIMPLEMENTED] = 12,
+        [OTLP_C_NOT_FOUND] = 5,    [OTLP_C_METHOD] = 12,
+        [OTLP_C_MEDIA_TYPE] = 3,   [OTLP_C_CANCELLED] = 1,
+    };
+    return c < OTLP_C_N ? codes[c] : 13;
+}
+
+int otlp_http_status(otlp_code c)
+{
+    static const int codes[OTLP_C_N] = {
+        [OTLP_C_OK] = 200,          [OTLP_C_INVALID] = 400,
+        [OTLP_C_UNAVAILABLE] = 503, [OTLP_C_TOO_BIG] = 413,
+        [OTLP_C_INTERNAL] = 500,    [OTLP_C_UNIMPLEMENTED] = 501,
+        [OTLP_C_NOT_FOUND] = 404,   [OTLP_C_METHOD] = 405,
+        [OTLP_C_MEDIA_TYPE] = 415,  [OTLP_C_CANCELLED] = 499,
+    };
+    return c < OTLP_C_N ? codes[c] : 500;
+}
+
+/* The code label of requests_total, per transport; NULL: never answered
+ * that way on this transport. */
+static const char *const grpc_labels[OTLP_C_N] = {
+    [OTLP_C_OK] = "OK",
+    [OTLP_C_INVALID] = "INVALID_ARGUMENT",
+    [OTLP_C_UNAVAILABLE] = "UNAVAILABLE",
+    [OTLP_C_TOO_BIG] = "RESOURCE_EXHAUSTED",
+    [OTLP_C_INTERNAL] = "INTERNAL",
+    [OTLP_C_UNIMPLEMENTED] = "UNIMPLEMENTED",
+    [OTLP_C_CANCELLED] = "CANCELLED",
+};
+
+static const char *const http_labels[OTLP_C_N] = {
+    [OTLP_C_OK] = "200",          [OTLP_C_INVALID] = "400",
+    [OTLP_C_UNAVAILABLE] = "503", [OTLP_C_TOO_BIG] = "413",
+    [OTLP_C_INTERNAL] = "500",    [OTLP_C_NOT_FOUND] = "404",
+    [OTLP_C_METHOD] = "405",      [OTLP_C_MEDIA_TYPE] = "415",
+};
+
+void otlp_metrics_init(otlp_metrics *m, const char *receiver,
+                       const char *transport)
+{
+    char labels[256];
+    bool grpc = strcmp(transport, "grpc") == 0;
+    snprintf(labels, sizeof labels, "receiver=\"%s\",transport=\"%s\"",
+             receiver, transport);
+    m->accepted =
+        halo_counter("halo_receiver_accepted_spans_total",
+                     "Spans stored durably and acknowledged.", labels);
+    m->refused = halo_counter(
+        "halo_receiver_refused_spans_total",
+        "Spans refused (malformed, rejected, or the pipeline said no).",
+        labels);
+    m->latency =
+        halo_histogram("halo_export_latency_seconds",
+                       "Time from an Export request's arrival to its answer.",
+                       labels, halo_latency_buckets, halo_latency_buckets_n);
+    for (int c = 0; c < OTLP_C_N; c++) {
+        const char *code = grpc ? grpc_labels[c] : http_labels[c];
+        m->requests[c] = NULL;
+        if (!code)
+            continue;
+        char l[320];
+        snprintf(l, sizeof l, "%s,code=\"%s\"", labels, code);
+        m->requests[c] = halo_counter("halo_receiver_requests_total",
+                                      "Export requests by answer.", l);
+    }
+}
+
+void otlp_metrics_answer(const otlp_metrics *m, otlp_code code, size_t accepted,
+                         size_t refused, uint64_t start_ns)
+{
+    if (accepted)
+        halo_metric_add(m->accepted, (double)accepted);
+    if (refused)
+        halo_metric_add(m->refused, (double)refused);
+    if (code < OTLP_C_N && m->requests[code])
+        halo_metric_add(m->requests[code], 1);
+    if (start_ns) {
+        uint64_t now = otlp_now_ns();
+        double s = now > start_ns ? (double)(now - start_ns) / 1e9 : 0;
+        halo_metric_observe(m->latency, s);
+    }
+}
+
+bool otlp_req_claim(otlp_req *r)
+{
+    return !atomic_exchange(&r->claimed, true);
+}
+
+/* Hand the decoded spans downstream. Every failure still ends in exactly
+ * one call of answer, through the ack when one exists. */
+static void emit(halo_component *self, otlp_req *r, halo_arena *arena,
+                 const halo_otlp_result *res, halo_ack_fn answer, void *ud)
+{
+    halo_batch *b = halo_batch_new();
+    if (!b) {
+        halo_arena_free(arena);
+        answer(ud, HALO_ERETRY, "out of memory");
+        return;
+    }
+    r->n_spans = res->n;
+    halo_ack *ack = halo_ack_new(answer, ud);
+    if (!ack) {
+        halo_arena_free(arena);
+        halo_batch_done(b, HALO_ENOMEM, "out of memory");
+        r->n_spans = 0;
+        answer(ud, HALO_ERETRY, "out of memory");
+        return;
+    }
+    if (halo_batch_add_chunk(b, arena, res->spans, res->n) != HALO_OK ||
+        halo_batch_add_ack(b, ack) != HALO_OK) {
+        /* the batch owns the arena now; the ack answers below */
+        halo_ack_fail(ack, HALO_ERETRY, "out of memory");
+        halo_batch_done(b, HALO_ERETRY, "out of memory");
+        halo_ack_unref(ack);
+        return;
+    }
+    (void)halo_emit(self, b); /* refusals reach the ack as well */
+    halo_ack_unref(ack);
+}
+
+void otlp_dispatch(halo_component *self, otlp_req *r, const uint8_t *body,
+                   size_t len, bool json, halo_ack_fn answer, void *ud)
+{
+    halo_otlp_result res;
+    halo_err err = {{0}};
+    memset(&res, 0, sizeof res);
+    /* protobuf grows roughly 2-4x into the span model; the arena doubles
+     * its blocks, so a first block of ~2x the body (capped) is enough */
+    size_t first = len < 2048 ? 0 : len * 2;
+    if (first > ((size_t)4 << 20))
+        first = (size_t)4 << 20;
+    halo_arena *arena = halo_arena_new(first);
+    if (!arena) {
+        answer(ud, HALO_ERETRY, "out of memory");
+        return;
+    }
+    halo_status st =
+        json ? halo_otlp_decode_json((const char *)body, len, arena, &res, &err)
+             : halo_otlp_decode_pb(body, len, arena, &res, &err);
+    if (st != HALO_OK) {
+        halo_arena_free(arena);
+        if (st == HALO_ENOMEM)
+            st = HALO_ERETRY;
+        answer(ud, st, err.msg[0] ? err.msg : halo_status_str(st));
+        return;
+    }
+    r->rejected = res.rejected;
+    snprintf(r->reject_msg, sizeof r->reject_msg, "%s", res.reject_msg);
+    if (res.n == 0) {
+        /* nothing to store: empty request, or every span rejected */
+        halo_arena_free(arena);
+        answer(ud, HALO_OK, "");
+        return;
+    }
+    emit(self, r, arena, &res, answer, ud);
+}
