@@ -9,15 +9,15 @@
  *   metrics       200 text/plain; version=0.0.4, every internal metric
  * Other paths get 404, other methods on the path 405. They consume nothing.
  * The listening socket is bound by halo_tcp_listen (receivers/otlp/
- * otlp_net.c) so "address already in use" is reported as such.
+ * core/net.c) so "address already in use" is reported as such.
  */
 #include "buf.h"
 #include "component.h"
 #include "log.h"
 #include "metrics.h"
+#include "net.h"
 #include "service.h"
 
-#include "../receivers/otlp/otlp_internal.h"
 
 #include <microhttpd.h>
 #include <stdarg.h>

@@ -2,7 +2,7 @@
  * otlp_http.c -- OTLP/HTTP transport on libmicrohttpd.
  *
  * MHD runs its own thread pool (`threads` workers, epoll) on a socket we
- * bind ourselves (otlp_net.c). Only `POST <traces_url_path>` is served:
+ * bind ourselves (core/net.c). Only `POST <traces_url_path>` is served:
  * other paths get 404, other methods 405 with `Allow: POST`. The body is
  * application/x-protobuf or application/json, identity or gzip, at most
  * max_request_body_size bytes before and after inflating (413 otherwise).

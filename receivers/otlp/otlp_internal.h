@@ -8,7 +8,7 @@
  *                status mapping and metrics
  *   otlp_grpc.c  gRPC transport (gRPC core C API, one completion queue)
  *   otlp_http.c  HTTP transport (libmicrohttpd, suspend/resume)
- *   otlp_net.c   endpoint parsing and listening sockets (also used by the
+ *   core/net.c   endpoint parsing and listening sockets (also used by the
  *                health_check and metrics extensions)
  *
  * Every request has exactly one answer path: a halo_ack_fn-shaped function
@@ -24,6 +24,7 @@
 #include "../../core/batch.h"
 #include "../../core/component.h"
 #include "../../core/metrics.h"
+#include "../../core/net.h"
 #include "../../core/status.h"
 
 #include <stdatomic.h>
@@ -136,22 +137,5 @@ void otlp_http_stop(otlp_http *h);
 /* How long shutdown waits for in-flight requests before answering them
  * "unavailable" itself: 10 s (tests lower it). */
 extern uint64_t otlp_drain_deadline_ns;
-
-/* ---- networking (otlp_net.c) ------------------------------------------ */
-
-/* Split "host:port" / "[v6]:port" into host (without brackets; "" for
- * ":port") and port. False when malformed. */
-bool halo_endpoint_split(const char *endpoint, char *host, size_t host_size,
-                         char *port, size_t port_size);
-/* A listening, non-blocking, close-on-exec TCP socket bound to endpoint
- * (the first address it resolves to). what names the listener in errors:
- * "could not listen on 127.0.0.1:4318 (http): address already in use". */
-halo_status halo_tcp_listen(const char *endpoint, const char *what, int *fd,
-                            halo_err *err);
-/* The errno a bind to endpoint would get now (0 when it would succeed);
- * used to explain failures of listeners that bind themselves (gRPC). */
-int halo_tcp_probe_bind(const char *endpoint);
-/* strerror(e) with a lower-case first letter, PostgreSQL style. */
-const char *halo_strerror_lc(int e, char *buf, size_t size);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * otlp_net.c -- endpoints and listening sockets.
+ * net.c -- endpoints and listening sockets (net.h).
  *
  * Endpoints are written "host:port" as in the OpenTelemetry Collector:
  * 127.0.0.1:4318, localhost:4318, 0.0.0.0:4318, [::1]:4318, :4318 (every
@@ -9,7 +9,7 @@
  * use" in particular, and so no SO_REUSEPORT lets two daemons share a port
  * silently.
  */
-#include "otlp_internal.h"
+#include "net.h"
 
 #include <ctype.h>
 #include <errno.h>
