@@ -1,16 +1,25 @@
 /*
- * batch.c -- the batch processor: group commit.
+ * batch.c -- the batch processor: adaptive group commit.
  *
  * Requests are merged into one pending batch (chunks and acks move, no span
- * is copied). The pending batch is sent downstream when it reaches
- * send_batch_size spans -- by the thread whose request filled it, so a busy
- * pipeline needs no hand-off -- or when the oldest request in it has waited
- * `timeout`, by the processor's timer thread. Acks are completed by the
- * exporter only after its write is durable, so every request coalesced into
- * a batch is answered together, after one commit, never early.
+ * is copied). When the pending batch is sent depends on how busy the
+ * downstream is, which the processor knows exactly: every batch it sends
+ * carries one extra ack of its own, completed when the exporter is done
+ * with it.
  *
- * Shutdown sends what is pending and stops the timer; a batch arriving after
- * that (halo import draining) is passed through unbatched.
+ *   - fewer than max_in_flight batches downstream: send at once, so a
+ *     lightly loaded pipeline adds no delay at all;
+ *   - otherwise keep merging: send when a downstream batch completes, when
+ *     send_batch_size spans have gathered, or when the oldest request has
+ *     waited `timeout` -- whichever comes first.
+ *
+ * Under load the batches grow by themselves (many requests, one commit);
+ * the acks of every coalesced request are completed by the exporter after
+ * its write is durable, never earlier. Sends happen on the thread whose
+ * request triggered them, or on the processor's thread when a completion or
+ * the timeout did (never on the exporter's thread, which only signals).
+ *
+ * Shutdown sends what is pending and waits until everything sent is done.
  */
 #include "core/component.h"
 #include "core/log.h"
@@ -24,20 +33,23 @@
 typedef struct batch_cfg {
     int64_t send_batch_size;
     int64_t timeout_ns;
+    int64_t max_in_flight;
 } batch_cfg;
 
 typedef struct batch_ctx {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    pthread_t timer;
-    bool timer_running;
+    pthread_t thread;
+    bool thread_running;
     bool stopping;
     halo_batch *pending;
     uint64_t pending_since; /* CLOCK_MONOTONIC ns */
+    int64_t in_flight;      /* sent downstream, not yet done */
     halo_metric *m_size;
-    halo_metric *m_by_size;
-    halo_metric *m_by_timeout;
+    halo_metric *m_trigger[3];
 } batch_ctx;
+
+enum { TRIG_IDLE, TRIG_SIZE, TRIG_TIMEOUT };
 
 static uint64_t mono_ns(void)
 {
@@ -46,45 +58,80 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void send(halo_component *self, halo_batch *b, halo_metric *trigger)
+/* The processor's own ack on a sent batch: downstream is done with it. */
+static void on_downstream_done(void *ud, halo_status st, const char *msg)
+{
+    (void)st;
+    (void)msg;
+    batch_ctx *x = ud;
+    pthread_mutex_lock(&x->mu);
+    x->in_flight--;
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+}
+
+/* Send b downstream. Called without the lock; in_flight was already
+ * counted by the caller. */
+static void send(halo_component *self, halo_batch *b, int trigger)
 {
     batch_ctx *x = self->ctx;
     halo_metric_observe(x->m_size, (double)b->n_spans);
-    halo_metric_add(trigger, 1);
+    halo_metric_add(x->m_trigger[trigger], 1);
+    halo_ack *mine = halo_ack_new(on_downstream_done, x);
+    if (!mine || halo_batch_add_ack(b, mine) != HALO_OK) {
+        /* cannot track it: count it done now (only the adaptivity
+         * suffers, never an acknowledgement) */
+        on_downstream_done(x, HALO_OK, "");
+    }
+    if (mine)
+        halo_ack_unref(mine);
     halo_emit(self, b);
 }
 
-static void *timer_main(void *arg)
+/* With the lock held: take the pending batch if it should go now. */
+static halo_batch *take_due(halo_component *self, int *trigger)
+{
+    batch_ctx *x = self->ctx;
+    batch_cfg *cfg = self->cfg;
+    if (!x->pending)
+        return NULL;
+    if (x->in_flight < cfg->max_in_flight)
+        *trigger = TRIG_IDLE;
+    else if ((int64_t)x->pending->n_spans >= cfg->send_batch_size)
+        *trigger = TRIG_SIZE;
+    else if (mono_ns() >= x->pending_since + (uint64_t)cfg->timeout_ns)
+        *trigger = TRIG_TIMEOUT;
+    else
+        return NULL;
+    halo_batch *b = x->pending;
+    x->pending = NULL;
+    x->in_flight++;
+    return b;
+}
+
+static void *batch_main(void *arg)
 {
     halo_component *self = arg;
     batch_ctx *x = self->ctx;
     batch_cfg *cfg = self->cfg;
     pthread_mutex_lock(&x->mu);
     while (!x->stopping) {
+        int trigger;
+        halo_batch *b = take_due(self, &trigger);
+        if (b) {
+            pthread_mutex_unlock(&x->mu);
+            send(self, b, trigger);
+            pthread_mutex_lock(&x->mu);
+            continue;
+        }
         if (!x->pending) {
             pthread_cond_wait(&x->cv, &x->mu);
             continue;
         }
         uint64_t due = x->pending_since + (uint64_t)cfg->timeout_ns;
-        uint64_t now = mono_ns();
-        if (now < due) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            uint64_t wait = due - now;
-            ts.tv_sec += (time_t)(wait / 1000000000u);
-            ts.tv_nsec += (long)(wait % 1000000000u);
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&x->cv, &x->mu, &ts);
-            continue;
-        }
-        halo_batch *b = x->pending;
-        x->pending = NULL;
-        pthread_mutex_unlock(&x->mu);
-        send(self, b, x->m_by_timeout);
-        pthread_mutex_lock(&x->mu);
+        struct timespec ts = {(time_t)(due / 1000000000u),
+                              (long)(due % 1000000000u)};
+        pthread_cond_timedwait(&x->cv, &x->mu, &ts);
     }
     pthread_mutex_unlock(&x->mu);
     return NULL;
@@ -92,7 +139,6 @@ static void *timer_main(void *arg)
 
 static halo_status batch_create(halo_component *self, halo_err *err)
 {
-    (void)err;
     batch_ctx *x = calloc(1, sizeof *x);
     if (!x)
         return halo_fail(err, HALO_ENOMEM, "out of memory");
@@ -102,18 +148,18 @@ static halo_status batch_create(halo_component *self, halo_err *err)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&x->cv, &ca);
     pthread_condattr_destroy(&ca);
-    char labels[256];
+    char labels[256], l2[320];
     snprintf(labels, sizeof labels, "processor=\"%s\"", self->id);
     x->m_size = halo_histogram("halo_processor_batch_size",
                                "spans per batch sent downstream", labels,
                                halo_size_buckets, halo_size_buckets_n);
-    char l2[300];
-    snprintf(l2, sizeof l2, "%s,trigger=\"size\"", labels);
-    x->m_by_size = halo_counter("halo_processor_batch_sends_total",
-                                "batches sent, by what triggered them", l2);
-    snprintf(l2, sizeof l2, "%s,trigger=\"timeout\"", labels);
-    x->m_by_timeout = halo_counter("halo_processor_batch_sends_total",
-                                   "batches sent, by what triggered them", l2);
+    static const char *const names[] = {"idle", "size", "timeout"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(l2, sizeof l2, "%s,trigger=\"%s\"", labels, names[i]);
+        x->m_trigger[i] =
+            halo_counter("halo_processor_batch_sends_total",
+                         "batches sent, by what triggered them", l2);
+    }
     self->ctx = x;
     return HALO_OK;
 }
@@ -121,38 +167,38 @@ static halo_status batch_create(halo_component *self, halo_err *err)
 static halo_status batch_start(halo_component *self, halo_err *err)
 {
     batch_ctx *x = self->ctx;
-    if (pthread_create(&x->timer, NULL, timer_main, self) != 0)
-        return halo_fail(err, HALO_EIO, "could not start the timer thread");
-    x->timer_running = true;
+    if (pthread_create(&x->thread, NULL, batch_main, self) != 0)
+        return halo_fail(err, HALO_EIO, "could not start the batch thread");
+    x->thread_running = true;
     return HALO_OK;
 }
 
 static halo_status batch_consume(halo_component *self, halo_batch *b)
 {
     batch_ctx *x = self->ctx;
-    batch_cfg *cfg = self->cfg;
     pthread_mutex_lock(&x->mu);
-    if (x->stopping || !x->timer_running || cfg->timeout_ns == 0) {
+    if (x->stopping || !x->thread_running) {
+        /* draining (halo import's last batches): pass through */
+        x->in_flight++;
         pthread_mutex_unlock(&x->mu);
-        return halo_emit(self, b);
+        send(self, b, TRIG_IDLE);
+        return HALO_OK;
     }
     if (!x->pending) {
         x->pending = b;
         x->pending_since = b->created_ns;
-        pthread_cond_signal(&x->cv);
     } else if (halo_batch_merge(x->pending, b) != HALO_OK) {
         pthread_mutex_unlock(&x->mu);
         halo_batch_done(b, HALO_ERETRY, "out of memory merging a batch");
         return HALO_ERETRY;
     }
-    halo_batch *full = NULL;
-    if ((int64_t)x->pending->n_spans >= cfg->send_batch_size) {
-        full = x->pending;
-        x->pending = NULL;
-    }
+    int trigger;
+    halo_batch *due = take_due(self, &trigger);
+    if (!due)
+        pthread_cond_signal(&x->cv); /* arm the timeout */
     pthread_mutex_unlock(&x->mu);
-    if (full)
-        send(self, full, x->m_by_size);
+    if (due)
+        send(self, due, trigger);
     return HALO_OK;
 }
 
@@ -163,14 +209,32 @@ static void batch_shutdown(halo_component *self)
     x->stopping = true;
     halo_batch *b = x->pending;
     x->pending = NULL;
+    if (b)
+        x->in_flight++;
     pthread_cond_broadcast(&x->cv);
     pthread_mutex_unlock(&x->mu);
-    if (x->timer_running) {
-        pthread_join(x->timer, NULL);
-        x->timer_running = false;
+    if (x->thread_running) {
+        pthread_join(x->thread, NULL);
+        x->thread_running = false;
     }
     if (b)
-        send(self, b, x->m_by_timeout);
+        send(self, b, TRIG_TIMEOUT);
+    /* everything sent must be done before the context may go away */
+    pthread_mutex_lock(&x->mu);
+    uint64_t next_log = mono_ns() + 5000000000u;
+    while (x->in_flight > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&x->cv, &x->mu, &ts);
+        if (x->in_flight > 0 && mono_ns() > next_log) {
+            LOG_WARN(self->log_prefix,
+                     "waiting for %lld batch(es) to be written downstream",
+                     (long long)x->in_flight);
+            next_log = mono_ns() + 5000000000u;
+        }
+    }
+    pthread_mutex_unlock(&x->mu);
 }
 
 static void batch_destroy(halo_component *self)
@@ -190,23 +254,33 @@ static const halo_field batch_schema[] = {
      .def = "8192",
      .min = 1,
      .max = 1000000,
-     .description = "spans that make a batch be sent at once"},
+     .description = "spans that make a batch be sent even while the "
+                    "downstream is busy"},
     {.key = "timeout",
      .type = HALO_F_DURATION,
      .offset = offsetof(batch_cfg, timeout_ns),
      .def = "200ms",
      .min = 0,
      .max = 3600e9,
-     .description = "longest wait of a request for its batch to fill (0: "
-                    "no batching)"},
+     .description = "longest a request waits for a busy downstream before "
+                    "its batch is sent anyway"},
+    {.key = "max_in_flight",
+     .type = HALO_F_INT,
+     .offset = offsetof(batch_cfg, max_in_flight),
+     .def = "2",
+     .min = 1,
+     .max = 1024,
+     .description = "batches downstream may hold before new requests are "
+                    "merged instead of sent at once"},
     {0},
 };
 
 const halo_component_def halo_processor_batch = {
     .kind = HALO_PROCESSOR,
     .type = "batch",
-    .description = "coalesces requests into batches; completes their "
-                   "acknowledgements together after one durable write",
+    .description = "coalesces requests into batches while the store is busy; "
+                   "their acknowledgements complete together after one "
+                   "durable write",
     .schema = batch_schema,
     .cfg_size = sizeof(batch_cfg),
     .create = batch_create,

@@ -27,6 +27,9 @@ typedef struct recorder {
     size_t spans;
     size_t last_batch_spans;
     halo_status answer;
+    bool hold; /* keep batches (a busy store) until release() */
+    halo_batch *held[64];
+    int n_held;
 } recorder;
 
 static halo_status rec_consume(halo_component *self, halo_batch *b)
@@ -37,9 +40,36 @@ static halo_status rec_consume(halo_component *self, halo_batch *b)
     r->spans += b->n_spans;
     r->last_batch_spans = b->n_spans;
     halo_status st = r->answer;
+    if (r->hold && r->n_held < 64) {
+        r->held[r->n_held++] = b;
+        pthread_mutex_unlock(&r->mu);
+        return HALO_OK;
+    }
     pthread_mutex_unlock(&r->mu);
     halo_batch_done(b, st, st == HALO_OK ? "" : "recorder refused");
     return st;
+}
+
+/* Complete every held batch (the busy store finishes its writes). */
+static void release(recorder *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int n = r->n_held;
+    halo_batch *held[64];
+    memcpy(held, r->held, sizeof held);
+    r->n_held = 0;
+    r->hold = false;
+    pthread_mutex_unlock(&r->mu);
+    for (int i = 0; i < n; i++)
+        halo_batch_done(held[i], HALO_OK, "");
+}
+
+static int batches_seen(recorder *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int n = r->batches;
+    pthread_mutex_unlock(&r->mu);
+    return n;
 }
 
 static const halo_component_def recorder_def = {
@@ -107,8 +137,8 @@ static halo_component *make_proc(const halo_component_def *def,
     c->id = "p";
     c->log_prefix = "processor:p";
     c->cfg = calloc(1, def->cfg_size);
-    bool ok = n && halo_config_apply(def->schema, halo_node_get(n, "p"),
-                                     c->cfg, "processors.p", &errs);
+    bool ok = n && halo_config_apply(def->schema, halo_node_get(n, "p"), c->cfg,
+                                     "processors.p", &errs);
     halo_node_free(n);
     halo_errlist_free(&errs);
     halo_err err;
@@ -132,59 +162,133 @@ static void free_proc(halo_component *c)
     free(c);
 }
 
-TEST(batch_group_commit_on_size)
+#define RECORDER(r, answer_, hold_)                                            \
+    recorder r = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, answer_, hold_, {0}, 0}
+
+TEST(batch_sends_at_once_while_downstream_is_idle)
 {
-    recorder r = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, HALO_OK};
+    RECORDER(r, HALO_OK, false);
     halo_component down = {.def = &recorder_def, .ctx = &r};
-    halo_component *p = make_proc(
-        &halo_processor_batch, "p: {send_batch_size: 100, timeout: 1h}\n",
-        &down);
+    halo_component *p =
+        make_proc(&halo_processor_batch,
+                  "p: {send_batch_size: 100, timeout: 1h}\n", &down);
     CHECK(p != NULL);
     acks a = {PTHREAD_MUTEX_INITIALIZER, 0, 0, HALO_OK};
-    for (int i = 0; i < 9; i++)
-        p->def->consume(p, request(10, &a));
-    CHECK_INT(acked(&a), 0); /* 90 spans: below the size, nothing answered */
-    CHECK_INT(r.batches, 0);
     p->def->consume(p, request(10, &a));
-    CHECK(wait_acked(&a, 10)); /* one write completes all ten requests */
-    CHECK_INT(r.batches, 1);
+    /* an idle store: answered without waiting for size or timeout */
+    CHECK(wait_acked(&a, 1));
+    CHECK_INT(a.ok, 1);
+    CHECK_INT(r.last_batch_spans, 10);
+    free_proc(p);
+}
+
+TEST(batch_group_commit_while_downstream_is_busy)
+{
+    RECORDER(r, HALO_OK, true);
+    halo_component down = {.def = &recorder_def, .ctx = &r};
+    halo_component *p = make_proc(
+        &halo_processor_batch,
+        "p: {send_batch_size: 100, timeout: 1h, max_in_flight: 1}\n", &down);
+    CHECK(p != NULL);
+    acks a = {PTHREAD_MUTEX_INITIALIZER, 0, 0, HALO_OK};
+    p->def->consume(p, request(10, &a)); /* sent at once, held by the store */
+    CHECK_INT(batches_seen(&r), 1);
+    for (int i = 0; i < 8; i++)
+        p->def->consume(p, request(10, &a));
+    /* the store is busy: 80 spans wait, below the size, nothing answered */
+    CHECK_INT(batches_seen(&r), 1);
+    CHECK_INT(acked(&a), 0);
+    p->def->consume(p, request(10, &a));
+    p->def->consume(p, request(10, &a));
+    /* 100 spans gathered: sent although the store is still busy */
+    CHECK_INT(batches_seen(&r), 2);
     CHECK_INT(r.last_batch_spans, 100);
-    CHECK_INT(a.ok, 10);
+    CHECK_INT(acked(&a), 0); /* nothing is answered before the write */
+    release(&r);
+    CHECK(wait_acked(&a, 11)); /* one write completed ten requests */
+    CHECK_INT(a.ok, 11);
+    free_proc(p);
+}
+
+TEST(batch_sends_gathered_requests_when_a_write_completes)
+{
+    RECORDER(r, HALO_OK, true);
+    halo_component down = {.def = &recorder_def, .ctx = &r};
+    halo_component *p = make_proc(
+        &halo_processor_batch,
+        "p: {send_batch_size: 1000, timeout: 1h, max_in_flight: 1}\n", &down);
+    acks a = {PTHREAD_MUTEX_INITIALIZER, 0, 0, HALO_OK};
+    p->def->consume(p, request(5, &a));
+    p->def->consume(p, request(5, &a));
+    p->def->consume(p, request(5, &a));
+    CHECK_INT(batches_seen(&r), 1);
+    release(&r); /* first write done: the two waiting requests go together */
+    CHECK(wait_acked(&a, 3));
+    CHECK_INT(batches_seen(&r), 2);
+    CHECK_INT(r.last_batch_spans, 10);
     free_proc(p);
 }
 
 TEST(batch_flushes_on_timeout_and_shutdown)
 {
-    recorder r = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, HALO_OK};
+    RECORDER(r, HALO_OK, true);
     halo_component down = {.def = &recorder_def, .ctx = &r};
     halo_component *p = make_proc(
-        &halo_processor_batch, "p: {send_batch_size: 1000, timeout: 20ms}\n",
-        &down);
+        &halo_processor_batch,
+        "p: {send_batch_size: 1000, timeout: 20ms, max_in_flight: 1}\n", &down);
     CHECK(p != NULL);
     acks a = {PTHREAD_MUTEX_INITIALIZER, 0, 0, HALO_OK};
+    p->def->consume(p, request(5, &a)); /* held: the store stays busy */
     p->def->consume(p, request(5, &a));
     p->def->consume(p, request(5, &a));
-    CHECK(wait_acked(&a, 2));
+    /* the timeout sends the waiting two although the store is busy */
+    for (int i = 0; i < 5000 && batches_seen(&r) < 2; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK_INT(batches_seen(&r), 2);
     CHECK_INT(r.last_batch_spans, 10);
-    /* a pending batch is sent by shutdown, not lost */
-    halo_component *p2 = make_proc(
-        &halo_processor_batch, "p: {send_batch_size: 1000, timeout: 1h}\n",
-        &down);
-    p2->def->consume(p2, request(7, &a));
-    CHECK_INT(acked(&a), 2);
-    free_proc(p2);
+    release(&r);
     CHECK(wait_acked(&a, 3));
-    CHECK_INT(r.last_batch_spans, 7);
     free_proc(p);
+    /* a pending batch is sent by shutdown, not lost */
+    RECORDER(r2, HALO_OK, true);
+    halo_component down2 = {.def = &recorder_def, .ctx = &r2};
+    halo_component *p2 = make_proc(
+        &halo_processor_batch,
+        "p: {send_batch_size: 1000, timeout: 1h, max_in_flight: 1}\n", &down2);
+    acks a2 = {PTHREAD_MUTEX_INITIALIZER, 0, 0, HALO_OK};
+    p2->def->consume(p2, request(7, &a2));
+    p2->def->consume(p2, request(7, &a2));
+    CHECK_INT(batches_seen(&r2), 1);
+    release(&r2); /* later batches complete at once */
+    CHECK(wait_acked(&a2, 2));
+    p2->def->consume(p2, request(7, &a2)); /* idle again: sent at once */
+    CHECK(wait_acked(&a2, 3));
+    r2.hold = true;
+    p2->def->consume(p2, request(3, &a2)); /* held */
+    p2->def->consume(p2, request(4, &a2)); /* pending behind it */
+    CHECK_INT(batches_seen(&r2), 4);
+    release(&r2);              /* the held write completes... */
+    CHECK(wait_acked(&a2, 5)); /* ...and the pending request is sent too */
+    CHECK_INT(batches_seen(&r2), 5);
+    r2.hold = true;
+    p2->def->consume(p2, request(2, &a2)); /* held */
+    p2->def->consume(p2, request(4, &a2)); /* pending behind it */
+    release(&r2);
+    free_proc(p2); /* sends whatever is still pending, waits for it */
+    CHECK(wait_acked(&a2, 7));
+    CHECK_INT(a2.ok, 7);
+    CHECK_INT(r2.spans, 7 + 7 + 7 + 3 + 4 + 2 + 4);
 }
 
 TEST(batch_propagates_downstream_refusal_to_every_request)
 {
-    recorder r = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, HALO_ERETRY};
+    RECORDER(r, HALO_ERETRY, false);
     halo_component down = {.def = &recorder_def, .ctx = &r};
     halo_component *p = make_proc(
-        &halo_processor_batch, "p: {send_batch_size: 20, timeout: 1h}\n",
-        &down);
+        &halo_processor_batch,
+        "p: {send_batch_size: 20, timeout: 1h, max_in_flight: 1}\n", &down);
     acks a = {PTHREAD_MUTEX_INITIALIZER, 0, 0, HALO_OK};
     p->def->consume(p, request(10, &a));
     p->def->consume(p, request(10, &a));
@@ -196,7 +300,7 @@ TEST(batch_propagates_downstream_refusal_to_every_request)
 
 TEST(memory_limiter_refuses_retryably_above_limit)
 {
-    recorder r = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, HALO_OK};
+    RECORDER(r, HALO_OK, false);
     halo_component down = {.def = &recorder_def, .ctx = &r};
     halo_component *p =
         make_proc(&halo_processor_memory_limiter, "p: {limit: 4MiB}\n", &down);
