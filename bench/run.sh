@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# bench/run.sh -- the halo ingest benchmark (DESIGN §10; see bench/README.md).
+#
+# Starts `halo serve` on free 127.0.0.1 ports with the production pipeline
+# (memory_limiter, agent_identity, batch 8192/200ms, sqlite in a temp dir),
+# then runs halo-loadgen in three phases of BENCH_DURATION seconds each:
+#   1. gRPC at saturation (closed loop)       -> peak spans/s over gRPC
+#   2. HTTP at saturation (closed loop)       -> peak spans/s over HTTP
+#   3. gRPC open loop at half the gRPC peak   -> p99 Export latency
+# checks with sqlite3 that the store holds exactly the spans the daemon
+# acknowledged, prints the figures against the targets, stops halo by PID
+# (SIGTERM: it must drain and exit 0) and removes the temp dir.
+#
+# Builds nothing. Binaries: $HALO_BIN and $LOADGEN, else ./build/halo and
+# ./build/bench/halo-loadgen (relative to the repository root).
+# Environment:
+#   BENCH_DURATION  seconds per phase (default 10)
+#   BENCH_KEEP=1    keep the temp dir (config, log, database, JSON results)
+#   BENCH_STRICT=1  exit 1 when a performance target is missed
+#   BENCH_GRPC_ARGS halo-loadgen options of the gRPC phases
+#                   (default "--connections 8 --inflight 16": 12,800 spans in
+#                   flight, more than one batch of 8192, so a closed loop does
+#                   not just wait out the batch timeout)
+#   BENCH_HTTP_ARGS options of the HTTP phase (default "--connections 128":
+#                   HTTP/1.1 has one request in flight per connection)
+#   LOADGEN_ARGS    extra halo-loadgen options for every phase
+# Exit status: 0 figures printed and the store matches the acknowledgements,
+# 1 a run failed or the store does not match, 2 binaries not found.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HALO_BIN=${HALO_BIN:-$ROOT/build/halo}
+LOADGEN=${LOADGEN:-$ROOT/build/bench/halo-loadgen}
+DUR=${BENCH_DURATION:-10}
+read -r -a EXTRA <<<"${LOADGEN_ARGS:-}"
+read -r -a GRPC_ARGS <<<"${BENCH_GRPC_ARGS:---connections 8 --inflight 16}"
+read -r -a HTTP_ARGS <<<"${BENCH_HTTP_ARGS:---connections 128}"
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+for b in "$HALO_BIN" "$LOADGEN"; do
+    if [[ ! -x $b ]]; then
+        echo "bench: cannot find executable $b (build first, or set" \
+             "HALO_BIN / LOADGEN)" >&2
+        exit 2
+    fi
+done
+command -v sqlite3 >/dev/null || die "sqlite3 is needed to verify the store"
+command -v curl >/dev/null || die "curl is needed for the health check"
+[[ $DUR =~ ^[0-9]+$ && $DUR -gt 0 ]] || die "invalid BENCH_DURATION \"$DUR\""
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/halo-bench.XXXXXX")
+HALO_PID=
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+    if [[ -n $HALO_PID ]] && kill -0 "$HALO_PID" 2>/dev/null; then
+        kill -KILL "$HALO_PID" 2>/dev/null || true
+        wait "$HALO_PID" 2>/dev/null || true
+    fi
+    if [[ ${BENCH_KEEP:-0} == 1 ]]; then
+        echo "bench: kept $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+}
+trap cleanup EXIT
+
+# A free 127.0.0.1 port: nothing answers a connect, and we did not pick it
+# already.
+USED=" "
+pick_port() {
+    local p
+    for _ in $(seq 100); do
+        p=$((20000 + RANDOM % 40000))
+        [[ $USED == *" $p "* ]] && continue
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            USED+="$p "
+            echo "$p"
+            return 0
+        fi
+    done
+    die "could not find a free port"
+}
+GRPC_PORT=$(pick_port)
+HTTP_PORT=$(pick_port)
+HEALTH_PORT=$(pick_port)
+METRICS_PORT=$(pick_port)
+DB=$TMP/halo.db
+
+cat >"$TMP/halo.yaml" <<EOF
+# written by bench/run.sh: the production pipeline on free local ports
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:$GRPC_PORT
+      http:
+        endpoint: 127.0.0.1:$HTTP_PORT
+processors:
+  memory_limiter:
+    limit: 512MiB
+  agent_identity: {}
+  batch:
+    send_batch_size: 8192
+    timeout: 200ms
+exporters:
+  sqlite:
+    path: $DB
+    retention: 720h
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:$HEALTH_PORT
+  metrics:
+    endpoint: 127.0.0.1:$METRICS_PORT
+service:
+  telemetry:
+    logs:
+      level: warn
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [memory_limiter, agent_identity, batch]
+      exporters: [sqlite]
+EOF
+
+# ---- start halo and wait for its health endpoint -------------------------
+"$HALO_BIN" serve --config "$TMP/halo.yaml" >"$TMP/halo.log" 2>&1 &
+HALO_PID=$!
+deadline=$((SECONDS + 20))
+until curl -sf -o /dev/null "http://127.0.0.1:$HEALTH_PORT/"; do
+    if ! kill -0 "$HALO_PID" 2>/dev/null; then
+        cat "$TMP/halo.log" >&2
+        HALO_PID=
+        die "halo serve exited during start"
+    fi
+    ((SECONDS < deadline)) || {
+        cat "$TMP/halo.log" >&2
+        die "halo did not report healthy on 127.0.0.1:$HEALTH_PORT in 20 s"
+    }
+    sleep 0.1
+done
+
+echo "bench: halo pid $HALO_PID, gRPC :$GRPC_PORT, HTTP :$HTTP_PORT," \
+     "$DUR s per phase, $(nproc) cores shared by halo and the load generator"
+
+# Value of a numeric field of a one-line JSON result.
+field() { sed -n "s/.*\"$2\":\\([-0-9.]*\\).*/\\1/p" "$TMP/$1.json"; }
+
+phase() {
+    local name=$1
+    shift
+    echo "bench: phase $name: halo-loadgen $*"
+    "$LOADGEN" "$@" --duration "$DUR" --pid "$HALO_PID" --json \
+        ${EXTRA[@]+"${EXTRA[@]}"} >"$TMP/$name.json" ||
+        { cat "$TMP/$name.json" >&2; tail -20 "$TMP/halo.log" >&2;
+          die "phase $name failed"; }
+    kill -0 "$HALO_PID" 2>/dev/null || die "halo died during phase $name"
+}
+
+# The machine is shared: say how busy it was, so figures can be judged.
+load() {
+    local psi=""
+    [[ -r /proc/pressure/cpu ]] &&
+        psi=", cpu pressure $(sed -n 's/^some avg10=\([0-9.]*\).*/\1/p' \
+            /proc/pressure/cpu)%"
+    echo "load average $(cut -d' ' -f1-3 /proc/loadavg)$psi"
+}
+LOAD_BEFORE=$(load)
+
+phase grpc --grpc "127.0.0.1:$GRPC_PORT" "${GRPC_ARGS[@]}"
+phase http --http "127.0.0.1:$HTTP_PORT" "${HTTP_ARGS[@]}"
+PEAK=$(field grpc spans_per_s)
+HALF=$(awk -v p="$PEAK" 'BEGIN { printf "%d", p / 2 }')
+((HALF > 0)) || die "gRPC peak was 0 spans/s"
+phase half --grpc "127.0.0.1:$GRPC_PORT" "${GRPC_ARGS[@]}" --rate "$HALF"
+LOAD_AFTER=$(load)
+
+# ---- verify: the store holds exactly what was acknowledged ---------------
+# Acks are sent only after commit, so every acknowledged span is already
+# visible. A request that timed out or lost its connection has an unknown
+# outcome (it may have been committed after all); with such failures the
+# count may lie between acked and sent, otherwise it must equal acked.
+ACKED=0 SENT=0 AMBIGUOUS=0
+for p in grpc http half; do
+    ACKED=$((ACKED + $(field $p spans_acked)))
+    SENT=$((SENT + $(field $p spans_sent)))
+    for k in timeout conn-error batch-failed DEADLINE_EXCEEDED CANCELLED; do
+        n=$(sed -n "s/.*\"$k\":\\([0-9]*\\).*/\\1/p" "$TMP/$p.json")
+        AMBIGUOUS=$((AMBIGUOUS + ${n:-0}))
+    done
+done
+STORED=$(sqlite3 -cmd ".timeout 10000" "$DB" "SELECT count(*) FROM spans;")
+VERDICT=ok
+if ((STORED == ACKED)); then
+    :
+elif ((AMBIGUOUS > 0 && STORED > ACKED && STORED <= SENT)); then
+    VERDICT="ok ($AMBIGUOUS requests with unknown outcome)"
+else
+    VERDICT=MISMATCH
+fi
+
+# ---- stop halo: SIGTERM must drain and exit 0 ----------------------------
+kill -TERM "$HALO_PID"
+deadline=$((SECONDS + 30))
+while kill -0 "$HALO_PID" 2>/dev/null && ((SECONDS < deadline)); do
+    sleep 0.1
+done
+STOP_RC=0
+if kill -0 "$HALO_PID" 2>/dev/null; then
+    STOP_RC=timeout
+else
+    wait "$HALO_PID" || STOP_RC=$?
+    HALO_PID=
+fi
+
+# ---- report ----------------------------------------------------------------
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+target() { # name value op limit unit
+    local ok
+    ok=$(awk -v v="$2" -v l="$4" -v op="$3" \
+        'BEGIN { ok = op == ">=" ? (v >= l) : (v <= l)
+                 print (ok ? "met" : "MISSED") }')
+    [[ $ok == met ]] || MISSED+=("$1")
+    printf '  %-36s %12s %s  (target %s %s %s)\n' "$1" "$2" "$5" "$3" "$4" \
+        "$ok"
+}
+MISSED=()
+echo
+echo "== halo ingest benchmark ($(nproc) cores, halo and loadgen share them," \
+     "$DUR s per phase) =="
+echo "machine: before: $LOAD_BEFORE; after: $LOAD_AFTER"
+printf '%-5s %9s %8s %8s %8s %8s %7s %7s %8s %8s\n' phase spans/s p50_ms \
+    p90_ms p99_ms max_ms ok failed halo_cpu us/span
+for p in grpc http half; do
+    cpu=$(field $p daemon_cpu_s)
+    secs=$(field $p elapsed_s)
+    acked=$(field $p spans_acked)
+    printf '%-5s %9s %8s %8s %8s %8s %7s %7s %7s%% %8s\n' "$p" \
+        "$(field $p spans_per_s)" "$(field $p p50)" "$(field $p p90)" \
+        "$(field $p p99)" "$(field $p max)" "$(field $p requests_ok)" \
+        "$(field $p requests_failed)" \
+        "$(awk -v c="$cpu" -v s="$secs" 'BEGIN { printf "%.0f", 100 * c / s }')" \
+        "$(awk -v c="$cpu" -v n="$acked" \
+            'BEGIN { printf "%.1f", (n > 0 ? 1e6 * c / n : 0) }')"
+done
+echo "(halo_cpu: daemon CPU time over the phase, in % of one core;" \
+     "us/span: daemon CPU microseconds per acknowledged span)"
+echo
+target "gRPC ingest into SQLite" "$PEAK" ">=" 150000 "spans/s"
+target "p99 Export latency at half peak" "$(field half p99)" "<=" 25 "ms"
+target "daemon peak RSS (VmHWM)" "$(mib "$(field half daemon_peak_rss_kb)")" \
+    "<=" 128 "MiB"
+echo "  stored spans $STORED, acknowledged $ACKED, sent $SENT: $VERDICT"
+echo "  halo stop (SIGTERM): exit $STOP_RC"
+
+[[ $VERDICT == MISMATCH ]] && die "the store does not match the acknowledgements"
+[[ $STOP_RC == 0 ]] || die "halo did not drain and exit 0 on SIGTERM"
+if [[ ${BENCH_STRICT:-0} == 1 && ${#MISSED[@]} -gt 0 ]]; then
+    die "targets missed: ${MISSED[*]}"
+fi
+exit 0
