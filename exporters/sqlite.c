@@ -1,0 +1,479 @@
+/*
+ * sqlite.c -- the sqlite exporter: spans into the embedded SQLite store.
+ *
+ * One writer thread owns the database connection. consume() only appends
+ * the batch to a bounded queue (a ring of batch pointers) and wakes the
+ * writer; when the queue is full the batch is refused at once with
+ * HALO_ERETRY, which the receivers turn into a retryable answer
+ * (backpressure, DESIGN §4).
+ *
+ * Group commit: the writer takes everything queued (up to GROUP_SPANS
+ * spans) and stores it in ONE transaction; only after COMMIT returned does
+ * it complete each batch with HALO_OK, which answers the clients whose
+ * requests those batches carry. A failed write is rolled back and every
+ * batch of the group is completed with HALO_ERETRY and SQLite's message, so
+ * the clients retry (the store is idempotent on (trace_id, span_id)).
+ *
+ * Retention runs in the writer thread, at start and then every
+ * min(10 min, retention / 10), as short delete transactions interleaved
+ * with the queue: a pending write always goes first.
+ *
+ * shutdown() stops accepting (consume answers HALO_ESHUTDOWN), lets the
+ * writer drain the queue fully, joins it and closes the database.
+ */
+#include "core/component.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "storage/store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define GROUP_SPANS 65536     /* spans per group-commit transaction */
+#define RETENTION_ROWS 1000   /* traces per retention delete step */
+#define RETENTION_EVERY 600e9 /* at most 10 minutes between passes */
+
+enum { SYNC_FULL = 0, SYNC_NORMAL };
+static const char *const sync_values[] = {"full", "normal", NULL};
+
+typedef struct sqlite_cfg {
+    char *path;
+    int64_t retention_ns;
+    int synchronous;
+    int64_t queue_size;
+    int64_t busy_timeout_ns;
+    int64_t cache_size;
+} sqlite_cfg;
+
+typedef struct sqlite_exp {
+    halo_component *self;
+    const sqlite_cfg *cfg;
+    const char *prefix;
+    halo_store *store;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    halo_batch **ring;
+    size_t cap, head, count;
+    bool stopping;
+    bool thread_started;
+    bool closed;
+    pthread_t thread;
+
+    /* writer-thread state */
+    uint64_t next_retention; /* monotonic ns; 0: retention off */
+    bool retention_active;
+    uint64_t retention_cutoff; /* realtime ns */
+    int64_t retention_deleted;
+
+    halo_metric *m_sent, *m_failed, *m_depth, *m_write;
+} sqlite_exp;
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+static void complete_group(sqlite_exp *e, halo_batch **group, size_t n,
+                           halo_status st, const char *msg)
+{
+    size_t spans = 0;
+    for (size_t i = 0; i < n; i++) {
+        spans += group[i]->n_spans;
+        halo_batch_done(group[i], st, msg);
+    }
+    halo_metric_add(st == HALO_OK ? e->m_sent : e->m_failed, (double)spans);
+}
+
+static void write_group(sqlite_exp *e, halo_batch **group, size_t n)
+{
+    halo_err err = {{0}};
+    halo_write_stats ws;
+    uint64_t t0 = mono_ns();
+    halo_status st = e->store->ops->write_batches(
+        e->store, (const halo_batch *const *)group, n, &ws, &err);
+    halo_metric_observe(e->m_write, (double)(mono_ns() - t0) / 1e9);
+    if (st != HALO_OK) {
+        LOG_ERROR(e->prefix, "%s", err.msg);
+        complete_group(e, group, n, HALO_ERETRY, err.msg);
+        return;
+    }
+    if (ws.duplicates)
+        LOG_DEBUG(e->prefix, "%lld spans already stored (redelivery)",
+                  (long long)ws.duplicates);
+    complete_group(e, group, n, HALO_OK, "");
+}
+
+/* Take up to GROUP_SPANS spans' worth of batches (at least one) off the
+ * queue. Called with mu held. */
+static size_t take_group(sqlite_exp *e, halo_batch **group)
+{
+    size_t n = 0, spans = 0;
+    while (e->count &&
+           (n == 0 || spans + e->ring[e->head]->n_spans <= GROUP_SPANS)) {
+        halo_batch *b = e->ring[e->head];
+        e->head = (e->head + 1) % e->cap;
+        e->count--;
+        group[n++] = b;
+        spans += b->n_spans;
+    }
+    halo_metric_set(e->m_depth, (double)e->count);
+    return n;
+}
+
+/* ---- retention ----------------------------------------------------------- */
+
+static uint64_t retention_interval(const sqlite_cfg *cfg)
+{
+    double every = (double)cfg->retention_ns / 10;
+    if (every > RETENTION_EVERY)
+        every = RETENTION_EVERY;
+    if (every < 10e6)
+        every = 10e6;
+    return (uint64_t)every;
+}
+
+/* Start a pass when one is due. */
+static void retention_check(sqlite_exp *e)
+{
+    if (!e->next_retention || e->retention_active ||
+        mono_ns() < e->next_retention)
+        return;
+    e->retention_active = true;
+    e->retention_cutoff = real_ns() - (uint64_t)e->cfg->retention_ns;
+    e->retention_deleted = 0;
+    e->next_retention = mono_ns() + retention_interval(e->cfg);
+}
+
+/* One short delete transaction of the current pass. */
+static void retention_step(sqlite_exp *e)
+{
+    halo_err err = {{0}};
+    int64_t deleted = 0;
+    bool more = false;
+    halo_status st = e->store->ops->retention_step(
+        e->store, e->retention_cutoff, RETENTION_ROWS, &deleted, &more, &err);
+    e->retention_deleted += deleted;
+    if (st != HALO_OK) {
+        LOG_WARN(e->prefix, "retention: %s", err.msg);
+        more = false;
+    }
+    if (!more) {
+        e->retention_active = false;
+        if (e->retention_deleted) {
+            char cutoff[HALO_ISO_NS_LEN];
+            halo_iso_from_ns(e->retention_cutoff, cutoff);
+            LOG_INFO(e->prefix, "retention: deleted %lld rows older than %s",
+                     (long long)e->retention_deleted, cutoff);
+        }
+    }
+}
+
+/* Wait for work or for the next retention pass. Called with mu held. */
+static void wait_for_work(sqlite_exp *e)
+{
+    if (!e->next_retention) {
+        pthread_cond_wait(&e->cv, &e->mu);
+        return;
+    }
+    uint64_t now = mono_ns();
+    if (now >= e->next_retention)
+        return;
+    uint64_t until = e->next_retention;
+    struct timespec ts = {(time_t)(until / 1000000000u),
+                          (long)(until % 1000000000u)};
+    pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+}
+
+static void *writer_main(void *arg)
+{
+    sqlite_exp *e = arg;
+    halo_batch **group = malloc(e->cap * sizeof *group);
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        if (e->count && group) {
+            size_t n = take_group(e, group);
+            pthread_mutex_unlock(&e->mu);
+            write_group(e, group, n);
+            pthread_mutex_lock(&e->mu);
+            continue;
+        }
+        if (e->count) { /* no memory for a group: one batch at a time */
+            halo_batch *b = e->ring[e->head];
+            e->head = (e->head + 1) % e->cap;
+            e->count--;
+            pthread_mutex_unlock(&e->mu);
+            write_group(e, &b, 1);
+            pthread_mutex_lock(&e->mu);
+            continue;
+        }
+        if (e->stopping)
+            break;
+        retention_check(e);
+        if (e->retention_active) {
+            pthread_mutex_unlock(&e->mu);
+            retention_step(e);
+            pthread_mutex_lock(&e->mu);
+            continue;
+        }
+        wait_for_work(e);
+    }
+    pthread_mutex_unlock(&e->mu);
+    free(group);
+    return NULL;
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static const char *prefix_of(const halo_component *self)
+{
+    return self->log_prefix ? self->log_prefix : "exporter:sqlite";
+}
+
+static void register_metrics(sqlite_exp *e, const char *id)
+{
+    char labels[256];
+    snprintf(labels, sizeof labels, "exporter=\"%s\"", id ? id : "sqlite");
+    e->m_sent = halo_counter("halo_exporter_sent_spans_total",
+                             "spans confirmed durable by the exporter", labels);
+    e->m_failed = halo_counter("halo_exporter_failed_spans_total",
+                               "spans the exporter answered with a failure "
+                               "(write error, queue full, shutting down)",
+                               labels);
+    e->m_depth = halo_gauge("halo_exporter_queue_depth",
+                            "batches waiting for the exporter", labels);
+    e->m_write =
+        halo_histogram("halo_exporter_write_seconds",
+                       "time of one exporter write (transaction)", labels,
+                       halo_latency_buckets, halo_latency_buckets_n);
+}
+
+static halo_status sqlite_create(halo_component *self, halo_err *err)
+{
+    const sqlite_cfg *cfg = self->cfg;
+    if (!cfg->path || !*cfg->path)
+        return halo_fail(err, HALO_EINVAL, "invalid path: empty");
+    sqlite_exp *e = calloc(1, sizeof *e);
+    if (!e)
+        return halo_fail(err, HALO_ENOMEM, "out of memory");
+    e->self = self;
+    e->cfg = cfg;
+    e->prefix = prefix_of(self);
+    e->cap = (size_t)cfg->queue_size;
+    e->ring = calloc(e->cap, sizeof *e->ring);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&e->mu, NULL);
+    self->ctx = e;
+    if (!e->ring)
+        return halo_fail(err, HALO_ENOMEM, "out of memory");
+    register_metrics(e, self->id);
+    return HALO_OK;
+}
+
+/* mkdir -p of the directory holding path. */
+static halo_status make_parent_dir(const char *path, halo_err *err)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path)
+        return HALO_OK;
+    size_t len = (size_t)(slash - path);
+    if (len >= sizeof dir)
+        return halo_fail(err, HALO_EINVAL, "invalid path \"%s\": too long",
+                         path);
+    memcpy(dir, path, len);
+    dir[len] = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+            return halo_fail(err, HALO_EIO,
+                             "could not create directory "
+                             "\"%s\": %s",
+                             dir, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return halo_fail(err, HALO_EIO, "could not create directory \"%s\": %s",
+                         dir, strerror(errno));
+    return HALO_OK;
+}
+
+static halo_status sqlite_start(halo_component *self, halo_err *err)
+{
+    sqlite_exp *e = self->ctx;
+    const sqlite_cfg *cfg = e->cfg;
+    halo_status st = make_parent_dir(cfg->path, err);
+    if (st != HALO_OK)
+        return st;
+    halo_store_opts o = {
+        .path = cfg->path,
+        .read_only = false,
+        .synchronous =
+            cfg->synchronous == SYNC_NORMAL ? HALO_SYNC_NORMAL : HALO_SYNC_FULL,
+        .busy_timeout_ms = cfg->busy_timeout_ns / 1000000,
+        .cache_kib = cfg->cache_size / 1024,
+        .background_checkpoint = true,
+    };
+    st = halo_store_open_sqlite(&o, &e->store, err);
+    if (st != HALO_OK)
+        return st;
+    if (cfg->retention_ns > 0)
+        e->next_retention = mono_ns(); /* a first pass at start */
+    if (pthread_create(&e->thread, NULL, writer_main, e) != 0) {
+        halo_store_close(e->store);
+        e->store = NULL;
+        return halo_fail(err, HALO_EIO, "could not start the writer thread");
+    }
+    e->thread_started = true;
+    LOG_INFO(e->prefix, "writing to %s (synchronous=%s, retention %llds)",
+             cfg->path, sync_values[cfg->synchronous],
+             (long long)(cfg->retention_ns / 1000000000));
+    return HALO_OK;
+}
+
+static halo_status sqlite_consume(halo_component *self, halo_batch *b)
+{
+    sqlite_exp *e = self->ctx;
+    pthread_mutex_lock(&e->mu);
+    if (e->stopping) {
+        pthread_mutex_unlock(&e->mu);
+        halo_metric_add(e->m_failed, (double)b->n_spans);
+        halo_batch_done(b, HALO_ESHUTDOWN, "sqlite exporter is shutting down");
+        return HALO_ESHUTDOWN;
+    }
+    if (e->count == e->cap) {
+        pthread_mutex_unlock(&e->mu);
+        halo_metric_add(e->m_failed, (double)b->n_spans);
+        halo_batch_done(b, HALO_ERETRY, "sqlite exporter queue full");
+        return HALO_ERETRY;
+    }
+    e->ring[(e->head + e->count) % e->cap] = b;
+    e->count++;
+    halo_metric_set(e->m_depth, (double)e->count);
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    return HALO_OK;
+}
+
+static void sqlite_shutdown(halo_component *self)
+{
+    sqlite_exp *e = self->ctx;
+    if (!e || e->closed)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->stopping = true;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    if (e->thread_started)
+        pthread_join(e->thread, NULL);
+    e->thread_started = false;
+    /* never started: nobody will write what was queued */
+    while (e->count) {
+        halo_batch *b = e->ring[e->head];
+        e->head = (e->head + 1) % e->cap;
+        e->count--;
+        halo_metric_add(e->m_failed, (double)b->n_spans);
+        halo_batch_done(b, HALO_ESHUTDOWN, "sqlite exporter is shutting down");
+    }
+    halo_metric_set(e->m_depth, 0);
+    halo_store_close(e->store);
+    e->store = NULL;
+    e->closed = true;
+    LOG_INFO(e->prefix, "closed %s", e->cfg->path);
+}
+
+static void sqlite_destroy(halo_component *self)
+{
+    sqlite_exp *e = self->ctx;
+    if (!e)
+        return;
+    sqlite_shutdown(self);
+    pthread_cond_destroy(&e->cv);
+    pthread_mutex_destroy(&e->mu);
+    free(e->ring);
+    free(e);
+    self->ctx = NULL;
+}
+
+static const halo_field schema[] = {
+    {.key = "path",
+     .type = HALO_F_STRING,
+     .offset = offsetof(sqlite_cfg, path),
+     .def = "data/halo.db",
+     .description = "database file (its directory is created)"},
+    {.key = "retention",
+     .type = HALO_F_DURATION,
+     .offset = offsetof(sqlite_cfg, retention_ns),
+     .def = "720h",
+     .min = 0,
+     .max = 87600 * 3600e9,
+     .description = "delete spans and traces older than this (0: keep "
+                    "forever)"},
+    {.key = "synchronous",
+     .type = HALO_F_ENUM,
+     .offset = offsetof(sqlite_cfg, synchronous),
+     .def = "full",
+     .enum_values = sync_values,
+     .description = "full: a confirmed span survives power loss; normal: "
+                    "faster, may lose the last commits on power loss"},
+    {.key = "queue_size",
+     .type = HALO_F_INT,
+     .offset = offsetof(sqlite_cfg, queue_size),
+     .def = "64",
+     .min = 1,
+     .max = 65536,
+     .description = "batches waiting for the writer before new ones are "
+                    "refused (retryable)"},
+    {.key = "busy_timeout",
+     .type = HALO_F_DURATION,
+     .offset = offsetof(sqlite_cfg, busy_timeout_ns),
+     .def = "5s",
+     .min = 0,
+     .max = 3600e9,
+     .description = "how long a write waits for a lock held by another "
+                    "connection"},
+    {.key = "cache_size",
+     .type = HALO_F_SIZE,
+     .offset = offsetof(sqlite_cfg, cache_size),
+     .def = "16MiB",
+     .min = 1024 * 1024,
+     .max = 4096.0 * 1024 * 1024,
+     .description = "SQLite page cache of the writer connection"},
+    {0},
+};
+
+const halo_component_def halo_exporter_sqlite = {
+    .kind = HALO_EXPORTER,
+    .type = "sqlite",
+    .description = "stores spans in an embedded SQLite database",
+    .schema = schema,
+    .cfg_size = sizeof(sqlite_cfg),
+    .create = sqlite_create,
+    .start = sqlite_start,
+    .consume = sqlite_consume,
+    .shutdown = sqlite_shutdown,
+    .destroy = sqlite_destroy,
+};

@@ -1,0 +1,75 @@
+/*
+ * json_attrs.h -- span attributes, events, links, resources and scopes as
+ * JSON text, and back.
+ *
+ * The stores keep these parts of a span as JSON columns (DESIGN §6) so
+ * users' SQL can reach into them (json_extract(attributes, '$."tool.name"'))
+ * and `halo export` can rebuild the OTLP span. The encoding is meant for
+ * people first:
+ *
+ *   attributes  a flat object {"key": value, ...} in attribute order
+ *   value       STRING -> "text", BOOL -> true/false, INT -> 42,
+ *               DOUBLE -> 42.0 / 1e+300 (always a '.' or an exponent, so a
+ *               double never reads back as an int), ARRAY -> [...],
+ *               KVLIST -> {...}, BYTES -> "base64", EMPTY -> null
+ *   events      [{"name", "time_unix_nano" (integer), "attributes": {...},
+ *                 "dropped_attributes_count"}]
+ *   links       [{"trace_id" (32 hex), "span_id" (16 hex), "trace_state",
+ *                 "flags", "attributes": {...}, "dropped_attributes_count"}]
+ *   scope       {"name", "version", "attributes": {...},
+ *                "dropped_attributes_count", "schema_url"}, members other
+ *               than name left out when empty or zero
+ *
+ * Two things do not survive the trip, by design of plain JSON: BYTES come
+ * back as the STRING holding their base64 text, and NaN/Infinity doubles
+ * come back as the strings "NaN", "Infinity", "-Infinity". Duplicate keys
+ * inside one attribute list keep only the last value.
+ *
+ * Encoders append to a halo_buf (check buf->oom once at the end). Decoders
+ * parse with jansson, never trust the text (a column may have been edited
+ * by hand), and allocate everything they return in the caller's arena; a
+ * wrong shape is HALO_EINVAL naming the field.
+ */
+#ifndef HALO_JSON_ATTRS_H
+#define HALO_JSON_ATTRS_H
+
+#include "../core/arena.h"
+#include "../core/buf.h"
+#include "../core/span.h"
+#include "../core/status.h"
+
+#include <stddef.h>
+
+/* ---- encoding (append to out) ------------------------------------------ */
+
+void halo_json_encode_value(halo_buf *out, const halo_value *v);
+void halo_json_encode_attrs(halo_buf *out, const halo_attrs *a);
+void halo_json_encode_events(halo_buf *out, const halo_event *ev, size_t n);
+void halo_json_encode_links(halo_buf *out, const halo_link *l, size_t n);
+void halo_json_encode_scope(halo_buf *out, const halo_scope *s);
+/* A double that reads back exactly, always with a '.' or an exponent
+ * ("2500.0", "0.1", "1e+300"); NaN and infinities as halo_buf_json_double
+ * writes them. Exponents only where %.15g-%.17g would use them. */
+void halo_json_encode_double(halo_buf *out, double d);
+/* Standard base64 (RFC 4648, padded), without quotes. */
+void halo_base64_encode(halo_buf *out, const void *data, size_t n);
+
+/* ---- decoding (into arena) --------------------------------------------- */
+
+/* text[0..len) is the column's content; NULL or "" decode to the empty
+ * value (no attributes, no events...). what names the column in messages. */
+halo_status halo_json_decode_attrs(const char *text, size_t len,
+                                   halo_arena *arena, halo_attrs *out,
+                                   const char *what, halo_err *err);
+halo_status halo_json_decode_events(const char *text, size_t len,
+                                    halo_arena *arena, halo_event **out,
+                                    size_t *n, halo_err *err);
+halo_status halo_json_decode_links(const char *text, size_t len,
+                                   halo_arena *arena, halo_link **out,
+                                   size_t *n, halo_err *err);
+/* Fills every field of *out ("" for absent strings). */
+halo_status halo_json_decode_scope(const char *text, size_t len,
+                                   halo_arena *arena, halo_scope *out,
+                                   halo_err *err);
+
+#endif

@@ -1,0 +1,165 @@
+/*
+ * sqlite_int.h -- internals shared by the SQLite backend's files:
+ * sqlite.c (open, writes, retention), sqlite_read.c (the queries),
+ * sqlite_schema.c (schema, migrations), sqlite_ckpt.c (the background
+ * checkpointer). Not for use outside storage/.
+ */
+#ifndef HALO_SQLITE_INT_H
+#define HALO_SQLITE_INT_H
+
+#include "../core/buf.h"
+#include "store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+/* The columns of `spans`, in the order of SQ_SPAN_COLUMNS below; the
+ * INSERT binds parameter C_x and get_trace reads result column C_x - 1. */
+enum {
+    C_TRACE_ID = 1,
+    C_SPAN_ID,
+    C_PARENT,
+    C_NAME,
+    C_KIND,
+    C_SPAN_TYPE,
+    C_AGENT_ID,
+    C_AGENT_NAME,
+    C_SESSION_ID,
+    C_USER_ID,
+    C_SERVICE,
+    C_MODEL,
+    C_TOOL,
+    C_START_TIME,
+    C_END_TIME,
+    C_DURATION,
+    C_STATUS_CODE,
+    C_STATUS_MSG,
+    C_INPUT,
+    C_OUTPUT,
+    C_IN_TOK,
+    C_OUT_TOK,
+    C_COST,
+    C_ATTRS,
+    C_EVENTS,
+    C_RESOURCE,
+    C_START_NS,
+    C_END_NS,
+    C_TRACE_STATE,
+    C_FLAGS,
+    C_LINKS,
+    C_SCOPE,
+    C_RES_SCHEMA,
+    C_RES_DROPPED,
+    C_DROPPED_ATTRS,
+    C_DROPPED_EVENTS,
+    C_DROPPED_LINKS,
+    C_FB_MASK,
+    C_END_ /* one past the last */
+};
+
+#define SQ_SPAN_COLUMNS                                                        \
+    "trace_id, span_id, parent_span_id, name, kind, span_type, agent_id, "     \
+    "agent_name, session_id, user_id, service_name, model, tool_name, "        \
+    "start_time, end_time, duration_ms, status_code, status_message, input, "  \
+    "output, input_tokens, output_tokens, cost, attributes, events, "          \
+    "resource, start_unix_nano, end_unix_nano, trace_state, flags, links, "    \
+    "scope, resource_schema_url, resource_dropped_attributes_count, "          \
+    "dropped_attributes_count, dropped_events_count, dropped_links_count, "    \
+    "fallback_mask"
+
+/* Per-trace totals of the spans one write inserted (the traces rollup). */
+typedef struct sq_delta {
+    uint8_t tid[16];
+    int64_t spans, errors, llm, tool, in_tok, out_tok;
+    uint32_t needs; /* identity_needs() of the non-root spans inserted */
+    double cost;
+    uint64_t start_ns, end_ns;
+    const halo_span *root;  /* a root span inserted by this write */
+    const halo_span *first; /* the first span inserted */
+} sq_delta;
+
+/* A second-resolution cache for ISO timestamps. */
+typedef struct sq_timecache {
+    int64_t sec;
+    char prefix[20]; /* "YYYY-MM-DDTHH:MM:SS" */
+} sq_timecache;
+
+typedef struct sq_store {
+    halo_store base;
+    sqlite3 *db;
+    char *path;
+    bool read_only;
+
+    /* write path (NULL when read-only) */
+    sqlite3_stmt *ins_span;
+    sqlite3_stmt *upsert_trace;
+    sqlite3_stmt *fix_spans;
+    sqlite3_stmt *get_root;
+    sqlite3_stmt *del_spans;
+    sqlite3_stmt *del_traces;
+    sqlite3_stmt *put_report;
+    /* read path */
+    sqlite3_stmt *get_trace;
+
+    /* reused between spans and writes */
+    halo_buf attrs, events, links, resource, scope;
+    const halo_resource *res_cached;
+    const halo_scope *scope_cached;
+    sq_timecache tc_start, tc_end;
+
+    /* the background checkpointer (store.h: background_checkpoint) */
+    bool ckpt_on;
+    bool ckpt_stop;
+    bool ckpt_wanted;
+    pthread_t ckpt_thread;
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_cv;
+    sqlite3 *ckpt_db;
+    int wal_frames; /* WAL size after the last commit (wal hook) */
+    int ckpt_soft;  /* frames: wake the checkpointer */
+    int ckpt_hard;  /* frames: the writer checkpoints itself */
+
+    /* the per-write trace map: open addressing, slot = index + 1 */
+    uint32_t *slots;
+    size_t slot_cap;
+    sq_delta *deltas;
+    size_t n_deltas;
+    size_t cap_deltas;
+} sq_store;
+
+/* halo_fail with "could not <what> in database "<path>": <sqlite msg>". */
+halo_status sq_fail(sq_store *s, halo_err *err, const char *what);
+/* sqlite3_exec, failing through sq_fail. */
+halo_status sq_exec(sq_store *s, const char *sql, const char *what,
+                    halo_err *err);
+/* ROLLBACK when a transaction is open. */
+void sq_rollback(sq_store *s);
+
+/* Schema (sqlite_schema.c): apply pending migrations / check that a
+ * read-only handle sees the current schema. */
+halo_status sq_migrate(sq_store *s, halo_err *err);
+halo_status sq_check_schema_ro(sq_store *s, halo_err *err);
+
+/* The background checkpointer (sqlite_ckpt.c). */
+halo_status sq_start_checkpointer(sq_store *s, const halo_store_opts *o,
+                                  halo_err *err);
+void sq_stop_checkpointer(sq_store *s);
+/* After each commit of the writer. */
+void sq_after_commit(sq_store *s);
+
+/* Read-side operations (sqlite_read.c). */
+halo_status sq_list_traces(halo_store *st, const halo_trace_filter *f,
+                           halo_arena *arena, halo_trace_row **rows, size_t *n,
+                           halo_err *err);
+halo_status sq_get_trace(halo_store *st, const uint8_t trace_id[16],
+                         halo_arena *arena, halo_span **spans, size_t *n,
+                         halo_err *err);
+halo_status sq_agent_stats(halo_store *st, uint64_t since_ns, uint64_t until_ns,
+                           halo_arena *arena, halo_agent_stats **rows,
+                           size_t *n, halo_err *err);
+
+/* OTLP SpanKind <-> the kind column. */
+const char *sq_kind_name(int kind);
+int sq_kind_parse(const char *name);
+
+#endif

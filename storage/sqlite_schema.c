@@ -1,0 +1,236 @@
+/*
+ * sqlite_schema.c -- the SQLite backend's schema and its migrations
+ * (documented in storage/README.md).
+ *
+ * Migrations are numbered and applied at open, each in its own
+ * BEGIN IMMEDIATE transaction that re-reads the version under the lock, so
+ * two processes opening a fresh database at once do not both apply one. A
+ * database newer than this binary is refused (HALO_EUNSUPPORTED); read-only
+ * handles never migrate and accept only the current version. A new
+ * migration is a new entry at the end of `migrations` (never edit a
+ * released one); PostgreSQL's backend keeps the same column names.
+ */
+#include "sqlite_int.h"
+
+#include "../core/log.h"
+
+#include <stdio.h>
+#include <time.h>
+
+#define LOG_PREFIX "storage:sqlite"
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- schema -------------------------------------------------------------- */
+
+static const char SCHEMA_V1[] =
+    "CREATE TABLE spans ("
+    " trace_id TEXT NOT NULL,"
+    " span_id TEXT NOT NULL,"
+    " parent_span_id TEXT,"
+    " name TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " span_type TEXT,"
+    " agent_id TEXT,"
+    " agent_name TEXT,"
+    " session_id TEXT,"
+    " user_id TEXT,"
+    " service_name TEXT,"
+    " model TEXT,"
+    " tool_name TEXT,"
+    " start_time TEXT NOT NULL,"
+    " end_time TEXT NOT NULL,"
+    " duration_ms REAL NOT NULL,"
+    " status_code TEXT NOT NULL,"
+    " status_message TEXT,"
+    " input TEXT,"
+    " output TEXT,"
+    " input_tokens INTEGER,"
+    " output_tokens INTEGER,"
+    " cost REAL,"
+    " attributes TEXT NOT NULL,"
+    " events TEXT NOT NULL,"
+    " resource TEXT NOT NULL,"
+    " start_unix_nano INTEGER NOT NULL,"
+    " end_unix_nano INTEGER NOT NULL,"
+    " trace_state TEXT,"
+    " flags INTEGER NOT NULL DEFAULT 0,"
+    " links TEXT,"
+    " scope TEXT,"
+    " resource_schema_url TEXT,"
+    " resource_dropped_attributes_count INTEGER NOT NULL DEFAULT 0,"
+    " dropped_attributes_count INTEGER NOT NULL DEFAULT 0,"
+    " dropped_events_count INTEGER NOT NULL DEFAULT 0,"
+    " dropped_links_count INTEGER NOT NULL DEFAULT 0,"
+    " fallback_mask INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE UNIQUE INDEX spans_trace_span ON spans (trace_id, span_id);"
+    "CREATE TABLE traces ("
+    " trace_id TEXT NOT NULL PRIMARY KEY,"
+    " agent_id TEXT,"
+    " agent_name TEXT,"
+    " session_id TEXT,"
+    " user_id TEXT,"
+    " root_name TEXT,"
+    " start_time TEXT NOT NULL,"
+    " end_time TEXT NOT NULL,"
+    " duration_ms REAL NOT NULL,"
+    " span_count INTEGER NOT NULL DEFAULT 0,"
+    " error_count INTEGER NOT NULL DEFAULT 0,"
+    " llm_calls INTEGER NOT NULL DEFAULT 0,"
+    " tool_calls INTEGER NOT NULL DEFAULT 0,"
+    " input_tokens INTEGER NOT NULL DEFAULT 0,"
+    " output_tokens INTEGER NOT NULL DEFAULT 0,"
+    " cost REAL NOT NULL DEFAULT 0,"
+    " start_unix_nano INTEGER NOT NULL,"
+    " end_unix_nano INTEGER NOT NULL,"
+    " root_span_id TEXT,"
+    " identity_pending INTEGER NOT NULL DEFAULT 0"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX traces_start ON traces (start_time);"
+    "CREATE INDEX traces_agent_start ON traces (agent_id, start_time);"
+    "CREATE TABLE reports ("
+    " id TEXT NOT NULL PRIMARY KEY,"
+    " agent_id TEXT,"
+    " schedule TEXT,"
+    " window_start TEXT,"
+    " window_end TEXT,"
+    " generated_at TEXT,"
+    " mode TEXT,"
+    " model TEXT,"
+    " json TEXT,"
+    " markdown TEXT"
+    ");"
+    "CREATE INDEX reports_agent_window ON reports (agent_id, window_start);";
+
+static const struct migration {
+    int version;
+    const char *sql;
+} migrations[] = {
+    {1, SCHEMA_V1},
+};
+#define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
+
+int halo_store_schema_version(void)
+{
+    return migrations[N_MIGRATIONS - 1].version;
+}
+
+/* ---- migrations ---------------------------------------------------------- */
+
+/* Highest applied migration; -1 when schema_migrations does not exist. */
+static halo_status schema_version(sq_store *s, int *version, halo_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    *version = -1;
+    int rc = sqlite3_prepare_v2(
+        s->db,
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND "
+        "name = 'schema_migrations'",
+        -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return sq_fail(s, err, "read the schema");
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return HALO_OK;
+    if (rc != SQLITE_ROW)
+        return sq_fail(s, err, "read the schema");
+    rc = sqlite3_prepare_v2(
+        s->db, "SELECT coalesce(max(version), 0) FROM schema_migrations", -1,
+        &st, NULL);
+    if (rc != SQLITE_OK)
+        return sq_fail(s, err, "read the schema version");
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return sq_fail(s, err, "read the schema version");
+    return HALO_OK;
+}
+
+static halo_status check_not_newer(sq_store *s, int version, halo_err *err)
+{
+    int latest = halo_store_schema_version();
+    if (version > latest)
+        return halo_fail(err, HALO_EUNSUPPORTED,
+                         "database \"%s\" has schema version %d, newer than "
+                         "this halo binary supports (%d): upgrade halo",
+                         s->path, version, latest);
+    return HALO_OK;
+}
+
+static halo_status apply_migration(sq_store *s, const struct migration *m,
+                                   halo_err *err)
+{
+    int version;
+    halo_status st = sq_exec(s, "BEGIN IMMEDIATE", "begin a migration", err);
+    if (st == HALO_OK) /* re-read under the lock: another process may have */
+        st = schema_version(s, &version, err);
+    if (st == HALO_OK)
+        st = check_not_newer(s, version, err);
+    if (st == HALO_OK && version < m->version) {
+        char sql[160], now[31];
+        halo_iso_from_ns(now_ns(), now);
+        st = sq_exec(s, m->sql, "apply a schema migration", err);
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO schema_migrations VALUES (%d, '%s')", m->version,
+                 now);
+        if (st == HALO_OK)
+            st = sq_exec(s, sql, "record a schema migration", err);
+        if (st == HALO_OK)
+            LOG_INFO(LOG_PREFIX, "applied schema migration %d to %s",
+                     m->version, s->path);
+    }
+    if (st == HALO_OK)
+        st = sq_exec(s, "COMMIT", "commit a migration", err);
+    if (st != HALO_OK)
+        sq_rollback(s);
+    return st;
+}
+
+halo_status sq_migrate(sq_store *s, halo_err *err)
+{
+    int version;
+    halo_status st =
+        sq_exec(s,
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+                "create schema_migrations", err);
+    if (st == HALO_OK)
+        st = schema_version(s, &version, err);
+    if (st == HALO_OK)
+        st = check_not_newer(s, version, err);
+    for (size_t i = 0; st == HALO_OK && i < N_MIGRATIONS; i++)
+        if (migrations[i].version > version)
+            st = apply_migration(s, &migrations[i], err);
+    return st;
+}
+
+/* Read-only handles cannot migrate: the schema must be exactly current. */
+halo_status sq_check_schema_ro(sq_store *s, halo_err *err)
+{
+    int version;
+    halo_status st = schema_version(s, &version, err);
+    if (st != HALO_OK)
+        return st;
+    if (version < 0)
+        return halo_fail(err, HALO_EINVAL,
+                         "database \"%s\" is not a halo database (it has no "
+                         "schema_migrations table)",
+                         s->path);
+    st = check_not_newer(s, version, err);
+    if (st == HALO_OK && version < halo_store_schema_version())
+        return halo_fail(err, HALO_EINVAL,
+                         "database \"%s\" has schema version %d, older than "
+                         "this binary's %d: run `halo serve` once to migrate "
+                         "it",
+                         s->path, version, halo_store_schema_version());
+    return st;
+}

@@ -1,0 +1,203 @@
+/*
+ * store.h -- the storage interface shared by exporters, CLI and analyzer.
+ *
+ * A store is a small vtable (Redis connection types): a backend fills a
+ * halo_store_ops table and embeds `halo_store` as the first member of its
+ * own struct. Every backend keeps the same relations with the same column
+ * names (DESIGN §6, documented in storage/README.md), so users' SQL, the
+ * analyzer and Grafana dashboards work on either:
+ *
+ *   spans     one row per span, idempotent on (trace_id, span_id)
+ *   traces    one row per trace, a rollup kept current on every write
+ *   reports   analyzer reports
+ *   schema_migrations
+ *
+ * Writes: write_batches() stores every span of the given batches in ONE
+ * transaction (group commit): spans already present are skipped, the
+ * traces rollup counts only rows actually inserted, and spans whose
+ * identity fields came from the resource fallback (HALO_FB_* bits) take
+ * their root span's values once the root is stored. When it returns
+ * HALO_OK the transaction is committed (durable with synchronous=full);
+ * on failure it is rolled back and nothing was written.
+ *
+ * Threads: a store handle is used by one thread at a time (the sqlite
+ * exporter's writer thread owns its handle; the CLI opens its own
+ * read-only handle). Several handles may be open on one database.
+ *
+ * Results of reads are allocated in a caller-provided arena: free the arena
+ * to free them.
+ */
+#ifndef HALO_STORE_H
+#define HALO_STORE_H
+
+#include "../core/arena.h"
+#include "../core/batch.h"
+#include "../core/span.h"
+#include "../core/status.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct halo_store halo_store;
+
+/* ---- open options ---------------------------------------------------- */
+
+enum { HALO_SYNC_FULL = 0, HALO_SYNC_NORMAL = 1 };
+
+typedef struct halo_store_opts {
+    const char *path;        /* SQLite: the database file */
+    bool read_only;          /* open an existing database for reading only */
+    int synchronous;         /* HALO_SYNC_FULL (default) or HALO_SYNC_NORMAL */
+    int64_t busy_timeout_ms; /* 0: 5000 */
+    int64_t cache_kib;       /* page cache per connection; 0: 16384 (16 MiB) */
+    /* SQLite: copy the write-ahead log into the database from a thread of
+     * the store's own (a second connection) instead of in the writer's
+     * commits, so a long-running writer spends its time writing. */
+    bool background_checkpoint;
+} halo_store_opts;
+
+/* ---- read results ------------------------------------------------------ */
+
+/* One row of `traces`. Strings are NULL when unknown. */
+typedef struct halo_trace_row {
+    char trace_id[33];
+    const char *agent_id;
+    const char *agent_name;
+    const char *session_id;
+    const char *user_id;
+    const char *root_name;  /* NULL until the root span is stored */
+    const char *start_time; /* ISO-8601 UTC, 9 fractional digits */
+    const char *end_time;
+    uint64_t start_ns;
+    uint64_t end_ns;
+    double duration_ms;
+    int64_t span_count;
+    int64_t error_count;
+    int64_t llm_calls;
+    int64_t tool_calls;
+    int64_t input_tokens;
+    int64_t output_tokens;
+    double cost;
+} halo_trace_row;
+
+typedef struct halo_trace_filter {
+    const char *agent_id; /* NULL: every agent */
+    uint64_t since_ns;    /* trace start >= since; 0: no lower bound */
+    uint64_t until_ns;    /* trace start < until; 0: no upper bound */
+    bool errors_only;     /* only traces with error_count > 0 */
+    int64_t limit;        /* <= 0: no limit */
+} halo_trace_filter;
+
+/* Per agent over a window of trace start times. */
+typedef struct halo_agent_stats {
+    const char *agent_id; /* NULL: spans without an agent */
+    int64_t runs;         /* traces */
+    int64_t error_runs;   /* traces with at least one ERROR span */
+    double error_rate;    /* error_runs / runs */
+    double p50_ms;        /* trace duration percentiles (nearest rank) */
+    double p95_ms;
+    int64_t spans;
+    int64_t input_tokens;
+    int64_t output_tokens;
+    double cost;
+} halo_agent_stats;
+
+/* One analyzer report (the `reports` table). */
+typedef struct halo_report_row {
+    const char *id;
+    const char *agent_id;
+    const char *schedule;
+    const char *window_start; /* ISO-8601 UTC */
+    const char *window_end;
+    const char *generated_at;
+    const char *mode; /* "rlm" | "detectors" */
+    const char *model;
+    const char *json;
+    const char *markdown;
+} halo_report_row;
+
+typedef struct halo_write_stats {
+    int64_t inserted;   /* new span rows */
+    int64_t duplicates; /* spans already stored (skipped) */
+    int64_t fixed_up;   /* stored spans that took their root's identity */
+} halo_write_stats;
+
+/* ---- the vtable -------------------------------------------------------- */
+
+typedef struct halo_store_ops {
+    const char *name; /* "sqlite", "postgres" */
+    /* All spans of batches[0..n) in one transaction; stats may be NULL. */
+    halo_status (*write_batches)(halo_store *st,
+                                 const halo_batch *const *batches, size_t n,
+                                 halo_write_stats *stats, halo_err *err);
+    /* Delete the oldest max_rows traces that started before cutoff_ns,
+     * with all their spans, in one short transaction (so a writer is never
+     * blocked for long). *deleted gets the rows removed (spans + traces),
+     * *more is true while older traces may remain: call again. */
+    halo_status (*retention_step)(halo_store *st, uint64_t cutoff_ns,
+                                  int64_t max_rows, int64_t *deleted,
+                                  bool *more, halo_err *err);
+    /* Newest first. */
+    halo_status (*list_traces)(halo_store *st, const halo_trace_filter *f,
+                               halo_arena *arena, halo_trace_row **rows,
+                               size_t *n, halo_err *err);
+    /* The trace's spans rebuilt (attributes, events, links, resource,
+     * scope, derived fields), ordered by start time. Spans with the same
+     * resource (and scope) share one pointer. HALO_ENOTFOUND when the
+     * trace has no span. */
+    halo_status (*get_trace)(halo_store *st, const uint8_t trace_id[16],
+                             halo_arena *arena, halo_span **spans, size_t *n,
+                             halo_err *err);
+    /* Traces starting in [since_ns, until_ns) (0: unbounded) grouped by
+     * agent, ordered by agent id. */
+    halo_status (*agent_stats)(halo_store *st, uint64_t since_ns,
+                               uint64_t until_ns, halo_arena *arena,
+                               halo_agent_stats **rows, size_t *n,
+                               halo_err *err);
+    /* Insert or replace a report by id. */
+    halo_status (*put_report)(halo_store *st, const halo_report_row *r,
+                              halo_err *err);
+    void (*close)(halo_store *st);
+} halo_store_ops;
+
+struct halo_store {
+    const halo_store_ops *ops;
+};
+
+/* ---- backends ---------------------------------------------------------- */
+
+/* Open (creating unless read_only) a SQLite database and apply pending
+ * migrations. Errors: a missing database in read-only mode, a schema newer
+ * than this binary, an unreadable file. */
+halo_status halo_store_open_sqlite(const halo_store_opts *opts,
+                                   halo_store **out, halo_err *err);
+
+/* The newest schema version this binary knows. */
+int halo_store_schema_version(void);
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static inline halo_status halo_store_write_batch(halo_store *st,
+                                                 const halo_batch *b,
+                                                 halo_write_stats *stats,
+                                                 halo_err *err)
+{
+    return st->ops->write_batches(st, &b, 1, stats, err);
+}
+
+static inline void halo_store_close(halo_store *st)
+{
+    if (st)
+        st->ops->close(st);
+}
+
+/* ns since the epoch -> "2026-11-16T09:00:00.123456789Z" (31 bytes with
+ * the NUL). */
+#define HALO_ISO_NS_LEN 31
+void halo_iso_from_ns(uint64_t ns, char out[HALO_ISO_NS_LEN]);
+
+/* Nearest-rank percentile (q in [0,1]) of sorted[0..n); 0 when n == 0. */
+double halo_percentile(const double *sorted, size_t n, double q);
+
+#endif

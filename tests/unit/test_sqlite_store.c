@@ -1,0 +1,1788 @@
+/*
+ * test_sqlite_store.c -- the SQLite store (storage/) and the sqlite exporter.
+ *
+ * Spans are built by hand into arenas, written through the store API, and
+ * checked both through the query API and with sqlite3 directly. The write
+ * throughput test prints spans/s (it asserts nothing about time).
+ */
+#include "harness.h"
+
+#include "core/batch.h"
+#include "core/cli.h"
+#include "core/component.h"
+#include "core/config.h"
+#include "core/metrics.h"
+#include "receivers/otlp/otlp_codec.h"
+#include "storage/json_attrs.h"
+#include "storage/store.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- building spans ------------------------------------------------------ */
+
+#define T0 1763283600000000000ull /* 2025-11-16T09:00:00Z */
+
+static void make_tid(uint8_t out[16], uint64_t n)
+{
+    memset(out, 0xab, 8);
+    for (int i = 0; i < 8; i++)
+        out[8 + i] = (uint8_t)(n >> (56 - 8 * i));
+}
+
+/* A random-looking trace id (as SDKs make them) derived from n. */
+static void make_tid_random(uint8_t out[16], uint64_t n)
+{
+    for (int half = 0; half < 2; half++) {
+        uint64_t z = n * 2 + (uint64_t)half + 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        memcpy(out + 8 * half, &z, 8);
+    }
+}
+
+static void make_sid(uint8_t out[8], uint64_t n)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(n >> (56 - 8 * i));
+}
+
+static halo_value v_str(const char *s)
+{
+    halo_value v = {.type = HALO_VAL_STRING};
+    v.u.s.ptr = s;
+    v.u.s.len = strlen(s);
+    return v;
+}
+
+static halo_value v_int(int64_t i)
+{
+    halo_value v = {.type = HALO_VAL_INT};
+    v.u.i = i;
+    return v;
+}
+
+static halo_value v_dbl(double d)
+{
+    halo_value v = {.type = HALO_VAL_DOUBLE};
+    v.u.d = d;
+    return v;
+}
+
+static halo_value v_bool(bool b)
+{
+    halo_value v = {.type = HALO_VAL_BOOL};
+    v.u.b = b;
+    return v;
+}
+
+static halo_attrs attrs_of(halo_arena *a, const char *const *keys,
+                           const halo_value *vals, size_t n)
+{
+    halo_attrs at = {halo_arena_calloc(a, n ? n : 1, sizeof(halo_kv)), n};
+    for (size_t i = 0; i < n; i++) {
+        at.items[i].key = keys[i];
+        at.items[i].value = vals[i];
+    }
+    return at;
+}
+
+/* Attributes with a value of every type, nested arrays and kvlists. */
+static halo_attrs rich_attrs(halo_arena *a)
+{
+    static const uint8_t bytes[] = {0, 1, 2, 0xfe, 0xff};
+    halo_value *arr = halo_arena_calloc(a, 3, sizeof *arr);
+    arr[0] = v_int(1);
+    arr[1] = v_str("two");
+    arr[2] = v_dbl(3.0);
+    halo_kv *kv = halo_arena_calloc(a, 2, sizeof *kv);
+    kv[0].key = "inner";
+    kv[0].value = v_bool(false);
+    kv[1].key = "list";
+    kv[1].value.type = HALO_VAL_ARRAY;
+    kv[1].value.u.arr.items = arr;
+    kv[1].value.u.arr.n = 2;
+    halo_value by = {.type = HALO_VAL_BYTES};
+    by.u.s.ptr = (const char *)bytes;
+    by.u.s.len = sizeof bytes;
+    halo_value ar = {.type = HALO_VAL_ARRAY};
+    ar.u.arr.items = arr;
+    ar.u.arr.n = 3;
+    halo_value kl = {.type = HALO_VAL_KVLIST};
+    kl.u.kv.items = kv;
+    kl.u.kv.n = 2;
+    halo_value empty = {.type = HALO_VAL_EMPTY};
+    static const char *keys[] = {"s",    "quote\"key", "i",   "neg",   "d",
+                                 "dint", "dbig",       "b",   "bytes", "arr",
+                                 "kv",   "empty",      "utf8"};
+    halo_value vals[] = {v_str("hello\nworld"),
+                         v_str("x"),
+                         v_int(INT64_MAX),
+                         v_int(-42),
+                         v_dbl(0.1),
+                         v_dbl(2.0),
+                         v_dbl(1e300),
+                         v_bool(true),
+                         by,
+                         ar,
+                         kl,
+                         empty,
+                         v_str("h\xc3\xa9llo \xe2\x82\xac")};
+    return attrs_of(a, keys, vals, sizeof vals / sizeof *vals);
+}
+
+typedef struct span_opts {
+    uint64_t trace;
+    uint64_t span;
+    uint64_t parent;   /* 0: root */
+    uint64_t start_ms; /* after T0 */
+    uint64_t dur_ms;
+    int status;
+    const char *agent;
+    uint32_t fb_mask;
+    const char *type;
+} span_opts;
+
+static void fill_span(halo_span *sp, const halo_resource *res,
+                      const halo_scope *scope, const span_opts *o)
+{
+    memset(sp, 0, sizeof *sp);
+    make_tid(sp->trace_id, o->trace);
+    make_sid(sp->span_id, o->span);
+    if (o->parent)
+        make_sid(sp->parent_span_id, o->parent);
+    sp->trace_state = "";
+    sp->name = o->parent ? "child" : "root";
+    sp->kind = o->parent ? 1 : 2;
+    sp->start_ns = T0 + o->start_ms * 1000000ull;
+    sp->end_ns = sp->start_ns + o->dur_ms * 1000000ull;
+    sp->status_code = o->status;
+    sp->status_message = o->status == HALO_STATUS_ERROR ? "boom" : "";
+    sp->resource = res;
+    sp->scope = scope;
+    sp->d.agent_id = o->agent;
+    sp->d.agent_name = o->agent;
+    sp->d.span_type = o->type ? o->type : "AGENT";
+    sp->d.fallback_mask = o->fb_mask;
+}
+
+static halo_resource *make_resource(halo_arena *a, const char *service)
+{
+    halo_resource *r = halo_arena_calloc(a, 1, sizeof *r);
+    static const char *keys[] = {"service.name", "host.cores"};
+    halo_value vals[] = {v_str(service), v_int(2)};
+    r->attrs = attrs_of(a, keys, vals, 2);
+    r->schema_url = "";
+    return r;
+}
+
+static halo_scope *make_scope(halo_arena *a)
+{
+    halo_scope *s = halo_arena_calloc(a, 1, sizeof *s);
+    s->name = "my.lib";
+    s->version = "1.2.3";
+    s->schema_url = "https://opentelemetry.io/schemas/1.21.0";
+    static const char *keys[] = {"scope.attr"};
+    halo_value vals[] = {v_bool(true)};
+    s->attrs = attrs_of(a, keys, vals, 1);
+    s->dropped_attrs = 3;
+    return s;
+}
+
+/* A batch of spans built from opts, owning its arena. */
+static halo_batch *batch_of(const span_opts *opts, size_t n)
+{
+    halo_arena *a = halo_arena_new(0);
+    halo_span *spans = halo_arena_calloc(a, n, sizeof *spans);
+    halo_resource *res = make_resource(a, "svc");
+    halo_scope *scope = make_scope(a);
+    for (size_t i = 0; i < n; i++)
+        fill_span(&spans[i], res, scope, &opts[i]);
+    halo_batch *b = halo_batch_new();
+    if (!b || halo_batch_add_chunk(b, a, spans, n) != HALO_OK)
+        return NULL;
+    return b;
+}
+
+static char *db_path(const char *name)
+{
+    static char path[600];
+    snprintf(path, sizeof path, "%s/%s", halo_test_tmpdir(), name);
+    return path;
+}
+
+static halo_store *open_store(const char *path, bool ro, halo_err *err)
+{
+    halo_store_opts o = {.path = path, .read_only = ro};
+    halo_store *st = NULL;
+    if (halo_store_open_sqlite(&o, &st, err) != HALO_OK)
+        return NULL;
+    return st;
+}
+
+/* One integer from a SQL query on a separate connection. */
+static long long sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    long long v = -999;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        return -1000;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    } else {
+        fprintf(stderr, "  sql error: %s\n", sqlite3_errmsg(db));
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+/* One text value (malloc'd) from a SQL query; NULL for SQL NULL. */
+static char *sql_text(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    char *v = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        return NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+            v = strdup((const char *)sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+    } else {
+        fprintf(stderr, "  sql error: %s\n", sqlite3_errmsg(db));
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+static int sql_exec(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    if (sqlite3_open(path, &db) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    sqlite3_close(db);
+    return rc;
+}
+
+/* ---- deep comparison ----------------------------------------------------- */
+
+static bool value_eq(const halo_value *in, const halo_value *out);
+
+static bool attrs_eq(const halo_attrs *in, const halo_attrs *out)
+{
+    if (in->n != out->n)
+        return false;
+    for (size_t i = 0; i < in->n; i++) {
+        if (strcmp(in->items[i].key, out->items[i].key) != 0 ||
+            !value_eq(&in->items[i].value, &out->items[i].value)) {
+            fprintf(stderr, "  attribute \"%s\" differs\n", in->items[i].key);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Equal after the documented JSON round trip (bytes -> base64 string). */
+static bool value_eq(const halo_value *in, const halo_value *out)
+{
+    if (in->type == HALO_VAL_BYTES) {
+        halo_buf b = HALO_BUF_INIT;
+        halo_base64_encode(&b, in->u.s.ptr, in->u.s.len);
+        bool eq = out->type == HALO_VAL_STRING && out->u.s.len == b.len &&
+                  memcmp(out->u.s.ptr, b.data, b.len) == 0;
+        halo_buf_free(&b);
+        return eq;
+    }
+    if (in->type != out->type)
+        return false;
+    switch (in->type) {
+    case HALO_VAL_STRING:
+        return in->u.s.len == out->u.s.len &&
+               memcmp(in->u.s.ptr, out->u.s.ptr, in->u.s.len) == 0;
+    case HALO_VAL_BOOL:
+        return in->u.b == out->u.b;
+    case HALO_VAL_INT:
+        return in->u.i == out->u.i;
+    case HALO_VAL_DOUBLE:
+        return in->u.d == out->u.d;
+    case HALO_VAL_ARRAY:
+        if (in->u.arr.n != out->u.arr.n)
+            return false;
+        for (size_t i = 0; i < in->u.arr.n; i++)
+            if (!value_eq(&in->u.arr.items[i], &out->u.arr.items[i]))
+                return false;
+        return true;
+    case HALO_VAL_KVLIST: {
+        halo_attrs a = {in->u.kv.items, in->u.kv.n};
+        halo_attrs b = {out->u.kv.items, out->u.kv.n};
+        return attrs_eq(&a, &b);
+    }
+    default:
+        return true;
+    }
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+    if (!a || !b)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+#define SPAN_CHECK(cond)                                                       \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "  span %zu: %s differs\n", idx, #cond);           \
+            return false;                                                      \
+        }                                                                      \
+    } while (0)
+
+static bool span_eq_opt(size_t idx, const halo_span *a, const halo_span *b,
+                        bool derived)
+{
+    SPAN_CHECK(memcmp(a->trace_id, b->trace_id, 16) == 0);
+    SPAN_CHECK(memcmp(a->span_id, b->span_id, 8) == 0);
+    SPAN_CHECK(memcmp(a->parent_span_id, b->parent_span_id, 8) == 0);
+    SPAN_CHECK(str_eq(a->trace_state, b->trace_state));
+    SPAN_CHECK(a->flags == b->flags);
+    SPAN_CHECK(str_eq(a->name, b->name));
+    SPAN_CHECK(a->kind == b->kind);
+    SPAN_CHECK(a->start_ns == b->start_ns && a->end_ns == b->end_ns);
+    SPAN_CHECK(a->status_code == b->status_code);
+    SPAN_CHECK(str_eq(a->status_message, b->status_message));
+    SPAN_CHECK(attrs_eq(&a->attrs, &b->attrs));
+    SPAN_CHECK(a->n_events == b->n_events && a->n_links == b->n_links);
+    for (size_t i = 0; i < a->n_events; i++) {
+        SPAN_CHECK(a->events[i].time_ns == b->events[i].time_ns);
+        SPAN_CHECK(str_eq(a->events[i].name, b->events[i].name));
+        SPAN_CHECK(attrs_eq(&a->events[i].attrs, &b->events[i].attrs));
+        SPAN_CHECK(a->events[i].dropped_attrs == b->events[i].dropped_attrs);
+    }
+    for (size_t i = 0; i < a->n_links; i++) {
+        const halo_link *x = &a->links[i], *y = &b->links[i];
+        SPAN_CHECK(memcmp(x->trace_id, y->trace_id, 16) == 0);
+        SPAN_CHECK(memcmp(x->span_id, y->span_id, 8) == 0);
+        SPAN_CHECK(str_eq(x->trace_state, y->trace_state));
+        SPAN_CHECK(x->flags == y->flags &&
+                   x->dropped_attrs == y->dropped_attrs);
+        SPAN_CHECK(attrs_eq(&x->attrs, &y->attrs));
+    }
+    SPAN_CHECK(a->dropped_attrs == b->dropped_attrs);
+    SPAN_CHECK(a->dropped_events == b->dropped_events);
+    SPAN_CHECK(a->dropped_links == b->dropped_links);
+    SPAN_CHECK(attrs_eq(&a->resource->attrs, &b->resource->attrs));
+    SPAN_CHECK(a->resource->dropped_attrs == b->resource->dropped_attrs);
+    SPAN_CHECK(str_eq(a->resource->schema_url, b->resource->schema_url));
+    SPAN_CHECK(str_eq(a->scope->name, b->scope->name));
+    SPAN_CHECK(str_eq(a->scope->version, b->scope->version));
+    SPAN_CHECK(str_eq(a->scope->schema_url, b->scope->schema_url));
+    SPAN_CHECK(a->scope->dropped_attrs == b->scope->dropped_attrs);
+    SPAN_CHECK(attrs_eq(&a->scope->attrs, &b->scope->attrs));
+    if (!derived)
+        return true;
+    const halo_derived *x = &a->d, *y = &b->d;
+    SPAN_CHECK(str_eq(x->agent_id, y->agent_id));
+    SPAN_CHECK(str_eq(x->agent_name, y->agent_name));
+    SPAN_CHECK(str_eq(x->session_id, y->session_id));
+    SPAN_CHECK(str_eq(x->user_id, y->user_id));
+    SPAN_CHECK(str_eq(x->service_name, y->service_name));
+    SPAN_CHECK(str_eq(x->span_type, y->span_type));
+    SPAN_CHECK(str_eq(x->model, y->model));
+    SPAN_CHECK(str_eq(x->tool_name, y->tool_name));
+    SPAN_CHECK(str_eq(x->input, y->input));
+    SPAN_CHECK(str_eq(x->output, y->output));
+    SPAN_CHECK(x->has_input_tokens == y->has_input_tokens &&
+               x->input_tokens == y->input_tokens);
+    SPAN_CHECK(x->has_output_tokens == y->has_output_tokens &&
+               x->output_tokens == y->output_tokens);
+    SPAN_CHECK(x->has_cost == y->has_cost && x->cost == y->cost);
+    SPAN_CHECK(x->fallback_mask == y->fallback_mask);
+    return true;
+}
+
+static bool span_eq(size_t idx, const halo_span *a, const halo_span *b)
+{
+    return span_eq_opt(idx, a, b, true);
+}
+
+/* ---- a rich trace: every field set --------------------------------------- */
+
+/* Three spans of trace 1 (a root, an LLM child, a TOOL child with an error)
+ * under two resources, with events and links. */
+static halo_batch *rich_batch(halo_span **out_spans)
+{
+    halo_arena *a = halo_arena_new(0);
+    halo_span *sp = halo_arena_calloc(a, 3, sizeof *sp);
+    halo_resource *r1 = make_resource(a, "svc-one");
+    halo_resource *r2 = make_resource(a, "svc-two");
+    r2->dropped_attrs = 7;
+    r2->schema_url = "https://example.com/schema";
+    halo_scope *scope = make_scope(a);
+    span_opts o[3] = {
+        {.trace = 1,
+         .span = 10,
+         .start_ms = 0,
+         .dur_ms = 1000,
+         .status = HALO_STATUS_OK,
+         .agent = "support-agent"},
+        {.trace = 1,
+         .span = 11,
+         .parent = 10,
+         .start_ms = 100,
+         .dur_ms = 300,
+         .status = HALO_STATUS_UNSET,
+         .agent = "support-agent",
+         .type = "LLM"},
+        {.trace = 1,
+         .span = 12,
+         .parent = 10,
+         .start_ms = 500,
+         .dur_ms = 120,
+         .status = HALO_STATUS_ERROR,
+         .agent = "support-agent",
+         .type = "TOOL"},
+    };
+    for (int i = 0; i < 3; i++)
+        fill_span(&sp[i], i == 2 ? r2 : r1, scope, &o[i]);
+    sp[0].attrs = rich_attrs(a);
+    sp[0].trace_state = "vendor=x";
+    sp[0].flags = 0x301;
+    sp[0].dropped_attrs = 1;
+    sp[0].dropped_events = 2;
+    sp[0].dropped_links = 3;
+    sp[0].d.session_id = "sess-1";
+    sp[0].d.user_id = "user-1";
+    sp[0].d.service_name = "svc-one";
+    sp[0].d.input = "question?";
+    sp[0].d.output = "answer!";
+    /* events */
+    halo_event *ev = halo_arena_calloc(a, 2, sizeof *ev);
+    ev[0].name = "exception";
+    ev[0].time_ns = T0 + 5;
+    static const char *ek[] = {"exception.message", "count"};
+    halo_value evv[] = {v_str("bad thing"), v_int(3)};
+    ev[0].attrs = attrs_of(a, ek, evv, 2);
+    ev[0].dropped_attrs = 4;
+    ev[1].name = "empty";
+    ev[1].time_ns = T0 + 6;
+    sp[0].events = ev;
+    sp[0].n_events = 2;
+    /* links */
+    halo_link *ln = halo_arena_calloc(a, 1, sizeof *ln);
+    make_tid(ln->trace_id, 99);
+    make_sid(ln->span_id, 98);
+    ln->trace_state = "k=v";
+    ln->flags = 1;
+    ln->dropped_attrs = 2;
+    static const char *lk[] = {"link.kind"};
+    halo_value lv[] = {v_str("follows")};
+    ln->attrs = attrs_of(a, lk, lv, 1);
+    sp[0].links = ln;
+    sp[0].n_links = 1;
+    /* the children share the root's run identity, as agent_identity
+     * derives it (the store would fill it in otherwise) */
+    for (int i = 1; i < 3; i++) {
+        sp[i].d.session_id = "sess-1";
+        sp[i].d.user_id = "user-1";
+    }
+    /* LLM child: tokens and cost */
+    sp[1].d.model = "gpt-4o";
+    sp[1].d.has_input_tokens = sp[1].d.has_output_tokens = true;
+    sp[1].d.input_tokens = 1200;
+    sp[1].d.output_tokens = 300;
+    sp[1].d.has_cost = true;
+    sp[1].d.cost = 0.0125;
+    /* TOOL child */
+    sp[2].d.tool_name = "search_docs";
+    sp[2].d.has_input_tokens = true;
+    sp[2].d.input_tokens = 5;
+    *out_spans = sp;
+    halo_batch *b = halo_batch_new();
+    halo_batch_add_chunk(b, a, sp, 3);
+    return b;
+}
+
+TEST(rich_trace_roundtrip)
+{
+    const char *path = db_path("rich.db");
+    halo_err err = {{0}};
+    halo_store *st = open_store(path, false, &err);
+    CHECK(st);
+    halo_span *in;
+    halo_batch *b = rich_batch(&in);
+    halo_write_stats ws;
+    CHECK_INT(halo_store_write_batch(st, b, &ws, &err), HALO_OK);
+    CHECK_INT(ws.inserted, 3);
+    CHECK_INT(ws.duplicates, 0);
+
+    /* columns, read with sqlite3 directly */
+    const char *tid = "abababababababab0000000000000001";
+    char *s = sql_text(path, "SELECT start_time FROM spans WHERE "
+                             "span_id = '000000000000000a'");
+    CHECK_STR(s, "2025-11-16T09:00:00.000000000Z");
+    free(s);
+    s = sql_text(path, "SELECT trace_id || '|' || kind || '|' || "
+                       "status_code || '|' || coalesce(parent_span_id, "
+                       "'NULL') || '|' || span_type FROM spans WHERE "
+                       "span_id = '000000000000000a'");
+    CHECK_STR(s, "abababababababab0000000000000001|SERVER|OK|NULL|AGENT");
+    free(s);
+    s = sql_text(path, "SELECT parent_span_id || '|' || kind || '|' || "
+                       "status_code || '|' || status_message || '|' || "
+                       "tool_name FROM spans WHERE span_id = "
+                       "'000000000000000c'");
+    CHECK_STR(s, "000000000000000a|INTERNAL|ERROR|boom|search_docs");
+    free(s);
+    s = sql_text(path, "SELECT attributes FROM spans WHERE span_id = "
+                       "'000000000000000a'");
+    CHECK_STR(s, "{\"s\":\"hello\\nworld\",\"quote\\\"key\":\"x\","
+                 "\"i\":9223372036854775807,\"neg\":-42,\"d\":0.1,"
+                 "\"dint\":2.0,\"dbig\":1e+300,\"b\":true,"
+                 "\"bytes\":\"AAEC/v8=\",\"arr\":[1,\"two\",3.0],"
+                 "\"kv\":{\"inner\":false,\"list\":[1,\"two\"]},"
+                 "\"empty\":null,\"utf8\":\"h\xc3\xa9llo \xe2\x82\xac\"}");
+    free(s);
+    s = sql_text(path, "SELECT events FROM spans WHERE span_id = "
+                       "'000000000000000a'");
+    CHECK_STR(s, "[{\"name\":\"exception\",\"time_unix_nano\":"
+                 "1763283600000000005,\"attributes\":{\"exception.message\":"
+                 "\"bad thing\",\"count\":3},\"dropped_attributes_count\":4},"
+                 "{\"name\":\"empty\",\"time_unix_nano\":1763283600000000006,"
+                 "\"attributes\":{},\"dropped_attributes_count\":0}]");
+    free(s);
+    s = sql_text(path, "SELECT resource FROM spans WHERE span_id = "
+                       "'000000000000000c'");
+    CHECK_STR(s, "{\"service.name\":\"svc-two\",\"host.cores\":2}");
+    free(s);
+    s = sql_text(path, "SELECT json_extract(attributes, '$.kv.inner') || '|' "
+                       "|| json_extract(resource, '$.\"service.name\"') FROM "
+                       "spans WHERE span_id = '000000000000000a'");
+    CHECK_STR(s, "0|svc-one");
+    free(s);
+    CHECK_INT(sql_int(path, "SELECT input_tokens + output_tokens FROM spans "
+                            "WHERE span_id = '000000000000000b'"),
+              1500);
+    CHECK_INT(sql_int(path, "SELECT cost * 10000 FROM spans WHERE span_id = "
+                            "'000000000000000b'"),
+              125);
+    CHECK_INT(sql_int(path, "SELECT input_tokens IS NULL AND cost IS NULL "
+                            "FROM spans WHERE span_id = '000000000000000a'"),
+              1);
+    CHECK_INT(sql_int(path, "SELECT duration_ms FROM spans WHERE span_id = "
+                            "'000000000000000c'"),
+              120);
+    CHECK_INT(sql_int(path, "SELECT flags FROM spans WHERE span_id = "
+                            "'000000000000000a'"),
+              0x301);
+    CHECK_INT(sql_int(path, "SELECT julianday(end_time) > julianday("
+                            "start_time) FROM spans WHERE span_id = "
+                            "'000000000000000a'"),
+              1);
+
+    /* the traces rollup */
+    char q[256];
+    snprintf(q, sizeof q,
+             "SELECT span_count * 1000000 + error_count * 100000 + "
+             "llm_calls * 10000 + tool_calls * 1000 + (root_name = 'root') "
+             "FROM traces WHERE trace_id = '%s'",
+             tid);
+    CHECK_INT(sql_int(path, q), 3111001);
+    snprintf(q, sizeof q,
+             "SELECT input_tokens * 1000 + output_tokens FROM traces WHERE "
+             "trace_id = '%s'",
+             tid);
+    CHECK_INT(sql_int(path, q), 1205300);
+    snprintf(q, sizeof q,
+             "SELECT agent_id || '|' || session_id || '|' || user_id || '|' "
+             "|| start_time || '|' || end_time || '|' || duration_ms FROM "
+             "traces WHERE trace_id = '%s'",
+             tid);
+    s = sql_text(path, q);
+    CHECK_STR(s, "support-agent|sess-1|user-1|2025-11-16T09:00:00.000000000Z|"
+                 "2025-11-16T09:00:01.000000000Z|1000.0");
+    free(s);
+
+    /* the query API: rebuild equals the input */
+    halo_arena *ra = halo_arena_new(0);
+    halo_span *outs;
+    size_t n;
+    uint8_t tidb[16];
+    make_tid(tidb, 1);
+    CHECK_INT(st->ops->get_trace(st, tidb, ra, &outs, &n, &err), HALO_OK);
+    CHECK_INT(n, 3);
+    for (size_t i = 0; i < 3; i++)
+        CHECK(span_eq(i, &in[i], &outs[i]));
+    CHECK(outs[0].resource == outs[1].resource); /* shared again */
+    CHECK(outs[0].resource != outs[2].resource);
+    CHECK(outs[0].scope == outs[2].scope);
+
+    /* an unknown trace */
+    make_tid(tidb, 12345);
+    CHECK_INT(st->ops->get_trace(st, tidb, ra, &outs, &n, &err),
+              HALO_ENOTFOUND);
+    CHECK_CONTAINS(err.msg, "not found");
+    halo_arena_free(ra);
+    halo_batch_done(b, HALO_OK, "");
+    halo_store_close(st);
+}
+
+TEST(idempotent_rewrite)
+{
+    const char *path = db_path("idem.db");
+    halo_err err = {{0}};
+    halo_store *st = open_store(path, false, &err);
+    CHECK(st);
+    halo_span *in;
+    halo_batch *b = rich_batch(&in);
+    halo_write_stats ws;
+    CHECK_INT(halo_store_write_batch(st, b, &ws, &err), HALO_OK);
+    char *before = sql_text(path, "SELECT group_concat(trace_id || span_count"
+                                  " || error_count || input_tokens || cost "
+                                  "|| start_time || end_time) FROM traces");
+    CHECK(before);
+    /* the same batch again, twice in one group */
+    const halo_batch *two[2] = {b, b};
+    CHECK_INT(st->ops->write_batches(st, two, 2, &ws, &err), HALO_OK);
+    CHECK_INT(ws.inserted, 0);
+    CHECK_INT(ws.duplicates, 6);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM spans"), 3);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM traces"), 1);
+    char *after = sql_text(path, "SELECT group_concat(trace_id || span_count"
+                                 " || error_count || input_tokens || cost "
+                                 "|| start_time || end_time) FROM traces");
+    CHECK_STR(after, before);
+    free(before);
+    free(after);
+    halo_batch_done(b, HALO_OK, "");
+    halo_store_close(st);
+}
+
+TEST(rollup_across_batches)
+{
+    const char *path = db_path("rollup.db");
+    halo_err err = {{0}};
+    halo_store *st = open_store(path, false, &err);
+    CHECK(st);
+    /* children first (no root yet), then the root, then a late child that
+     * starts before everything else */
+    span_opts c[2] = {
+        {.trace = 7,
+         .span = 2,
+         .parent = 1,
+         .start_ms = 100,
+         .dur_ms = 50,
+         .agent = "a",
+         .type = "LLM",
+         .status = HALO_STATUS_ERROR},
+        {.trace = 7,
+         .span = 3,
+         .parent = 1,
+         .start_ms = 200,
+         .dur_ms = 50,
+         .agent = "a",
+         .type = "TOOL"},
+    };
+    span_opts r = {
+        .trace = 7, .span = 1, .start_ms = 50, .dur_ms = 500, .agent = "a"};
+    span_opts late = {.trace = 7,
+                      .span = 4,
+                      .parent = 1,
+                      .start_ms = 10,
+                      .dur_ms = 900,
+                      .agent = "a",
+                      .type = "TOOL"};
+    halo_batch *b1 = batch_of(c, 2), *b2 = batch_of(&r, 1),
+               *b3 = batch_of(&late, 1);
+    CHECK_INT(halo_store_write_batch(st, b1, NULL, &err), HALO_OK);
+    const char *q = "SELECT coalesce(root_name, 'NULL') || '|' || span_count "
+                    "|| '|' || error_count || '|' || llm_calls || '|' || "
+                    "tool_calls || '|' || start_time || '|' || duration_ms "
+                    "FROM traces";
+    char *s = sql_text(path, q);
+    CHECK_STR(s, "NULL|2|1|1|1|2025-11-16T09:00:00.100000000Z|150.0");
+    free(s);
+    CHECK_INT(halo_store_write_batch(st, b2, NULL, &err), HALO_OK);
+    s = sql_text(path, q);
+    CHECK_STR(s, "root|3|1|1|1|2025-11-16T09:00:00.050000000Z|500.0");
+    free(s);
+    CHECK_INT(halo_store_write_batch(st, b3, NULL, &err), HALO_OK);
+    s = sql_text(path, q);
+    CHECK_STR(s, "root|4|1|1|2|2025-11-16T09:00:00.010000000Z|900.0");
+    free(s);
+    s = sql_text(path, "SELECT end_unix_nano - start_unix_nano FROM traces");
+    CHECK_STR(s, "900000000");
+    free(s);
+    s = sql_text(path, "SELECT root_span_id FROM traces");
+    CHECK_STR(s, "0000000000000001");
+    free(s);
+    halo_batch_done(b1, HALO_OK, "");
+    halo_batch_done(b2, HALO_OK, "");
+    halo_batch_done(b3, HALO_OK, "");
+    halo_store_close(st);
+}
+
+TEST(identity_fixup)
+{
+    const char *path = db_path("fixup.db");
+    halo_err err = {{0}};
+    halo_store *st = open_store(path, false, &err);
+    CHECK(st);
+    /* children carry the resource fallback ("svc") for agent and session;
+     * child 3 has its own agent (bit clear) and must keep it */
+    uint32_t fb = HALO_FB_AGENT_ID | HALO_FB_AGENT_NAME | HALO_FB_SESSION_ID;
+    span_opts c[2] = {
+        {.trace = 5,
+         .span = 2,
+         .parent = 1,
+         .start_ms = 1,
+         .dur_ms = 1,
+         .agent = "svc",
+         .fb_mask = fb},
+        {.trace = 5,
+         .span = 3,
+         .parent = 1,
+         .start_ms = 2,
+         .dur_ms = 1,
+         .agent = "own-agent",
+         .fb_mask = HALO_FB_SESSION_ID},
+    };
+    halo_batch *b1 = batch_of(c, 2);
+    /* a child of another trace, untouched by this root */
+    span_opts other = {.trace = 6,
+                       .span = 2,
+                       .parent = 1,
+                       .start_ms = 1,
+                       .dur_ms = 1,
+                       .agent = "svc",
+                       .fb_mask = fb};
+    halo_batch *bo = batch_of(&other, 1);
+    CHECK_INT(halo_store_write_batch(st, b1, NULL, &err), HALO_OK);
+    CHECK_INT(halo_store_write_batch(st, bo, NULL, &err), HALO_OK);
+    char *s = sql_text(path, "SELECT agent_id FROM traces WHERE trace_id "
+                             "LIKE '%05'");
+    CHECK_STR(s, "svc"); /* the first span's value while no root */
+    free(s);
+
+    /* the root: its own agent (bit clear); session from its resource
+     * (bit set: cannot resolve the children's session) */
+    span_opts r = {.trace = 5,
+                   .span = 1,
+                   .start_ms = 0,
+                   .dur_ms = 10,
+                   .agent = "real-agent",
+                   .fb_mask = HALO_FB_SESSION_ID};
+    halo_batch *b2 = batch_of(&r, 1);
+    b2->head->spans[0].d.session_id = "res-session";
+    b2->head->spans[0].d.user_id = "root-user";
+    halo_write_stats ws;
+    CHECK_INT(halo_store_write_batch(st, b2, &ws, &err), HALO_OK);
+    CHECK_INT(ws.fixed_up, 2);
+    /* agent from the fallback -> the root's; user missing -> the root's;
+     * session from the fallback stays (the root's is a fallback too) */
+    s = sql_text(path, "SELECT agent_id || '|' || agent_name || '|' || "
+                       "user_id || '|' || coalesce(session_id, 'NULL') || "
+                       "'|' || fallback_mask FROM spans WHERE span_id = "
+                       "'0000000000000002' AND trace_id LIKE '%05'");
+    CHECK_STR(s, "real-agent|real-agent|root-user|NULL|4");
+    free(s);
+    /* its own agent stays; the missing user is filled */
+    s = sql_text(path, "SELECT agent_id || '|' || user_id || '|' || "
+                       "fallback_mask FROM spans WHERE span_id = "
+                       "'0000000000000003'");
+    CHECK_STR(s, "own-agent|root-user|4");
+    free(s);
+    s = sql_text(path, "SELECT agent_id || '|' || fallback_mask FROM spans "
+                       "WHERE trace_id LIKE '%06'");
+    CHECK_STR(s, "svc|7");
+    free(s);
+    s = sql_text(path, "SELECT agent_id || '|' || session_id || '|' || "
+                       "user_id FROM traces WHERE trace_id LIKE '%05'");
+    CHECK_STR(s, "real-agent|res-session|root-user");
+    free(s);
+
+    /* a late child with fallback bits: fixed from the stored root */
+    span_opts l = {.trace = 5,
+                   .span = 9,
+                   .parent = 1,
+                   .start_ms = 3,
+                   .dur_ms = 1,
+                   .agent = "svc",
+                   .fb_mask = fb};
+    halo_batch *b3 = batch_of(&l, 1);
+    CHECK_INT(halo_store_write_batch(st, b3, &ws, &err), HALO_OK);
+    CHECK_INT(ws.fixed_up, 1);
+    s = sql_text(path, "SELECT agent_id || '|' || user_id || '|' || "
+                       "fallback_mask FROM spans WHERE span_id = "
+                       "'0000000000000009'");
+    CHECK_STR(s, "real-agent|root-user|4");
+    free(s);
+    /* children and root in one batch, children first */
+    span_opts same[2] = {
+        {.trace = 8,
+         .span = 2,
+         .parent = 1,
+         .start_ms = 1,
+         .dur_ms = 1,
+         .agent = "svc",
+         .fb_mask = fb},
+        {.trace = 8, .span = 1, .start_ms = 0, .dur_ms = 5, .agent = "boss"},
+    };
+    halo_batch *b4 = batch_of(same, 2);
+    CHECK_INT(halo_store_write_batch(st, b4, &ws, &err), HALO_OK);
+    CHECK_INT(ws.fixed_up, 1);
+    s = sql_text(path, "SELECT agent_id || '|' || fallback_mask FROM spans "
+                       "WHERE trace_id LIKE '%08' AND span_id LIKE '%2'");
+    CHECK_STR(s, "boss|4");
+    free(s);
+    halo_batch_done(b1, HALO_OK, "");
+    halo_batch_done(bo, HALO_OK, "");
+    halo_batch_done(b2, HALO_OK, "");
+    halo_batch_done(b3, HALO_OK, "");
+    halo_batch_done(b4, HALO_OK, "");
+    halo_store_close(st);
+}
+
+TEST(retention_deletes_old_rows_only)
+{
+    const char *path = db_path("retention.db");
+    halo_err err = {{0}};
+    halo_store *st = open_store(path, false, &err);
+    CHECK(st);
+    /* 12 old traces (the first ones, minutes after T0; their child spans
+     * start after the cutoff but go with their trace) and 3 recent ones */
+    span_opts o[30];
+    for (int i = 0; i < 15; i++) {
+        uint64_t start = i < 12 ? (uint64_t)i * 1000 : 86400000ull * 10;
+        o[2 * i] = (span_opts){.trace = 100 + i,
+                               .span = 1,
+                               .start_ms = start,
+                               .dur_ms = 5,
+                               .agent = "a"};
+        o[2 * i + 1] = (span_opts){.trace = 100 + i,
+                                   .span = 2,
+                                   .parent = 1,
+                                   .start_ms = start + 86400000ull * 2,
+                                   .dur_ms = 1,
+                                   .agent = "a"};
+    }
+    halo_batch *b = batch_of(o, 30);
+    CHECK_INT(halo_store_write_batch(st, b, NULL, &err), HALO_OK);
+    uint64_t cutoff = T0 + 86400000000000ull; /* one day after T0 */
+    int64_t deleted, total = 0;
+    bool more = true;
+    int steps = 0;
+    while (more) {
+        CHECK_INT(st->ops->retention_step(st, cutoff, 5, &deleted, &more, &err),
+                  HALO_OK);
+        total += deleted;
+        CHECK(++steps < 20);
+    }
+    CHECK_INT(steps, 3); /* 12 traces in steps of 5 */
+    CHECK_INT(total, 24 + 12);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM spans"), 6);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM traces"), 3);
+    CHECK_INT(sql_int(path, "SELECT min(start_unix_nano) >= 1763283600000000000"
+                            " + 86400000000000 FROM spans"),
+              1);
+    halo_batch_done(b, HALO_OK, "");
+    halo_store_close(st);
+}
+
+/* Traces of agent "a" with durations 1..100 ms (every 10th an error) and
+ * of agent "b" with 1000 and 3000 ms. */
+static halo_batch *stats_batch(void)
+{
+    span_opts o[102];
+    for (int i = 0; i < 100; i++)
+        o[i] = (span_opts){.trace = 1000 + i,
+                           .span = 1,
+                           .start_ms = (uint64_t)(99 - i) * 10,
+                           .dur_ms = (uint64_t)i + 1,
+                           .agent = "a",
+                           .status = i % 10 == 0 ? HALO_STATUS_ERROR : 0};
+    o[100] = (span_opts){.trace = 2000,
+                         .span = 1,
+                         .start_ms = 5000,
+                         .dur_ms = 3000,
+                         .agent = "b"};
+    o[101] = (span_opts){.trace = 2001,
+                         .span = 1,
+                         .start_ms = 6000,
+                         .dur_ms = 1000,
+                         .agent = "b"};
+    halo_batch *b = batch_of(o, 102);
+    halo_span *sp = b->head->spans;
+    for (int i = 0; i < 100; i++) {
+        sp[i].d.has_input_tokens = sp[i].d.has_output_tokens = true;
+        sp[i].d.input_tokens = 10;
+        sp[i].d.output_tokens = 1;
+        sp[i].d.has_cost = true;
+        sp[i].d.cost = 0.5;
+    }
+    return b;
+}
+
+TEST(agent_stats_percentiles)
+{
+    const char *path = db_path("stats.db");
+    halo_err err = {{0}};
+    halo_store *st = open_store(path, false, &err);
+    CHECK(st);
+    halo_batch *b = stats_batch();
+    CHECK_INT(halo_store_write_batch(st, b, NULL, &err), HALO_OK);
+    halo_arena *a = halo_arena_new(0);
+    halo_agent_stats *rows;
+    size_t n;
+    CHECK_INT(st->ops->agent_stats(st, 0, 0, a, &rows, &n, &err), HALO_OK);
+    CHECK_INT(n, 2);
+    CHECK_STR(rows[0].agent_id, "a");
+    CHECK_INT(rows[0].runs, 100);
+    CHECK_INT(rows[0].error_runs, 10);
+    CHECK(fabs(rows[0].error_rate - 0.1) < 1e-12);
+    CHECK(rows[0].p50_ms == 50.0);
+    CHECK(rows[0].p95_ms == 95.0);
+    CHECK_INT(rows[0].input_tokens, 1000);
+    CHECK_INT(rows[0].output_tokens, 100);
+    CHECK(fabs(rows[0].cost - 50.0) < 1e-9);
+    CHECK_STR(rows[1].agent_id, "b");
+    CHECK_INT(rows[1].runs, 2);
+    CHECK(rows[1].p50_ms == 1000.0);
+    CHECK(rows[1].p95_ms == 3000.0);
+    CHECK_INT(rows[1].error_runs, 0);
+    /* a window: the traces of "a" starting in [T0+100ms, T0+200ms) are the
+     * 10 with durations 81..90 */
+    uint64_t since = T0 + 100000000ull, until = T0 + 200000000ull;
+    CHECK_INT(st->ops->agent_stats(st, since, until, a, &rows, &n, &err),
+              HALO_OK);
+    CHECK_INT(n, 1);
+    CHECK_INT(rows[0].runs, 10);
+    CHECK(rows[0].p50_ms == 85.0);
+    CHECK(rows[0].p95_ms == 90.0);
+    CHECK_INT(rows[0].error_runs, 1); /* the 81 ms one (i = 80) */
+    /* percentile helper edge cases */
+    double one = 7;
+    CHECK(halo_percentile(&one, 1, 0.95) == 7);
+    CHECK(halo_percentile(NULL, 0, 0.5) == 0);
+    halo_arena_free(a);
+    halo_batch_done(b, HALO_OK, "");
+    halo_store_close(st);
+}
+
+TEST(list_traces_filters)
+{
+    const char *path = db_path("list.db");
+    halo_err err = {{0}};
+    halo_store *st = open_store(path, false, &err);
+    CHECK(st);
+    halo_batch *b = stats_batch();
+    CHECK_INT(halo_store_write_batch(st, b, NULL, &err), HALO_OK);
+    halo_store_close(st);
+    /* read through a read-only handle */
+    st = open_store(path, true, &err);
+    CHECK(st);
+    halo_arena *a = halo_arena_new(0);
+    halo_trace_row *rows;
+    size_t n;
+    halo_trace_filter f = {.limit = 5};
+    CHECK_INT(st->ops->list_traces(st, &f, a, &rows, &n, &err), HALO_OK);
+    CHECK_INT(n, 5);
+    CHECK_STR(rows[0].agent_id, "b"); /* newest first */
+    CHECK_STR(rows[0].trace_id, "abababababababab00000000000007d1");
+    CHECK(rows[0].start_ns == T0 + 6000000000ull);
+    CHECK_STR(rows[0].start_time, "2025-11-16T09:00:06.000000000Z");
+    CHECK_STR(rows[0].root_name, "root");
+    CHECK(rows[0].duration_ms == 1000.0);
+    CHECK_INT(rows[2].span_count, 1);
+    CHECK_STR(rows[2].agent_id, "a");
+    f = (halo_trace_filter){.agent_id = "a", .errors_only = true};
+    CHECK_INT(st->ops->list_traces(st, &f, a, &rows, &n, &err), HALO_OK);
+    CHECK_INT(n, 10);
+    for (size_t i = 0; i < n; i++)
+        CHECK_INT(rows[i].error_count, 1);
+    f = (halo_trace_filter){.since_ns = T0 + 100000000ull,
+                            .until_ns = T0 + 200000000ull};
+    CHECK_INT(st->ops->list_traces(st, &f, a, &rows, &n, &err), HALO_OK);
+    CHECK_INT(n, 10);
+    f = (halo_trace_filter){.agent_id = "nobody"};
+    CHECK_INT(st->ops->list_traces(st, &f, a, &rows, &n, &err), HALO_OK);
+    CHECK_INT(n, 0);
+    /* writes are refused on a read-only handle */
+    CHECK_INT(halo_store_write_batch(st, b, NULL, &err), HALO_EINVAL);
+    CHECK_CONTAINS(err.msg, "read-only");
+    halo_arena_free(a);
+    halo_batch_done(b, HALO_OK, "");
+    halo_store_close(st);
+}
+
+TEST(migrations_and_versions)
+{
+    const char *path = db_path("migr.db");
+    halo_err err = {{0}};
+    halo_store *st = open_store(path, false, &err);
+    CHECK(st);
+    halo_store_close(st);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM schema_migrations"), 1);
+    /* reopening applies nothing */
+    st = open_store(path, false, &err);
+    CHECK(st);
+    halo_store_close(st);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM schema_migrations"), 1);
+    CHECK_INT(sql_int(path, "SELECT max(version) FROM schema_migrations"),
+              halo_store_schema_version());
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                            " ('spans', 'traces', 'reports')"),
+              3);
+    char *jm = sql_text(path, "PRAGMA journal_mode");
+    CHECK_STR(jm, "wal");
+    free(jm);
+    /* a newer schema: refused by both modes */
+    CHECK_INT(sql_exec(path, "INSERT INTO schema_migrations VALUES (99, 'x')"),
+              SQLITE_OK);
+    CHECK(!open_store(path, false, &err));
+    CHECK_CONTAINS(err.msg, "schema version 99, newer than");
+    CHECK(!open_store(path, true, &err));
+    CHECK_CONTAINS(err.msg, "newer than");
+    /* a missing database in read-only mode */
+    const char *missing = db_path("nope.db");
+    CHECK(!open_store(missing, true, &err));
+    char want[700];
+    snprintf(want, sizeof want,
+             "database \"%s\" does not exist (has `halo serve` or `halo "
+             "import` written to it?)",
+             missing);
+    CHECK_STR(err.msg, want);
+    CHECK(access(missing, F_OK) != 0);
+    /* a file that is not a halo database */
+    const char *other = db_path("other.db");
+    CHECK_INT(sql_exec(other, "CREATE TABLE t (x)"), SQLITE_OK);
+    CHECK(!open_store(other, true, &err));
+    CHECK_CONTAINS(err.msg, "not a halo database");
+}
+
+TEST(reports_table)
+{
+    const char *path = db_path("reports.db");
+    halo_err err = {{0}};
+    halo_store *st = open_store(path, false, &err);
+    CHECK(st);
+    halo_report_row r = {.id = "r1",
+                         .agent_id = "a",
+                         .schedule = "hourly",
+                         .window_start = "2025-11-16T09:00:00Z",
+                         .window_end = "2025-11-16T10:00:00Z",
+                         .generated_at = "2025-11-16T10:05:00Z",
+                         .mode = "detectors",
+                         .json = "{}",
+                         .markdown = "# r"};
+    CHECK_INT(st->ops->put_report(st, &r, &err), HALO_OK);
+    r.markdown = "# r v2";
+    CHECK_INT(st->ops->put_report(st, &r, &err), HALO_OK);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM reports"), 1);
+    char *s = sql_text(path, "SELECT markdown || '|' || coalesce(model, "
+                             "'NULL') FROM reports");
+    CHECK_STR(s, "# r v2|NULL");
+    free(s);
+    halo_store_close(st);
+}
+
+/* ---- json_attrs ---------------------------------------------------------- */
+
+TEST(json_attrs_decode_rejects_bad_shapes)
+{
+    halo_arena *a = halo_arena_new(0);
+    halo_err err = {{0}};
+    halo_attrs at;
+    halo_event *ev;
+    halo_link *ln;
+    size_t n;
+    halo_scope sc;
+    CHECK_INT(halo_json_decode_attrs("[1]", 3, a, &at, "attributes", &err),
+              HALO_EINVAL);
+    CHECK_CONTAINS(err.msg, "attributes");
+    CHECK_INT(halo_json_decode_attrs("{\"a\":", 5, a, &at, "attributes", &err),
+              HALO_EINVAL);
+    CHECK_INT(halo_json_decode_attrs(NULL, 0, a, &at, "attributes", &err),
+              HALO_OK);
+    CHECK_INT(at.n, 0);
+    CHECK_INT(halo_json_decode_events("{}", 2, a, &ev, &n, &err), HALO_EINVAL);
+    const char *bad_ev = "[{\"name\":\"x\",\"time_unix_nano\":\"soon\"}]";
+    CHECK_INT(halo_json_decode_events(bad_ev, strlen(bad_ev), a, &ev, &n, &err),
+              HALO_EINVAL);
+    CHECK_CONTAINS(err.msg, "events[0].time_unix_nano");
+    const char *bad_ln = "[{\"trace_id\":\"abc\",\"span_id\":\"00\"}]";
+    CHECK_INT(halo_json_decode_links(bad_ln, strlen(bad_ln), a, &ln, &n, &err),
+              HALO_EINVAL);
+    CHECK_CONTAINS(err.msg, "links[0].trace_id");
+    CHECK_INT(halo_json_decode_scope("7", 1, a, &sc, &err), HALO_EINVAL);
+    const char *bad_cnt = "{\"dropped_attributes_count\":-1}";
+    CHECK_INT(halo_json_decode_scope(bad_cnt, strlen(bad_cnt), a, &sc, &err),
+              HALO_EINVAL);
+    /* embedded NUL survives */
+    const char *nul = "{\"k\":\"a\\u0000b\"}";
+    CHECK_INT(halo_json_decode_attrs(nul, strlen(nul), a, &at, "x", &err),
+              HALO_OK);
+    CHECK_INT(at.items[0].value.u.s.len, 3);
+    halo_buf b = HALO_BUF_INIT;
+    halo_base64_encode(&b, "f", 1);
+    halo_base64_encode(&b, "fo", 2);
+    halo_base64_encode(&b, "foo", 3);
+    halo_base64_encode(&b, "foob", 4);
+    CHECK_STR(b.data, "Zg==Zm8=Zm9vZm9vYg==");
+    halo_buf_free(&b);
+    halo_arena_free(a);
+}
+
+/* The string encoder's fast paths write exactly what halo_buf_json_str
+ * writes, for any bytes. */
+TEST(json_string_encoding_matches_buf)
+{
+    static const char *pieces[] = {"a",
+                                   "\"",
+                                   "\\",
+                                   "\n",
+                                   "\x01",
+                                   "\x7f",
+                                   "\xc3\xa9",
+                                   "\xe2\x82\xac",
+                                   "\xf0\x9f\x98\x80",
+                                   "\xc3",
+                                   "\xe2\x82",
+                                   "\xed\xa0\x80",
+                                   "\xc0\xaf",
+                                   "\xff",
+                                   "plain text run ",
+                                   "\t",
+                                   "/",
+                                   "\xf4\x90\x80\x80"};
+    const size_t np = sizeof pieces / sizeof *pieces;
+    uint64_t seed = 42;
+    halo_buf a = HALO_BUF_INIT, b = HALO_BUF_INIT, in = HALO_BUF_INIT;
+    for (int iter = 0; iter < 20000; iter++) {
+        halo_buf_reset(&in);
+        int k = (int)(seed % 12);
+        for (int j = 0; j < k; j++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            halo_buf_puts(&in, pieces[(seed >> 33) % np]);
+        }
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        halo_value v = {.type = HALO_VAL_STRING};
+        v.u.s.ptr = in.data ? in.data : "";
+        v.u.s.len = in.len;
+        halo_buf_reset(&a);
+        halo_buf_reset(&b);
+        halo_json_encode_value(&a, &v);
+        halo_buf_json_str(&b, v.u.s.ptr, v.u.s.len);
+        CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
+    }
+    halo_buf_free(&a);
+    halo_buf_free(&b);
+    halo_buf_free(&in);
+}
+
+/* ---- throughput ---------------------------------------------------------- */
+
+/* A batch of realistic agent spans: traces of 8 spans, ~12 attributes. */
+static halo_batch *perf_batch(uint64_t first_trace, size_t n)
+{
+    halo_arena *a = halo_arena_new(1 << 20);
+    halo_span *sp = halo_arena_calloc(a, n, sizeof *sp);
+    halo_resource *res = make_resource(a, "support-bot");
+    halo_scope *scope = make_scope(a);
+    static const char *keys[] = {"openinference.span.kind",
+                                 "llm.model_name",
+                                 "input.value",
+                                 "output.value",
+                                 "llm.token_count.prompt",
+                                 "llm.token_count.completion",
+                                 "agent.id",
+                                 "session.id",
+                                 "tool.name",
+                                 "http.status_code",
+                                 "retry",
+                                 "temperature"};
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t = first_trace + i / 8;
+        span_opts o = {.trace = t,
+                       .span = i % 8 + 1,
+                       .parent = i % 8 ? 1 : 0,
+                       .start_ms = i,
+                       .dur_ms = 3,
+                       .agent = "support-bot",
+                       .type = i % 8 ? (i % 2 ? "LLM" : "TOOL") : "AGENT",
+                       .status = i % 50 == 0 ? HALO_STATUS_ERROR : 0};
+        fill_span(&sp[i], res, scope, &o);
+        make_tid_random(sp[i].trace_id, t);
+        halo_value vals[] = {
+            v_str("LLM"),
+            v_str("gpt-4o-mini"),
+            v_str("Find the refund policy for order 12345 and summarize it "
+                  "for the customer in two sentences."),
+            v_str("Refunds are accepted within 30 days of delivery. The "
+                  "item must be unused and in its original packaging."),
+            v_int(1200),
+            v_int(85),
+            v_str("support-bot"),
+            v_str("session-4711"),
+            v_str("search_docs"),
+            v_int(200),
+            v_bool(false),
+            v_dbl(0.2)};
+        sp[i].attrs = attrs_of(a, keys, vals, sizeof vals / sizeof *vals);
+        sp[i].d.model = "gpt-4o-mini";
+        sp[i].d.session_id = "session-4711";
+        sp[i].d.has_input_tokens = sp[i].d.has_output_tokens = true;
+        sp[i].d.input_tokens = 1200;
+        sp[i].d.output_tokens = 85;
+    }
+    halo_batch *b = halo_batch_new();
+    halo_batch_add_chunk(b, a, sp, n);
+    return b;
+}
+
+static double clock_s(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double mono_s(void)
+{
+    return clock_s(CLOCK_MONOTONIC);
+}
+
+/* Write total spans in transactions of group batches of per spans each;
+ * prints the figures. */
+static bool measure(const char *name, size_t total, size_t per, size_t group)
+{
+    const char *path = db_path(name);
+    halo_err err = {{0}};
+    halo_store_opts o = {.path = path, .background_checkpoint = true};
+    halo_store *st = NULL;
+    if (halo_store_open_sqlite(&o, &st, &err) != HALO_OK) {
+        fprintf(stderr, "  %s\n", err.msg);
+        return false;
+    }
+    double spent = 0, cpu = 0;
+    bool ok = true;
+    halo_batch *bs[16];
+    for (size_t done = 0; ok && done < total; done += per * group) {
+        size_t n = 0;
+        for (; n < group && done + n * per < total; n++) {
+            size_t first = done + n * per;
+            size_t k = total - first < per ? total - first : per;
+            bs[n] = perf_batch(1 + first / 8, k);
+        }
+        double t0 = mono_s(), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+        halo_status s = st->ops->write_batches(
+            st, (const halo_batch *const *)bs, n, NULL, &err);
+        spent += mono_s() - t0;
+        cpu += clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
+        for (size_t i = 0; i < n; i++)
+            halo_batch_done(bs[i], HALO_OK, "");
+        if (s != HALO_OK) {
+            fprintf(stderr, "  %s\n", err.msg);
+            ok = false;
+        }
+    }
+    /* the checkpointer keeps the log bounded: 128 MiB + one transaction
+     * (~25 MB at 8192 spans: the rows and the index pages they touch);
+     * without checkpoints it would hold every transaction, ~600 MB */
+    char wal[700];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    struct stat sb;
+    long long wal_size = stat(wal, &sb) == 0 ? (long long)sb.st_size : -1;
+    halo_store_close(st);
+    printf("  write-ahead log: %lld bytes at the end\n", wal_size);
+    if (per * group <= 8192 && wal_size > 192ll << 20) {
+        fprintf(stderr, "  the WAL grew to %lld bytes\n", wal_size);
+        ok = false;
+    }
+    printf("  sqlite store, %zu-span transactions: %zu spans in %.2fs = "
+           "%.0f spans/s (writer thread CPU %.2fs = %.0f spans per "
+           "CPU-second; synchronous=full)\n",
+           per * group, total, spent, (double)total / spent, cpu,
+           (double)total / cpu);
+    printf("  database: %lld bytes per span\n",
+           sql_int(path, "SELECT page_count * page_size FROM "
+                         "pragma_page_count(), pragma_page_size()") /
+               (long long)total);
+    return ok;
+}
+
+TEST(write_throughput)
+{
+    const size_t total = 200000;
+    CHECK(measure("perf.db", total, 8192, 1));
+    const char *path = db_path("perf.db");
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM spans"), (long long)total);
+    CHECK_INT(sql_int(path, "SELECT sum(span_count) FROM traces"),
+              (long long)total);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM traces"),
+              (long long)total / 8);
+    /* the exporter's group commit under load: 8 batches per transaction */
+    CHECK(measure("perf-group.db", total, 8192, 8));
+    CHECK_INT(sql_int(db_path("perf-group.db"), "SELECT count(*) FROM spans"),
+              (long long)total);
+}
+
+/* ---- the exporter -------------------------------------------------------- */
+
+typedef struct ack_result {
+    atomic_int done;
+    atomic_int status;
+    char msg[HALO_ERR_MAX];
+} ack_result;
+
+static void on_ack(void *ud, halo_status st, const char *msg)
+{
+    ack_result *r = ud;
+    snprintf(r->msg, sizeof r->msg, "%s", msg);
+    atomic_store(&r->status, (int)st);
+    atomic_store(&r->done, 1);
+}
+
+static bool wait_ack(ack_result *r, double seconds)
+{
+    double deadline = mono_s() + seconds;
+    while (!atomic_load(&r->done) && mono_s() < deadline)
+        usleep(1000);
+    return atomic_load(&r->done);
+}
+
+/* A batch of one trace (id) carrying an ack reporting into r. */
+static halo_batch *acked_batch(uint64_t trace, ack_result *r)
+{
+    span_opts o[2] = {
+        {.trace = trace,
+         .span = 1,
+         .start_ms = 0,
+         .dur_ms = 10,
+         .agent = "exp"},
+        {.trace = trace,
+         .span = 2,
+         .parent = 1,
+         .start_ms = 1,
+         .dur_ms = 2,
+         .agent = "exp"},
+    };
+    halo_batch *b = batch_of(o, 2);
+    halo_ack *ack = halo_ack_new(on_ack, r);
+    halo_batch_add_ack(b, ack);
+    halo_ack_unref(ack); /* the batch holds it now */
+    return b;
+}
+
+typedef struct exp_fixture {
+    halo_component c;
+    halo_node *node;
+} exp_fixture;
+
+extern const halo_component_def halo_exporter_sqlite;
+
+static bool exp_init(exp_fixture *f, const char *yaml, halo_err *err)
+{
+    halo_errlist errs = {0};
+    memset(f, 0, sizeof *f);
+    f->node = halo_config_parse(yaml, strlen(yaml), "test.yaml", &errs);
+    f->c.def = &halo_exporter_sqlite;
+    f->c.id = "sqlite";
+    f->c.log_prefix = "exporter:sqlite";
+    f->c.cfg = calloc(1, halo_exporter_sqlite.cfg_size);
+    bool ok = f->node && halo_config_apply(halo_exporter_sqlite.schema, f->node,
+                                           f->c.cfg, "exporters.sqlite", &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "  %s\n", errs.msgs[i]);
+    halo_errlist_free(&errs);
+    return ok && halo_exporter_sqlite.create(&f->c, err) == HALO_OK;
+}
+
+static void exp_free(exp_fixture *f)
+{
+    f->c.def->destroy(&f->c);
+    halo_config_release(f->c.def->schema, f->c.cfg);
+    free(f->c.cfg);
+    halo_node_free(f->node);
+}
+
+TEST(exporter_acks_after_commit)
+{
+    char yaml[800];
+    const char *path = db_path("sub/dir/exp.db");
+    snprintf(yaml, sizeof yaml, "path: %s\nretention: 0\n", path);
+    exp_fixture f;
+    halo_err err = {{0}};
+    CHECK(exp_init(&f, yaml, &err));
+    CHECK_INT(f.c.def->start(&f.c, &err), HALO_OK);
+    ack_result r[3];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 3; i++)
+        CHECK_INT(f.c.def->consume(&f.c, acked_batch(300 + i, &r[i])), HALO_OK);
+    for (int i = 0; i < 3; i++) {
+        CHECK(wait_ack(&r[i], 10));
+        CHECK_INT(atomic_load(&r[i].status), HALO_OK);
+    }
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM spans"), 6);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM traces WHERE "
+                            "span_count = 2 AND agent_id = 'exp'"),
+              3);
+    halo_metric *sent = halo_counter("halo_exporter_sent_spans_total", "",
+                                     "exporter=\"sqlite\"");
+    CHECK(halo_metric_value(sent) >= 6);
+    /* shutdown drains, then refuses */
+    ack_result late = {0};
+    f.c.def->shutdown(&f.c);
+    f.c.def->shutdown(&f.c); /* safe twice */
+    CHECK_INT(f.c.def->consume(&f.c, acked_batch(400, &late)), HALO_ESHUTDOWN);
+    CHECK(wait_ack(&late, 1));
+    CHECK_INT(atomic_load(&late.status), HALO_ESHUTDOWN);
+    exp_free(&f);
+}
+
+TEST(exporter_queue_full_and_write_failure)
+{
+    char yaml[800];
+    const char *path = db_path("full.db");
+    snprintf(yaml, sizeof yaml,
+             "path: %s\nqueue_size: 1\nbusy_timeout: 2s\nretention: 0\n", path);
+    exp_fixture f;
+    halo_err err = {{0}};
+    CHECK(exp_init(&f, yaml, &err));
+    CHECK_INT(f.c.def->start(&f.c, &err), HALO_OK);
+    halo_metric *depth =
+        halo_gauge("halo_exporter_queue_depth", "", "exporter=\"sqlite\"");
+
+    /* hold the write lock from another connection: the writer blocks */
+    sqlite3 *db;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    ack_result r[3];
+    memset(r, 0, sizeof r);
+    CHECK_INT(f.c.def->consume(&f.c, acked_batch(500, &r[0])), HALO_OK);
+    double deadline = mono_s() + 5; /* until the writer took it */
+    while (halo_metric_value(depth) != 0 && mono_s() < deadline)
+        usleep(500);
+    CHECK(halo_metric_value(depth) == 0);
+    CHECK_INT(f.c.def->consume(&f.c, acked_batch(501, &r[1])), HALO_OK);
+    CHECK_INT(f.c.def->consume(&f.c, acked_batch(502, &r[2])), HALO_ERETRY);
+    CHECK(wait_ack(&r[2], 1));
+    CHECK_INT(atomic_load(&r[2].status), HALO_ERETRY);
+    CHECK_STR(r[2].msg, "sqlite exporter queue full");
+
+    /* the lock outlives busy_timeout: the first write fails, retryable */
+    CHECK(wait_ack(&r[0], 10));
+    CHECK_INT(atomic_load(&r[0].status), HALO_ERETRY);
+    CHECK_CONTAINS(r[0].msg, "locked");
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(db);
+    /* the queued batch goes through once the lock is gone */
+    CHECK(wait_ack(&r[1], 10));
+    CHECK_INT(atomic_load(&r[1].status), HALO_OK);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM traces"), 1);
+    f.c.def->shutdown(&f.c);
+    exp_free(&f);
+}
+
+TEST(exporter_retention_at_start)
+{
+    const char *path = db_path("ret-exp.db");
+    halo_err err = {{0}};
+    halo_store *st = open_store(path, false, &err);
+    CHECK(st);
+    span_opts o = {.trace = 1, .span = 1, .dur_ms = 1, .agent = "old"};
+    halo_batch *b = batch_of(&o, 1); /* at T0: older than 1h */
+    CHECK_INT(halo_store_write_batch(st, b, NULL, &err), HALO_OK);
+    halo_batch_done(b, HALO_OK, "");
+    halo_store_close(st);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM spans"), 1);
+
+    char yaml[800];
+    snprintf(yaml, sizeof yaml, "path: %s\nretention: 1h\n", path);
+    exp_fixture f;
+    CHECK(exp_init(&f, yaml, &err));
+    CHECK_INT(f.c.def->start(&f.c, &err), HALO_OK);
+    /* a fresh span (now) that must survive */
+    ack_result r = {0};
+    halo_batch *nb = acked_batch(77, &r);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull;
+    HALO_BATCH_FOREACH(nb, c, sp)
+    {
+        sp->start_ns = now;
+        sp->end_ns = now + 1000;
+    }
+    CHECK_INT(f.c.def->consume(&f.c, nb), HALO_OK);
+    CHECK(wait_ack(&r, 10));
+    double deadline = mono_s() + 10;
+    while (sql_int(path, "SELECT count(*) FROM spans WHERE agent_id = 'old'") !=
+               0 &&
+           mono_s() < deadline)
+        usleep(2000);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM spans WHERE agent_id = "
+                            "'old'"),
+              0);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM traces WHERE agent_id = "
+                            "'old'"),
+              0);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM spans"), 2);
+    f.c.def->shutdown(&f.c);
+    exp_free(&f);
+}
+
+/* ---- the CLI (core/cmd_query.c) ------------------------------------------ */
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    halo_buf b = HALO_BUF_INIT;
+    char tmp[4096];
+    size_t k;
+    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0)
+        halo_buf_append(&b, tmp, k);
+    fclose(f);
+    halo_buf_putc(&b, '\0');
+    return halo_buf_steal(&b);
+}
+
+typedef struct run_out {
+    int rc;
+    char *out;
+    char *err;
+} run_out;
+
+/* Run a subcommand with stdout and stderr captured. args ends with NULL. */
+static run_out run_cmd(int (*fn)(int, char **), const char *const *args)
+{
+    char *argv[32];
+    int argc = 0;
+    while (args[argc] && argc < 31) {
+        argv[argc] = (char *)args[argc];
+        argc++;
+    }
+    argv[argc] = NULL;
+    char po[600], pe[600];
+    snprintf(po, sizeof po, "%s/cmd.out", halo_test_tmpdir());
+    snprintf(pe, sizeof pe, "%s/cmd.err", halo_test_tmpdir());
+    fflush(stdout);
+    fflush(stderr);
+    int so = dup(1), se = dup(2);
+    int fo = open(po, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    int fe = open(pe, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    dup2(fo, 1);
+    dup2(fe, 2);
+    close(fo);
+    close(fe);
+    run_out r;
+    r.rc = fn(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(so, 1);
+    dup2(se, 2);
+    close(so);
+    close(se);
+    r.out = slurp(po);
+    r.err = slurp(pe);
+    return r;
+}
+
+static void run_free(run_out *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+TEST(cli_traces_agents_export)
+{
+    const char *path = strdup(db_path("cli.db"));
+    halo_err err = {{0}};
+    halo_store *st = open_store(path, false, &err);
+    CHECK(st);
+    halo_span *in;
+    halo_batch *b = rich_batch(&in);
+    CHECK_INT(halo_store_write_batch(st, b, NULL, &err), HALO_OK);
+    halo_store_close(st);
+
+    const char *list[] = {"traces", "list", "--db", path, NULL};
+    run_out r = run_cmd(halo_cmd_traces, list);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "TRACE ID");
+    CHECK_CONTAINS(r.out, "abababababababab0000000000000001  "
+                          "2025-11-16T09:00:00Z      1.00s  support-agent"
+                          "       3       1       1505  root");
+    run_free(&r);
+    const char *list_json[] = {"traces",        "list", "--json", "--agent",
+                               "support-agent", "--db", path,     NULL};
+    r = run_cmd(halo_cmd_traces, list_json);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "\"span_count\":3,\"error_count\":1,\"llm_calls\":1"
+                          ",\"tool_calls\":1,\"input_tokens\":1205");
+    CHECK_CONTAINS(r.out, "\"duration_ms\":1000.0");
+    run_free(&r);
+
+    const char *show[] = {"traces", "show", "ABABABABABABABAB0000000000000001",
+                          "--db",   path,   NULL};
+    r = run_cmd(halo_cmd_traces, show);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "\nroot  AGENT  1.00s  OK\n");
+    CHECK_CONTAINS(r.out, "\xe2\x94\x9c\xe2\x94\x80 child  LLM  300.0ms  "
+                          "UNSET  model=gpt-4o  tokens=1200/300  "
+                          "cost=0.0125\n");
+    CHECK_CONTAINS(r.out, "\xe2\x94\x94\xe2\x94\x80 child  TOOL  120.0ms  "
+                          "ERROR: boom  tool=search_docs  tokens=5/0\n");
+    run_free(&r);
+
+    const char *unknown[] = {
+        "traces", "show", "abababababababab0000000000000002",
+        "--db",   path,   NULL};
+    r = run_cmd(halo_cmd_traces, unknown);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS(r.err, "not found");
+    run_free(&r);
+    const char *bad[] = {"traces", "show", "xyz", "--db", path, NULL};
+    r = run_cmd(halo_cmd_traces, bad);
+    CHECK_INT(r.rc, 2);
+    CHECK_CONTAINS(r.err, "expected 32 hex digits");
+    run_free(&r);
+    const char *missing[] = {"traces", "list", "--db", "/nonexistent/x.db",
+                             NULL};
+    r = run_cmd(halo_cmd_traces, missing);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS(r.err, "does not exist (has `halo serve` or `halo "
+                          "import` written to it?)");
+    run_free(&r);
+    const char *help[] = {"agents", "--help", NULL};
+    r = run_cmd(halo_cmd_agents, help);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "usage: halo agents");
+    run_free(&r);
+
+    const char *agents[] = {
+        "agents", "--since", "2025-11-16", "--until", "2025-11-17T00:00:00Z",
+        "--db",   path,      NULL};
+    r = run_cmd(halo_cmd_agents, agents);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "support-agent       1      100.0%      1.00s      "
+                          "1.00s        1205         300      0.0125");
+    run_free(&r);
+    const char *agents_old[] = {"agents", "--db", path, NULL}; /* last 24h */
+    r = run_cmd(halo_cmd_agents, agents_old);
+    CHECK_INT(r.rc, 0);
+    CHECK(!strstr(r.out, "support-agent"));
+    run_free(&r);
+
+    /* export, then decode what `halo import` would read */
+    char out_path[600];
+    snprintf(out_path, sizeof out_path, "%s/export.json", halo_test_tmpdir());
+    const char *exp[] = {
+        "export", "--trace-id", "abababababababab0000000000000001",
+        "-o",     out_path,     "--db",
+        path,     NULL};
+    r = run_cmd(halo_cmd_export, exp);
+    CHECK_INT(r.rc, 0);
+    run_free(&r);
+    char *json = slurp(out_path);
+    CHECK(json);
+    size_t len = strlen(json);
+    CHECK(len > 2 && json[len - 1] == '\n' && !memchr(json, '\n', len - 1));
+    halo_arena *a = halo_arena_new(0);
+    halo_otlp_result res;
+    memset(&res, 0, sizeof res);
+    CHECK_INT(halo_otlp_decode_json(json, len - 1, a, &res, &err), HALO_OK);
+    CHECK_INT(res.n, 3);
+    /* decoded spans come grouped by resource: match them by span id */
+    for (size_t i = 0; i < 3; i++) {
+        size_t j = 0;
+        while (j < 3 && memcmp(res.spans[j].span_id, in[i].span_id, 8) != 0)
+            j++;
+        CHECK(j < 3);
+        CHECK(span_eq_opt(i, &in[i], &res.spans[j], false));
+    }
+    free(json);
+    halo_arena_free(a);
+    halo_batch_done(b, HALO_OK, "");
+    free((char *)path);
+}
+
+TEST(corrupt_rows_do_not_crash)
+{
+    const char *path = strdup(db_path("corrupt.db"));
+    halo_err err = {{0}};
+    halo_store *st = open_store(path, false, &err);
+    CHECK(st);
+    halo_span *in;
+    halo_batch *b = rich_batch(&in);
+    CHECK_INT(halo_store_write_batch(st, b, NULL, &err), HALO_OK);
+    halo_batch_done(b, HALO_OK, "");
+    uint8_t tid[16];
+    make_tid(tid, 1);
+    halo_arena *a = halo_arena_new(0);
+    halo_span *sp;
+    size_t n;
+    /* a parent cycle: the root becomes the child of its own child */
+    CHECK_INT(sql_exec(path, "UPDATE spans SET parent_span_id = "
+                             "'000000000000000b' WHERE span_id = "
+                             "'000000000000000a'"),
+              SQLITE_OK);
+    CHECK_INT(st->ops->get_trace(st, tid, a, &sp, &n, &err), HALO_OK);
+    CHECK_INT(n, 3);
+    const char *show[] = {"traces", "show", "abababababababab0000000000000001",
+                          "--db",   path,   NULL};
+    run_out r = run_cmd(halo_cmd_traces, show);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "(in a parent cycle)");
+    CHECK_CONTAINS(r.out, "root  AGENT");
+    CHECK_CONTAINS(r.out, "child  LLM");
+    CHECK_CONTAINS(r.out, "child  TOOL");
+    run_free(&r);
+    /* malformed JSON and ids in the columns: EINVAL naming the column */
+    static const struct {
+        const char *sql;
+        const char *msg;
+    } bad[] = {
+        {"UPDATE spans SET attributes = '{\"a\":' WHERE span_id = "
+         "'000000000000000c'",
+         "attributes"},
+        {"UPDATE spans SET events = '[1]' WHERE span_id = '000000000000000c'",
+         "events[0]"},
+        {"UPDATE spans SET links = '{}' WHERE span_id = '000000000000000c'",
+         "links"},
+        {"UPDATE spans SET scope = '[]' WHERE span_id = '000000000000000c'",
+         "scope"},
+        {"UPDATE spans SET resource = '\"x\"' WHERE span_id = "
+         "'000000000000000c'",
+         "resource"},
+        {"UPDATE spans SET parent_span_id = 'zz' WHERE span_id = "
+         "'000000000000000c'",
+         "parent_span_id"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK_INT(sql_exec(path, bad[i].sql), SQLITE_OK);
+        CHECK_INT(st->ops->get_trace(st, tid, a, &sp, &n, &err), HALO_EINVAL);
+        CHECK_CONTAINS(err.msg, bad[i].msg);
+        /* put the row back */
+        b = rich_batch(&in);
+        CHECK_INT(sql_exec(path, "DELETE FROM spans WHERE span_id = "
+                                 "'000000000000000c'"),
+                  SQLITE_OK);
+        CHECK_INT(halo_store_write_batch(st, b, NULL, &err), HALO_OK);
+        halo_batch_done(b, HALO_OK, "");
+    }
+    halo_arena_free(a);
+    halo_store_close(st);
+    free((char *)path);
+}
