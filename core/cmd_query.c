@@ -18,7 +18,7 @@
 #include "buf.h"
 #include "log.h"
 #include "receivers/otlp/otlp_codec.h"
-#include "storage/json_attrs.h"
+#include "core/json_attrs.h"
 #include "storage/store.h"
 
 #include <ctype.h>

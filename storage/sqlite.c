@@ -34,7 +34,7 @@
 #include "sqlite_int.h"
 
 #include "../core/log.h"
-#include "json_attrs.h"
+#include "core/json_attrs.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -12,7 +12,7 @@
  */
 #include "sqlite_int.h"
 
-#include "json_attrs.h"
+#include "core/json_attrs.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -13,7 +13,7 @@
 #include "core/config.h"
 #include "core/metrics.h"
 #include "receivers/otlp/otlp_codec.h"
-#include "storage/json_attrs.h"
+#include "core/json_attrs.h"
 #include "storage/store.h"
 
 #include <fcntl.h>

@@ -33,10 +33,10 @@
 #ifndef HALO_JSON_ATTRS_H
 #define HALO_JSON_ATTRS_H
 
-#include "../core/arena.h"
-#include "../core/buf.h"
-#include "../core/span.h"
-#include "../core/status.h"
+#include "arena.h"
+#include "buf.h"
+#include "span.h"
+#include "status.h"
 
 #include <stddef.h>
 
