@@ -203,12 +203,12 @@ int halo_cmd_validate(int argc, char **argv)
     halo_log_set_level(HALO_LOG_WARN); /* creation may log at info */
     halo_node *root = NULL;
     halo_service *svc = load(config, &root, true);
-    halo_log_set_level(saved);
-    if (!svc)
-        return HALO_EXIT_RUNTIME;
-    printf("%s: configuration is valid\n",
-           config ? config : "<embedded halo.yaml>");
+    bool valid = svc != NULL;
+    if (valid)
+        printf("%s: configuration is valid\n",
+               config ? config : "<embedded halo.yaml>");
     halo_service_free(svc);
     halo_node_free(root);
-    return HALO_EXIT_OK;
+    halo_log_set_level(saved);
+    return valid ? HALO_EXIT_OK : HALO_EXIT_RUNTIME;
 }
