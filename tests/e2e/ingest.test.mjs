@@ -1,0 +1,517 @@
+/*
+ * ingest.test.mjs -- the OpenTelemetry JS SDK sends agent traces to a real
+ * `halo serve` over all three OTLP transports (gRPC, HTTP/protobuf,
+ * HTTP/JSON), plain and gzip-compressed; the SQLite store and the query
+ * CLI must then show every span exactly once with the normalized fields of
+ * DESIGN §5 and the per-trace rollup of §6.
+ *
+ * Three agents, each a nested run (agent root -> llm -> tool), written
+ * with a different semantic convention:
+ *   - "support-agent": OpenInference (openinference.span.kind, llm.*, ...)
+ *   - "planner-001"  : OTel GenAI (gen_ai.operation.name, gen_ai.agent.*, ...)
+ *   - "billing-bot"  : nothing but the resource's service.name
+ * Each agent runs once per (transport, compression): 6 runs per agent.
+ *
+ * Acknowledgement rule (DESIGN §4): a successful export means the spans are
+ * committed, so the store is read right after the SDK's flush, without
+ * waiting.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { runHalo, describeRun, parseJsonRows } from './lib/cli.mjs';
+import { HaloDaemon } from './lib/daemon.mjs';
+import { emitTree, sdkClient, SpanKind } from './lib/sdk.mjs';
+import { lit, litList, query, spansByKey, SPAN_COLUMNS,
+         TRACE_COLUMNS } from './lib/store.mjs';
+
+/* ---- the three agents ---------------------------------------------------- */
+
+/*
+ * A scenario: the resource, the span tree to emit, and per span name the
+ * normalized fields the store must hold. `tag` makes sessions unique per
+ * run. Times are ms relative to the run's base (durations are exact).
+ */
+const SCENARIOS = {
+    openinference: (tag) => ({
+        agentId: 'support-agent',
+        resource: { 'service.name': 'oi-service' },
+        tree: {
+            name: 'support-agent.run', kind: SpanKind.SERVER, start: 0, end: 1000,
+            attributes: {
+                'openinference.span.kind': 'AGENT',
+                'agent.name': 'support-agent',
+                'session.id': `oi-session-${tag}`,
+                'user.id': 'alice',
+                'input.value': 'where is my order?',
+                'output.value': 'it ships tomorrow',
+            },
+            children: [
+                {
+                    name: 'llm.plan', kind: SpanKind.CLIENT, start: 100, end: 400,
+                    attributes: {
+                        'openinference.span.kind': 'LLM',
+                        'llm.model_name': 'gpt-4o-mini',
+                        'llm.token_count.prompt': 120,
+                        'llm.token_count.completion': 30,
+                    },
+                    children: [{
+                        name: 'tool.lookup_order', start: 200, end: 300,
+                        error: 'order db timeout',
+                        attributes: {
+                            'openinference.span.kind': 'TOOL',
+                            'tool.name': 'lookup_order',
+                        },
+                    }],
+                },
+                {
+                    name: 'llm.answer', kind: SpanKind.CLIENT, start: 500, end: 900,
+                    attributes: {
+                        'openinference.span.kind': 'LLM',
+                        'llm.model_name': 'gpt-4o-mini',
+                        'llm.token_count.prompt': 200,
+                        'llm.token_count.completion': 40,
+                    },
+                },
+            ],
+        },
+        common: { agent_id: 'support-agent', agent_name: 'support-agent',
+                  session_id: `oi-session-${tag}`, user_id: 'alice',
+                  service_name: 'oi-service' },
+        spans: {
+            'support-agent.run': { span_type: 'AGENT', model: null, tool_name: null,
+                                   input_tokens: null, output_tokens: null,
+                                   status_code: 'UNSET', duration_ms: 1000,
+                                   input: 'where is my order?',
+                                   output: 'it ships tomorrow' },
+            'llm.plan': { span_type: 'LLM', model: 'gpt-4o-mini', tool_name: null,
+                          input_tokens: 120, output_tokens: 30,
+                          status_code: 'UNSET', duration_ms: 300 },
+            'tool.lookup_order': { span_type: 'TOOL', model: null,
+                                   tool_name: 'lookup_order', input_tokens: null,
+                                   output_tokens: null, status_code: 'ERROR',
+                                   status_message: 'order db timeout',
+                                   duration_ms: 100 },
+            'llm.answer': { span_type: 'LLM', model: 'gpt-4o-mini', tool_name: null,
+                            input_tokens: 200, output_tokens: 40,
+                            status_code: 'UNSET', duration_ms: 400 },
+        },
+        rollup: { agent_id: 'support-agent', agent_name: 'support-agent',
+                  session_id: `oi-session-${tag}`, user_id: 'alice',
+                  root_name: 'support-agent.run', duration_ms: 1000,
+                  span_count: 4, error_count: 1, llm_calls: 2, tool_calls: 1,
+                  input_tokens: 320, output_tokens: 70 },
+    }),
+
+    genai: (tag) => ({
+        agentId: 'planner-001',
+        resource: { 'service.name': 'genai-service' },
+        tree: {
+            name: 'invoke_agent planner', kind: SpanKind.SERVER, start: 0, end: 1000,
+            ok: true,
+            attributes: {
+                'gen_ai.operation.name': 'invoke_agent',
+                'gen_ai.agent.id': 'planner-001',
+                'gen_ai.agent.name': 'planner-agent',
+                'gen_ai.conversation.id': `conv-${tag}`,
+                'enduser.id': 'bob',
+            },
+            children: [
+                {
+                    name: 'chat gpt-4.1', kind: SpanKind.CLIENT, start: 100, end: 600,
+                    attributes: {
+                        'gen_ai.operation.name': 'chat',
+                        'gen_ai.request.model': 'gpt-4.1',
+                        'gen_ai.response.model': 'gpt-4.1-2025-04-14',
+                        'gen_ai.usage.input_tokens': 500,
+                        'gen_ai.usage.output_tokens': 80,
+                    },
+                    children: [{
+                        name: 'execute_tool get_weather', start: 200, end: 350,
+                        attributes: {
+                            'gen_ai.operation.name': 'execute_tool',
+                            'gen_ai.tool.name': 'get_weather',
+                        },
+                    }],
+                },
+                {
+                    name: 'chat final', kind: SpanKind.CLIENT, start: 650, end: 950,
+                    attributes: {
+                        'gen_ai.operation.name': 'chat',
+                        'gen_ai.request.model': 'gpt-4.1',
+                        'gen_ai.usage.input_tokens': 700,
+                        'gen_ai.usage.output_tokens': 120,
+                    },
+                },
+            ],
+        },
+        common: { agent_id: 'planner-001', agent_name: 'planner-agent',
+                  session_id: `conv-${tag}`, user_id: 'bob',
+                  service_name: 'genai-service' },
+        spans: {
+            'invoke_agent planner': { span_type: 'AGENT', model: null,
+                                      tool_name: null, input_tokens: null,
+                                      output_tokens: null, status_code: 'OK',
+                                      duration_ms: 1000 },
+            'chat gpt-4.1': { span_type: 'LLM', model: 'gpt-4.1-2025-04-14',
+                              tool_name: null, input_tokens: 500,
+                              output_tokens: 80, status_code: 'UNSET',
+                              duration_ms: 500 },
+            'execute_tool get_weather': { span_type: 'TOOL', model: null,
+                                          tool_name: 'get_weather',
+                                          input_tokens: null, output_tokens: null,
+                                          status_code: 'UNSET', duration_ms: 150 },
+            'chat final': { span_type: 'LLM', model: 'gpt-4.1', tool_name: null,
+                            input_tokens: 700, output_tokens: 120,
+                            status_code: 'UNSET', duration_ms: 300 },
+        },
+        rollup: { agent_id: 'planner-001', agent_name: 'planner-agent',
+                  session_id: `conv-${tag}`, user_id: 'bob',
+                  root_name: 'invoke_agent planner', duration_ms: 1000,
+                  span_count: 4, error_count: 0, llm_calls: 2, tool_calls: 1,
+                  input_tokens: 1200, output_tokens: 200 },
+    }),
+
+    service: () => ({
+        agentId: 'billing-bot',
+        resource: { 'service.name': 'billing-bot' },
+        tree: {
+            name: 'handle_invoice', kind: SpanKind.SERVER, start: 0, end: 1000,
+            children: [
+                {
+                    name: 'complete', kind: SpanKind.CLIENT, start: 100, end: 400,
+                    attributes: {
+                        'gen_ai.operation.name': 'text_completion',
+                        'gen_ai.request.model': 'claude-e2e',
+                        'gen_ai.usage.prompt_tokens': 50,
+                        'gen_ai.usage.completion_tokens': 5,
+                    },
+                    children: [{
+                        name: 'lookup', start: 200, end: 300,
+                        error: 'invoice not found',
+                        attributes: { 'tool.name': 'lookup_invoice' },
+                    }],
+                },
+                { name: 'db.query', kind: SpanKind.CLIENT, start: 500, end: 600 },
+            ],
+        },
+        common: { agent_id: 'billing-bot', agent_name: 'billing-bot',
+                  session_id: null, user_id: null, service_name: 'billing-bot' },
+        spans: {
+            handle_invoice: { span_type: 'UNKNOWN', model: null, tool_name: null,
+                              input_tokens: null, output_tokens: null,
+                              status_code: 'UNSET', duration_ms: 1000 },
+            complete: { span_type: 'LLM', model: 'claude-e2e', tool_name: null,
+                        input_tokens: 50, output_tokens: 5,
+                        status_code: 'UNSET', duration_ms: 300 },
+            lookup: { span_type: 'TOOL', model: null, tool_name: 'lookup_invoice',
+                      input_tokens: null, output_tokens: null,
+                      status_code: 'ERROR', status_message: 'invoice not found',
+                      duration_ms: 100 },
+            'db.query': { span_type: 'UNKNOWN', model: null, tool_name: null,
+                          input_tokens: null, output_tokens: null,
+                          status_code: 'UNSET', duration_ms: 100 },
+        },
+        rollup: { agent_id: 'billing-bot', agent_name: 'billing-bot',
+                  session_id: null, user_id: null, root_name: 'handle_invoice',
+                  duration_ms: 1000, span_count: 4, error_count: 1,
+                  llm_calls: 1, tool_calls: 1, input_tokens: 50,
+                  output_tokens: 5 },
+    }),
+};
+
+const TRANSPORTS = ['grpc', 'proto', 'json'];
+
+/* ---- comparing rows ------------------------------------------------------ */
+
+/* Tokens absent from a span may be stored as NULL or 0. */
+const TOKEN_FIELDS = new Set(['input_tokens', 'output_tokens']);
+
+/* Numbers may come back as REAL (1000.0) or INTEGER; compare as numbers. */
+function same(field, actual, expected) {
+    if (expected === null && TOKEN_FIELDS.has(field)) {
+        return actual === null || actual === 0;
+    }
+    if (typeof expected === 'number' && typeof actual === 'number') {
+        return Math.abs(actual - expected) < 1e-6;
+    }
+    return actual === expected;
+}
+
+/* Every field of `expected` in `row`; one message listing all mismatches. */
+function assertFields(row, expected, what) {
+    const bad = [];
+    for (const [field, want] of Object.entries(expected)) {
+        if (!(field in row)) bad.push(`${field}: column missing`);
+        else if (!same(field, row[field], want)) {
+            bad.push(`${field}: got ${JSON.stringify(row[field])}, ` +
+                     `want ${JSON.stringify(want)}`);
+        }
+    }
+    assert.equal(bad.length, 0, `${what}:\n  ${bad.join('\n  ')}`);
+}
+
+/* Column of the line of `text` holding `name` (its indentation). */
+function indentOf(text, name) {
+    const line = text.split('\n').find((l) => l.includes(name));
+    assert.ok(line, `"${name}" not found in:\n${text}`);
+    return line.indexOf(name);
+}
+
+/* ---- the tests ----------------------------------------------------------- */
+
+describe('ingest through the OpenTelemetry SDK', { timeout: 120000 }, () => {
+    let halo;
+    const runs = []; /* { scenario, transport, gzip, traceId, records } */
+
+    before(async () => {
+        halo = await HaloDaemon.start();
+    });
+
+    after(async () => {
+        if (halo) await halo.cleanup();
+    });
+
+    /* One run of one agent over one transport; returns what was sent. */
+    async function sendRun(name, transport, gzip, processor = 'batch',
+                           scenario = SCENARIOS[name](`${transport}-${gzip}`)) {
+        const client = sdkClient(halo, { transport, gzip, processor,
+                                         resource: scenario.resource });
+        const records = emitTree(client.tracer, scenario.tree);
+        /* a failed export rejects the flush; report it with the log */
+        let flushError = null;
+        try {
+            await client.flush();
+        } catch (e) {
+            flushError = e;
+        } finally {
+            await client.shutdown().catch(() => {});
+        }
+        const failures = client.recorder.failures();
+        if (flushError && failures.length === 0) failures.push(flushError.message);
+        assert.deepEqual(failures, [],
+                         `${transport}${gzip ? '+gzip' : ''} export of ${name} ` +
+                         `failed: ${failures.join('; ')}` +
+                         `\n--- daemon log ---\n${halo.logTail()}`);
+        assert.equal(client.recorder.exported.length, records.length,
+                     'every span must have been exported successfully');
+        const run = { name, scenario, transport, gzip,
+                      traceId: records[0].traceId, records };
+        return run;
+    }
+
+    for (const transport of TRANSPORTS) {
+        for (const gzip of [false, true]) {
+            const label = `${transport}${gzip ? ' + gzip' : ''}`;
+            it(`exports three agents' runs over ${label}`, { timeout: 30000 },
+               async () => {
+                   for (const name of Object.keys(SCENARIOS)) {
+                       const run = await sendRun(name, transport, gzip);
+                       runs.push(run);
+                       /* acked => committed: visible right away */
+                       const rows = await query(
+                           halo.dbPath,
+                           `SELECT count(*) AS n FROM spans WHERE trace_id = ` +
+                               `${lit(run.traceId)}`);
+                       assert.equal(rows[0].n, run.records.length,
+                                    `${label} ${name}: spans of trace ` +
+                                    `${run.traceId} in the store right after ` +
+                                    'the acknowledged export');
+                   }
+               });
+        }
+    }
+
+    it('the store has the columns of DESIGN §6', async () => {
+        for (const [table, want] of [['spans', SPAN_COLUMNS],
+                                     ['traces', TRACE_COLUMNS]]) {
+            const cols = (await query(halo.dbPath, `PRAGMA table_info(${table})`))
+                .map((c) => c.name);
+            const missing = want.filter((c) => !cols.includes(c));
+            assert.deepEqual(missing, [], `${table} lacks columns of DESIGN §6`);
+        }
+    });
+
+    it('stores every span exactly once', async () => {
+        assert.equal(runs.length, 18, 'all export tests must have run');
+        const traceIds = runs.map((r) => r.traceId);
+        const dups = await query(
+            halo.dbPath,
+            `SELECT trace_id, span_id, count(*) AS n FROM spans WHERE trace_id ` +
+                `IN ${litList(traceIds)} GROUP BY trace_id, span_id HAVING n > 1`);
+        assert.deepEqual(dups, [], 'duplicate (trace_id, span_id) rows');
+        const sent = runs.reduce((n, r) => n + r.records.length, 0);
+        const [{ n }] = await query(
+            halo.dbPath,
+            `SELECT count(*) AS n FROM spans WHERE trace_id IN ${litList(traceIds)}`);
+        assert.equal(n, sent, 'stored spans vs spans sent');
+    });
+
+    it('normalizes every span (DESIGN §5)', async () => {
+        const byKey = await spansByKey(halo.dbPath, runs.map((r) => r.traceId));
+        for (const run of runs) {
+            for (const rec of run.records) {
+                const what = `${run.transport}${run.gzip ? '+gzip' : ''} ` +
+                             `${run.name} span "${rec.node.name}" ` +
+                             `(${rec.traceId}/${rec.spanId})`;
+                const rows = byKey.get(`${rec.traceId}/${rec.spanId}`) || [];
+                assert.equal(rows.length, 1, `${what}: rows in spans`);
+                const row = rows[0];
+                assertFields(row, {
+                    name: rec.node.name,
+                    ...run.scenario.common,
+                    ...run.scenario.spans[rec.node.name],
+                }, what);
+                if (rec.parentSpanId) {
+                    assert.equal(row.parent_span_id, rec.parentSpanId,
+                                 `${what}: parent_span_id`);
+                } else {
+                    assert.ok(row.parent_span_id === null ||
+                                  row.parent_span_id === '',
+                              `${what}: a root has no parent_span_id, got ` +
+                                  `${JSON.stringify(row.parent_span_id)}`);
+                }
+                /* the original attributes are kept (DESIGN §5, last line) */
+                const stored = JSON.stringify(row.attributes ?? '');
+                for (const key of Object.keys(rec.node.attributes || {})) {
+                    assert.ok(stored.includes(key),
+                              `${what}: attribute ${key} missing from ` +
+                                  `attributes ${row.attributes}`);
+                }
+                assert.ok(String(row.resource).includes('service.name'),
+                          `${what}: resource JSON lacks service.name: ` +
+                              `${row.resource}`);
+            }
+        }
+    });
+
+    it('rolls traces up (traces table)', async () => {
+        const rows = await query(
+            halo.dbPath,
+            `SELECT * FROM traces WHERE trace_id IN ` +
+                `${litList(runs.map((r) => r.traceId))}`);
+        const byId = new Map(rows.map((r) => [r.trace_id, r]));
+        for (const run of runs) {
+            const row = byId.get(run.traceId);
+            const what = `traces row of ${run.transport}${run.gzip ? '+gzip' : ''} ` +
+                         `${run.name} (${run.traceId})`;
+            assert.ok(row, `${what}: missing`);
+            assertFields(row, run.scenario.rollup, what);
+        }
+        assert.equal(rows.length, runs.length, 'one traces row per trace');
+    });
+
+    it('children exported before their root still get the root\'s identity',
+       { timeout: 30000 }, async () => {
+           /* SimpleSpanProcessor exports each span as it ends: the tool span
+            * travels first, alone; agent/session/user live on the root only. */
+           const scenario = SCENARIOS.openinference('simple');
+           scenario.tree.attributes['agent.name'] = 'early-children-agent';
+           scenario.tree.attributes['session.id'] = 'early-children-session';
+           const run = await sendRun('openinference', 'proto', false, 'simple',
+                                     scenario);
+           const rows = await query(
+               halo.dbPath,
+               `SELECT name, agent_id, agent_name, session_id, user_id FROM spans ` +
+                   `WHERE trace_id = ${lit(run.traceId)} ORDER BY name`);
+           assert.equal(rows.length, 4);
+           for (const row of rows) {
+               assertFields(row, { agent_id: 'early-children-agent',
+                                   agent_name: 'early-children-agent',
+                                   session_id: 'early-children-session',
+                                   user_id: 'alice' },
+                            `span "${row.name}" of a trace whose root came last`);
+           }
+       });
+
+    it('halo traces list --json lists the traces', { timeout: 30000 },
+       async () => {
+           const args = ['traces', 'list', '--db', halo.dbPath, '--json'];
+           const r = await runHalo(args);
+           assert.equal(r.code, 0, describeRun(args, r));
+           const listed = parseJsonRows(r.stdout, 'halo traces list --json');
+           const byId = new Map(listed.map((t) => [t.trace_id, t]));
+           for (const run of runs) {
+               const t = byId.get(run.traceId);
+               assert.ok(t, `trace ${run.traceId} (${run.name}) not listed:\n` +
+                             `${r.stdout.slice(0, 2000)}`);
+               assert.equal(t.agent_id, run.scenario.agentId,
+                            `agent_id of listed trace ${run.traceId}`);
+               if ('span_count' in t) assert.equal(t.span_count, 4);
+           }
+       });
+
+    it('halo traces list filters by --agent and --errors', { timeout: 30000 },
+       async () => {
+           let args = ['traces', 'list', '--db', halo.dbPath, '--json',
+                       '--agent', 'planner-001'];
+           let r = await runHalo(args);
+           assert.equal(r.code, 0, describeRun(args, r));
+           const planner = parseJsonRows(r.stdout, 'traces list --agent');
+           const plannerIds = runs.filter((x) => x.name === 'genai')
+               .map((x) => x.traceId).sort();
+           assert.deepEqual(planner.map((t) => t.trace_id).sort(), plannerIds,
+                            '--agent planner-001 lists exactly its 6 runs');
+
+           args = ['traces', 'list', '--db', halo.dbPath, '--json', '--errors'];
+           r = await runHalo(args);
+           assert.equal(r.code, 0, describeRun(args, r));
+           const errs = parseJsonRows(r.stdout, 'traces list --errors');
+           const ours = new Set(runs.map((x) => x.traceId));
+           const listedOurs = errs.map((t) => t.trace_id)
+               .filter((id) => ours.has(id)).sort();
+           const withErrors = runs.filter((x) => x.scenario.rollup.error_count > 0)
+               .map((x) => x.traceId).sort();
+           assert.deepEqual(listedOurs, withErrors,
+                            '--errors lists exactly the traces with an error');
+       });
+
+    it('halo traces show prints the span tree', { timeout: 30000 }, async () => {
+        for (const name of Object.keys(SCENARIOS)) {
+            const run = runs.find((x) => x.name === name);
+            const args = ['traces', 'show', run.traceId, '--db', halo.dbPath];
+            const r = await runHalo(args);
+            assert.equal(r.code, 0, describeRun(args, r));
+            const root = run.scenario.tree;
+            const child = root.children[0];
+            const grandchild = child.children[0];
+            const [i0, i1, i2] = [root, child, grandchild]
+                .map((n) => indentOf(r.stdout, n.name));
+            assert.ok(i0 < i1 && i1 < i2,
+                      `tree indentation root ${i0} < child ${i1} < ` +
+                          `grandchild ${i2} expected:\n${r.stdout}`);
+            /* the tool / model of a step are shown */
+            const toolName = run.scenario.spans[grandchild.name].tool_name;
+            assert.ok(r.stdout.includes(toolName),
+                      `tool ${toolName} not shown:\n${r.stdout}`);
+            const model = run.scenario.spans[child.name].model;
+            assert.ok(r.stdout.includes(model),
+                      `model ${model} not shown:\n${r.stdout}`);
+        }
+        const bad = ['traces', 'show', 'ffffffffffffffffffffffffffffffff',
+                     '--db', halo.dbPath];
+        const r = await runHalo(bad);
+        assert.equal(r.code, 1, `unknown trace id: ${describeRun(bad, r)}`);
+    });
+
+    it('halo agents lists the agents with their run counts', { timeout: 30000 },
+       async () => {
+           const args = ['agents', '--db', halo.dbPath];
+           const r = await runHalo(args);
+           assert.equal(r.code, 0, describeRun(args, r));
+           const lines = r.stdout.split('\n');
+           for (const agent of ['support-agent', 'planner-001', 'billing-bot']) {
+               const line = lines.find((l) => l.includes(agent));
+               assert.ok(line, `agent ${agent} not listed:\n${r.stdout}`);
+               assert.match(line, /(^|\s)6(\s|$)/,
+                            `${agent} ran 6 times: ${line}`);
+           }
+       });
+
+    it('drains and exits 0 on SIGTERM', { timeout: 30000 }, async () => {
+        const exit = await halo.stop();
+        assert.equal(exit.killed, false,
+                     'halo did not exit within 15 s of SIGTERM');
+        assert.equal(exit.code, 0,
+                     `exit after SIGTERM: ${JSON.stringify(exit)}\n${halo.logTail()}`);
+    });
+});
