@@ -1,11 +1,18 @@
 /*
  * sqlite.c -- the sqlite exporter: spans into the embedded SQLite store.
  *
- * One writer thread owns the database connection. consume() only appends
- * the batch to a bounded queue (a ring of batch pointers) and wakes the
- * writer; when the queue is full the batch is refused at once with
- * HALO_ERETRY, which the receivers turn into a retryable answer
- * (backpressure, DESIGN §4).
+ * One writer thread owns the database connection. consume(), on the
+ * caller's thread (a receiver, or the batch processor's thread), turns the
+ * batch into the store's prepared rows (store.h: prepare -- hex ids, ISO
+ * times, the JSON columns: about half of a span's cost before this split),
+ * releases the batch's decoded spans when it holds the only reference (the
+ * rows are self-contained and about a quarter of their size), appends
+ * batch + rows to a bounded queue and wakes the writer, which then only
+ * binds and steps. So the encoding of one batch runs on another core while
+ * the writer stores the previous one. When the queue is full the batch is
+ * refused at once with HALO_ERETRY, which the receivers turn into a
+ * retryable answer (backpressure, DESIGN §4); the check runs before the
+ * encoding, so a refusal costs nothing.
  *
  * Group commit: the writer takes everything queued (up to GROUP_SPANS
  * spans) and stores it in ONE transaction; only after COMMIT returned does
@@ -28,6 +35,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +59,12 @@ typedef struct sqlite_cfg {
     int64_t cache_size;
 } sqlite_cfg;
 
+/* A queued batch and its prepared rows. */
+typedef struct queued {
+    halo_batch *b;
+    halo_store_rows *rows;
+} queued;
+
 typedef struct sqlite_exp {
     halo_component *self;
     const sqlite_cfg *cfg;
@@ -59,8 +73,10 @@ typedef struct sqlite_exp {
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    halo_batch **ring;
+    pthread_cond_t idle_cv; /* preparing dropped to 0 */
+    queued *ring;
     size_t cap, head, count;
+    int preparing; /* consume() calls encoding outside the lock */
     bool stopping;
     bool thread_started;
     bool closed;
@@ -91,24 +107,29 @@ static uint64_t real_ns(void)
 
 /* ---- writing ------------------------------------------------------------- */
 
-static void complete_group(sqlite_exp *e, halo_batch **group, size_t n,
+/* Complete the group's batches (answering their requests) and free their
+ * rows. */
+static void complete_group(sqlite_exp *e, queued *group, size_t n,
                            halo_status st, const char *msg)
 {
     size_t spans = 0;
     for (size_t i = 0; i < n; i++) {
-        spans += group[i]->n_spans;
-        halo_batch_done(group[i], st, msg);
+        spans += group[i].b->n_spans;
+        e->store->ops->free_rows(e->store, group[i].rows);
+        halo_batch_done(group[i].b, st, msg);
     }
     halo_metric_add(st == HALO_OK ? e->m_sent : e->m_failed, (double)spans);
 }
 
-static void write_group(sqlite_exp *e, halo_batch **group, size_t n)
+static void write_group(sqlite_exp *e, queued *group, halo_store_rows **rows,
+                        size_t n)
 {
     halo_err err = {{0}};
     halo_write_stats ws;
     uint64_t t0 = mono_ns();
-    halo_status st = e->store->ops->write_batches(
-        e->store, (const halo_batch *const *)group, n, &ws, &err);
+    for (size_t i = 0; i < n; i++)
+        rows[i] = group[i].rows;
+    halo_status st = e->store->ops->write_rows(e->store, rows, n, &ws, &err);
     halo_metric_observe(e->m_write, (double)(mono_ns() - t0) / 1e9);
     if (st != HALO_OK) {
         LOG_ERROR(e->prefix, "%s", err.msg);
@@ -123,16 +144,16 @@ static void write_group(sqlite_exp *e, halo_batch **group, size_t n)
 
 /* Take up to GROUP_SPANS spans' worth of batches (at least one) off the
  * queue. Called with mu held. */
-static size_t take_group(sqlite_exp *e, halo_batch **group)
+static size_t take_group(sqlite_exp *e, queued *group)
 {
     size_t n = 0, spans = 0;
     while (e->count &&
-           (n == 0 || spans + e->ring[e->head]->n_spans <= GROUP_SPANS)) {
-        halo_batch *b = e->ring[e->head];
+           (n == 0 || spans + e->ring[e->head].b->n_spans <= GROUP_SPANS)) {
+        queued q = e->ring[e->head];
         e->head = (e->head + 1) % e->cap;
         e->count--;
-        group[n++] = b;
-        spans += b->n_spans;
+        group[n++] = q;
+        spans += q.b->n_spans;
     }
     halo_metric_set(e->m_depth, (double)e->count);
     return n;
@@ -205,22 +226,24 @@ static void wait_for_work(sqlite_exp *e)
 static void *writer_main(void *arg)
 {
     sqlite_exp *e = arg;
-    halo_batch **group = malloc(e->cap * sizeof *group);
+    queued *group = malloc(e->cap * sizeof *group);
+    halo_store_rows **rows = malloc(e->cap * sizeof *rows);
     pthread_mutex_lock(&e->mu);
     for (;;) {
-        if (e->count && group) {
+        if (e->count && group && rows) {
             size_t n = take_group(e, group);
             pthread_mutex_unlock(&e->mu);
-            write_group(e, group, n);
+            write_group(e, group, rows, n);
             pthread_mutex_lock(&e->mu);
             continue;
         }
         if (e->count) { /* no memory for a group: one batch at a time */
-            halo_batch *b = e->ring[e->head];
+            queued q = e->ring[e->head];
+            halo_store_rows *r1;
             e->head = (e->head + 1) % e->cap;
             e->count--;
             pthread_mutex_unlock(&e->mu);
-            write_group(e, &b, 1);
+            write_group(e, &q, &r1, 1);
             pthread_mutex_lock(&e->mu);
             continue;
         }
@@ -237,6 +260,7 @@ static void *writer_main(void *arg)
     }
     pthread_mutex_unlock(&e->mu);
     free(group);
+    free(rows);
     return NULL;
 }
 
@@ -283,6 +307,7 @@ static halo_status sqlite_create(halo_component *self, halo_err *err)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&e->cv, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&e->idle_cv, NULL);
     pthread_mutex_init(&e->mu, NULL);
     self->ctx = e;
     if (!e->ring)
@@ -354,28 +379,89 @@ static halo_status sqlite_start(halo_component *self, halo_err *err)
     return HALO_OK;
 }
 
+/* Refuse b: the queue is full, or the exporter is not running. */
+static halo_status refuse(sqlite_exp *e, halo_batch *b, halo_status st,
+                          const char *msg)
+{
+    halo_metric_add(e->m_failed, (double)b->n_spans);
+    halo_batch_done(b, st, msg);
+    return st;
+}
+
+/* With mu held: HALO_OK when a batch may be queued now, else the status
+ * and message to refuse it with. */
+static halo_status can_queue(const sqlite_exp *e, const char **msg)
+{
+    *msg = "";
+    if (e->stopping) {
+        *msg = "sqlite exporter is shutting down";
+        return HALO_ESHUTDOWN;
+    }
+    if (!e->store) {
+        *msg = "sqlite exporter is not started";
+        return HALO_ERETRY;
+    }
+    if (e->count == e->cap) {
+        *msg = "sqlite exporter queue full";
+        return HALO_ERETRY;
+    }
+    return HALO_OK;
+}
+
+/* The rows are self-contained: when nobody else holds b, free its decoded
+ * spans now rather than after the write (they are the larger part of the
+ * memory in flight). The acks and the span count stay. */
+static void release_spans(halo_batch *b)
+{
+    if (atomic_load(&b->refs) != 1)
+        return; /* fanned out: another exporter still reads the spans */
+    for (halo_chunk *c = b->head; c; c = c->next) {
+        halo_arena_free(c->arena);
+        c->arena = NULL;
+        c->spans = NULL;
+        c->n = 0;
+    }
+}
+
 static halo_status sqlite_consume(halo_component *self, halo_batch *b)
 {
     sqlite_exp *e = self->ctx;
+    const char *msg;
     pthread_mutex_lock(&e->mu);
-    if (e->stopping) {
-        pthread_mutex_unlock(&e->mu);
-        halo_metric_add(e->m_failed, (double)b->n_spans);
-        halo_batch_done(b, HALO_ESHUTDOWN, "sqlite exporter is shutting down");
-        return HALO_ESHUTDOWN;
+    halo_status st = can_queue(e, &msg);
+    if (st == HALO_OK)
+        e->preparing++;
+    pthread_mutex_unlock(&e->mu);
+    if (st != HALO_OK)
+        return refuse(e, b, st, msg);
+
+    halo_err err = {{0}};
+    halo_store_rows *rows = NULL;
+    halo_status pst = e->store->ops->prepare(e->store, b, &rows, &err);
+    if (pst == HALO_OK)
+        release_spans(b);
+
+    pthread_mutex_lock(&e->mu);
+    st = pst == HALO_OK ? can_queue(e, &msg) : pst;
+    if (st == HALO_OK) {
+        e->ring[(e->head + e->count) % e->cap] = (queued){b, rows};
+        e->count++;
+        halo_metric_set(e->m_depth, (double)e->count);
+        pthread_cond_signal(&e->cv);
     }
-    if (e->count == e->cap) {
-        pthread_mutex_unlock(&e->mu);
+    if (--e->preparing == 0)
+        pthread_cond_broadcast(&e->idle_cv);
+    pthread_mutex_unlock(&e->mu);
+    if (st == HALO_OK)
+        return HALO_OK;
+    e->store->ops->free_rows(e->store, rows);
+    if (pst != HALO_OK) {
+        LOG_ERROR(e->prefix, "%s", err.msg);
         halo_metric_add(e->m_failed, (double)b->n_spans);
-        halo_batch_done(b, HALO_ERETRY, "sqlite exporter queue full");
+        halo_batch_done(b, HALO_ERETRY, err.msg);
         return HALO_ERETRY;
     }
-    e->ring[(e->head + e->count) % e->cap] = b;
-    e->count++;
-    halo_metric_set(e->m_depth, (double)e->count);
-    pthread_cond_signal(&e->cv);
-    pthread_mutex_unlock(&e->mu);
-    return HALO_OK;
+    return refuse(e, b, st, msg);
 }
 
 static void sqlite_shutdown(halo_component *self)
@@ -386,17 +472,24 @@ static void sqlite_shutdown(halo_component *self)
     pthread_mutex_lock(&e->mu);
     e->stopping = true;
     pthread_cond_signal(&e->cv);
+    /* consume() calls still encoding use the store: let them finish (they
+     * then see `stopping` and refuse) */
+    while (e->preparing > 0)
+        pthread_cond_wait(&e->idle_cv, &e->mu);
     pthread_mutex_unlock(&e->mu);
     if (e->thread_started)
         pthread_join(e->thread, NULL);
     e->thread_started = false;
     /* never started: nobody will write what was queued */
     while (e->count) {
-        halo_batch *b = e->ring[e->head];
+        queued q = e->ring[e->head];
         e->head = (e->head + 1) % e->cap;
         e->count--;
-        halo_metric_add(e->m_failed, (double)b->n_spans);
-        halo_batch_done(b, HALO_ESHUTDOWN, "sqlite exporter is shutting down");
+        halo_metric_add(e->m_failed, (double)q.b->n_spans);
+        if (e->store)
+            e->store->ops->free_rows(e->store, q.rows);
+        halo_batch_done(q.b, HALO_ESHUTDOWN,
+                        "sqlite exporter is shutting down");
     }
     halo_metric_set(e->m_depth, 0);
     halo_store_close(e->store);
@@ -412,6 +505,7 @@ static void sqlite_destroy(halo_component *self)
         return;
     sqlite_shutdown(self);
     pthread_cond_destroy(&e->cv);
+    pthread_cond_destroy(&e->idle_cv);
     pthread_mutex_destroy(&e->mu);
     free(e->ring);
     free(e);

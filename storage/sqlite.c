@@ -5,16 +5,19 @@
  * checkpointer in sqlite_ckpt.c. Columns are documented in
  * storage/README.md.
  *
- * Write path. write_batches() runs one BEGIN IMMEDIATE ... COMMIT for all
- * the spans it is given (the exporter's group commit). Each span is one
- * execution of a prepared INSERT ... ON CONFLICT DO NOTHING whose text
- * parameters are bound SQLITE_STATIC from buffers reused between spans
- * (attributes/events/links JSON, ISO timestamps from a per-second cache;
- * the resource and scope JSON are encoded once per distinct pointer run).
+ * Write path, in two steps (store.h). prepare() (sqlite_rows.c) encodes a
+ * batch into self-contained rows -- hex ids, ISO times, the JSON columns,
+ * the derived fields -- on whichever thread calls it; the exporter calls it
+ * on the thread handing it the batch, beside the writer. write_rows() runs
+ * one BEGIN IMMEDIATE ... COMMIT for all the rows it is given (the
+ * exporter's group commit): each row is one execution of a prepared
+ * INSERT ... ON CONFLICT DO NOTHING whose parameters are bound
+ * SQLITE_STATIC with known lengths, nothing encoded or copied.
  * sqlite3_changes() tells whether the row was new; only new rows feed the
  * per-trace deltas (an open-addressing map keyed by trace id), and the
  * deltas become one UPSERT per touched trace at the end. That keeps the
- * `traces` rollup exact under redelivery.
+ * `traces` rollup exact under redelivery. write_batches() is the two steps
+ * in one call.
  *
  * Identity fix-up (DESIGN §5: span, then the trace's root span, then the
  * resource). agent_identity can only consult a root that is in the same
@@ -34,7 +37,6 @@
 #include "sqlite_int.h"
 
 #include "../core/log.h"
-#include "core/json_attrs.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -205,35 +207,10 @@ static const char *status_name(int code)
     }
 }
 
-static void iso_cached(sq_timecache *tc, uint64_t ns, char out[31])
-{
-    int64_t sec = (int64_t)(ns / 1000000000u);
-    uint32_t frac = (uint32_t)(ns % 1000000000u);
-    if (sec != tc->sec || !tc->prefix[0]) {
-        time_t t = (time_t)sec;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        snprintf(tc->prefix, sizeof tc->prefix, "%04u-%02u-%02uT%02u:%02u:%02u",
-                 (unsigned)(tm.tm_year + 1900) % 10000u,
-                 (unsigned)(tm.tm_mon + 1) % 100u, (unsigned)tm.tm_mday % 100u,
-                 (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u,
-                 (unsigned)tm.tm_sec % 100u);
-        tc->sec = sec;
-    }
-    memcpy(out, tc->prefix, 19);
-    out[19] = '.';
-    for (int i = 28; i >= 20; i--) {
-        out[i] = (char)('0' + frac % 10);
-        frac /= 10;
-    }
-    out[29] = 'Z';
-    out[30] = '\0';
-}
-
 void halo_iso_from_ns(uint64_t ns, char out[HALO_ISO_NS_LEN])
 {
     sq_timecache tc = {0, {0}};
-    iso_cached(&tc, ns, out);
+    sq_iso_cached(&tc, ns, out);
 }
 
 double halo_percentile(const double *sorted, size_t n, double q)
@@ -259,12 +236,6 @@ static int bind_text(sqlite3_stmt *st, int i, const char *s)
     if (!s)
         return sqlite3_bind_null(st, i);
     return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-}
-
-/* NULL for "" (absent OTLP strings). */
-static int bind_opt(sqlite3_stmt *st, int i, const char *s)
-{
-    return bind_text(st, i, s && *s ? s : NULL);
 }
 
 /* ---- the per-write trace map --------------------------------------------- */
@@ -328,163 +299,98 @@ static sq_delta *map_get(sq_store *s, const uint8_t tid[16])
 
 /* The HALO_FB_* bits of the identity fields a span lacks or has only from
  * the resource fallback: what its root span could still provide. */
-static uint32_t identity_needs(const halo_derived *d)
+static uint32_t identity_needs(const sq_row *r)
 {
-    uint32_t m = d->fallback_mask;
-    if (!d->agent_id)
+    uint32_t m = r->fb_mask;
+    if (!r->t[T_AGENT_ID].p)
         m |= HALO_FB_AGENT_ID;
-    if (!d->agent_name)
+    if (!r->t[T_AGENT_NAME].p)
         m |= HALO_FB_AGENT_NAME;
-    if (!d->session_id)
+    if (!r->t[T_SESSION_ID].p)
         m |= HALO_FB_SESSION_ID;
-    if (!d->user_id)
+    if (!r->t[T_USER_ID].p)
         m |= HALO_FB_USER_ID;
     return m;
 }
 
-static void delta_add(sq_delta *d, const halo_span *sp)
+static void delta_add(sq_delta *d, const sq_row *r)
 {
     d->spans++;
-    if (sp->status_code == HALO_STATUS_ERROR)
+    if (r->status_code == HALO_STATUS_ERROR)
         d->errors++;
-    if (sp->d.span_type && strcmp(sp->d.span_type, "LLM") == 0)
+    if (r->type_class == SQ_TYPE_LLM)
         d->llm++;
-    else if (sp->d.span_type && strcmp(sp->d.span_type, "TOOL") == 0)
+    else if (r->type_class == SQ_TYPE_TOOL)
         d->tool++;
-    if (sp->d.has_input_tokens)
-        d->in_tok += sp->d.input_tokens;
-    if (sp->d.has_output_tokens)
-        d->out_tok += sp->d.output_tokens;
-    if (sp->d.has_cost)
-        d->cost += sp->d.cost;
-    if (sp->start_ns < d->start_ns)
-        d->start_ns = sp->start_ns;
-    if (sp->end_ns > d->end_ns)
-        d->end_ns = sp->end_ns;
+    if (r->has_in_tok)
+        d->in_tok += r->in_tok;
+    if (r->has_out_tok)
+        d->out_tok += r->out_tok;
+    if (r->has_cost)
+        d->cost += r->cost;
+    if (r->start_ns < d->start_ns)
+        d->start_ns = r->start_ns;
+    if (r->end_ns > d->end_ns)
+        d->end_ns = r->end_ns;
     if (!d->first)
-        d->first = sp;
-    if (halo_span_is_root(sp))
-        d->root = sp;
+        d->first = r;
+    if (r->is_root)
+        d->root = r;
     else
-        d->needs |= identity_needs(&sp->d);
+        d->needs |= identity_needs(r);
 }
 
-/* ---- inserting one span -------------------------------------------------- */
+/* ---- inserting one row --------------------------------------------------- */
 
-/* The JSON of the span's resource and scope, encoded once per pointer. */
-static void encode_shared(sq_store *s, const halo_span *sp)
+static int bind_str(sqlite3_stmt *st, int i, sq_str v)
 {
-    if (sp->resource != s->res_cached || !s->resource.len) {
-        halo_buf_reset(&s->resource);
-        halo_json_encode_attrs(&s->resource,
-                               sp->resource ? &sp->resource->attrs : NULL);
-        s->res_cached = sp->resource;
-    }
-    if (sp->scope != s->scope_cached || !s->scope.len) {
-        halo_buf_reset(&s->scope);
-        halo_json_encode_scope(&s->scope, sp->scope);
-        s->scope_cached = sp->scope;
-    }
+    if (!v.p)
+        return sqlite3_bind_null(st, i);
+    return sqlite3_bind_text(st, i, v.p, v.len, SQLITE_STATIC);
 }
 
-static halo_status bind_span(sq_store *s, const halo_span *sp, char *ids,
-                             char *times, halo_err *err)
+static void bind_opt_i64(sqlite3_stmt *st, int i, bool has, int64_t v)
 {
-    sqlite3_stmt *st = s->ins_span;
-    char *tid = ids, *sid = ids + 33, *pid = ids + 50;
-    char *t0 = times, *t1 = times + 31;
-    halo_hex_encode(sp->trace_id, 16, tid);
-    halo_hex_encode(sp->span_id, 8, sid);
-    bool root = halo_span_is_root(sp);
-    if (!root)
-        halo_hex_encode(sp->parent_span_id, 8, pid);
-    iso_cached(&s->tc_start, sp->start_ns, t0);
-    iso_cached(&s->tc_end, sp->end_ns, t1);
+    if (has)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
 
-    halo_buf_reset(&s->attrs);
-    halo_json_encode_attrs(&s->attrs, &sp->attrs);
-    halo_buf_reset(&s->events);
-    halo_json_encode_events(&s->events, sp->events, sp->n_events);
-    halo_buf_reset(&s->links);
-    if (sp->n_links)
-        halo_json_encode_links(&s->links, sp->links, sp->n_links);
-    encode_shared(s, sp);
-    if (s->attrs.oom || s->events.oom || s->links.oom || s->resource.oom ||
-        s->scope.oom)
-        return halo_fail(err, HALO_ENOMEM, "out of memory encoding a span");
-
-    const halo_derived *d = &sp->d;
-    const halo_resource *res = sp->resource;
-    bind_text(st, C_TRACE_ID, tid);
-    bind_text(st, C_SPAN_ID, sid);
-    bind_text(st, C_PARENT, root ? NULL : pid);
-    bind_text(st, C_NAME, sp->name ? sp->name : "");
-    bind_text(st, C_KIND, sq_kind_name(sp->kind));
-    bind_text(st, C_SPAN_TYPE, d->span_type);
-    bind_text(st, C_AGENT_ID, d->agent_id);
-    bind_text(st, C_AGENT_NAME, d->agent_name);
-    bind_text(st, C_SESSION_ID, d->session_id);
-    bind_text(st, C_USER_ID, d->user_id);
-    bind_text(st, C_SERVICE, d->service_name);
-    bind_text(st, C_MODEL, d->model);
-    bind_text(st, C_TOOL, d->tool_name);
-    bind_text(st, C_START_TIME, t0);
-    bind_text(st, C_END_TIME, t1);
+/* Everything was encoded by prepare(): bind, no copy. */
+static void bind_row(sqlite3_stmt *st, const sq_row *r)
+{
+    for (int i = 0; i < T_N_; i++)
+        bind_str(st, sq_text_col[i], r->t[i]);
+    sqlite3_bind_text(st, C_KIND, sq_kind_name(r->kind), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, C_STATUS_CODE, status_name(r->status_code), -1,
+                      SQLITE_STATIC);
     sqlite3_bind_double(st, C_DURATION,
-                        (double)(int64_t)(sp->end_ns - sp->start_ns) / 1e6);
-    bind_text(st, C_STATUS_CODE, status_name(sp->status_code));
-    bind_opt(st, C_STATUS_MSG, sp->status_message);
-    bind_text(st, C_INPUT, d->input);
-    bind_text(st, C_OUTPUT, d->output);
-    if (d->has_input_tokens)
-        sqlite3_bind_int64(st, C_IN_TOK, d->input_tokens);
-    else
-        sqlite3_bind_null(st, C_IN_TOK);
-    if (d->has_output_tokens)
-        sqlite3_bind_int64(st, C_OUT_TOK, d->output_tokens);
-    else
-        sqlite3_bind_null(st, C_OUT_TOK);
-    if (d->has_cost)
-        sqlite3_bind_double(st, C_COST, d->cost);
+                        (double)(int64_t)(r->end_ns - r->start_ns) / 1e6);
+    bind_opt_i64(st, C_IN_TOK, r->has_in_tok, r->in_tok);
+    bind_opt_i64(st, C_OUT_TOK, r->has_out_tok, r->out_tok);
+    if (r->has_cost)
+        sqlite3_bind_double(st, C_COST, r->cost);
     else
         sqlite3_bind_null(st, C_COST);
-    sqlite3_bind_text(st, C_ATTRS, s->attrs.data, (int)s->attrs.len,
-                      SQLITE_STATIC);
-    sqlite3_bind_text(st, C_EVENTS, s->events.data, (int)s->events.len,
-                      SQLITE_STATIC);
-    sqlite3_bind_text(st, C_RESOURCE, s->resource.data, (int)s->resource.len,
-                      SQLITE_STATIC);
-    sqlite3_bind_int64(st, C_START_NS, (int64_t)sp->start_ns);
-    sqlite3_bind_int64(st, C_END_NS, (int64_t)sp->end_ns);
-    bind_opt(st, C_TRACE_STATE, sp->trace_state);
-    sqlite3_bind_int64(st, C_FLAGS, sp->flags);
-    if (sp->n_links)
-        sqlite3_bind_text(st, C_LINKS, s->links.data, (int)s->links.len,
-                          SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, C_LINKS);
-    sqlite3_bind_text(st, C_SCOPE, s->scope.data, (int)s->scope.len,
-                      SQLITE_STATIC);
-    bind_opt(st, C_RES_SCHEMA, res ? res->schema_url : NULL);
-    sqlite3_bind_int64(st, C_RES_DROPPED, res ? res->dropped_attrs : 0);
-    sqlite3_bind_int64(st, C_DROPPED_ATTRS, sp->dropped_attrs);
-    sqlite3_bind_int64(st, C_DROPPED_EVENTS, sp->dropped_events);
-    sqlite3_bind_int64(st, C_DROPPED_LINKS, sp->dropped_links);
-    sqlite3_bind_int64(st, C_FB_MASK, d->fallback_mask);
-    return HALO_OK;
+    sqlite3_bind_int64(st, C_START_NS, (int64_t)r->start_ns);
+    sqlite3_bind_int64(st, C_END_NS, (int64_t)r->end_ns);
+    sqlite3_bind_int64(st, C_FLAGS, r->flags);
+    sqlite3_bind_int64(st, C_RES_DROPPED, r->res_dropped);
+    sqlite3_bind_int64(st, C_DROPPED_ATTRS, r->dropped_attrs);
+    sqlite3_bind_int64(st, C_DROPPED_EVENTS, r->dropped_events);
+    sqlite3_bind_int64(st, C_DROPPED_LINKS, r->dropped_links);
+    sqlite3_bind_int64(st, C_FB_MASK, r->fb_mask);
 }
 
-/* Insert one span; *inserted is false when (trace_id, span_id) existed. */
-static halo_status insert_span(sq_store *s, const halo_span *sp, bool *inserted,
-                               halo_err *err)
+/* Insert one row; *inserted is false when (trace_id, span_id) existed. */
+static halo_status insert_row(sq_store *s, const sq_row *r, bool *inserted,
+                              halo_err *err)
 {
-    char ids[33 + 17 + 17];
-    char times[2 * 31];
-    halo_status st = bind_span(s, sp, ids, times, err);
-    if (st != HALO_OK)
-        return st;
+    bind_row(s->ins_span, r);
     int rc = sqlite3_step(s->ins_span);
     *inserted = rc == SQLITE_DONE && sqlite3_changes(s->db) == 1;
+    halo_status st = HALO_OK;
     if (rc != SQLITE_DONE)
         st = sq_fail(s, err, "insert a span");
     sqlite3_reset(s->ins_span);
@@ -495,26 +401,26 @@ static halo_status insert_span(sq_store *s, const halo_span *sp, bool *inserted,
 
 /* The HALO_FB_* bits the root can resolve: fields it has from its own
  * attributes (bit clear, value set). */
-static uint32_t root_provides(uint32_t root_mask, const char *const vals[4])
+static uint32_t root_provides(uint32_t root_mask, const sq_str vals[4])
 {
     static const uint32_t bits[4] = {HALO_FB_AGENT_ID, HALO_FB_AGENT_NAME,
                                      HALO_FB_SESSION_ID, HALO_FB_USER_ID};
     uint32_t m = 0;
     for (int i = 0; i < 4; i++)
-        if (!(root_mask & bits[i]) && vals[i])
+        if (!(root_mask & bits[i]) && vals[i].p)
             m |= bits[i];
     return m;
 }
 
 static halo_status fix_spans(sq_store *s, const char *tid, uint32_t m,
-                             const char *const vals[4], int64_t *fixed,
+                             const sq_str vals[4], int64_t *fixed,
                              halo_err *err)
 {
     sqlite3_stmt *st = s->fix_spans;
     bind_text(st, 1, tid);
     sqlite3_bind_int64(st, 2, m);
     for (int i = 0; i < 4; i++)
-        bind_text(st, 3 + i, vals[i]);
+        bind_str(st, 3 + i, vals[i]);
     int rc = sqlite3_step(st);
     halo_status ret = HALO_OK;
     if (rc != SQLITE_DONE)
@@ -555,7 +461,8 @@ static halo_status fix_from_stored_root(sq_store *s, const char *tid,
     }
     uint32_t mask = (uint32_t)sqlite3_column_int64(st, 4);
     sqlite3_reset(st);
-    const char *vals[4] = {copy[0], copy[1], copy[2], copy[3]};
+    const sq_str vals[4] = {
+        {copy[0], -1}, {copy[1], -1}, {copy[2], -1}, {copy[3], -1}};
     uint32_t m = root_provides(mask, vals) & needs;
     if (ret == HALO_OK && m)
         ret = fix_spans(s, tid, m, vals, fixed, err);
@@ -564,24 +471,24 @@ static halo_status fix_from_stored_root(sq_store *s, const char *tid,
     return ret;
 }
 
-static const char *first_nonnull(const char *a, const char *b)
+static sq_str first_nonnull(const sq_row *root, const sq_row *first, int t)
 {
-    return a ? a : b;
+    return root && root->t[t].p ? root->t[t] : first->t[t];
 }
 
 static void bind_trace(sqlite3_stmt *st, const sq_delta *d, const char *tid,
-                       char *t0, char *t1, char *root_sid)
+                       char *t0, char *t1)
 {
-    const halo_derived *r = d->root ? &d->root->d : NULL;
-    const halo_derived *f = &d->first->d;
+    const sq_row *r = d->root;
+    const sq_str none = {NULL, 0};
     halo_iso_from_ns(d->start_ns, t0);
     halo_iso_from_ns(d->end_ns, t1);
     bind_text(st, 1, tid);
-    bind_text(st, 2, first_nonnull(r ? r->agent_id : NULL, f->agent_id));
-    bind_text(st, 3, first_nonnull(r ? r->agent_name : NULL, f->agent_name));
-    bind_text(st, 4, first_nonnull(r ? r->session_id : NULL, f->session_id));
-    bind_text(st, 5, first_nonnull(r ? r->user_id : NULL, f->user_id));
-    bind_text(st, 6, d->root ? (d->root->name ? d->root->name : "") : NULL);
+    bind_str(st, 2, first_nonnull(r, d->first, T_AGENT_ID));
+    bind_str(st, 3, first_nonnull(r, d->first, T_AGENT_NAME));
+    bind_str(st, 4, first_nonnull(r, d->first, T_SESSION_ID));
+    bind_str(st, 5, first_nonnull(r, d->first, T_USER_ID));
+    bind_str(st, 6, r ? r->t[T_NAME] : none);
     bind_text(st, 7, t0);
     bind_text(st, 8, t1);
     sqlite3_bind_double(st, 9,
@@ -595,28 +502,23 @@ static void bind_trace(sqlite3_stmt *st, const sq_delta *d, const char *tid,
     sqlite3_bind_double(st, 16, d->cost);
     sqlite3_bind_int64(st, 17, (int64_t)d->start_ns);
     sqlite3_bind_int64(st, 18, (int64_t)d->end_ns);
-    if (d->root) {
-        halo_hex_encode(d->root->span_id, 8, root_sid);
-        bind_text(st, 19, root_sid);
-    } else {
-        sqlite3_bind_null(st, 19);
-    }
+    bind_str(st, 19, r ? r->t[T_SPAN_ID] : none);
     sqlite3_bind_int64(st, 20, d->needs);
-    sqlite3_bind_int(st, 21, d->root != NULL);
-    bind_text(st, 22, r ? r->agent_id : NULL);
-    bind_text(st, 23, r ? r->agent_name : NULL);
-    bind_text(st, 24, r ? r->session_id : NULL);
-    bind_text(st, 25, r ? r->user_id : NULL);
+    sqlite3_bind_int(st, 21, r != NULL);
+    bind_str(st, 22, r ? r->t[T_AGENT_ID] : none);
+    bind_str(st, 23, r ? r->t[T_AGENT_NAME] : none);
+    bind_str(st, 24, r ? r->t[T_SESSION_ID] : none);
+    bind_str(st, 25, r ? r->t[T_USER_ID] : none);
 }
 
 /* UPSERT one trace's delta, then fix up identities when needed. */
 static halo_status apply_delta(sq_store *s, const sq_delta *d,
                                halo_write_stats *ws, halo_err *err)
 {
-    char tid[33], t0[31], t1[31], root_sid[17], stored_root[17] = "";
+    char tid[33], t0[31], t1[31], stored_root[17] = "";
     halo_hex_encode(d->tid, 16, tid);
     sqlite3_stmt *st = s->upsert_trace;
-    bind_trace(st, d, tid, t0, t1, root_sid);
+    bind_trace(st, d, tid, t0, t1);
     int rc = sqlite3_step(st);
     uint32_t pending = 0; /* of every stored span, this write's too */
     if (rc == SQLITE_ROW) {
@@ -631,10 +533,10 @@ static halo_status apply_delta(sq_store *s, const sq_delta *d,
         return sq_fail(s, err, "update the traces rollup");
 
     if (d->root) {
-        const halo_derived *r = &d->root->d;
-        const char *vals[4] = {r->agent_id, r->agent_name, r->session_id,
-                               r->user_id};
-        uint32_t m = root_provides(r->fallback_mask, vals) & pending;
+        const sq_row *r = d->root;
+        const sq_str vals[4] = {r->t[T_AGENT_ID], r->t[T_AGENT_NAME],
+                                r->t[T_SESSION_ID], r->t[T_USER_ID]};
+        uint32_t m = root_provides(r->fb_mask, vals) & pending;
         if (m)
             return fix_spans(s, tid, m, vals, &ws->fixed_up, err);
         return HALO_OK;
@@ -645,16 +547,17 @@ static halo_status apply_delta(sq_store *s, const sq_delta *d,
     return HALO_OK;
 }
 
-/* ---- write_batches ------------------------------------------------------- */
+/* ---- write_rows, write_batches ------------------------------------------- */
 
-static halo_status insert_all(sq_store *s, const halo_batch *const *batches,
+static halo_status insert_all(sq_store *s, halo_store_rows *const *rows,
                               size_t n, halo_write_stats *ws, halo_err *err)
 {
     for (size_t i = 0; i < n; i++) {
-        HALO_BATCH_FOREACH(batches[i], c, sp)
-        {
+        const sq_rows *rs = (const sq_rows *)rows[i];
+        for (size_t j = 0; j < rs->n; j++) {
+            const sq_row *r = &rs->rows[j];
             bool inserted;
-            halo_status st = insert_span(s, sp, &inserted, err);
+            halo_status st = insert_row(s, r, &inserted, err);
             if (st != HALO_OK)
                 return st;
             if (!inserted) {
@@ -662,18 +565,18 @@ static halo_status insert_all(sq_store *s, const halo_batch *const *batches,
                 continue;
             }
             ws->inserted++;
-            sq_delta *d = map_get(s, sp->trace_id);
+            sq_delta *d = map_get(s, r->tid);
             if (!d)
                 return halo_fail(err, HALO_ENOMEM, "out of memory");
-            delta_add(d, sp);
+            delta_add(d, r);
         }
     }
     return HALO_OK;
 }
 
-static halo_status sq_write_batches(halo_store *base,
-                                    const halo_batch *const *batches, size_t n,
-                                    halo_write_stats *stats, halo_err *err)
+static halo_status sq_write_rows(halo_store *base, halo_store_rows *const *rows,
+                                 size_t n, halo_write_stats *stats,
+                                 halo_err *err)
 {
     sq_store *s = (sq_store *)base;
     halo_write_stats ws = {0, 0, 0};
@@ -684,16 +587,14 @@ static halo_status sq_write_batches(halo_store *base,
                          s->path);
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
-        total += batches[i]->n_spans;
+        total += rows[i]->n_spans;
     if (!map_reset(s, total))
         return halo_fail(err, HALO_ENOMEM, "out of memory");
-    s->res_cached = NULL; /* pointers of earlier writes may be reused */
-    s->scope_cached = NULL;
 
     halo_status st = sq_exec(s, "BEGIN IMMEDIATE", "begin a transaction", err);
     if (st != HALO_OK)
         return st;
-    st = insert_all(s, batches, n, &ws, err);
+    st = insert_all(s, rows, n, &ws, err);
     for (size_t i = 0; st == HALO_OK && i < s->n_deltas; i++)
         st = apply_delta(s, &s->deltas[i], &ws, err);
     if (st == HALO_OK)
@@ -706,6 +607,30 @@ static halo_status sq_write_batches(halo_store *base,
     if (stats)
         *stats = ws;
     return HALO_OK;
+}
+
+static halo_status sq_write_batches(halo_store *base,
+                                    const halo_batch *const *batches, size_t n,
+                                    halo_write_stats *stats, halo_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    if (s->read_only)
+        return halo_fail(err, HALO_EINVAL,
+                         "cannot write: database \"%s\" "
+                         "is open read-only",
+                         s->path);
+    halo_store_rows **rows = calloc(n ? n : 1, sizeof *rows);
+    if (!rows)
+        return halo_fail(err, HALO_ENOMEM, "out of memory");
+    halo_status st = HALO_OK;
+    for (size_t i = 0; st == HALO_OK && i < n; i++)
+        st = sq_prepare(base, batches[i], &rows[i], err);
+    if (st == HALO_OK)
+        st = sq_write_rows(base, rows, n, stats, err);
+    for (size_t i = 0; i < n; i++)
+        sq_free_rows(base, rows[i]);
+    free(rows);
+    return st;
 }
 
 /* ---- retention and reports ----------------------------------------------- */
@@ -860,11 +785,6 @@ static void sq_close(halo_store *base)
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
         LOG_WARN(LOG_PREFIX, "could not close database \"%s\": %s", s->path,
                  sqlite3_errmsg(s->db));
-    halo_buf_free(&s->attrs);
-    halo_buf_free(&s->events);
-    halo_buf_free(&s->links);
-    halo_buf_free(&s->resource);
-    halo_buf_free(&s->scope);
     free(s->slots);
     free(s->deltas);
     free(s->path);
@@ -885,6 +805,9 @@ static void global_init(void)
 static const halo_store_ops sq_ops = {
     .name = "sqlite",
     .write_batches = sq_write_batches,
+    .prepare = sq_prepare,
+    .write_rows = sq_write_rows,
+    .free_rows = sq_free_rows,
     .retention_step = sq_retention_step,
     .list_traces = sq_list_traces,
     .get_trace = sq_get_trace,

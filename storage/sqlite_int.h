@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 
 /* The columns of `spans`, in the order of SQ_SPAN_COLUMNS below; the
  * INSERT binds parameter C_x and get_trace reads result column C_x - 1. */
@@ -67,6 +68,74 @@ enum {
     "dropped_attributes_count, dropped_events_count, dropped_links_count, "    \
     "fallback_mask"
 
+/* The text columns of a prepared row (sq_row.t), each bound to the span
+ * insert's parameter sq_text_col[T_x]. kind and status_code are bound from
+ * static names, the numbers from the row's fields. */
+enum {
+    T_TRACE_ID,
+    T_SPAN_ID,
+    T_PARENT,
+    T_NAME,
+    T_SPAN_TYPE,
+    T_AGENT_ID,
+    T_AGENT_NAME,
+    T_SESSION_ID,
+    T_USER_ID,
+    T_SERVICE,
+    T_MODEL,
+    T_TOOL,
+    T_START_TIME,
+    T_END_TIME,
+    T_STATUS_MSG,
+    T_INPUT,
+    T_OUTPUT,
+    T_ATTRS,
+    T_EVENTS,
+    T_RESOURCE,
+    T_TRACE_STATE,
+    T_LINKS,
+    T_SCOPE,
+    T_RES_SCHEMA,
+    T_N_
+};
+extern const int sq_text_col[T_N_];
+
+/* A text value: p == NULL is SQL NULL; len in bytes (no NUL needed). */
+typedef struct sq_str {
+    const char *p;
+    int len;
+} sq_str;
+
+/* Span type classes the traces rollup counts. */
+enum { SQ_TYPE_OTHER = 0, SQ_TYPE_LLM, SQ_TYPE_TOOL };
+
+/* One span, ready to bind: every text encoded, every number copied. A row
+ * does not refer to the span it came from. */
+typedef struct sq_row {
+    sq_str t[T_N_];
+    uint8_t tid[16];
+    uint64_t start_ns, end_ns;
+    int64_t in_tok, out_tok;
+    double cost;
+    uint32_t flags;
+    uint32_t res_dropped, dropped_attrs, dropped_events, dropped_links;
+    uint32_t fb_mask; /* HALO_FB_* */
+    uint32_t rel;     /* while preparing: t[] slots that are offsets */
+    uint8_t kind, status_code, type_class;
+    bool has_in_tok, has_out_tok, has_cost, is_root;
+} sq_row;
+
+/* store.h's halo_store_rows for this backend: the rows live in arenas[0],
+ * the text of each chunk in an arena of its own (arenas, so that the
+ * memory_limiter counts them). */
+typedef struct sq_rows {
+    halo_store_rows base;
+    halo_arena **arenas;
+    size_t n_arenas;
+    sq_row *rows;
+    size_t n;
+} sq_rows;
+
 /* Per-trace totals of the spans one write inserted (the traces rollup). */
 typedef struct sq_delta {
     uint8_t tid[16];
@@ -74,8 +143,8 @@ typedef struct sq_delta {
     uint32_t needs; /* identity_needs() of the non-root spans inserted */
     double cost;
     uint64_t start_ns, end_ns;
-    const halo_span *root;  /* a root span inserted by this write */
-    const halo_span *first; /* the first span inserted */
+    const sq_row *root;  /* a root span inserted by this write */
+    const sq_row *first; /* the first span inserted */
 } sq_delta;
 
 /* A second-resolution cache for ISO timestamps. */
@@ -83,6 +152,9 @@ typedef struct sq_timecache {
     int64_t sec;
     char prefix[20]; /* "YYYY-MM-DDTHH:MM:SS" */
 } sq_timecache;
+
+/* ns -> "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" (30 chars + NUL) through tc. */
+void sq_iso_cached(sq_timecache *tc, uint64_t ns, char out[31]);
 
 typedef struct sq_store {
     halo_store base;
@@ -100,12 +172,6 @@ typedef struct sq_store {
     sqlite3_stmt *put_report;
     /* read path */
     sqlite3_stmt *get_trace;
-
-    /* reused between spans and writes */
-    halo_buf attrs, events, links, resource, scope;
-    const halo_resource *res_cached;
-    const halo_scope *scope_cached;
-    sq_timecache tc_start, tc_end;
 
     /* the background checkpointer (store.h: background_checkpoint) */
     bool ckpt_on;
@@ -157,6 +223,11 @@ halo_status sq_get_trace(halo_store *st, const uint8_t trace_id[16],
 halo_status sq_agent_stats(halo_store *st, uint64_t since_ns, uint64_t until_ns,
                            halo_arena *arena, halo_agent_stats **rows,
                            size_t *n, halo_err *err);
+
+/* Prepared rows (sqlite_rows.c): store.h's prepare and free_rows. */
+halo_status sq_prepare(halo_store *st, const halo_batch *b,
+                       halo_store_rows **out, halo_err *err);
+void sq_free_rows(halo_store *st, halo_store_rows *rows);
 
 /* OTLP SpanKind <-> the kind column. */
 const char *sq_kind_name(int kind);

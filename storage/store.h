@@ -20,6 +20,13 @@
  * HALO_OK the transaction is committed (durable with synchronous=full);
  * on failure it is rolled back and nothing was written.
  *
+ * A write is two steps, so the costly one can run off the writing thread:
+ * prepare() turns a batch into the backend's rows (hex ids, ISO times,
+ * JSON columns, derived fields), on any thread and concurrently with the
+ * writer; write_rows() then only binds and executes, in one transaction.
+ * Rows are self-contained: once prepared, the batch's spans may be freed.
+ * write_batches() is prepare + write_rows for callers that need no split.
+ *
  * Threads: a store handle is used by one thread at a time (the sqlite
  * exporter's writer thread owns its handle; the CLI opens its own
  * read-only handle). Several handles may be open on one database.
@@ -117,6 +124,12 @@ typedef struct halo_report_row {
     const char *markdown;
 } halo_report_row;
 
+/* Spans of one batch, encoded for one backend (prepare()). Backends embed
+ * this as the first member of their own row set. */
+typedef struct halo_store_rows {
+    size_t n_spans;
+} halo_store_rows;
+
 typedef struct halo_write_stats {
     int64_t inserted;   /* new span rows */
     int64_t duplicates; /* spans already stored (skipped) */
@@ -131,6 +144,19 @@ typedef struct halo_store_ops {
     halo_status (*write_batches)(halo_store *st,
                                  const halo_batch *const *batches, size_t n,
                                  halo_write_stats *stats, halo_err *err);
+    /* Encode every span of b into rows for write_rows(). Thread-safe: it
+     * does not touch the database and may run on any thread, concurrently
+     * with the thread that writes and with other prepare() calls. The
+     * rows do not refer to b (release b's spans whenever convenient);
+     * free them with free_rows(). */
+    halo_status (*prepare)(halo_store *st, const halo_batch *b,
+                           halo_store_rows **out, halo_err *err);
+    /* All rows of rows[0..n) in one transaction (the same contract as
+     * write_batches); stats may be NULL. The rows stay the caller's. */
+    halo_status (*write_rows)(halo_store *st, halo_store_rows *const *rows,
+                              size_t n, halo_write_stats *stats, halo_err *err);
+    /* NULL is allowed. Thread-safe like prepare(). */
+    void (*free_rows)(halo_store *st, halo_store_rows *rows);
     /* Delete the oldest max_rows traces that started before cutoff_ns,
      * with all their spans, in one short transaction (so a writer is never
      * blocked for long). *deleted gets the rows removed (spans + traces),
