@@ -29,9 +29,12 @@ void halo_buf_printf(halo_buf *b, const char *fmt, ...)
 /* A JSON string literal, quotes included, escaping per RFC 8259. Invalid
  * UTF-8 bytes are replaced by U+FFFD so the output is always valid JSON. */
 void halo_buf_json_str(halo_buf *b, const char *s, size_t n);
-/* A JSON number for a double: integral values keep a ".0" so the type is
- * visible; NaN and infinities become the strings "NaN", "Infinity",
- * "-Infinity". */
+/* A JSON number for an integer. */
+void halo_buf_json_int(halo_buf *b, int64_t v);
+/* A JSON number for a double that reads back exactly, always with a '.' or
+ * an exponent so the type is visible ("2500.0", "0.1", "1e+300"; exponents
+ * only where %.15g-%.17g would use them); NaN and infinities become the
+ * strings "NaN", "Infinity", "-Infinity". */
 void halo_buf_json_double(halo_buf *b, double d);
 /* Ensure room for n more bytes; false (and oom) on failure. */
 bool halo_buf_reserve(halo_buf *b, size_t n);

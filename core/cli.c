@@ -1,5 +1,6 @@
 /*
- * cli.c -- configuration lookup shared by the subcommands (cli.h).
+ * cli.c -- configuration lookup and service building shared by the
+ * subcommands (cli.h).
  */
 #include "cli.h"
 
@@ -21,6 +22,25 @@ halo_node *halo_cli_load_config(const char *config_path, halo_errlist *errs)
         return halo_config_parse_file(config_path, errs);
     return halo_config_parse(halo_default_config, halo_default_config_len,
                              "<embedded halo.yaml>", errs);
+}
+
+static void print_errs(const halo_errlist *l, const char *what)
+{
+    for (size_t i = 0; i < l->n; i++)
+        fprintf(stderr, "%s: %s\n", what, l->msgs[i]);
+}
+
+halo_service *halo_cli_build_service(const halo_node *root, halo_errlist *errs,
+                                     bool print_warnings)
+{
+    halo_errlist warns = {0};
+    halo_service *svc = root ? halo_service_build(root, errs, &warns) : NULL;
+    print_errs(errs, "error");
+    if (print_warnings)
+        print_errs(&warns, "warning");
+    halo_errlist_free(errs);
+    halo_errlist_free(&warns);
+    return svc;
 }
 
 /* The `path` scalar of exporters.<id> when its type is sqlite. */
@@ -56,15 +76,13 @@ char *halo_cli_db_path(const char *db_opt, const char *config_path,
         halo_node_get(halo_node_get(root, "analyzer"), "store");
     if (store && store->type == HALO_NODE_SCALAR)
         path = sqlite_path(exps, store->value);
-    for (size_t i = 0; !path && exps && exps->type == HALO_NODE_MAP &&
-                       i < exps->n;
-         i++)
+    for (size_t i = 0;
+         !path && exps && exps->type == HALO_NODE_MAP && i < exps->n; i++)
         path = sqlite_path(exps, exps->keys[i]);
     char *out = path ? strdup(path) : NULL;
     if (!path)
-        halo_errf(err,
-                  "the configuration has no sqlite exporter to read from "
-                  "(use --db PATH)");
+        halo_errf(err, "the configuration has no sqlite exporter to read from "
+                       "(use --db PATH)");
     else if (!out)
         halo_errf(err, "out of memory");
     halo_node_free(root);

@@ -7,6 +7,7 @@
 #define HALO_CLI_H
 
 #include "config.h"
+#include "service.h"
 #include "status.h"
 
 enum { HALO_EXIT_OK = 0, HALO_EXIT_RUNTIME = 1, HALO_EXIT_USAGE = 2 };
@@ -15,6 +16,13 @@ enum { HALO_EXIT_OK = 0, HALO_EXIT_RUNTIME = 1, HALO_EXIT_USAGE = 2 };
  * else $HALO_CONFIG, else the embedded default (halo.yaml compiled in).
  * Returns NULL and fills errs on failure. */
 halo_node *halo_cli_load_config(const char *config_path, halo_errlist *errs);
+
+/* Build the service of root (NULL when loading failed: errs says why), then
+ * print every error of errs and, with print_warnings, every warning to
+ * stderr ("error: ...", "warning: ..."), and free errs. NULL when the
+ * configuration is invalid; root stays the caller's. */
+halo_service *halo_cli_build_service(const halo_node *root, halo_errlist *errs,
+                                     bool print_warnings);
 
 /* The SQLite database a query command reads: db_opt (--db) when given,
  * else the `path` of the sqlite exporter named by analyzer.store (or the

@@ -148,8 +148,8 @@ static void wait_inflight(importer *im, int max)
             job *j = im->retry;
             im->retry = j->next;
             pthread_mutex_unlock(&im->mu);
-            struct timespec pause = {0, 50000000L * (j->tries < 10 ? j->tries
-                                                                   : 10)};
+            struct timespec pause = {0, 50000000L *
+                                            (j->tries < 10 ? j->tries : 10)};
             nanosleep(&pause, NULL); /* back-off before retrying a refusal */
             send_job(im, j);
             pthread_mutex_lock(&im->mu);
@@ -268,8 +268,7 @@ static int import_file(importer *im, const char *path)
         halo_err err = {{0}};
         halo_arena_free(scratch);
         scratch = halo_arena_new(line.len * 2 + 4096);
-        if (decode_line(line.data, line.len, scratch, &res, &err) !=
-            HALO_OK) {
+        if (decode_line(line.data, line.len, scratch, &res, &err) != HALO_OK) {
             fprintf(stderr, "%s%s:%ld: %s\n", pg.tty ? "\n" : "", path, lineno,
                     err.msg);
             im->lines_rejected++;
@@ -335,8 +334,10 @@ static const char import_help[] =
     "usage: halo import [--config FILE | --db PATH] FILE...\n\n"
     "Load spans from files into the store, through the configuration's\n"
     "pipelines (agent_identity, batch, exporters) as if they had arrived over\n"
-    "OTLP. Each line of a file is either an OTLP/JSON ExportTraceServiceRequest\n"
-    "(what `halo export` writes) or one span as a flat JSON object (HALO-style\n"
+    "OTLP. Each line of a file is either an OTLP/JSON "
+    "ExportTraceServiceRequest\n"
+    "(what `halo export` writes) or one span as a flat JSON object "
+    "(HALO-style\n"
     "JSONL; the spans table's column names). Files may be gzip-compressed.\n"
     "A malformed line is reported as FILE:LINE and skipped.\n\n"
     "  -c, --config FILE  configuration whose pipelines receive the spans\n"
@@ -372,7 +373,8 @@ int halo_cmd_import(int argc, char **argv)
         }
     }
     if (optind >= argc) {
-        fprintf(stderr, "halo import: no file given (see halo import --help)\n");
+        fprintf(stderr,
+                "halo import: no file given (see halo import --help)\n");
         return HALO_EXIT_USAGE;
     }
     if (config && db) {
@@ -380,7 +382,7 @@ int halo_cmd_import(int argc, char **argv)
         return HALO_EXIT_USAGE;
     }
     halo_log_set_level(HALO_LOG_WARN);
-    halo_errlist errs = {0}, warns = {0};
+    halo_errlist errs = {0};
     halo_node *root = NULL;
     if (db) {
         char *text = db_config(db);
@@ -390,11 +392,7 @@ int halo_cmd_import(int argc, char **argv)
     } else {
         root = halo_cli_load_config(config, &errs);
     }
-    halo_service *svc = root ? halo_service_build(root, &errs, &warns) : NULL;
-    for (size_t i = 0; i < errs.n; i++)
-        fprintf(stderr, "error: %s\n", errs.msgs[i]);
-    halo_errlist_free(&errs);
-    halo_errlist_free(&warns);
+    halo_service *svc = halo_cli_build_service(root, &errs, false);
     halo_err err = {{0}};
     if (!svc || halo_service_start(svc, 0, &err) != HALO_OK) {
         if (svc)

@@ -18,7 +18,6 @@
 #include "buf.h"
 #include "log.h"
 #include "receivers/otlp/otlp_codec.h"
-#include "core/json_attrs.h"
 #include "storage/store.h"
 
 #include <ctype.h>
@@ -198,27 +197,51 @@ static bool parse_when(const char *s, uint64_t *ns)
     return parse_iso(s, ns);
 }
 
+/* Option opt's value s (parse_when) into *ns; NULL leaves *ns as it is. An
+ * exit code after printing the usage error, -1 when fine. */
+static int when_opt(const qopts *q, const char *opt, const char *s,
+                    uint64_t *ns)
+{
+    if (!s || parse_when(s, ns))
+        return -1;
+    char fmt[96];
+    snprintf(fmt, sizeof fmt,
+             "invalid %s \"%%s\": expected a duration (1h) or a UTC time", opt);
+    return usage_error(q->cmd, fmt, s);
+}
+
+/* Prints "halo CMD: msg"; the runtime failure exit code. */
+static int runtime_error(const qopts *q, const char *msg)
+{
+    fprintf(stderr, "halo %s: %s\n", q->cmd, msg);
+    return HALO_EXIT_RUNTIME;
+}
+
 /* Open the store the options point at, read-only. NULL after printing. */
 static halo_store *open_db(const qopts *q)
 {
     halo_err err = {{0}};
     char *path = halo_cli_db_path(q->db, q->config, &err);
     if (!path) {
-        fprintf(stderr, "halo %s: %s\n", q->cmd, err.msg);
+        runtime_error(q, err.msg);
         return NULL;
     }
     halo_store_opts o = {.path = path, .read_only = true};
     halo_store *st = NULL;
     if (halo_store_open_sqlite(&o, &st, &err) != HALO_OK)
-        fprintf(stderr, "halo %s: %s\n", q->cmd, err.msg);
+        runtime_error(q, err.msg);
     free(path);
     return st;
 }
 
-/* 32 hex digits (either case) -> bytes; false when malformed. */
-static bool parse_trace_id(const char *s, uint8_t id[16])
+/* A trace id argument, 32 hex digits (either case), into bytes. An exit
+ * code after printing the usage error, -1 when fine. */
+static int trace_id_arg(const qopts *q, const char *s, uint8_t id[16])
 {
-    return s && strlen(s) == 32 && halo_hex_decode(s, 32, id, 16);
+    if (s && strlen(s) == 32 && halo_hex_decode(s, 32, id, 16))
+        return -1;
+    return usage_error(q->cmd,
+                       "invalid trace id \"%s\": expected 32 hex digits", s);
 }
 
 /* ---- formatting ---------------------------------------------------------- */
@@ -326,7 +349,7 @@ static void trace_json(halo_buf *b, const halo_trace_row *t)
     halo_buf_putc(b, ',');
     json_key_str(b, "end_time", t->end_time);
     halo_buf_puts(b, ",\"duration_ms\":");
-    halo_json_encode_double(b, t->duration_ms);
+    halo_buf_json_double(b, t->duration_ms);
     halo_buf_printf(b,
                     ",\"span_count\":%" PRId64 ",\"error_count\":%" PRId64
                     ",\"llm_calls\":%" PRId64 ",\"tool_calls\":%" PRId64
@@ -334,7 +357,7 @@ static void trace_json(halo_buf *b, const halo_trace_row *t)
                     ",\"cost\":",
                     t->span_count, t->error_count, t->llm_calls, t->tool_calls,
                     t->input_tokens, t->output_tokens);
-    halo_json_encode_double(b, t->cost);
+    halo_buf_json_double(b, t->cost);
     halo_buf_putc(b, '}');
 }
 
@@ -381,16 +404,9 @@ static int traces_list(int argc, char **argv)
         return usage_error(q.cmd, "unexpected argument \"%s\"", argv[optind]);
     halo_trace_filter f = {
         .agent_id = q.agent, .errors_only = q.errors, .limit = q.limit};
-    if (q.since && !parse_when(q.since, &f.since_ns))
-        return usage_error(q.cmd,
-                           "invalid --since \"%s\": expected a "
-                           "duration (1h) or a UTC time",
-                           q.since);
-    if (q.until && !parse_when(q.until, &f.until_ns))
-        return usage_error(q.cmd,
-                           "invalid --until \"%s\": expected a "
-                           "duration (1h) or a UTC time",
-                           q.until);
+    if ((rc = when_opt(&q, "--since", q.since, &f.since_ns)) >= 0 ||
+        (rc = when_opt(&q, "--until", q.until, &f.until_ns)) >= 0)
+        return rc;
     halo_store *st = open_db(&q);
     if (!st)
         return HALO_EXIT_RUNTIME;
@@ -400,8 +416,7 @@ static int traces_list(int argc, char **argv)
     halo_err err = {{0}};
     rc = HALO_EXIT_OK;
     if (!a || st->ops->list_traces(st, &f, a, &rows, &n, &err) != HALO_OK) {
-        fprintf(stderr, "halo %s: %s\n", q.cmd, a ? err.msg : "out of memory");
-        rc = HALO_EXIT_RUNTIME;
+        rc = runtime_error(&q, a ? err.msg : "out of memory");
     } else if (q.json) {
         halo_buf b = HALO_BUF_INIT;
         halo_buf_putc(&b, '[');
@@ -585,13 +600,6 @@ typedef struct show_ctx {
     size_t count;
 } show_ctx;
 
-static const char *status_name(int code)
-{
-    return code == HALO_STATUS_OK      ? "OK"
-           : code == HALO_STATUS_ERROR ? "ERROR"
-                                       : "UNSET";
-}
-
 static double span_ms(const halo_span *s)
 {
     return (double)(int64_t)(s->end_ns - s->start_ns) / 1e6;
@@ -617,7 +625,7 @@ static void show_line(void *ud, const tree *t, size_t i, size_t depth,
                         *s->status_message ? ": " : "", s->status_message,
                         c->color ? "\x1b[0m" : "");
     } else {
-        halo_buf_puts(b, status_name(s->status_code));
+        halo_buf_puts(b, halo_status_code_name(s->status_code));
     }
     if (s->d.tool_name)
         halo_buf_printf(b, "  tool=%s", s->d.tool_name);
@@ -663,8 +671,9 @@ static void show_json_span(void *ud, const tree *t, size_t i, size_t depth,
     halo_buf_putc(b, ',');
     json_key_str(b, "span_type", s->d.span_type);
     halo_buf_printf(b, ",\"start_time\":\"%s\",\"duration_ms\":", start);
-    halo_json_encode_double(b, span_ms(s));
-    halo_buf_printf(b, ",\"status_code\":\"%s\",", status_name(s->status_code));
+    halo_buf_json_double(b, span_ms(s));
+    halo_buf_printf(b, ",\"status_code\":\"%s\",",
+                    halo_status_code_name(s->status_code));
     json_key_str(b, "status_message", s->status_message);
     halo_buf_putc(b, ',');
     json_key_str(b, "agent_id", s->d.agent_id);
@@ -682,7 +691,7 @@ static void show_json_span(void *ud, const tree *t, size_t i, size_t depth,
         halo_buf_puts(b, ",\"output_tokens\":null");
     halo_buf_puts(b, ",\"cost\":");
     if (s->d.has_cost)
-        halo_json_encode_double(b, s->d.cost);
+        halo_buf_json_double(b, s->d.cost);
     else
         halo_buf_puts(b, "null");
     halo_buf_putc(b, '}');
@@ -729,9 +738,8 @@ static int show_spans(const qopts *q, const char *tid, const halo_span *sp,
     }
     tree_free(&t);
     if (!ok || b.oom) {
-        fprintf(stderr, "halo %s: out of memory\n", q->cmd);
         halo_buf_free(&b);
-        return HALO_EXIT_RUNTIME;
+        return runtime_error(q, "out of memory");
     }
     if (q->json)
         return print_json(&b);
@@ -747,10 +755,7 @@ static int load_trace(const qopts *q, halo_store *st, const uint8_t id[16],
 {
     halo_err err = {{0}};
     halo_status s = st->ops->get_trace(st, id, a, sp, n, &err);
-    if (s == HALO_OK)
-        return -1;
-    fprintf(stderr, "halo %s: %s\n", q->cmd, err.msg);
-    return HALO_EXIT_RUNTIME;
+    return s == HALO_OK ? -1 : runtime_error(q, err.msg);
 }
 
 static int traces_show(int argc, char **argv)
@@ -765,11 +770,8 @@ static int traces_show(int argc, char **argv)
         return usage_error(q.cmd, "unexpected argument \"%s\"",
                            argv[optind + 1]);
     uint8_t id[16];
-    if (!parse_trace_id(argv[optind], id))
-        return usage_error(q.cmd,
-                           "invalid trace id \"%s\": expected 32 hex "
-                           "digits",
-                           argv[optind]);
+    if ((rc = trace_id_arg(&q, argv[optind], id)) >= 0)
+        return rc;
     char tid[33];
     halo_hex_encode(id, 16, tid);
     halo_store *st = open_db(&q);
@@ -840,16 +842,16 @@ static void agents_json(halo_buf *b, const halo_agent_stats *r, size_t n)
                         ",\"runs\":%" PRId64 ",\"error_runs\":%" PRId64
                         ",\"error_rate\":",
                         r[i].runs, r[i].error_runs);
-        halo_json_encode_double(b, r[i].error_rate);
+        halo_buf_json_double(b, r[i].error_rate);
         halo_buf_puts(b, ",\"p50_ms\":");
-        halo_json_encode_double(b, r[i].p50_ms);
+        halo_buf_json_double(b, r[i].p50_ms);
         halo_buf_puts(b, ",\"p95_ms\":");
-        halo_json_encode_double(b, r[i].p95_ms);
+        halo_buf_json_double(b, r[i].p95_ms);
         halo_buf_printf(b,
                         ",\"spans\":%" PRId64 ",\"input_tokens\":%" PRId64
                         ",\"output_tokens\":%" PRId64 ",\"cost\":",
                         r[i].spans, r[i].input_tokens, r[i].output_tokens);
-        halo_json_encode_double(b, r[i].cost);
+        halo_buf_json_double(b, r[i].cost);
         halo_buf_putc(b, '}');
     }
     halo_buf_putc(b, ']');
@@ -893,16 +895,10 @@ int halo_cmd_agents(int argc, char **argv)
     if (optind < argc)
         return usage_error(q.cmd, "unexpected argument \"%s\"", argv[optind]);
     uint64_t since = 0, until = 0;
-    if (!parse_when(q.since ? q.since : "24h", &since))
-        return usage_error(q.cmd,
-                           "invalid --since \"%s\": expected a "
-                           "duration (1h) or a UTC time",
-                           q.since);
-    if (q.until && !parse_when(q.until, &until))
-        return usage_error(q.cmd,
-                           "invalid --until \"%s\": expected a "
-                           "duration (1h) or a UTC time",
-                           q.until);
+    if ((rc = when_opt(&q, "--since", q.since ? q.since : "24h", &since)) >=
+            0 ||
+        (rc = when_opt(&q, "--until", q.until, &until)) >= 0)
+        return rc;
     halo_log_set_level(HALO_LOG_WARN);
     halo_store *st = open_db(&q);
     if (!st)
@@ -914,8 +910,7 @@ int halo_cmd_agents(int argc, char **argv)
     rc = HALO_EXIT_OK;
     if (!a ||
         st->ops->agent_stats(st, since, until, a, &rows, &n, &err) != HALO_OK) {
-        fprintf(stderr, "halo %s: %s\n", q.cmd, a ? err.msg : "out of memory");
-        rc = HALO_EXIT_RUNTIME;
+        rc = runtime_error(&q, a ? err.msg : "out of memory");
     } else if (q.json) {
         halo_buf b = HALO_BUF_INIT;
         agents_json(&b, rows, n);
@@ -979,11 +974,8 @@ int halo_cmd_export(int argc, char **argv)
     uint8_t id[16];
     if (!q.trace_id)
         return usage_error(q.cmd, "%s", "--trace-id is required");
-    if (!parse_trace_id(q.trace_id, id))
-        return usage_error(q.cmd,
-                           "invalid trace id \"%s\": expected 32 hex "
-                           "digits",
-                           q.trace_id);
+    if ((rc = trace_id_arg(&q, q.trace_id, id)) >= 0)
+        return rc;
     halo_log_set_level(HALO_LOG_WARN);
     halo_store *st = open_db(&q);
     if (!st)
@@ -995,8 +987,7 @@ int halo_cmd_export(int argc, char **argv)
     rc = a ? load_trace(&q, st, id, a, &sp, &n) : HALO_EXIT_RUNTIME;
     if (rc < 0) {
         if (halo_otlp_encode_json(sp, n, &b) != HALO_OK || b.oom) {
-            fprintf(stderr, "halo %s: could not encode the trace\n", q.cmd);
-            rc = HALO_EXIT_RUNTIME;
+            rc = runtime_error(&q, "could not encode the trace");
         } else {
             rc = write_output(q.cmd, q.output, &b);
         }

@@ -21,26 +21,13 @@
 #include <string.h>
 #include <unistd.h>
 
-static void print_errs(const halo_errlist *l, const char *what)
-{
-    for (size_t i = 0; i < l->n; i++)
-        fprintf(stderr, "%s: %s\n", what, l->msgs[i]);
-}
-
 /* Parse and build; prints every error. NULL on failure. */
 static halo_service *load(const char *config, halo_node **root_out,
                           bool print_warnings)
 {
-    halo_errlist errs = {0}, warns = {0};
-    halo_service *svc = NULL;
+    halo_errlist errs = {0};
     halo_node *root = halo_cli_load_config(config, &errs);
-    if (root)
-        svc = halo_service_build(root, &errs, &warns);
-    print_errs(&errs, "error");
-    if (print_warnings)
-        print_errs(&warns, "warning");
-    halo_errlist_free(&errs);
-    halo_errlist_free(&warns);
+    halo_service *svc = halo_cli_build_service(root, &errs, print_warnings);
     if (!svc) {
         halo_node_free(root);
         return NULL;
@@ -77,11 +64,11 @@ static const char serve_help[] =
 
 int halo_cmd_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
-                                         {"log-level", required_argument, 0,
-                                          'l'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'},
+        {"log-level", required_argument, 0, 'l'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     const char *config = NULL;
     int level = -1, c;
     optind = 1;

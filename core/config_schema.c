@@ -302,6 +302,16 @@ static void enum_error(apply_ctx *c, const halo_field *f, const halo_node *at,
     halo_buf_free(&list);
 }
 
+/* Store v into the int64 field at p, or report it out of f's range. */
+static void set_i64(apply_ctx *c, const halo_field *f, void *p, int64_t v,
+                    const halo_node *at, const char *path)
+{
+    if (has_bounds(f) && ((double)v < f->min || (double)v > f->max))
+        range_error(c, f, at, path, (double)v);
+    else
+        *(int64_t *)p = v;
+}
+
 /* Convert scalar text into the field (every type but SECTION and
  * PASSTHROUGH). On error the field keeps its value. */
 static void set_scalar(apply_ctx *c, const halo_field *f, void *base,
@@ -322,11 +332,8 @@ static void set_scalar(apply_ctx *c, const halo_field *f, void *base,
     case HALO_F_INT:
         if (!parse_int(text, &i64))
             aerr(c, at, "%s: invalid integer \"%s\"", path, text);
-        else if (has_bounds(f) &&
-                 ((double)i64 < f->min || (double)i64 > f->max))
-            range_error(c, f, at, path, (double)i64);
         else
-            *(int64_t *)p = i64;
+            set_i64(c, f, p, i64, at, path);
         return;
     case HALO_F_DOUBLE:
         if (!parse_double(text, &d))
@@ -342,11 +349,8 @@ static void set_scalar(apply_ctx *c, const halo_field *f, void *base,
                  "%s: invalid duration \"%s\" (examples: 200ms, 5s, 1h, "
                  "720h)",
                  path, text);
-        else if (has_bounds(f) &&
-                 ((double)i64 < f->min || (double)i64 > f->max))
-            range_error(c, f, at, path, (double)i64);
         else
-            *(int64_t *)p = i64;
+            set_i64(c, f, p, i64, at, path);
         return;
     case HALO_F_SIZE:
         if (!halo_parse_size(text, &i64))
@@ -354,11 +358,8 @@ static void set_scalar(apply_ctx *c, const halo_field *f, void *base,
                  "%s: invalid size \"%s\" (examples: 512KiB, 64MiB, 1GiB, "
                  "10MB)",
                  path, text);
-        else if (has_bounds(f) &&
-                 ((double)i64 < f->min || (double)i64 > f->max))
-            range_error(c, f, at, path, (double)i64);
         else
-            *(int64_t *)p = i64;
+            set_i64(c, f, p, i64, at, path);
         return;
     case HALO_F_ENUM:
         for (int i = 0; f->enum_values && f->enum_values[i]; i++) {

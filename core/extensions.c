@@ -13,11 +13,11 @@
  */
 #include "buf.h"
 #include "component.h"
+#include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
 #include "service.h"
-
 
 #include <microhttpd.h>
 #include <stdarg.h>
@@ -68,29 +68,12 @@ static const halo_field metrics_schema[] = {
     {.key = NULL},
 };
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned code,
-                             const char *type, char *body, size_t len,
-                             bool must_free)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        len, body, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    if (!r) {
-        if (must_free)
-            free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-    enum MHD_Result ret = MHD_queue_response(c, code, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
 static enum MHD_Result reply_static(struct MHD_Connection *c, unsigned code,
                                     const char *type, const char *body)
 {
-    return reply(c, code, type, (char *)body, strlen(body), false);
+    bool allow = code == MHD_HTTP_METHOD_NOT_ALLOWED;
+    return halo_http_reply(c, code, type, (char *)body, strlen(body), false,
+                           allow ? MHD_HTTP_HEADER_ALLOW : NULL, "GET, HEAD");
 }
 
 static enum MHD_Result serve_health(ext_ctx *x, struct MHD_Connection *c)
@@ -112,8 +95,9 @@ static enum MHD_Result serve_metrics(struct MHD_Connection *c)
     if (!body)
         return reply_static(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
                             "out of memory\n");
-    return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-                 body, len, true);
+    return halo_http_reply(c, MHD_HTTP_OK,
+                           "text/plain; version=0.0.4; charset=utf-8", body,
+                           len, true, NULL, NULL);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
@@ -140,17 +124,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         return reply_static(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
                             "method not allowed\n");
     return x->is_metrics ? serve_metrics(c) : serve_health(x, c);
-}
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    ext_ctx *x = cls;
-    char line[512];
-    vsnprintf(line, sizeof line, fmt, ap);
-    size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = '\0';
-    LOG_WARN(x->self->log_prefix, "http: %s", line);
 }
 
 static halo_status ext_create(halo_component *self, halo_err *err)
@@ -180,9 +153,9 @@ static halo_status ext_start(halo_component *self, halo_err *err)
         return st;
     x->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0,
-        NULL, NULL, on_request, x, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, x,
-        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)30, MHD_OPTION_END);
+        NULL, NULL, on_request, x, MHD_OPTION_EXTERNAL_LOGGER, halo_http_log,
+        (void *)self->log_prefix, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
     if (!x->daemon) {
         close(fd);
         return halo_fail(err, HALO_EIO,

@@ -3,7 +3,8 @@
  * (json_attrs.h).
  *
  * Encoding is on the write path of every span, so it writes straight into a
- * halo_buf with no intermediate tree. Decoding is on the read path (CLI,
+ * halo_buf with no intermediate tree, through buf.c's JSON string, integer
+ * and double encoders and base64.c. Decoding is on the read path (CLI,
  * analyzer, export) and goes through jansson: the text is parsed into a
  * json_t tree, then converted into halo types carved from the caller's
  * arena, and the tree is freed. jansson keeps object keys in insertion
@@ -20,181 +21,9 @@
 
 /* ---- encoding ------------------------------------------------------------ */
 
-void halo_base64_encode(halo_buf *out, const void *data, size_t n)
-{
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const unsigned char *p = data;
-    if (!halo_buf_reserve(out, (n + 2) / 3 * 4 + 1))
-        return;
-    char *o = out->data + out->len;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        *o++ = tab[v >> 18];
-        *o++ = tab[(v >> 12) & 63];
-        *o++ = tab[(v >> 6) & 63];
-        *o++ = tab[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        *o++ = tab[v >> 18];
-        *o++ = tab[(v >> 12) & 63];
-        *o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        *o++ = '=';
-    }
-    out->len = (size_t)(o - out->data);
-    out->data[out->len] = '\0';
-}
-
-/* Decimal digits of v, without printf (this runs for every int attribute
- * of every stored span). */
-static void put_int(halo_buf *out, int64_t v)
-{
-    char tmp[24];
-    char *p = tmp + sizeof tmp;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--p = '-';
-    halo_buf_append(out, p, (size_t)(tmp + sizeof tmp - p));
-}
-
-/* Bytes that may appear as they are inside a JSON string. */
-static const uint8_t plain[256] = {
-#define R16(x) x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x
-    R16(0), R16(0), /* control characters */
-    1,      1,      0 /* " */, 1,      1,      1,      1,         1,
-    1,      1,      1,         1,      1,      1,      1,         1,
-    R16(1), R16(1), 1,         1,      1,      1,      1,         1,
-    1,      1,      1,         1,      1,      1,      0 /* \ */, 1,
-    1,      1,      R16(1),    R16(1), R16(0), R16(0), R16(0),    R16(0),
-    R16(0), R16(0), R16(0),    R16(0), /* >= 0x80 */
-#undef R16
-};
-
-/* Length of the valid UTF-8 sequence at p (n bytes left); 0 when invalid
- * (overlong forms, surrogates and code points past U+10FFFF included). */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0];
-    size_t len;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
-#define ONES 0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-#define HAS_ZERO(x) (((x)-ONES) & ~(x)&HIGHS)
-
-/* Length of the run of plain bytes at p (8 bytes at a time). */
-static size_t plain_run(const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t v;
-        memcpy(&v, p + i, 8);
-        uint64_t special = (v & HIGHS) | HAS_ZERO(v & ~0x1F1F1F1F1F1F1F1Full) |
-                           HAS_ZERO(v ^ (ONES * '"')) |
-                           HAS_ZERO(v ^ (ONES * '\\'));
-        if (special)
-            break;
-    }
-    while (i < n && plain[p[i]])
-        i++;
-    return i;
-}
-
-/* One byte that cannot stay as it is: its escape, or U+FFFD for a byte
- * that is not part of valid UTF-8 (the output is always valid JSON). */
-static void put_escape(halo_buf *out, unsigned char c)
-{
-    static const char hex[] = "0123456789abcdef";
-    switch (c) {
-    case '"':
-        halo_buf_append(out, "\\\"", 2);
-        break;
-    case '\\':
-        halo_buf_append(out, "\\\\", 2);
-        break;
-    case '\n':
-        halo_buf_append(out, "\\n", 2);
-        break;
-    case '\r':
-        halo_buf_append(out, "\\r", 2);
-        break;
-    case '\t':
-        halo_buf_append(out, "\\t", 2);
-        break;
-    default:
-        if (c < 0x20) {
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            halo_buf_append(out, esc, 6);
-        } else {
-            halo_buf_append(out, "\xEF\xBF\xBD", 3);
-        }
-    }
-}
-
-/* A JSON string literal, escaped like halo_buf_json_str (RFC 8259, invalid
- * UTF-8 replaced by U+FFFD) but copying plain runs in one piece: this runs
- * over every attribute key and value of every stored span. */
-static void put_str(halo_buf *out, const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    if (!halo_buf_reserve(out, n + 2))
-        return;
-    halo_buf_putc(out, '"');
-    size_t i = 0;
-    while (i < n) {
-        size_t run = plain_run(p + i, n - i);
-        size_t start = i;
-        i += run;
-        /* valid UTF-8 stays as it is */
-        while (i < n && p[i] >= 0x80) {
-            size_t l = utf8_len(p + i, n - i);
-            if (!l)
-                break;
-            i += l;
-            i += plain_run(p + i, n - i);
-        }
-        halo_buf_append(out, p + start, i - start);
-        if (i < n)
-            put_escape(out, p[i++]);
-    }
-    halo_buf_putc(out, '"');
-}
-
 static void put_key(halo_buf *out, const char *key)
 {
-    put_str(out, key, strlen(key));
+    halo_buf_json_str(out, key, strlen(key));
     halo_buf_putc(out, ':');
 }
 
@@ -202,46 +31,42 @@ static void put_cstr(halo_buf *out, const char *s)
 {
     if (!s)
         s = "";
-    put_str(out, s, strlen(s));
+    halo_buf_json_str(out, s, strlen(s));
 }
 
-void halo_json_encode_double(halo_buf *out, double d)
+static void encode_value(halo_buf *out, const halo_value *v, int depth);
+
+static void encode_kvs(halo_buf *out, const halo_kv *items, size_t n, int depth)
 {
-    if (isnan(d) || isinf(d)) {
-        halo_buf_json_double(out, d);
-        return;
+    halo_buf_putc(out, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            halo_buf_putc(out, ',');
+        put_key(out, items[i].key ? items[i].key : "");
+        encode_value(out, &items[i].value, depth + 1);
     }
-    char tmp[40];
-    int n = 0;
-    if (fabs(d) < 1e15 && d == (double)(int64_t)d && !signbit(d)) {
-        put_int(out, (int64_t)d);
-        halo_buf_append(out, ".0", 2);
-        return;
-    }
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (prec == 17 || strtod(tmp, NULL) == d)
-            break;
-    }
-    halo_buf_append(out, tmp, (size_t)n);
-    if (!strpbrk(tmp, ".eE"))
-        halo_buf_append(out, ".0", 2);
+    halo_buf_putc(out, '}');
 }
 
-void halo_json_encode_value(halo_buf *out, const halo_value *v)
+static void encode_value(halo_buf *out, const halo_value *v, int depth)
 {
+    if (depth > HALO_JSON_MAX_DEPTH) {
+        halo_buf_puts(out, "null");
+        return;
+    }
     switch (v->type) {
     case HALO_VAL_STRING:
-        put_str(out, v->u.s.ptr ? v->u.s.ptr : "", v->u.s.ptr ? v->u.s.len : 0);
+        halo_buf_json_str(out, v->u.s.ptr ? v->u.s.ptr : "",
+                          v->u.s.ptr ? v->u.s.len : 0);
         break;
     case HALO_VAL_BOOL:
         halo_buf_puts(out, v->u.b ? "true" : "false");
         break;
     case HALO_VAL_INT:
-        put_int(out, v->u.i);
+        halo_buf_json_int(out, v->u.i);
         break;
     case HALO_VAL_DOUBLE:
-        halo_json_encode_double(out, v->u.d);
+        halo_buf_json_double(out, v->u.d);
         break;
     case HALO_VAL_BYTES:
         halo_buf_putc(out, '"');
@@ -253,15 +78,13 @@ void halo_json_encode_value(halo_buf *out, const halo_value *v)
         for (size_t i = 0; i < v->u.arr.n; i++) {
             if (i)
                 halo_buf_putc(out, ',');
-            halo_json_encode_value(out, &v->u.arr.items[i]);
+            encode_value(out, &v->u.arr.items[i], depth + 1);
         }
         halo_buf_putc(out, ']');
         break;
-    case HALO_VAL_KVLIST: {
-        halo_attrs kv = {v->u.kv.items, v->u.kv.n};
-        halo_json_encode_attrs(out, &kv);
+    case HALO_VAL_KVLIST:
+        encode_kvs(out, v->u.kv.items, v->u.kv.n, depth);
         break;
-    }
     case HALO_VAL_EMPTY:
     default:
         halo_buf_puts(out, "null");
@@ -269,16 +92,14 @@ void halo_json_encode_value(halo_buf *out, const halo_value *v)
     }
 }
 
+void halo_json_encode_value(halo_buf *out, const halo_value *v)
+{
+    encode_value(out, v, 0);
+}
+
 void halo_json_encode_attrs(halo_buf *out, const halo_attrs *a)
 {
-    halo_buf_putc(out, '{');
-    for (size_t i = 0; a && i < a->n; i++) {
-        if (i)
-            halo_buf_putc(out, ',');
-        put_key(out, a->items[i].key ? a->items[i].key : "");
-        halo_json_encode_value(out, &a->items[i].value);
-    }
-    halo_buf_putc(out, '}');
+    encode_kvs(out, a ? a->items : NULL, a ? a->n : 0, 0);
 }
 
 void halo_json_encode_events(halo_buf *out, const halo_event *ev, size_t n)
@@ -290,11 +111,11 @@ void halo_json_encode_events(halo_buf *out, const halo_event *ev, size_t n)
         halo_buf_puts(out, "{\"name\":");
         put_cstr(out, ev[i].name);
         halo_buf_puts(out, ",\"time_unix_nano\":");
-        put_int(out, (int64_t)ev[i].time_ns);
+        halo_buf_json_int(out, (int64_t)ev[i].time_ns);
         halo_buf_puts(out, ",\"attributes\":");
         halo_json_encode_attrs(out, &ev[i].attrs);
         halo_buf_puts(out, ",\"dropped_attributes_count\":");
-        put_int(out, ev[i].dropped_attrs);
+        halo_buf_json_int(out, ev[i].dropped_attrs);
         halo_buf_putc(out, '}');
     }
     halo_buf_putc(out, ']');
@@ -313,11 +134,11 @@ void halo_json_encode_links(halo_buf *out, const halo_link *l, size_t n)
         halo_buf_printf(out, "\"span_id\":\"%s\",\"trace_state\":", hex);
         put_cstr(out, l[i].trace_state);
         halo_buf_puts(out, ",\"flags\":");
-        put_int(out, l[i].flags);
+        halo_buf_json_int(out, l[i].flags);
         halo_buf_puts(out, ",\"attributes\":");
         halo_json_encode_attrs(out, &l[i].attrs);
         halo_buf_puts(out, ",\"dropped_attributes_count\":");
-        put_int(out, l[i].dropped_attrs);
+        halo_buf_json_int(out, l[i].dropped_attrs);
         halo_buf_putc(out, '}');
     }
     halo_buf_putc(out, ']');
@@ -339,7 +160,7 @@ void halo_json_encode_scope(halo_buf *out, const halo_scope *s)
     }
     if (s && s->dropped_attrs) {
         halo_buf_puts(out, ",\"dropped_attributes_count\":");
-        put_int(out, s->dropped_attrs);
+        halo_buf_json_int(out, s->dropped_attrs);
     }
     if (s && s->schema_url && *s->schema_url) {
         halo_buf_puts(out, ",\"schema_url\":");

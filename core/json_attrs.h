@@ -20,6 +20,7 @@
  *                "dropped_attributes_count", "schema_url"}, members other
  *               than name left out when empty or zero
  *
+ * Values nested deeper than HALO_JSON_MAX_DEPTH are written as null.
  * Two things do not survive the trip, by design of plain JSON: BYTES come
  * back as the STRING holding their base64 text, and NaN/Infinity doubles
  * come back as the strings "NaN", "Infinity", "-Infinity". Duplicate keys
@@ -34,6 +35,7 @@
 #define HALO_JSON_ATTRS_H
 
 #include "arena.h"
+#include "base64.h"
 #include "buf.h"
 #include "span.h"
 #include "status.h"
@@ -42,17 +44,18 @@
 
 /* ---- encoding (append to out) ------------------------------------------ */
 
+/* Values nested deeper than this (arrays and kvlists; an attribute list's
+ * values are at depth 1, a lone value at 0) are written as null, so the
+ * encoders' recursion is bounded whatever built the value. */
+#define HALO_JSON_MAX_DEPTH 64
+
+/* Doubles and strings as buf.h's halo_buf_json_double / halo_buf_json_str
+ * write them, BYTES as base64 strings (base64.h). */
 void halo_json_encode_value(halo_buf *out, const halo_value *v);
 void halo_json_encode_attrs(halo_buf *out, const halo_attrs *a);
 void halo_json_encode_events(halo_buf *out, const halo_event *ev, size_t n);
 void halo_json_encode_links(halo_buf *out, const halo_link *l, size_t n);
 void halo_json_encode_scope(halo_buf *out, const halo_scope *s);
-/* A double that reads back exactly, always with a '.' or an exponent
- * ("2500.0", "0.1", "1e+300"); NaN and infinities as halo_buf_json_double
- * writes them. Exponents only where %.15g-%.17g would use them. */
-void halo_json_encode_double(halo_buf *out, double d);
-/* Standard base64 (RFC 4648, padded), without quotes. */
-void halo_base64_encode(halo_buf *out, const void *data, size_t n);
 
 /* ---- decoding (into arena) --------------------------------------------- */
 

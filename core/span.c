@@ -57,3 +57,15 @@ bool halo_bytes_zero(const uint8_t *b, size_t n)
             return false;
     return true;
 }
+
+const char *halo_status_code_name(int code)
+{
+    switch (code) {
+    case HALO_STATUS_OK:
+        return "OK";
+    case HALO_STATUS_ERROR:
+        return "ERROR";
+    default:
+        return "UNSET";
+    }
+}

@@ -107,7 +107,7 @@ enum {
 };
 
 typedef struct halo_derived {
-    const char *agent_id;   /* NULL when unknown */
+    const char *agent_id; /* NULL when unknown */
     const char *agent_name;
     const char *session_id;
     const char *user_id;
@@ -137,7 +137,7 @@ typedef struct halo_span {
                  4 producer, 5 consumer */
     uint64_t start_ns;
     uint64_t end_ns;
-    int status_code; /* HALO_STATUS_* */
+    int status_code;            /* HALO_STATUS_* */
     const char *status_message; /* "" when absent */
     halo_attrs attrs;
     halo_event *events;
@@ -151,6 +151,9 @@ typedef struct halo_span {
     const halo_scope *scope;       /* never NULL after decoding */
     halo_derived d;
 } halo_span;
+
+/* "OK", "ERROR", or "UNSET" for any other code (HALO_STATUS_*). */
+const char *halo_status_code_name(int code);
 
 /* True when the span has no parent. */
 bool halo_span_is_root(const halo_span *s);

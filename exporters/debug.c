@@ -8,14 +8,15 @@
  *             agent_id, duration, status
  *   detailed  also the span's attributes and events, and the resource's
  *             attributes whenever the resource changes, as compact JSON
+ *             (core/json_attrs.h's encoding, as the stores write it)
  * Everything goes through core/log.h at INFO (stderr). Log lines are
  * limited in size, so long JSON is split over continuation lines. Nothing is
  * stored: every batch is completed with HALO_OK once logged.
  */
 #include "core/buf.h"
 #include "core/component.h"
+#include "core/json_attrs.h"
 #include "core/log.h"
-#include "processors/agent_identity.h"
 
 #include <inttypes.h>
 #include <stddef.h>
@@ -76,18 +77,6 @@ static long count_traces(const halo_batch *b)
 
 /* ---- lines ------------------------------------------------------------ */
 
-static const char *status_name(int code)
-{
-    switch (code) {
-    case HALO_STATUS_OK:
-        return "OK";
-    case HALO_STATUS_ERROR:
-        return "ERROR";
-    default:
-        return "UNSET";
-    }
-}
-
 static void put_json_str(halo_buf *out, const char *s)
 {
     if (!s)
@@ -109,7 +98,7 @@ static void span_line(halo_buf *out, const halo_span *sp)
     put_json_str(out, sp->d.agent_id);
     halo_buf_printf(out, " duration=%" PRIu64 ".%03" PRIu64 "ms status=%s",
                     dur / 1000000, dur / 1000 % 1000,
-                    status_name(sp->status_code));
+                    halo_status_code_name(sp->status_code));
     if (sp->status_message && *sp->status_message) {
         halo_buf_putc(out, ' ');
         put_json_str(out, sp->status_message);
@@ -155,7 +144,7 @@ static void events_json(halo_buf *out, const halo_span *sp)
         put_json_str(out, e->name ? e->name : "");
         halo_buf_printf(
             out, ",\"time_unix_nano\":%" PRIu64 ",\"attributes\":", e->time_ns);
-        halo_ai_json_attrs(out, &e->attrs);
+        halo_json_encode_attrs(out, &e->attrs);
         halo_buf_putc(out, '}');
     }
     halo_buf_putc(out, ']');
@@ -168,7 +157,7 @@ static void log_spans(const char *prefix, const halo_batch *b, bool detailed)
     HALO_BATCH_FOREACH(b, c, sp)
     {
         if (detailed && sp->resource && sp->resource != last_res) {
-            halo_ai_json_attrs(&buf, &sp->resource->attrs);
+            halo_json_encode_attrs(&buf, &sp->resource->attrs);
             log_json(prefix, "resource:", &buf);
             last_res = sp->resource;
         }
@@ -180,7 +169,7 @@ static void log_spans(const char *prefix, const halo_batch *b, bool detailed)
         halo_buf_reset(&buf);
         if (!detailed)
             continue;
-        halo_ai_json_attrs(&buf, &sp->attrs);
+        halo_json_encode_attrs(&buf, &sp->attrs);
         log_json(prefix, "attributes:", &buf);
         if (sp->n_events) {
             events_json(&buf, sp);

@@ -32,11 +32,13 @@
  * integers rendered as decimal text (a numeric user.id); other types are
  * skipped. Tokens take non-negative integers, integral doubles and strings
  * of digits. Input/output take strings as they are (empty included) and any
- * other value as compact JSON. Built strings live in the span's chunk arena.
+ * other value as compact JSON (core/json_attrs.h, as the stores write
+ * attributes). Built strings live in the span's chunk arena.
  */
 #include "processors/agent_identity.h"
 
 #include "core/component.h"
+#include "core/json_attrs.h"
 #include "core/log.h"
 
 #include <ctype.h>
@@ -385,95 +387,6 @@ bool halo_agent_identity_price(const halo_agent_identity *ai, const char *model,
     return true;
 }
 
-/* ---- JSON of values (input/output, debug exporter) -------------------- */
-
-static void json_base64(halo_buf *out, const unsigned char *p, size_t n)
-{
-    static const char tbl[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    halo_buf_putc(out, '"');
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        char q[4] = {tbl[v >> 18 & 63], tbl[v >> 12 & 63],
-                     i + 1 < n ? tbl[v >> 6 & 63] : '=',
-                     i + 2 < n ? tbl[v & 63] : '='};
-        halo_buf_append(out, q, 4);
-    }
-    halo_buf_putc(out, '"');
-}
-
-static void json_value(halo_buf *out, const halo_value *v, int depth);
-
-static void json_kvs(halo_buf *out, const halo_kv *items, size_t n, int depth)
-{
-    halo_buf_putc(out, '{');
-    for (size_t i = 0; i < n; i++) {
-        const char *k = items[i].key ? items[i].key : "";
-        if (i)
-            halo_buf_putc(out, ',');
-        halo_buf_json_str(out, k, strlen(k));
-        halo_buf_putc(out, ':');
-        json_value(out, &items[i].value, depth + 1);
-    }
-    halo_buf_putc(out, '}');
-}
-
-static void json_value(halo_buf *out, const halo_value *v, int depth)
-{
-    if (depth > 64) {
-        halo_buf_puts(out, "null");
-        return;
-    }
-    switch (v->type) {
-    case HALO_VAL_STRING:
-        halo_buf_json_str(out, v->u.s.ptr ? v->u.s.ptr : "",
-                          v->u.s.ptr ? v->u.s.len : 0);
-        break;
-    case HALO_VAL_BOOL:
-        halo_buf_puts(out, v->u.b ? "true" : "false");
-        break;
-    case HALO_VAL_INT:
-        halo_buf_printf(out, "%" PRId64, v->u.i);
-        break;
-    case HALO_VAL_DOUBLE:
-        halo_buf_json_double(out, v->u.d);
-        break;
-    case HALO_VAL_BYTES:
-        json_base64(out, (const unsigned char *)v->u.s.ptr,
-                    v->u.s.ptr ? v->u.s.len : 0);
-        break;
-    case HALO_VAL_ARRAY:
-        halo_buf_putc(out, '[');
-        for (size_t i = 0; i < v->u.arr.n; i++) {
-            if (i)
-                halo_buf_putc(out, ',');
-            json_value(out, &v->u.arr.items[i], depth + 1);
-        }
-        halo_buf_putc(out, ']');
-        break;
-    case HALO_VAL_KVLIST:
-        json_kvs(out, v->u.kv.items, v->u.kv.n, depth);
-        break;
-    default:
-        halo_buf_puts(out, "null");
-        break;
-    }
-}
-
-void halo_ai_json_value(halo_buf *out, const halo_value *v)
-{
-    json_value(out, v, 0);
-}
-
-void halo_ai_json_attrs(halo_buf *out, const halo_attrs *a)
-{
-    json_kvs(out, a ? a->items : NULL, a ? a->n : 0, 0);
-}
-
 /* ---- per-batch work state --------------------------------------------- */
 
 enum { F_AGENT_ID, F_AGENT_NAME, F_SESSION_ID, F_USER_ID, F_COUNT };
@@ -763,7 +676,7 @@ static const char *io_value(work *w, const slots slot, const uint8_t *keys,
         if (!w->arena)
             continue;
         halo_buf_reset(&w->scratch);
-        halo_ai_json_value(&w->scratch, v);
+        halo_json_encode_value(&w->scratch, v);
         if (w->scratch.oom) {
             w->oom = true;
             halo_buf_free(&w->scratch);

@@ -12,7 +12,6 @@
 #define HALO_AGENT_IDENTITY_H
 
 #include "core/batch.h"
-#include "core/buf.h"
 #include "core/component.h"
 #include "core/config.h"
 #include "core/span.h"
@@ -53,11 +52,5 @@ bool halo_agent_identity_price(const halo_agent_identity *ai, const char *model,
 
 /* The component (bottom of agent_identity.c). */
 extern const halo_component_def halo_processor_agent_identity;
-
-/* Compact JSON of an attribute value / attribute list: bytes as base64
- * strings, non-finite doubles as strings, nesting deeper than 64 as null.
- * Shared with the debug exporter. */
-void halo_ai_json_value(halo_buf *out, const halo_value *v);
-void halo_ai_json_attrs(halo_buf *out, const halo_attrs *a);
 
 #endif

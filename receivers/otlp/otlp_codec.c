@@ -467,23 +467,38 @@ static halo_status jl_event(otlp_jctx *c, json_t *e, halo_event *out)
     return st;
 }
 
+/* The array member key of line, with room for its n items (of size bytes
+ * each) allocated in *items. *arr is NULL when the member is absent;
+ * otherwise the path is left at key, to pop with *mark. */
+static halo_status jl_array(otlp_jctx *c, json_t *line, const char *key,
+                            size_t size, json_t **arr, void **items, size_t *n,
+                            size_t *mark)
+{
+    *n = 0;
+    *arr = member(c, line, key, mark);
+    if (!*arr)
+        return HALO_OK;
+    if (!json_is_array(*arr))
+        return otlp_jfail(c, "expected an array");
+    *n = json_array_size(*arr);
+    if (*n && !(*items = halo_arena_calloc(c->arena, *n, size)))
+        return otlp_jnomem(c);
+    return HALO_OK;
+}
+
 static halo_status jl_events(otlp_jctx *c, json_t *line, halo_span *hs)
 {
-    size_t mark;
-    json_t *arr = member(c, line, "events", &mark);
-    if (!arr)
-        return HALO_OK;
-    if (!json_is_array(arr))
-        return otlp_jfail(c, "expected an array");
-    size_t n = json_array_size(arr);
-    if (n) {
-        hs->events = halo_arena_calloc(c->arena, n, sizeof *hs->events);
-        if (!hs->events)
-            return otlp_jnomem(c);
-    }
+    size_t mark, n;
+    json_t *arr;
+    void *items = NULL;
+    halo_status st = jl_array(c, line, "events", sizeof *hs->events, &arr,
+                              &items, &n, &mark);
+    if (st != HALO_OK || !arr)
+        return st;
+    hs->events = items;
     for (size_t i = 0; i < n; i++) {
         size_t p = otlp_jpath_index(c, i);
-        halo_status st = jl_event(c, json_array_get(arr, i), &hs->events[i]);
+        st = jl_event(c, json_array_get(arr, i), &hs->events[i]);
         if (st != HALO_OK)
             return st;
         otlp_jpath_pop(c, p);
@@ -529,29 +544,17 @@ static halo_status jl_link(otlp_jctx *c, json_t *l, halo_link *out, bool *ok,
 static halo_status jl_links(otlp_jctx *c, json_t *line, halo_span *hs, bool *ok,
                             char *why, size_t why_size)
 {
-    size_t mark;
-    json_t *arr = member(c, line, "links", &mark);
-    if (!arr)
-        return HALO_OK;
-    if (!json_is_array(arr))
-        return otlp_jfail(c, "expected an array");
-    size_t n = json_array_size(arr);
-    if (n) {
-        hs->links = halo_arena_calloc(c->arena, n, sizeof *hs->links);
-        if (!hs->links)
-            return otlp_jnomem(c);
-    }
-    for (size_t i = 0; i < n && *ok; i++) {
-        char lwhy[128];
-        size_t p = otlp_jpath_index(c, i);
-        halo_status st = jl_link(c, json_array_get(arr, i), &hs->links[i], ok,
-                                 lwhy, sizeof lwhy);
-        if (st != HALO_OK)
-            return st;
-        if (!*ok)
-            snprintf(why, why_size, "links[%zu]: %s", i, lwhy);
-        otlp_jpath_pop(c, p);
-    }
+    size_t mark, n;
+    json_t *arr;
+    void *items = NULL;
+    halo_status st =
+        jl_array(c, line, "links", sizeof *hs->links, &arr, &items, &n, &mark);
+    if (st != HALO_OK || !arr)
+        return st;
+    hs->links = items;
+    st = otlp_jlinks(c, arr, hs->links, jl_link, ok, why, why_size);
+    if (st != HALO_OK)
+        return st;
     hs->n_links = n;
     otlp_jpath_pop(c, mark);
     return HALO_OK;
@@ -740,7 +743,6 @@ halo_status halo_span_decode_jsonl(const char *line, size_t len,
                                    halo_arena *arena, halo_otlp_result *out,
                                    halo_err *err)
 {
-    json_error_t je;
     memset(out, 0, sizeof *out);
     if (!line)
         line = "";
@@ -749,17 +751,5 @@ halo_status halo_span_decode_jsonl(const char *line, size_t len,
         blank++;
     if (blank == len)
         return halo_fail(err, HALO_EINVAL, "empty line");
-    json_t *root = json_loadb(line, len, JSON_ALLOW_NUL, &je);
-    if (!root)
-        return halo_fail(err, HALO_EINVAL,
-                         "invalid JSON at line %d column %d: %s", je.line,
-                         je.column, je.text);
-    otlp_jctx c = {.arena = arena, .err = err, .plen = 0, .path = ""};
-    halo_status st = jl_span(&c, root, out);
-    json_decref(root);
-    if (st != HALO_OK) {
-        out->spans = NULL;
-        out->n = 0;
-    }
-    return st;
+    return otlp_jdecode(line, len, arena, jl_span, out, err);
 }

@@ -7,7 +7,6 @@
  *   all zero, whose span id is not 8 bytes or all zero, or whose parent id
  *   is neither empty nor 8 bytes is left out of the request and counted
  *   for partial_success, with the first reason kept for the response;
- * - base64 (OTLP/JSON carries bytes values in it);
  * - deep equality of values, resources and scopes, by which the encoders
  *   put consecutive spans under one resourceSpans / scopeSpans entry.
  */
@@ -73,80 +72,6 @@ bool otlp_check_link_ids(size_t trace_len, size_t span_len, char *why,
 {
     return check_id("trace_id", trace_len, 16, NULL, why, why_size) &&
            check_id("span_id", span_len, 8, NULL, why, why_size);
-}
-
-/* --- base64 --------------------------------------------------------------- */
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-void otlp_base64_encode(halo_buf *b, const uint8_t *p, size_t n)
-{
-    if (!halo_buf_reserve(b, (n + 2) / 3 * 4 + 1))
-        return;
-    char *o = b->data + b->len;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        *o++ = b64_alphabet[v >> 18];
-        *o++ = b64_alphabet[(v >> 12) & 63];
-        *o++ = b64_alphabet[(v >> 6) & 63];
-        *o++ = b64_alphabet[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        *o++ = b64_alphabet[v >> 18];
-        *o++ = b64_alphabet[(v >> 12) & 63];
-        *o++ = '=';
-        *o++ = '=';
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-        *o++ = b64_alphabet[v >> 18];
-        *o++ = b64_alphabet[(v >> 12) & 63];
-        *o++ = b64_alphabet[(v >> 6) & 63];
-        *o++ = '=';
-    }
-    b->len = (size_t)(o - b->data);
-    b->data[b->len] = '\0';
-}
-
-static int b64_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
-bool otlp_base64_decode(const char *s, size_t n, uint8_t *out, size_t *out_len)
-{
-    while (n > 0 && s[n - 1] == '=')
-        n--;
-    if (n % 4 == 1)
-        return false;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_val((unsigned char)s[i]);
-        if (v < 0)
-            return false;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    *out_len = o;
-    return true;
 }
 
 /* --- equality ------------------------------------------------------------- */

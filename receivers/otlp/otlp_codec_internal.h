@@ -3,7 +3,7 @@
  *
  * The codec is split by concern:
  *   otlp_codec_common.c  shared empties, per-span id checks and rejects,
- *                        base64, resource/scope equality for the encoders
+ *                        resource/scope equality for the encoders
  *   otlp_codec_pb.c      protobuf in (protobuf-c into the arena) and out,
  *                        responses and google.rpc.Status in protobuf
  *   otlp_codec_json.c    OTLP/JSON in (jansson) and out, JSON responses,
@@ -15,6 +15,7 @@
 #ifndef HALO_OTLP_CODEC_INTERNAL_H
 #define HALO_OTLP_CODEC_INTERNAL_H
 
+#include "../../core/base64.h"
 #include "otlp_codec.h"
 
 #include <jansson.h>
@@ -45,13 +46,6 @@ bool otlp_check_span_ids(size_t trace_len, const uint8_t *trace_id,
 bool otlp_check_link_ids(size_t trace_len, size_t span_len, char *why,
                          size_t why_size);
 
-/* Standard base64 with padding. */
-void otlp_base64_encode(halo_buf *b, const uint8_t *p, size_t n);
-/* Decodes standard or URL-safe base64, padding optional, into out (which
- * holds at least n * 3 / 4 + 3 bytes). False on an invalid character or
- * length. */
-bool otlp_base64_decode(const char *s, size_t n, uint8_t *out, size_t *out_len);
-
 /* Deep equality, for grouping spans under one resource / scope entry. */
 bool otlp_value_equal(const halo_value *a, const halo_value *b);
 bool otlp_attrs_equal(const halo_attrs *a, const halo_attrs *b);
@@ -80,6 +74,23 @@ typedef struct otlp_jctx {
 size_t otlp_jpath_field(otlp_jctx *c, const char *name);
 size_t otlp_jpath_index(otlp_jctx *c, size_t i);
 void otlp_jpath_pop(otlp_jctx *c, size_t len);
+/* Parse buf[0..len) as JSON and run decode over its root with a fresh
+ * context; a syntax error is HALO_EINVAL with its line and column. out is
+ * cleared first and holds no spans when decoding fails. */
+typedef halo_status (*otlp_jdecode_fn)(otlp_jctx *c, json_t *root,
+                                       halo_otlp_result *out);
+halo_status otlp_jdecode(const char *buf, size_t len, halo_arena *arena,
+                         otlp_jdecode_fn decode, halo_otlp_result *out,
+                         halo_err *err);
+/* Decodes one link; *ok false (reason in why) when its ids are unusable. */
+typedef halo_status (*otlp_jlink_fn)(otlp_jctx *c, json_t *l, halo_link *out,
+                                     bool *ok, char *why, size_t why_size);
+/* The links of array arr into links[0..n) with decode (the path is left as
+ * it was). Stops at the first unusable link: *ok false and why
+ * "links[i]: <reason>". */
+halo_status otlp_jlinks(otlp_jctx *c, json_t *arr, halo_link *links,
+                        otlp_jlink_fn decode, bool *ok, char *why,
+                        size_t why_size);
 /* HALO_EINVAL with "<path>: <what>". */
 halo_status otlp_jfail(otlp_jctx *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -281,7 +281,7 @@ static halo_status jval_bytes(otlp_jctx *c, json_t *v, halo_value *out)
     size_t len = 0;
     if (!buf)
         return otlp_jnomem(c);
-    if (!otlp_base64_decode(json_string_value(v), n, buf, &len))
+    if (!halo_base64_decode(json_string_value(v), n, buf, &len))
         return otlp_jfail(c, "invalid base64");
     out->type = HALO_VAL_BYTES;
     out->u.s.ptr = (const char *)buf;
@@ -867,6 +867,24 @@ static halo_status jlink(otlp_jctx *c, json_t *l, halo_link *out, bool *ok,
     return st;
 }
 
+halo_status otlp_jlinks(otlp_jctx *c, json_t *arr, halo_link *links,
+                        otlp_jlink_fn decode, bool *ok, char *why,
+                        size_t why_size)
+{
+    for (size_t i = 0; i < json_array_size(arr) && *ok; i++) {
+        char lwhy[128];
+        size_t p = otlp_jpath_index(c, i);
+        halo_status st =
+            decode(c, json_array_get(arr, i), &links[i], ok, lwhy, sizeof lwhy);
+        if (st != HALO_OK)
+            return st;
+        if (!*ok)
+            snprintf(why, why_size, "links[%zu]: %s", i, lwhy);
+        otlp_jpath_pop(c, p);
+    }
+    return HALO_OK;
+}
+
 static halo_status jlinks(otlp_jctx *c, json_t *sp, halo_span *hs, bool *ok,
                           char *why, size_t why_size)
 {
@@ -880,17 +898,9 @@ static halo_status jlinks(otlp_jctx *c, json_t *sp, halo_span *hs, bool *ok,
     if (!hs->links)
         return otlp_jnomem(c);
     size_t p0 = otlp_jpath_field(c, used);
-    for (size_t i = 0; i < n && *ok; i++) {
-        char lwhy[128];
-        size_t p = otlp_jpath_index(c, i);
-        st = jlink(c, json_array_get(arr, i), &hs->links[i], ok, lwhy,
-                   sizeof lwhy);
-        if (st != HALO_OK)
-            return st;
-        if (!*ok)
-            snprintf(why, why_size, "links[%zu]: %s", i, lwhy);
-        otlp_jpath_pop(c, p);
-    }
+    st = otlp_jlinks(c, arr, hs->links, jlink, ok, why, why_size);
+    if (st != HALO_OK)
+        return st;
     otlp_jpath_pop(c, p0);
     hs->n_links = n;
     return HALO_OK;
@@ -1104,9 +1114,9 @@ static halo_status jrequest(otlp_jctx *c, json_t *root, halo_otlp_result *out)
     return HALO_OK;
 }
 
-halo_status halo_otlp_decode_json(const char *buf, size_t len,
-                                  halo_arena *arena, halo_otlp_result *out,
-                                  halo_err *err)
+halo_status otlp_jdecode(const char *buf, size_t len, halo_arena *arena,
+                         otlp_jdecode_fn decode, halo_otlp_result *out,
+                         halo_err *err)
 {
     json_error_t je;
     memset(out, 0, sizeof *out);
@@ -1116,13 +1126,20 @@ halo_status halo_otlp_decode_json(const char *buf, size_t len,
                          "invalid JSON at line %d column %d: %s", je.line,
                          je.column, je.text);
     otlp_jctx c = {.arena = arena, .err = err, .plen = 0, .path = ""};
-    halo_status st = jrequest(&c, root, out);
+    halo_status st = decode(&c, root, out);
     json_decref(root);
     if (st != HALO_OK) {
         out->spans = NULL;
         out->n = 0;
     }
     return st;
+}
+
+halo_status halo_otlp_decode_json(const char *buf, size_t len,
+                                  halo_arena *arena, halo_otlp_result *out,
+                                  halo_err *err)
+{
+    return otlp_jdecode(buf, len, arena, jrequest, out, err);
 }
 
 /* --- encoding ------------------------------------------------------------- */
@@ -1180,7 +1197,7 @@ static void put_value(jenc *e, const halo_value *v, int depth)
         break;
     case HALO_VAL_BYTES:
         halo_buf_puts(b, "{\"bytesValue\":\"");
-        otlp_base64_encode(b, (const uint8_t *)v->u.s.ptr, v->u.s.len);
+        halo_base64_encode(b, (const uint8_t *)v->u.s.ptr, v->u.s.len);
         halo_buf_puts(b, "\"}");
         break;
     case HALO_VAL_ARRAY:

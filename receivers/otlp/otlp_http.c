@@ -29,6 +29,7 @@
 #include "otlp_internal.h"
 
 #include "../../core/buf.h"
+#include "../../core/http.h"
 #include "../../core/log.h"
 #include "otlp_codec.h"
 
@@ -219,22 +220,20 @@ static void http_answer(void *ud, halo_status st, const char *msg)
 
 static enum MHD_Result queue(hreq *r)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        r->resp_len, r->resp, MHD_RESPMEM_MUST_FREE);
-    if (!resp)
-        return MHD_NO;
-    r->resp = NULL; /* MHD frees it */
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            r->json ? "application/json"
-                                    : "application/x-protobuf");
-    if (r->code == OTLP_C_UNAVAILABLE)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    if (r->code == OTLP_C_METHOD)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST");
-    enum MHD_Result ret =
-        MHD_queue_response(r->conn, (unsigned)otlp_http_status(r->code), resp);
-    MHD_destroy_response(resp);
-    return ret;
+    const char *header = NULL, *value = NULL;
+    if (r->code == OTLP_C_UNAVAILABLE) {
+        header = MHD_HTTP_HEADER_RETRY_AFTER;
+        value = "1";
+    } else if (r->code == OTLP_C_METHOD) {
+        header = MHD_HTTP_HEADER_ALLOW;
+        value = "POST";
+    }
+    char *body = r->resp;
+    r->resp = NULL; /* handed to MHD */
+    return halo_http_reply(r->conn, (unsigned)otlp_http_status(r->code),
+                           r->json ? "application/json"
+                                   : "application/x-protobuf",
+                           body, r->resp_len, true, header, value);
 }
 
 /* Answer from the access handler itself (no ack involved). */
@@ -530,17 +529,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     hreq_release(r);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    otlp_http *h = cls;
-    char line[512];
-    vsnprintf(line, sizeof line, fmt, ap);
-    size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = '\0';
-    LOG_WARN(h->prefix, "http: %s", line);
-}
-
 /* ---- start and stop ---------------------------------------------------- */
 
 static void free_http(otlp_http *h)
@@ -654,8 +642,8 @@ halo_status otlp_http_start(halo_component *self, const otlp_http_cfg *cfg,
     /* the logger must come first to catch messages about the others */
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, h, MHD_OPTION_LISTEN_SOCKET, h->listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
+        halo_http_log, (void *)h->prefix, MHD_OPTION_LISTEN_SOCKET,
+        h->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
     if (!h->daemon) {

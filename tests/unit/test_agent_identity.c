@@ -6,6 +6,7 @@
  * table-driven tests check every source key of every field alone, then the
  * precedence of each list by removing its keys one by one.
  */
+#include "fixtures.h"
 #include "harness.h"
 
 #include "core/arena.h"
@@ -31,39 +32,6 @@ static void tb_init(tb *t, size_t cap)
     t->spans = halo_arena_calloc(t->a, cap, sizeof *t->spans);
     t->n = 0;
     t->cap = cap;
-}
-
-static halo_kv S(const char *k, const char *v)
-{
-    halo_kv kv = {.key = k};
-    kv.value.type = HALO_VAL_STRING;
-    kv.value.u.s.ptr = v;
-    kv.value.u.s.len = strlen(v);
-    return kv;
-}
-
-static halo_kv I(const char *k, int64_t v)
-{
-    halo_kv kv = {.key = k};
-    kv.value.type = HALO_VAL_INT;
-    kv.value.u.i = v;
-    return kv;
-}
-
-static halo_kv D(const char *k, double v)
-{
-    halo_kv kv = {.key = k};
-    kv.value.type = HALO_VAL_DOUBLE;
-    kv.value.u.d = v;
-    return kv;
-}
-
-static halo_kv B(const char *k, bool v)
-{
-    halo_kv kv = {.key = k};
-    kv.value.type = HALO_VAL_BOOL;
-    kv.value.u.b = v;
-    return kv;
 }
 
 static halo_attrs tb_attrs(tb *t, const halo_kv *kvs, size_t n)
@@ -534,6 +502,21 @@ TEST(input_output_json_for_structured_values)
     halo_kv kvs2[] = {out};
     b = derive_one(ai, kvs2, 1, &sp);
     CHECK_STR(sp->d.output, "[true,1.5]");
+    halo_batch_done(b, HALO_OK, "");
+    halo_agent_identity_free(ai);
+}
+
+/* Input/output JSON is the stores' attribute encoding (core/json_attrs.h):
+ * integral doubles keep ".0", bytes are base64, non-finite doubles are
+ * strings. */
+TEST(input_output_json_is_the_store_encoding)
+{
+    halo_agent_identity *ai = mk_ai(NULL, 0, false);
+    halo_value items[] = {v_dbl(2500.0), v_bytes("\xfb\xff", 2), v_dbl(NAN)};
+    halo_kv kvs[] = {{.key = "input.value", .value = v_arr(items, 3)}};
+    halo_span *sp;
+    halo_batch *b = derive_one(ai, kvs, N(kvs), &sp);
+    CHECK_STR(sp->d.input, "[2500.0,\"+/8=\",\"NaN\"]");
     halo_batch_done(b, HALO_OK, "");
     halo_agent_identity_free(ai);
 }

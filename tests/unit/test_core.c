@@ -2,12 +2,16 @@
  * test_core.c -- acks, batches, buffers, arenas, metrics, the registry.
  */
 #include "core/arena.h"
+#include "core/base64.h"
 #include "core/batch.h"
 #include "core/buf.h"
 #include "core/component.h"
+#include "core/json_attrs.h"
 #include "core/metrics.h"
+#include "fixtures.h"
 #include "harness.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 typedef struct ack_rec {
@@ -152,16 +156,168 @@ TEST(buf_json_escapes_and_repairs_utf8)
     halo_buf_free(&b);
 }
 
+/* ---- reference JSON string encoder: one byte at a time, the obvious way,
+ * for checking halo_buf_json_str's 8-bytes-at-a-time fast paths. */
+
+static size_t ref_utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned cp;
+    size_t len;
+    if (s[0] < 0x80)
+        return 1;
+    if ((s[0] & 0xE0) == 0xC0)
+        len = 2, cp = s[0] & 0x1Fu;
+    else if ((s[0] & 0xF0) == 0xE0)
+        len = 3, cp = s[0] & 0x0Fu;
+    else if ((s[0] & 0xF8) == 0xF0)
+        len = 4, cp = s[0] & 0x07u;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    }
+    static const unsigned min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+static void ref_json_str(halo_buf *b, const unsigned char *p, size_t n)
+{
+    halo_buf_putc(b, '"');
+    for (size_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        size_t l = ref_utf8_len(p + i, n - i);
+        if (c == '"' || c == '\\')
+            halo_buf_printf(b, "\\%c", c);
+        else if (c == '\n')
+            halo_buf_puts(b, "\\n");
+        else if (c == '\r')
+            halo_buf_puts(b, "\\r");
+        else if (c == '\t')
+            halo_buf_puts(b, "\\t");
+        else if (c < 0x20)
+            halo_buf_printf(b, "\\u%04x", c);
+        else if (l == 0)
+            halo_buf_puts(b, "\xEF\xBF\xBD");
+        else {
+            halo_buf_append(b, p + i, l);
+            i += l;
+            continue;
+        }
+        i++;
+    }
+    halo_buf_putc(b, '"');
+}
+
+TEST(buf_json_str_matches_reference)
+{
+    uint64_t seed = 7;
+    halo_buf got = HALO_BUF_INIT, want = HALO_BUF_INIT, in = HALO_BUF_INIT;
+    for (int iter = 0; iter < 20000; iter++) {
+        halo_buf_reset(&in);
+        fx_tricky_string(&in, &seed, 16);
+        const char *p = in.data ? in.data : "";
+        halo_buf_reset(&got);
+        halo_buf_reset(&want);
+        halo_buf_json_str(&got, p, in.len);
+        ref_json_str(&want, (const unsigned char *)p, in.len);
+        CHECK(!got.oom && !want.oom);
+        CHECK_STR(got.data, want.data);
+    }
+    halo_buf_free(&got);
+    halo_buf_free(&want);
+    halo_buf_free(&in);
+}
+
+/* One double encoder for every JSON writer: integral values keep ".0",
+ * exponents only where %.15g-%.17g use them, non-finite as strings. */
+TEST(buf_json_numbers)
+{
+    halo_buf b = HALO_BUF_INIT;
+    const double in[] = {2500.0, -2500.0, -0.0,     1e15,     0.1 + 0.2,
+                         1.5e10, NAN,     INFINITY, -INFINITY};
+    for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
+        halo_buf_json_double(&b, in[i]);
+        halo_buf_putc(&b, ' ');
+    }
+    halo_buf_json_int(&b, INT64_MIN);
+    halo_buf_putc(&b, ' ');
+    halo_buf_json_int(&b, 0);
+    CHECK_STR(b.data, "2500.0 -2500.0 -0.0 1e+15 0.30000000000000004 "
+                      "15000000000.0 \"NaN\" \"Infinity\" \"-Infinity\" "
+                      "-9223372036854775808 0");
+    halo_buf_free(&b);
+}
+
+TEST(base64_round_trips_both_alphabets)
+{
+    halo_buf b = HALO_BUF_INIT;
+    const unsigned char bytes[] = {0xfb, 0xff, 0x00, 0x41, 0x42};
+    halo_base64_encode(&b, bytes, sizeof bytes);
+    CHECK_STR(b.data, "+/8AQUI=");
+    uint8_t out[16];
+    size_t n = 0;
+    CHECK(halo_base64_decode(b.data, b.len, out, &n));
+    CHECK(n == sizeof bytes && memcmp(out, bytes, n) == 0);
+    CHECK(halo_base64_decode("-_8AQUI", 7, out, &n)); /* URL-safe, no pad */
+    CHECK(n == sizeof bytes && memcmp(out, bytes, n) == 0);
+    CHECK(!halo_base64_decode("QUJD*", 5, out, &n));
+    CHECK(!halo_base64_decode("QUJDR", 5, out, &n)); /* impossible length */
+    halo_buf_free(&b);
+}
+
+/* Nesting past HALO_JSON_MAX_DEPTH is written as null, counted from a lone
+ * value at 0 and an attribute list's values at 1. */
+TEST(json_encoding_limits_depth)
+{
+    enum { LEVELS = HALO_JSON_MAX_DEPTH + 2 };
+    halo_value v[LEVELS];
+    for (int i = 0; i < LEVELS; i++) {
+        v[i].type = HALO_VAL_ARRAY;
+        v[i].u.arr.items = i + 1 < LEVELS ? &v[i + 1] : NULL;
+        v[i].u.arr.n = i + 1 < LEVELS ? 1 : 0;
+    }
+    halo_buf b = HALO_BUF_INIT, want = HALO_BUF_INIT;
+    halo_json_encode_value(&b, &v[0]);
+    for (int i = 0; i <= HALO_JSON_MAX_DEPTH; i++)
+        halo_buf_putc(&want, '[');
+    halo_buf_puts(&want, "null");
+    for (int i = 0; i <= HALO_JSON_MAX_DEPTH; i++)
+        halo_buf_putc(&want, ']');
+    CHECK_STR(b.data, want.data);
+
+    halo_kv kv = {.key = "k", .value = v[0]};
+    halo_attrs attrs = {&kv, 1};
+    halo_buf_reset(&b);
+    halo_buf_reset(&want);
+    halo_json_encode_attrs(&b, &attrs);
+    halo_buf_puts(&want, "{\"k\":");
+    for (int i = 0; i < HALO_JSON_MAX_DEPTH; i++)
+        halo_buf_putc(&want, '[');
+    halo_buf_puts(&want, "null");
+    for (int i = 0; i < HALO_JSON_MAX_DEPTH; i++)
+        halo_buf_putc(&want, ']');
+    halo_buf_putc(&want, '}');
+    CHECK_STR(b.data, want.data);
+    halo_buf_free(&b);
+    halo_buf_free(&want);
+}
+
 TEST(metrics_render_prometheus_text)
 {
-    halo_metric *c = halo_counter("halo_test_total", "a test counter",
-                                  "component=\"x\"");
+    halo_metric *c =
+        halo_counter("halo_test_total", "a test counter", "component=\"x\"");
     halo_metric_add(c, 2);
     halo_metric_add(c, 3);
     CHECK(halo_counter("halo_test_total", "again", "component=\"x\"") == c);
-    halo_metric *h = halo_histogram("halo_test_seconds", "a histogram", NULL,
-                                    halo_latency_buckets,
-                                    halo_latency_buckets_n);
+    halo_metric *h =
+        halo_histogram("halo_test_seconds", "a histogram", NULL,
+                       halo_latency_buckets, halo_latency_buckets_n);
     halo_metric_observe(h, 0.003);
     halo_metric_observe(h, 20);
     halo_buf out = HALO_BUF_INIT;

@@ -5,6 +5,7 @@
  * stderr is redirected into a scratch file around consume() and the text
  * is checked afterwards.
  */
+#include "fixtures.h"
 #include "harness.h"
 
 #include "core/arena.h"
@@ -32,15 +33,6 @@ static void on_ack(void *ud, halo_status st, const char *msg)
     (void)msg;
     ack_st = st;
     ack_calls++;
-}
-
-static halo_kv S(const char *k, const char *v)
-{
-    halo_kv kv = {.key = k};
-    kv.value.type = HALO_VAL_STRING;
-    kv.value.u.s.ptr = v;
-    kv.value.u.s.len = strlen(v);
-    return kv;
 }
 
 /* Three spans in two traces, with derived fields, an event and a resource. */

@@ -7,6 +7,7 @@
  * response encoders. Ends with a decode throughput figure (printed, not
  * asserted).
  */
+#include "fixtures.h"
 #include "harness.h"
 
 #include "core/arena.h"
@@ -23,59 +24,6 @@
 #include <time.h>
 
 /* --- a rich span set ------------------------------------------------------ */
-
-static halo_value v_str(const char *s)
-{
-    halo_value v = {.type = HALO_VAL_STRING};
-    v.u.s.ptr = s;
-    v.u.s.len = strlen(s);
-    return v;
-}
-
-static halo_value v_int(int64_t i)
-{
-    halo_value v = {.type = HALO_VAL_INT};
-    v.u.i = i;
-    return v;
-}
-
-static halo_value v_dbl(double d)
-{
-    halo_value v = {.type = HALO_VAL_DOUBLE};
-    v.u.d = d;
-    return v;
-}
-
-static halo_value v_bool(bool b)
-{
-    halo_value v = {.type = HALO_VAL_BOOL};
-    v.u.b = b;
-    return v;
-}
-
-static halo_value v_bytes(const char *p, size_t n)
-{
-    halo_value v = {.type = HALO_VAL_BYTES};
-    v.u.s.ptr = p;
-    v.u.s.len = n;
-    return v;
-}
-
-static halo_value v_arr(halo_value *items, size_t n)
-{
-    halo_value v = {.type = HALO_VAL_ARRAY};
-    v.u.arr.items = items;
-    v.u.arr.n = n;
-    return v;
-}
-
-static halo_value v_kvl(halo_kv *items, size_t n)
-{
-    halo_value v = {.type = HALO_VAL_KVLIST};
-    v.u.kv.items = items;
-    v.u.kv.n = n;
-    return v;
-}
 
 static void fill_id(uint8_t *id, size_t n, uint8_t seed)
 {

@@ -5,15 +5,16 @@
  * checked both through the query API and with sqlite3 directly. The write
  * throughput test prints spans/s (it asserts nothing about time).
  */
+#include "fixtures.h"
 #include "harness.h"
 
 #include "core/batch.h"
 #include "core/cli.h"
 #include "core/component.h"
 #include "core/config.h"
+#include "core/json_attrs.h"
 #include "core/metrics.h"
 #include "receivers/otlp/otlp_codec.h"
-#include "core/json_attrs.h"
 #include "storage/store.h"
 
 #include <fcntl.h>
@@ -53,35 +54,6 @@ static void make_sid(uint8_t out[8], uint64_t n)
 {
     for (int i = 0; i < 8; i++)
         out[i] = (uint8_t)(n >> (56 - 8 * i));
-}
-
-static halo_value v_str(const char *s)
-{
-    halo_value v = {.type = HALO_VAL_STRING};
-    v.u.s.ptr = s;
-    v.u.s.len = strlen(s);
-    return v;
-}
-
-static halo_value v_int(int64_t i)
-{
-    halo_value v = {.type = HALO_VAL_INT};
-    v.u.i = i;
-    return v;
-}
-
-static halo_value v_dbl(double d)
-{
-    halo_value v = {.type = HALO_VAL_DOUBLE};
-    v.u.d = d;
-    return v;
-}
-
-static halo_value v_bool(bool b)
-{
-    halo_value v = {.type = HALO_VAL_BOOL};
-    v.u.b = b;
-    return v;
 }
 
 static halo_attrs attrs_of(halo_arena *a, const char *const *keys,
@@ -669,6 +641,54 @@ TEST(idempotent_rewrite)
     halo_store_close(st);
 }
 
+/* prepare() + write_rows(): the rows outlive the batch (freed before the
+ * write; ASan checks), and a resource shared by content across chunks
+ * (different pointers, same JSON) is stored the same on every span. */
+TEST(prepared_rows_outlive_batch)
+{
+    const char *path = db_path("prepared.db");
+    halo_err err = {{0}};
+    halo_store *st = open_store(path, false, &err);
+    CHECK(st);
+    span_opts o[3] = {
+        {.trace = 31, .span = 1, .start_ms = 1, .dur_ms = 5, .agent = "a"},
+        {.trace = 32, .span = 1, .start_ms = 2, .dur_ms = 5, .agent = "a"},
+        {.trace = 33, .span = 1, .start_ms = 3, .dur_ms = 5, .agent = "b"},
+    };
+    halo_batch *b = batch_of(&o[0], 1), *b2 = batch_of(&o[1], 1),
+               *b3 = batch_of(&o[2], 1);
+    CHECK(b && b2 && b3);
+    /* the third chunk's resource differs */
+    halo_span *sp3 = b3->head->spans;
+    sp3->resource = make_resource(b3->head->arena, "other");
+    CHECK_INT(halo_batch_merge(b, b2), HALO_OK);
+    CHECK_INT(halo_batch_merge(b, b3), HALO_OK);
+    halo_store_rows *rows = NULL;
+    CHECK_INT(st->ops->prepare(st, b, &rows, &err), HALO_OK);
+    CHECK(rows && rows->n_spans == 3);
+    halo_batch_done(b, HALO_OK, "");
+    halo_write_stats ws;
+    CHECK_INT(st->ops->write_rows(st, &rows, 1, &ws, &err), HALO_OK);
+    CHECK_INT(ws.inserted, 3);
+    CHECK_INT(st->ops->write_rows(st, &rows, 1, &ws, &err), HALO_OK);
+    CHECK_INT(ws.duplicates, 3);
+    st->ops->free_rows(st, rows);
+    char *s = sql_text(path, "SELECT group_concat(r, '|') FROM (SELECT "
+                             "json_extract(resource, '$.\"service.name\"') "
+                             "|| json_extract(scope, '$.name') AS r FROM "
+                             "spans ORDER BY trace_id)");
+    CHECK_STR(s, "svcmy.lib|svcmy.lib|othermy.lib");
+    free(s);
+    s = sql_text(path, "SELECT group_concat(agent_id || start_time || "
+                       "span_count, '|') FROM (SELECT * FROM traces ORDER "
+                       "BY trace_id)");
+    CHECK_STR(s, "a2025-11-16T09:00:00.001000000Z1|"
+                 "a2025-11-16T09:00:00.002000000Z1|"
+                 "b2025-11-16T09:00:00.003000000Z1");
+    free(s);
+    halo_store_close(st);
+}
+
 TEST(rollup_across_batches)
 {
     const char *path = db_path("rollup.db");
@@ -1144,39 +1164,16 @@ TEST(json_attrs_decode_rejects_bad_shapes)
     halo_arena_free(a);
 }
 
-/* The string encoder's fast paths write exactly what halo_buf_json_str
- * writes, for any bytes. */
+/* A string attribute value is written exactly as halo_buf_json_str writes
+ * the string, for any bytes (test_core checks that encoder against a
+ * byte-by-byte reference). */
 TEST(json_string_encoding_matches_buf)
 {
-    static const char *pieces[] = {"a",
-                                   "\"",
-                                   "\\",
-                                   "\n",
-                                   "\x01",
-                                   "\x7f",
-                                   "\xc3\xa9",
-                                   "\xe2\x82\xac",
-                                   "\xf0\x9f\x98\x80",
-                                   "\xc3",
-                                   "\xe2\x82",
-                                   "\xed\xa0\x80",
-                                   "\xc0\xaf",
-                                   "\xff",
-                                   "plain text run ",
-                                   "\t",
-                                   "/",
-                                   "\xf4\x90\x80\x80"};
-    const size_t np = sizeof pieces / sizeof *pieces;
     uint64_t seed = 42;
     halo_buf a = HALO_BUF_INIT, b = HALO_BUF_INIT, in = HALO_BUF_INIT;
     for (int iter = 0; iter < 20000; iter++) {
         halo_buf_reset(&in);
-        int k = (int)(seed % 12);
-        for (int j = 0; j < k; j++) {
-            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-            halo_buf_puts(&in, pieces[(seed >> 33) % np]);
-        }
-        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        fx_tricky_string(&in, &seed, 12);
         halo_value v = {.type = HALO_VAL_STRING};
         v.u.s.ptr = in.data ? in.data : "";
         v.u.s.len = in.len;
