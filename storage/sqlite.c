@@ -195,18 +195,6 @@ int sq_kind_parse(const char *name)
     return 0;
 }
 
-static const char *status_name(int code)
-{
-    switch (code) {
-    case HALO_STATUS_OK:
-        return "OK";
-    case HALO_STATUS_ERROR:
-        return "ERROR";
-    default:
-        return "UNSET";
-    }
-}
-
 void halo_iso_from_ns(uint64_t ns, char out[HALO_ISO_NS_LEN])
 {
     sq_timecache tc = {0, {0}};
@@ -363,7 +351,7 @@ static void bind_row(sqlite3_stmt *st, const sq_row *r)
     for (int i = 0; i < T_N_; i++)
         bind_str(st, sq_text_col[i], r->t[i]);
     sqlite3_bind_text(st, C_KIND, sq_kind_name(r->kind), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, C_STATUS_CODE, status_name(r->status_code), -1,
+    sqlite3_bind_text(st, C_STATUS_CODE, halo_status_code_name(r->status_code), -1,
                       SQLITE_STATIC);
     sqlite3_bind_double(st, C_DURATION,
                         (double)(int64_t)(r->end_ns - r->start_ns) / 1e6);
