@@ -492,10 +492,12 @@ static void sqlite_shutdown(halo_component *self)
                         "sqlite exporter is shutting down");
     }
     halo_metric_set(e->m_depth, 0);
-    halo_store_close(e->store);
-    e->store = NULL;
+    if (e->store) {
+        halo_store_close(e->store);
+        e->store = NULL;
+        LOG_INFO(e->prefix, "closed %s", e->cfg->path);
+    }
     e->closed = true;
-    LOG_INFO(e->prefix, "closed %s", e->cfg->path);
 }
 
 static void sqlite_destroy(halo_component *self)
