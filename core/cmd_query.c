@@ -917,6 +917,10 @@ int halo_cmd_agents(int argc, char **argv)
         rc = print_json(&b);
     } else {
         agents_table(rows, n);
+        if (n == 0)
+            fprintf(stderr, "no runs since %s (use --since to look further "
+                            "back, e.g. --since 7d)\n",
+                    q.since ? q.since : "24h ago");
     }
     halo_arena_free(a);
     halo_store_close(st);
