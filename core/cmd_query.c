@@ -918,9 +918,10 @@ int halo_cmd_agents(int argc, char **argv)
     } else {
         agents_table(rows, n);
         if (n == 0)
-            fprintf(stderr, "no runs since %s (use --since to look further "
-                            "back, e.g. --since 7d)\n",
-                    q.since ? q.since : "24h ago");
+            fprintf(stderr,
+                    "no runs in this window (--since %s); use --since to "
+                    "look further back, e.g. --since 7d\n",
+                    q.since ? q.since : "24h");
     }
     halo_arena_free(a);
     halo_store_close(st);
