@@ -102,34 +102,40 @@ static halo_status decode_line(const char *line, size_t len, halo_arena *a,
     return halo_span_decode_jsonl(line, len, a, res, err);
 }
 
+static void die_oom(void)
+{
+    fprintf(stderr, "halo import: out of memory\n");
+    exit(HALO_EXIT_RUNTIME);
+}
+
 /* Decode a job's lines into a batch and send it. Lines were validated when
- * they were read, so decoding again cannot fail but for memory. */
+ * they were read, so decoding again cannot fail but for memory. Each line
+ * gets its own arena, as each request does in a receiver: processors
+ * (agent_identity) write derived strings into the arena of a span's chunk,
+ * so every chunk must own one. */
 static void send_job(importer *im, job *j)
 {
     halo_batch *b = halo_batch_new();
-    halo_arena *a = halo_arena_new(j->lines.len * 2 + 4096);
     halo_ack *ack = halo_ack_new(on_ack, j);
-    if (!b || !a || !ack) {
-        fprintf(stderr, "halo import: out of memory\n");
-        exit(HALO_EXIT_RUNTIME);
-    }
-    bool first = true;
+    if (!b || !ack)
+        die_oom();
     const char *p = j->lines.data, *end = j->lines.data + j->lines.len;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = (size_t)(nl - p);
+        halo_arena *a = halo_arena_new(len * 2 + 1024);
         halo_otlp_result res;
-        halo_err err;
-        if (decode_line(p, len, a, &res, &err) == HALO_OK && res.n)
-            halo_batch_add_chunk(b, first ? a : NULL, res.spans, res.n);
-        else if (first)
-            halo_batch_add_chunk(b, a, NULL, 0);
-        first = false;
+        halo_err err = {{0}};
+        if (!a || decode_line(p, len, a, &res, &err) != HALO_OK)
+            die_oom(); /* decoded fine when read: only memory can fail */
+        if (!res.n)
+            halo_arena_free(a);
+        else if (halo_batch_add_chunk(b, a, res.spans, res.n) != HALO_OK)
+            die_oom(); /* the batch freed a */
         p = nl + 1;
     }
-    if (first)
-        halo_batch_add_chunk(b, a, NULL, 0);
-    halo_batch_add_ack(b, ack);
+    if (halo_batch_add_ack(b, ack) != HALO_OK)
+        die_oom();
     j->tries++;
     pthread_mutex_lock(&im->mu);
     im->inflight++;
@@ -232,10 +238,8 @@ static bool blank(const char *s, size_t n)
 static job *job_new(importer *im)
 {
     job *j = calloc(1, sizeof *j);
-    if (!j) {
-        fprintf(stderr, "halo import: out of memory\n");
-        exit(HALO_EXIT_RUNTIME);
-    }
+    if (!j)
+        die_oom();
     j->im = im;
     return j;
 }
@@ -284,6 +288,8 @@ static int import_file(importer *im, const char *path)
             continue;
         halo_buf_append(&j->lines, line.data, line.len);
         halo_buf_putc(&j->lines, '\n');
+        if (j->lines.oom)
+            die_oom();
         j->n_spans += (int64_t)res.n;
         if (j->n_spans >= IMPORT_BATCH_SPANS ||
             j->lines.len >= IMPORT_BATCH_BYTES) {

@@ -448,13 +448,16 @@ static halo_status sqlite_consume(halo_component *self, halo_batch *b)
         e->count++;
         halo_metric_set(e->m_depth, (double)e->count);
         pthread_cond_signal(&e->cv);
+    } else {
+        /* before preparing drops: once it is 0, shutdown may close the
+         * store and clear e->store */
+        e->store->ops->free_rows(e->store, rows);
     }
     if (--e->preparing == 0)
         pthread_cond_broadcast(&e->idle_cv);
     pthread_mutex_unlock(&e->mu);
     if (st == HALO_OK)
         return HALO_OK;
-    e->store->ops->free_rows(e->store, rows);
     if (pst != HALO_OK) {
         LOG_ERROR(e->prefix, "%s", err.msg);
         halo_metric_add(e->m_failed, (double)b->n_spans);

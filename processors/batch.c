@@ -78,13 +78,17 @@ static void send(halo_component *self, halo_batch *b, int trigger)
     halo_metric_observe(x->m_size, (double)b->n_spans);
     halo_metric_add(x->m_trigger[trigger], 1);
     halo_ack *mine = halo_ack_new(on_downstream_done, x);
-    if (!mine || halo_batch_add_ack(b, mine) != HALO_OK) {
+    if (!mine) {
         /* cannot track it: count it done now (only the adaptivity
          * suffers, never an acknowledgement) */
         on_downstream_done(x, HALO_OK, "");
-    }
-    if (mine)
+    } else {
+        /* attached, the batch holds it from now on; not attached (out of
+         * memory), this unref is the last and counts the batch done now.
+         * Either way on_downstream_done runs exactly once. */
+        (void)halo_batch_add_ack(b, mine);
         halo_ack_unref(mine);
+    }
     halo_emit(self, b);
 }
 

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -1492,6 +1493,86 @@ TEST(exporter_queue_full_and_write_failure)
     exp_free(&f);
 }
 
+/* Producers still inside consume() (encoding rows) while shutdown runs:
+ * every batch is answered exactly once, stored or refused retryably, and
+ * nothing touches the store after shutdown closed it (a refused batch used
+ * to free its rows through e->store after shutdown could clear it). */
+typedef struct race_acks {
+    atomic_int ok, refused, other;
+} race_acks;
+
+static void on_race_ack(void *ud, halo_status st, const char *msg)
+{
+    (void)msg;
+    race_acks *a = ud;
+    if (st == HALO_OK)
+        atomic_fetch_add(&a->ok, 1);
+    else if (st == HALO_ESHUTDOWN || st == HALO_ERETRY)
+        atomic_fetch_add(&a->refused, 1);
+    else
+        atomic_fetch_add(&a->other, 1);
+}
+
+typedef struct race_producer {
+    halo_component *c;
+    race_acks *acks;
+    uint64_t first_trace;
+    int n;
+} race_producer;
+
+static void *race_produce(void *arg)
+{
+    race_producer *p = arg;
+    for (int i = 0; i < p->n; i++) {
+        span_opts o = {.trace = p->first_trace + (uint64_t)i,
+                       .span = 1,
+                       .start_ms = 0,
+                       .dur_ms = 1,
+                       .agent = "race"};
+        halo_batch *b = batch_of(&o, 1);
+        halo_ack *ack = halo_ack_new(on_race_ack, p->acks);
+        halo_batch_add_ack(b, ack);
+        halo_ack_unref(ack);
+        p->c->def->consume(p->c, b);
+    }
+    return NULL;
+}
+
+TEST(exporter_shutdown_while_producers_consume)
+{
+    char yaml[800];
+    const char *path = db_path("race.db");
+    snprintf(yaml, sizeof yaml,
+             "path: %s\nqueue_size: 4\nsynchronous: normal\nretention: 0\n",
+             path);
+    exp_fixture f;
+    halo_err err = {{0}};
+    CHECK(exp_init(&f, yaml, &err));
+    CHECK_INT(f.c.def->start(&f.c, &err), HALO_OK);
+    race_acks acks = {0};
+    enum { PRODUCERS = 3, PER = 300 };
+    race_producer p[PRODUCERS];
+    pthread_t t[PRODUCERS];
+    for (int i = 0; i < PRODUCERS; i++) {
+        p[i] = (race_producer){&f.c, &acks, 10000 + (uint64_t)i * PER, PER};
+        CHECK_INT(pthread_create(&t[i], NULL, race_produce, &p[i]), 0);
+    }
+    /* shut down once the producers are well under way */
+    double deadline = mono_s() + 10;
+    while (atomic_load(&acks.ok) + atomic_load(&acks.refused) < PER / 2 &&
+           mono_s() < deadline)
+        usleep(200);
+    f.c.def->shutdown(&f.c);
+    for (int i = 0; i < PRODUCERS; i++)
+        pthread_join(t[i], NULL);
+    int ok = atomic_load(&acks.ok), refused = atomic_load(&acks.refused);
+    CHECK_INT(atomic_load(&acks.other), 0);
+    CHECK_INT(ok + refused, PRODUCERS * PER);
+    CHECK(refused > 0); /* shutdown happened while they were producing */
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM spans"), ok);
+    exp_free(&f);
+}
+
 TEST(exporter_retention_at_start)
 {
     const char *path = db_path("ret-exp.db");
@@ -1713,6 +1794,48 @@ TEST(cli_traces_agents_export)
     halo_arena_free(a);
     halo_batch_done(b, HALO_OK, "");
     free((char *)path);
+}
+
+/* One OTLP/JSON line: a root span whose user.id is an integer, which
+ * agent_identity must render as text (it allocates in the chunk's arena). */
+static void otlp_line(FILE *f, int trace, int user)
+{
+    fprintf(f,
+            "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":"
+            "\"service.name\",\"value\":{\"stringValue\":\"svc\"}}]},"
+            "\"scopeSpans\":[{\"scope\":{\"name\":\"s\"},\"spans\":[{"
+            "\"traceId\":\"%032x\",\"spanId\":\"%016x\",\"name\":\"root\","
+            "\"kind\":1,\"startTimeUnixNano\":\"1700000000000000000\","
+            "\"endTimeUnixNano\":\"1700000001000000000\",\"attributes\":[{"
+            "\"key\":\"user.id\",\"value\":{\"intValue\":\"%d\"}}]}]}]}]}\n",
+            trace, trace, user);
+}
+
+/* halo import groups many lines into one batch: every line's spans must be
+ * normalized, not only the first line's (the others used to share the first
+ * line's arena through arena-less chunks, so agent_identity could not
+ * allocate for them and left user_id empty). */
+TEST(cli_import_normalizes_every_line_of_a_batch)
+{
+    const char *db = strdup(db_path("import.db"));
+    char src[600];
+    snprintf(src, sizeof src, "%s/import.jsonl", halo_test_tmpdir());
+    FILE *f = fopen(src, "w");
+    CHECK(f);
+    for (int i = 1; i <= 3; i++)
+        otlp_line(f, i, 40 + i);
+    fclose(f);
+    const char *args[] = {"import", "--db", db, src, NULL};
+    run_out r = run_cmd(halo_cmd_import, args);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.err, "imported 3 spans");
+    run_free(&r);
+    CHECK_INT(sql_int(db, "SELECT count(*) FROM spans"), 3);
+    CHECK_INT(sql_int(db, "SELECT count(*) FROM spans WHERE "
+                          "user_id = CAST(40 + CAST(substr(trace_id, 32) "
+                          "AS INTEGER) AS TEXT)"),
+              3);
+    free((void *)db);
 }
 
 TEST(corrupt_rows_do_not_crash)
