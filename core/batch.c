@@ -256,10 +256,10 @@ typedef struct clone_ctx {
 
 static bool copy_derived(halo_arena *a, halo_derived *d)
 {
-    const char **fields[] = {&d->agent_id,   &d->agent_name, &d->session_id,
-                             &d->user_id,    &d->service_name,
-                             &d->span_type,  &d->model,      &d->tool_name,
-                             &d->input,      &d->output};
+    const char **fields[] = {&d->agent_id, &d->agent_name,   &d->session_id,
+                             &d->user_id,  &d->service_name, &d->span_type,
+                             &d->model,    &d->tool_name,    &d->input,
+                             &d->output};
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
         if (!dup_into(a, fields[i]))
             return false;
@@ -282,8 +282,7 @@ static bool copy_span(clone_ctx *cx, halo_span *dst, const halo_span *src)
         for (size_t i = 0; i < src->n_events; i++) {
             dst->events[i] = src->events[i];
             if (!dup_into(a, &dst->events[i].name) ||
-                !copy_attrs(a, &dst->events[i].attrs, &src->events[i].attrs,
-                            0))
+                !copy_attrs(a, &dst->events[i].attrs, &src->events[i].attrs, 0))
                 return false;
         }
     }
@@ -333,8 +332,8 @@ halo_batch *halo_batch_clone(const halo_batch *b)
         return NULL;
     nb->created_ns = b->created_ns;
     for (const halo_chunk *c = b->head; c; c = c->next) {
-        halo_arena *a = halo_arena_new(c->arena ? halo_arena_reserved(c->arena)
-                                                : 4096);
+        halo_arena *a =
+            halo_arena_new(c->arena ? halo_arena_reserved(c->arena) : 4096);
         halo_span *spans =
             a && c->n ? halo_arena_calloc(a, c->n, sizeof *spans) : NULL;
         clone_ctx cx = {a, NULL, NULL, NULL, NULL};

@@ -19,7 +19,10 @@ typedef struct halo_buf {
     bool oom;
 } halo_buf;
 
-#define HALO_BUF_INIT {NULL, 0, 0, false}
+#define HALO_BUF_INIT                                                          \
+    {                                                                          \
+        NULL, 0, 0, false                                                      \
+    }
 
 void halo_buf_append(halo_buf *b, const void *p, size_t n);
 void halo_buf_puts(halo_buf *b, const char *s);

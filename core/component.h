@@ -52,10 +52,10 @@ typedef struct halo_component_def {
 
 struct halo_component {
     const halo_component_def *def;
-    char *id;         /* "sqlite", "kafka/ingest" */
-    char *log_prefix; /* "exporter:sqlite" */
-    void *cfg;        /* filled by the schema */
-    void *ctx;        /* the component's state */
+    char *id;              /* "sqlite", "kafka/ingest" */
+    char *log_prefix;      /* "exporter:sqlite" */
+    void *cfg;             /* filled by the schema */
+    void *ctx;             /* the component's state */
     halo_component **next; /* downstream consumers (processors: 1; receivers:
                               one per pipeline they feed) */
     size_t n_next;
@@ -68,8 +68,7 @@ struct halo_component {
 halo_status halo_emit(halo_component *self, halo_batch *b);
 
 /* The registry of every built-in component type. */
-const halo_component_def *halo_component_find(halo_kind kind,
-                                              const char *type);
+const halo_component_def *halo_component_find(halo_kind kind, const char *type);
 const char *halo_kind_name(halo_kind kind); /* "receiver", ... */
 /* Every built-in def. */
 extern const halo_component_def *const halo_component_defs[];

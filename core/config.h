@@ -46,9 +46,9 @@ typedef enum halo_node_type {
 /* A map value's location is its key's (errors point at the key). */
 struct halo_node {
     halo_node_type type;
-    char *value;      /* SCALAR: text after substitution */
-    bool quoted;      /* SCALAR: written in quotes */
-    char **keys;      /* MAP: keys[i] names items[i] */
+    char *value;       /* SCALAR: text after substitution */
+    bool quoted;       /* SCALAR: written in quotes */
+    char **keys;       /* MAP: keys[i] names items[i] */
     halo_node **items; /* MAP values / SEQ elements */
     size_t n;
     const char *file; /* shared, owned by the root */
@@ -80,17 +80,17 @@ bool halo_parse_bool(const char *s, bool *out);
 /* ---- schema ----------------------------------------------------------- */
 
 typedef enum halo_field_type {
-    HALO_F_BOOL,     /* bool */
-    HALO_F_INT,      /* int64_t, bounds min/max */
-    HALO_F_DOUBLE,   /* double, bounds min/max */
-    HALO_F_STRING,   /* char * (malloc'd; NULL when unset and no default) */
-    HALO_F_DURATION, /* int64_t nanoseconds, bounds in ns */
-    HALO_F_SIZE,     /* int64_t bytes, bounds in bytes */
-    HALO_F_ENUM,     /* int: index into enum_values */
-    HALO_F_ENDPOINT, /* char *: "host:port" (validated) */
-    HALO_F_STRLIST,  /* halo_strlist */
-    HALO_F_SECTION,  /* nested map: sub schema, fields at offset + their
-                        own offsets; present flag (bool) at present_offset */
+    HALO_F_BOOL,        /* bool */
+    HALO_F_INT,         /* int64_t, bounds min/max */
+    HALO_F_DOUBLE,      /* double, bounds min/max */
+    HALO_F_STRING,      /* char * (malloc'd; NULL when unset and no default) */
+    HALO_F_DURATION,    /* int64_t nanoseconds, bounds in ns */
+    HALO_F_SIZE,        /* int64_t bytes, bounds in bytes */
+    HALO_F_ENUM,        /* int: index into enum_values */
+    HALO_F_ENDPOINT,    /* char *: "host:port" (validated) */
+    HALO_F_STRLIST,     /* halo_strlist */
+    HALO_F_SECTION,     /* nested map: sub schema, fields at offset + their
+                           own offsets; present flag (bool) at present_offset */
     HALO_F_PASSTHROUGH, /* halo_kvlist: every key starting with `key`
                            ("rdkafka.") as prefix-stripped name -> text */
 } halo_field_type;

@@ -2,9 +2,10 @@
  * log.h -- leveled logging to stderr with per-component prefixes.
  *
  * A line looks like:
- *   2026-11-22T15:41:29.123Z info  [receiver:otlp] listening on 127.0.0.1:4317 (grpc)
- * The prefix names the component instance ("exporter:sqlite", "processor:batch/fast")
- * or the subsystem ("service", "cli"). Thread-safe: one write(2) per line.
+ *   2026-11-22T15:41:29.123Z info  [receiver:otlp] listening on 127.0.0.1:4317
+ * (grpc) The prefix names the component instance ("exporter:sqlite",
+ * "processor:batch/fast") or the subsystem ("service", "cli"). Thread-safe: one
+ * write(2) per line.
  */
 #ifndef HALO_LOG_H
 #define HALO_LOG_H

@@ -10,8 +10,8 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,7 +44,7 @@ const double halo_latency_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
                                        1,      2.5,   5,      10};
 const size_t halo_latency_buckets_n =
     sizeof halo_latency_buckets / sizeof *halo_latency_buckets;
-const double halo_size_buckets[] = {1,    4,    16,    64,    256,  1024,
+const double halo_size_buckets[] = {1,    4,    16,   64,    256,   1024,
                                     2048, 4096, 8192, 16384, 32768, 65536};
 const size_t halo_size_buckets_n =
     sizeof halo_size_buckets / sizeof *halo_size_buckets;

@@ -35,8 +35,7 @@ typedef struct halo_metric halo_metric;
  * (falls back to a process-wide sink metric on OOM). */
 halo_metric *halo_counter(const char *name, const char *help,
                           const char *labels);
-halo_metric *halo_gauge(const char *name, const char *help,
-                        const char *labels);
+halo_metric *halo_gauge(const char *name, const char *help, const char *labels);
 /* bounds: ascending upper bounds (the +Inf bucket is implicit). */
 halo_metric *halo_histogram(const char *name, const char *help,
                             const char *labels, const double *bounds,

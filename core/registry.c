@@ -20,14 +20,10 @@ HALO_DEF(halo_extension_health_check);
 HALO_DEF(halo_extension_metrics);
 
 const halo_component_def *const halo_component_defs[] = {
-    &halo_receiver_otlp,
-    &halo_processor_agent_identity,
-    &halo_processor_batch,
-    &halo_processor_memory_limiter,
-    &halo_exporter_sqlite,
-    &halo_exporter_debug,
-    &halo_extension_health_check,
-    &halo_extension_metrics,
+    &halo_receiver_otlp,          &halo_processor_agent_identity,
+    &halo_processor_batch,        &halo_processor_memory_limiter,
+    &halo_exporter_sqlite,        &halo_exporter_debug,
+    &halo_extension_health_check, &halo_extension_metrics,
 };
 const size_t halo_component_defs_n =
     sizeof halo_component_defs / sizeof *halo_component_defs;

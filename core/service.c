@@ -46,10 +46,11 @@ struct halo_service {
 static const char *const top_keys[] = {"receivers",  "processors", "exporters",
                                        "extensions", "service",    "analyzer",
                                        NULL};
-static const char *const section_of[] = {"receivers", "processors",
-                                         "exporters", "extensions"};
+static const char *const section_of[] = {"receivers", "processors", "exporters",
+                                         "extensions"};
 
-/* ---- helpers -------------------------------------------------------------- */
+/* ---- helpers --------------------------------------------------------------
+ */
 
 static bool key_in(const char *k, const char *const *list)
 {
@@ -123,7 +124,8 @@ static halo_component *comp_new(halo_kind kind, const char *id,
                 strncat(avail, d->type, sizeof avail - strlen(avail) - 1);
             }
         }
-        halo_errlist_add(errs, node, "%s: unknown %s type \"%s\" (available: %s)",
+        halo_errlist_add(errs, node,
+                         "%s: unknown %s type \"%s\" (available: %s)",
                          section_of[kind], halo_kind_name(kind), type, avail);
         return NULL;
     }
@@ -400,7 +402,8 @@ static bool wire(build *b, halo_service *svc, const halo_node *root)
     for (size_t i = 0; i < pipes->n; i++) {
         pipeline *p = &svc->pipes[i];
         const halo_node *pn = pipes->items[i];
-        p->name = strdup(pipes->keys[i]);
+        if (!(p->name = strdup(pipes->keys[i])))
+            return false;
         const halo_node *rl = halo_node_get(pn, "receivers");
         const halo_node *pl = halo_node_get(pn, "processors");
         const halo_node *el = halo_node_get(pn, "exporters");
@@ -408,8 +411,7 @@ static bool wire(build *b, halo_service *svc, const halo_node *root)
             if (!push(&p->exporters, &p->n_exporters,
                       find_comp(svc, HALO_EXPORTER, el->items[k]->value)))
                 return false;
-        for (size_t k = 0; pl && pl->type == HALO_NODE_SEQ && k < pl->n;
-             k++) {
+        for (size_t k = 0; pl && pl->type == HALO_NODE_SEQ && k < pl->n; k++) {
             halo_component *c =
                 proc_instance(b, svc, pl->items[k]->value, p->name);
             if (!c || !push(&p->processors, &p->n_processors, c)) {
@@ -538,7 +540,8 @@ fail:
     return NULL;
 }
 
-/* ---- lifecycle ------------------------------------------------------------ */
+/* ---- lifecycle ------------------------------------------------------------
+ */
 
 static halo_status start_one(halo_component *c, halo_err *err)
 {
@@ -551,8 +554,7 @@ static halo_status start_one(halo_component *c, halo_err *err)
     return st;
 }
 
-halo_status halo_service_start(halo_service *svc, unsigned flags,
-                               halo_err *err)
+halo_status halo_service_start(halo_service *svc, unsigned flags, halo_err *err)
 {
     halo_status st = HALO_OK;
     for (size_t i = 0; i < svc->n_comps && st == HALO_OK; i++)

@@ -171,9 +171,12 @@ static halo_status batch_create(halo_component *self, halo_err *err)
 static halo_status batch_start(halo_component *self, halo_err *err)
 {
     batch_ctx *x = self->ctx;
-    if (pthread_create(&x->thread, NULL, batch_main, self) != 0)
+    pthread_mutex_lock(&x->mu);
+    int rc = pthread_create(&x->thread, NULL, batch_main, self);
+    x->thread_running = rc == 0;
+    pthread_mutex_unlock(&x->mu);
+    if (rc != 0)
         return halo_fail(err, HALO_EIO, "could not start the batch thread");
-    x->thread_running = true;
     return HALO_OK;
 }
 
@@ -217,10 +220,12 @@ static void batch_shutdown(halo_component *self)
         x->in_flight++;
     pthread_cond_broadcast(&x->cv);
     pthread_mutex_unlock(&x->mu);
-    if (x->thread_running) {
+    pthread_mutex_lock(&x->mu);
+    bool joinable = x->thread_running;
+    x->thread_running = false;
+    pthread_mutex_unlock(&x->mu);
+    if (joinable)
         pthread_join(x->thread, NULL);
-        x->thread_running = false;
-    }
     if (b)
         send(self, b, TRIG_TIMEOUT);
     /* everything sent must be done before the context may go away */

@@ -351,8 +351,8 @@ static void bind_row(sqlite3_stmt *st, const sq_row *r)
     for (int i = 0; i < T_N_; i++)
         bind_str(st, sq_text_col[i], r->t[i]);
     sqlite3_bind_text(st, C_KIND, sq_kind_name(r->kind), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, C_STATUS_CODE, halo_status_code_name(r->status_code), -1,
-                      SQLITE_STATIC);
+    sqlite3_bind_text(st, C_STATUS_CODE, halo_status_code_name(r->status_code),
+                      -1, SQLITE_STATIC);
     sqlite3_bind_double(st, C_DURATION,
                         (double)(int64_t)(r->end_ns - r->start_ns) / 1e6);
     bind_opt_i64(st, C_IN_TOK, r->has_in_tok, r->in_tok);

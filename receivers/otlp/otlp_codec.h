@@ -25,8 +25,8 @@
 typedef struct halo_otlp_result {
     halo_span *spans; /* in the arena */
     size_t n;
-    int64_t rejected;           /* spans left out */
-    char reject_msg[256];       /* why the first one was left out */
+    int64_t rejected;     /* spans left out */
+    char reject_msg[256]; /* why the first one was left out */
 } halo_otlp_result;
 
 /* ExportTraceServiceRequest, protobuf wire format. */
@@ -50,14 +50,13 @@ halo_status halo_span_decode_jsonl(const char *line, size_t len,
 halo_status halo_otlp_encode_json(const halo_span *spans, size_t n,
                                   halo_buf *out);
 /* Same, protobuf wire format; *out is malloc'd. */
-halo_status halo_otlp_encode_pb(const halo_span *spans, size_t n,
-                                uint8_t **out, size_t *out_len);
+halo_status halo_otlp_encode_pb(const halo_span *spans, size_t n, uint8_t **out,
+                                size_t *out_len);
 
 /* ExportTraceServiceResponse; partial_success only when rejected > 0. */
 halo_status halo_otlp_response_pb(int64_t rejected, const char *msg,
                                   uint8_t **out, size_t *out_len);
-void halo_otlp_response_json(int64_t rejected, const char *msg,
-                             halo_buf *out);
+void halo_otlp_response_json(int64_t rejected, const char *msg, halo_buf *out);
 
 /* google.rpc.Status {code, message} in protobuf (HTTP error bodies for
  * application/x-protobuf) and JSON. */

@@ -27,8 +27,8 @@ const char *halo_test_tmpdir(void);
 #define CHECK(cond)                                                            \
     do {                                                                       \
         if (!(cond)) {                                                         \
-            fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__,           \
-                    __LINE__, #cond);                                          \
+            fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, \
+                    #cond);                                                    \
             *halo_test_failed = 1;                                             \
             return;                                                            \
         }                                                                      \
