@@ -41,8 +41,9 @@ run: build
 e2e-deps: test-deps
 	cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
 
-# Every test through ctest, then the whole suite again under ASan+UBSan.
-test: test-deps e2e-deps
+# Formatting, every test through ctest, then the whole suite again under
+# ASan+UBSan.
+test: test-deps e2e-deps format-check
 	cmake -S . -B $(BUILD) -DHALO_WERROR=ON
 	cmake --build $(BUILD) -j$(JOBS)
 	cd $(BUILD) && ctest --output-on-failure --timeout 600
@@ -74,6 +75,7 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 format-check:
+	@command -v clang-format >/dev/null 2>&1 || ./.ci/install-deps clang-format
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
