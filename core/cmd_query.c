@@ -631,10 +631,10 @@ static void show_line(void *ud, const tree *t, size_t i, size_t depth,
         halo_buf_printf(b, "  tool=%s", s->d.tool_name);
     if (s->d.model)
         halo_buf_printf(b, "  model=%s", s->d.model);
-    if (s->d.has_input_tokens || s->d.has_output_tokens)
-        halo_buf_printf(b, "  tokens=%" PRId64 "/%" PRId64,
-                        s->d.has_input_tokens ? s->d.input_tokens : 0,
-                        s->d.has_output_tokens ? s->d.output_tokens : 0);
+    if (s->d.has_input_tokens)
+        halo_buf_printf(b, "  in=%" PRId64, s->d.input_tokens);
+    if (s->d.has_output_tokens)
+        halo_buf_printf(b, "  out=%" PRId64, s->d.output_tokens);
     if (s->d.has_cost)
         halo_buf_printf(b, "  cost=%.4f", s->d.cost);
     if (t->why[i] == 1) {

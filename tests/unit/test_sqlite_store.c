@@ -1718,10 +1718,10 @@ TEST(cli_traces_agents_export)
     CHECK_INT(r.rc, 0);
     CHECK_CONTAINS(r.out, "\nroot  AGENT  1.00s  OK\n");
     CHECK_CONTAINS(r.out, "\xe2\x94\x9c\xe2\x94\x80 child  LLM  300.0ms  "
-                          "UNSET  model=gpt-4o  tokens=1200/300  "
+                          "UNSET  model=gpt-4o  in=1200  out=300  "
                           "cost=0.0125\n");
     CHECK_CONTAINS(r.out, "\xe2\x94\x94\xe2\x94\x80 child  TOOL  120.0ms  "
-                          "ERROR: boom  tool=search_docs  tokens=5/0\n");
+                          "ERROR: boom  tool=search_docs  in=5\n");
     run_free(&r);
 
     const char *unknown[] = {
