@@ -1312,3 +1312,641 @@ TEST(pb_decode_throughput)
     halo_buf_free(&b);
     free(pb);
 }
+
+/* --- the wire decoder against the protobuf-c reference -------------------
+ *
+ * Random requests are written field by field (so they can hold what an
+ * encoder never writes: repeated singular fields and sub-messages, unknown
+ * fields of every wire type, wrong wire types, over-long tags and length
+ * prefixes, bad ids, NULs in strings, deep values), then truncated and
+ * flipped at random; both decoders must agree on everything. */
+
+#include "receivers/otlp/otlp_codec_internal.h"
+#include "receivers/otlp/otlp_codec_pbwire.h"
+
+typedef struct wbuf {
+    uint8_t *p;
+    size_t n, cap;
+} wbuf;
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static bool wb_plain; /* no over-long tags or length prefixes */
+
+static uint64_t rnd(void)
+{
+    uint64_t x = rng_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return rng_state = x;
+}
+
+static unsigned rn(unsigned n)
+{
+    return (unsigned)(rnd() % n);
+}
+
+static void wb_put(wbuf *b, const void *d, size_t n)
+{
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+        if (!b->p)
+            abort();
+    }
+    if (n)
+        memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+
+static void wb_varint(wbuf *b, uint64_t v)
+{
+    uint8_t t[10];
+    size_t n = 0;
+    do {
+        t[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v)
+            t[n] |= 0x80;
+        n++;
+    } while (v);
+    wb_put(b, t, n);
+}
+
+/* A tag, now and then in a longer encoding than needed (up to 6 bytes). */
+static void wb_tag(wbuf *b, uint32_t num, unsigned wt)
+{
+    uint64_t key = ((uint64_t)num << 3) | wt;
+    if (!wb_plain && rn(200) == 0) {
+        unsigned extra = 1 + rn(5);
+        uint8_t t[16];
+        size_t n = 0;
+        while (key >= 0x80) {
+            t[n++] = (uint8_t)(0x80 | (key & 0x7f));
+            key >>= 7;
+        }
+        t[n++] = (uint8_t)(0x80 | key);
+        for (unsigned i = 1; i < extra; i++)
+            t[n++] = 0x80;
+        t[n++] = 0x00;
+        wb_put(b, t, n);
+        return;
+    }
+    wb_varint(b, key);
+}
+
+static void wb_bytes(wbuf *b, uint32_t num, const void *d, size_t n)
+{
+    wb_tag(b, num, 2);
+    if (!wb_plain && rn(300) == 0) { /* a padded length prefix, 5 or 6 bytes */
+        uint8_t t[6];
+        size_t v = n, k = 4 + rn(2);
+        for (size_t i = 0; i < k; i++) {
+            t[i] = (uint8_t)(0x80 | (v & 0x7f));
+            v >>= 7;
+        }
+        t[k] = (uint8_t)v;
+        wb_put(b, t, k + 1);
+    } else {
+        wb_varint(b, n);
+    }
+    wb_put(b, d, n);
+}
+
+static void wb_msg(wbuf *b, uint32_t num, wbuf *sub)
+{
+    wb_bytes(b, num, sub->p, sub->n);
+    free(sub->p);
+}
+
+static void wb_u64(wbuf *b, uint32_t num, uint64_t v)
+{
+    wb_tag(b, num, 0);
+    wb_varint(b, v);
+}
+
+static void wb_fixed(wbuf *b, uint32_t num, uint64_t v, unsigned size)
+{
+    uint8_t t[8];
+    for (unsigned i = 0; i < size; i++)
+        t[i] = (uint8_t)(v >> (8 * i));
+    wb_tag(b, num, size == 8 ? 1 : 5);
+    wb_put(b, t, size);
+}
+
+static uint64_t rnd_num(void)
+{
+    switch (rn(5)) {
+    case 0:
+        return 0;
+    case 1:
+        return rn(10);
+    case 2:
+        return rnd() & 0xffffffffu;
+    default:
+        return rnd();
+    }
+}
+
+/* Any field with number num and a random wire type (groups excepted). */
+static void wb_any_field(wbuf *b, uint32_t num)
+{
+    static const char txt[] = "x\0yz";
+    switch (rn(4)) {
+    case 0:
+        wb_u64(b, num, rnd_num());
+        break;
+    case 1:
+        wb_fixed(b, num, rnd(), 8);
+        break;
+    case 2:
+        wb_fixed(b, num, rnd(), 4);
+        break;
+    default:
+        wb_bytes(b, num, txt, rn(5));
+        break;
+    }
+}
+
+static void wb_unknown(wbuf *b)
+{
+    if (rn(8) == 0)
+        wb_any_field(b, 17 + rn(3000));
+    if (rn(400) == 0) { /* a group: refused */
+        wb_tag(b, 20, 3);
+        wb_tag(b, 20, 4);
+    }
+}
+
+static void wb_str(wbuf *b, uint32_t num)
+{
+    static const char *pool[] = {"",     "a",         "service.name",
+                                 "x\0y", "llm.model", "\xff\xfe bytes"};
+    unsigned i = rn(6);
+    size_t n = i == 3 ? 3 : strlen(pool[i]);
+    if (rn(100) == 0) { /* the wrong wire type */
+        wb_u64(b, num, 1);
+        return;
+    }
+    wb_bytes(b, num, pool[i], n);
+}
+
+static void gen_kv(wbuf *b, int depth);
+
+static void gen_any(wbuf *b, int depth)
+{
+    unsigned nf = rn(10) == 0 ? rn(3) : 1; /* 0 or 2 oneof fields too */
+    for (unsigned i = 0; i < nf; i++) {
+        wb_unknown(b);
+        unsigned t = depth > 4 ? 1 + rn(4) : 1 + rn(7);
+        if (rn(150) == 0) { /* any wire type */
+            wb_any_field(b, t == 5 || t == 6 ? 2 : t);
+            continue;
+        }
+        switch (t) {
+        case 1:
+            wb_str(b, 1);
+            break;
+        case 2:
+            if (rn(4) == 0)
+                wb_any_field(b, 2); /* protobuf-c takes any wire type */
+            else
+                wb_u64(b, 2, rn(3) == 0 ? rnd_num() : rn(2));
+            break;
+        case 3:
+            wb_u64(b, 3, rnd_num());
+            break;
+        case 4:
+            wb_fixed(b, 4, rnd(), 8);
+            break;
+        case 5: {
+            wbuf s = {0};
+            unsigned n = rn(4);
+            for (unsigned k = 0; k < n; k++) {
+                wbuf v = {0};
+                gen_any(&v, depth + 1);
+                wb_msg(&s, 1, &v);
+            }
+            wb_unknown(&s);
+            wb_msg(b, 5, &s);
+            break;
+        }
+        case 6: {
+            wbuf s = {0};
+            unsigned n = rn(4);
+            for (unsigned k = 0; k < n; k++) {
+                wbuf v = {0};
+                gen_kv(&v, depth + 1);
+                wb_msg(&s, 1, &v);
+            }
+            wb_msg(b, 6, &s);
+            break;
+        }
+        default: {
+            uint8_t raw[6];
+            for (int k = 0; k < 6; k++)
+                raw[k] = (uint8_t)rnd();
+            wb_bytes(b, 7, raw, rn(7));
+            break;
+        }
+        }
+    }
+}
+
+static void gen_kv(wbuf *b, int depth)
+{
+    if (rn(20))
+        wb_str(b, 1);
+    unsigned nv = rn(12) == 0 ? rn(4) : 1; /* merged values too */
+    for (unsigned i = 0; i < nv; i++) {
+        wbuf v = {0};
+        if (rn(6))
+            gen_any(&v, depth);
+        wb_msg(b, 2, &v);
+    }
+    wb_unknown(b);
+}
+
+static void gen_attrs(wbuf *b, uint32_t num)
+{
+    unsigned n = rn(5) == 0 ? rn(12) : rn(4);
+    for (unsigned i = 0; i < n; i++) {
+        wbuf kv = {0};
+        gen_kv(&kv, 1);
+        wb_msg(b, num, &kv);
+    }
+}
+
+static void gen_id(wbuf *b, uint32_t num, size_t want)
+{
+    uint8_t id[20];
+    size_t n = want;
+    for (size_t i = 0; i < sizeof id; i++)
+        id[i] = (uint8_t)(rnd() | 1);
+    switch (rn(30)) {
+    case 0:
+        return; /* absent */
+    case 1:
+        n = rn(20);
+        break;
+    case 2:
+        memset(id, 0, sizeof id);
+        break;
+    case 3:
+        wb_bytes(b, num, id, rn(20)); /* repeated: the last wins */
+        break;
+    default:
+        break;
+    }
+    wb_bytes(b, num, id, n);
+}
+
+static void gen_scalar(wbuf *b, uint32_t num, unsigned wt)
+{
+    if (rn(4))
+        return;
+    if (rn(200) == 0) {
+        wb_any_field(b, num);
+        return;
+    }
+    if (wt == 0)
+        wb_u64(b, num, rnd_num());
+    else
+        wb_fixed(b, num, rnd(), wt == 1 ? 8 : 4);
+}
+
+static void gen_span(wbuf *b)
+{
+    gen_id(b, 1, 16);
+    gen_id(b, 2, 8);
+    if (rn(3) == 0)
+        gen_id(b, 4, 8);
+    if (rn(3) == 0)
+        wb_str(b, 3);
+    if (rn(2))
+        wb_str(b, 5);
+    gen_scalar(b, 6, 0);
+    gen_scalar(b, 7, 1);
+    gen_scalar(b, 8, 1);
+    gen_attrs(b, 9);
+    gen_scalar(b, 10, 0);
+    for (unsigned i = rn(3) ? 0 : rn(3); i > 0; i--) {
+        wbuf e = {0};
+        gen_scalar(&e, 1, 1);
+        if (rn(2))
+            wb_str(&e, 2);
+        gen_attrs(&e, 3);
+        gen_scalar(&e, 4, 0);
+        wb_unknown(&e);
+        wb_msg(b, 11, &e);
+    }
+    gen_scalar(b, 12, 0);
+    for (unsigned i = rn(3) ? 0 : rn(3); i > 0; i--) {
+        wbuf l = {0};
+        gen_id(&l, 1, 16);
+        gen_id(&l, 2, 8);
+        if (rn(2))
+            wb_str(&l, 3);
+        gen_attrs(&l, 4);
+        gen_scalar(&l, 5, 0);
+        gen_scalar(&l, 6, 5);
+        wb_msg(b, 13, &l);
+    }
+    gen_scalar(b, 14, 0);
+    for (unsigned i = rn(3) ? rn(2) : rn(3); i > 0; i--) {
+        wbuf s = {0};
+        if (rn(2))
+            wb_str(&s, 2);
+        gen_scalar(&s, 3, 0);
+        wb_unknown(&s);
+        wb_msg(b, 15, &s);
+    }
+    gen_scalar(b, 16, 5);
+    wb_unknown(b);
+}
+
+static uint8_t *gen_request(size_t *len)
+{
+    wbuf req = {0};
+    for (unsigned r = rn(4); r > 0; r--) {
+        wbuf rs = {0};
+        for (unsigned i = rn(4) ? rn(2) : rn(3); i > 0; i--) {
+            wbuf res = {0};
+            gen_attrs(&res, 1);
+            gen_scalar(&res, 2, 0);
+            wb_unknown(&res);
+            wb_msg(&rs, 1, &res);
+        }
+        for (unsigned s = rn(3); s > 0; s--) {
+            wbuf ss = {0};
+            for (unsigned i = rn(4) ? rn(2) : rn(3); i > 0; i--) {
+                wbuf sc = {0};
+                if (rn(2))
+                    wb_str(&sc, 1);
+                if (rn(2))
+                    wb_str(&sc, 2);
+                gen_attrs(&sc, 3);
+                gen_scalar(&sc, 4, 0);
+                wb_msg(&ss, 1, &sc);
+            }
+            for (unsigned k = rn(5); k > 0; k--) {
+                wbuf sp = {0};
+                gen_span(&sp);
+                wb_msg(&ss, 2, &sp);
+            }
+            if (rn(3) == 0)
+                wb_str(&ss, 3);
+            wb_unknown(&ss);
+            wb_msg(&rs, 2, &ss);
+        }
+        if (rn(3) == 0)
+            wb_str(&rs, 3);
+        wb_unknown(&rs);
+        wb_msg(&req, 1, &rs);
+    }
+    wb_unknown(&req);
+    *len = req.n;
+    return req.p ? req.p : calloc(1, 1);
+}
+
+/* NULL when both decoders gave the same; else what differed. */
+static const char *decode_diff(const uint8_t *buf, size_t len)
+{
+    halo_arena *a1 = halo_arena_new(0), *a2 = halo_arena_new(0);
+    halo_otlp_result r1, r2;
+    halo_err e1 = {{0}}, e2 = {{0}};
+    const char *why = NULL;
+    halo_status s1 = otlp_decode_pb_reference(buf, len, a1, &r1, &e1);
+    halo_status s2 = otlp_decode_pbwire(buf, len, a2, &r2, &e2);
+    if (s1 != s2)
+        why = "status";
+    else if (s1 != HALO_OK && strcmp(e1.msg, e2.msg) != 0)
+        why = "error message";
+    else if (r1.n != r2.n || r1.rejected != r2.rejected ||
+             strcmp(r1.reject_msg, r2.reject_msg) != 0 ||
+             (r1.spans == NULL) != (r2.spans == NULL))
+        why = "counts or reject message";
+    for (size_t i = 0; !why && i < r1.n; i++) {
+        const halo_span *x = &r1.spans[i], *y = &r2.spans[i];
+        why = span_diff(x, y);
+        if (!why && ((x->resource == &otlp_empty_resource) !=
+                         (y->resource == &otlp_empty_resource) ||
+                     (x->scope == &otlp_empty_scope) !=
+                         (y->scope == &otlp_empty_scope)))
+            why = "empty resource or scope";
+        if (!why && i > 0 &&
+            ((x->resource == x[-1].resource) !=
+                 (y->resource == y[-1].resource) ||
+             (x->scope == x[-1].scope) != (y->scope == y[-1].scope)))
+            why = "resource or scope sharing";
+        if (!why && (x->attrs.n == 0) && (x->attrs.items || y->attrs.items))
+            why = "items of empty attributes";
+    }
+    if (why && getenv("DIFF_DUMP")) {
+        FILE *f = fopen(getenv("DIFF_DUMP"), "wb");
+        fwrite(buf, 1, len, f);
+        fclose(f);
+    }
+    if (why)
+        fprintf(stderr, "  differ (%s): %d \"%s\" vs %d \"%s\"\n", why, s1,
+                e1.msg, s2, e2.msg);
+    halo_arena_free(a1);
+    halo_arena_free(a2);
+    return why;
+}
+
+TEST(pb_wire_decoder_matches_reference)
+{
+    size_t ok = 0, bad = 0, spans = 0;
+    for (int iter = 0; iter < 4000; iter++) {
+        size_t len;
+        uint8_t *buf = gen_request(&len);
+        {
+            halo_arena *a = halo_arena_new(0);
+            halo_otlp_result r;
+            halo_err err;
+            if (otlp_decode_pb_reference(buf, len, a, &r, &err) == HALO_OK) {
+                ok++;
+                spans += r.n;
+            } else {
+                bad++;
+            }
+            halo_arena_free(a);
+        }
+        CHECK(decode_diff(buf, len) == NULL);
+        if (getenv("PB_DIFF_CORPUS") && iter % 8 == 0) {
+            /* seeds for tests/fuzz/fuzz_otlp_pb_diff.c */
+            char path[512];
+            snprintf(path, sizeof path, "%s/gen-%04d", getenv("PB_DIFF_CORPUS"),
+                     iter);
+            FILE *f = fopen(path, "wb");
+            if (f) {
+                fwrite(buf, 1, len, f);
+                fclose(f);
+            }
+        }
+        if (len) {
+            CHECK(decode_diff(buf, rn((unsigned)len)) == NULL);
+            for (int f = 0; f < 3; f++) {
+                uint8_t *m = malloc(len);
+                memcpy(m, buf, len);
+                for (unsigned k = 1 + rn(3); k > 0; k--)
+                    m[rn((unsigned)len)] ^= (uint8_t)(1u << rn(8));
+                const char *d = decode_diff(m, len);
+                free(m);
+                CHECK(d == NULL);
+            }
+        }
+        free(buf);
+    }
+    printf("  differential: %zu requests decoded (%zu spans), %zu refused\n",
+           ok, spans, bad);
+    CHECK(ok > 1000 && bad > 100 && spans > 1000);
+}
+
+TEST(pb_wire_decoder_fixed_cases)
+{
+    /* nesting limit, empty input, the size guard, merges */
+    size_t len;
+    uint8_t *deep = nested_request(33, &len);
+    CHECK(decode_diff(deep, len) == NULL);
+    free(deep);
+    deep = nested_request(32, &len);
+    CHECK(decode_diff(deep, len) == NULL);
+    free(deep);
+    CHECK(decode_diff(NULL, 0) == NULL);
+    static const uint8_t two_empty_values[] = {
+        0x0a, 0x12, 0x12, 0x10, 0x12, 0x0e, 0x0a, 0x01, 0x01, 0x12, 0x01,
+        0x01, 0x4a, 0x06, 0x0a, 0x01, 'k',  0x12, 0x00, 0x12, 0x00};
+    CHECK(decode_diff(two_empty_values, sizeof two_empty_values) == NULL);
+}
+
+/* The throughput request (100 spans of 10 attributes and an event). */
+static uint8_t *typical_request(size_t *len)
+{
+    wbuf req = {0}, rs = {0}, res = {0}, ss = {0}, sc = {0};
+    static const char *keys[] = {"openinference.span.kind",
+                                 "llm.model_name",
+                                 "llm.token_count.prompt",
+                                 "llm.token_count.completion",
+                                 "session.id",
+                                 "input.value",
+                                 "output.value",
+                                 "llm.cost.total",
+                                 "tool.name",
+                                 "retry"};
+    static const char *strs[] = {
+        "LLM",
+        "gpt-4o-mini",
+        NULL,
+        NULL,
+        "3f2a9c1e-session",
+        "What is the refund policy for order 1234? Please answer briefly.",
+        "Refunds are accepted within 30 days.",
+        NULL,
+        "search_orders",
+        NULL};
+    wb_plain = true;
+    wbuf kv = {0}, v = {0};
+    wb_bytes(&v, 1, "agent", 5);
+    wb_bytes(&kv, 1, "service.name", 12);
+    wb_msg(&kv, 2, &v);
+    wb_msg(&res, 1, &kv);
+    wb_msg(&rs, 1, &res);
+    wb_bytes(&sc, 1, "openinference", 13);
+    wb_bytes(&sc, 2, "0.1", 3);
+    wb_msg(&ss, 1, &sc);
+    for (int i = 0; i < 100; i++) {
+        wbuf sp = {0};
+        uint8_t id[16];
+        fill_id(id, 16, (uint8_t)(i / 10 + 1));
+        wb_varint(&sp, 0x0a), wb_varint(&sp, 16), wb_put(&sp, id, 16);
+        fill_id(id, 8, (uint8_t)(i + 1));
+        wb_varint(&sp, 0x12), wb_varint(&sp, 8), wb_put(&sp, id, 8);
+        wb_varint(&sp, 0x2a), wb_varint(&sp, 14),
+            wb_put(&sp, "ChatCompletion", 14);
+        wb_varint(&sp, 0x30), wb_varint(&sp, 3);
+        for (int k = 0; k < 10; k++) {
+            wbuf a = {0}, val = {0};
+            wb_varint(&a, 0x0a), wb_varint(&a, strlen(keys[k]));
+            wb_put(&a, keys[k], strlen(keys[k]));
+            if (strs[k]) {
+                wb_varint(&val, 0x0a), wb_varint(&val, strlen(strs[k]));
+                wb_put(&val, strs[k], strlen(strs[k]));
+            } else {
+                wb_varint(&val, k == 7 ? 0x21 : 0x18);
+                if (k == 7)
+                    wb_put(&val, "\x01\x02\x03\x04\x05\x06\x07\x3f", 8);
+                else
+                    wb_varint(&val, 1234);
+            }
+            wb_varint(&a, 0x12), wb_varint(&a, val.n), wb_put(&a, val.p, val.n);
+            free(val.p);
+            wb_varint(&sp, 0x4a), wb_varint(&sp, a.n), wb_put(&sp, a.p, a.n);
+            free(a.p);
+        }
+        wb_varint(&sp, 0x5a), wb_varint(&sp, 17);
+        wb_varint(&sp, 0x12), wb_varint(&sp, 15),
+            wb_put(&sp, "llm.first_token", 15);
+        wb_varint(&ss, 0x12), wb_varint(&ss, sp.n), wb_put(&ss, sp.p, sp.n);
+        free(sp.p);
+    }
+    wb_varint(&rs, 0x12), wb_varint(&rs, ss.n), wb_put(&rs, ss.p, ss.n);
+    free(ss.p);
+    wb_varint(&req, 0x0a), wb_varint(&req, rs.n), wb_put(&req, rs.p, rs.n);
+    free(rs.p);
+    wb_plain = false;
+    *len = req.n;
+    return req.p;
+}
+
+typedef halo_status (*pb_decoder)(const uint8_t *, size_t, halo_arena *,
+                                  halo_otlp_result *, halo_err *);
+
+static void measure(const char *name, pb_decoder dec, const uint8_t *pb,
+                    size_t len, int *halo_test_failed)
+{
+    enum { ROUNDS = 1000 };
+    size_t total = 0, reserved = 0;
+    double t0 = now_s();
+    for (int k = 0; k < ROUNDS; k++) {
+        halo_arena *a = halo_arena_new(len * 4);
+        halo_otlp_result r;
+        halo_err err = {{0}};
+        halo_status st = dec(pb, len, a, &r, &err);
+        total += r.n;
+        halo_arena_free(a);
+        CHECK_INT(st, HALO_OK);
+    }
+    double dt = now_s() - t0;
+    /* the bytes used: the smallest first block that decoding fits in */
+    size_t lo = 1, hi = len * 64;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        halo_arena *a = halo_arena_new(mid);
+        halo_otlp_result r;
+        halo_err err = {{0}};
+        CHECK_INT(dec(pb, len, a, &r, &err), HALO_OK);
+        if (halo_arena_reserved(a) == mid)
+            hi = mid;
+        else
+            lo = mid + 1;
+        halo_arena_free(a);
+    }
+    reserved = lo * 10;
+    printf("  %s: %zu-byte request of %zu spans: %.0f spans/s (%.2f "
+           "us/span), arena %zu bytes/span (%.1fx the wire)\n",
+           name, len, total / ROUNDS, (double)total / dt, dt / total * 1e6,
+           reserved / 10 / (total / ROUNDS), (double)reserved / 10 / len);
+}
+
+TEST(pb_wire_decoder_speed)
+{
+    size_t len;
+    uint8_t *pb = typical_request(&len);
+    CHECK(decode_diff(pb, len) == NULL);
+    measure("reference (protobuf-c)", otlp_decode_pb_reference, pb, len,
+            halo_test_failed);
+    measure("wire decoder", otlp_decode_pbwire, pb, len, halo_test_failed);
+    free(pb);
+}
