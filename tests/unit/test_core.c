@@ -140,6 +140,32 @@ TEST(arena_counts_inflight_bytes)
     CHECK_INT(halo_arena_total_reserved(), before);
 }
 
+TEST(arena_big_blocks_are_mapped_and_accounted)
+{
+    int64_t before = halo_arena_total_reserved();
+    halo_arena *a = halo_arena_new(200000); /* a mapped 256 KiB block */
+    CHECK(halo_arena_reserved(a) >= 200000);
+    CHECK_INT(halo_arena_total_reserved(),
+              before + (int64_t)halo_arena_reserved(a));
+    /* the whole first block is usable without a second one */
+    char *p = halo_arena_alloc(a, 200000);
+    CHECK(p != NULL);
+    memset(p, 0xab, 200000);
+    size_t r1 = halo_arena_reserved(a);
+    CHECK(halo_arena_alloc(a, 8 << 20) != NULL); /* a larger second block */
+    CHECK(halo_arena_reserved(a) >= r1 + (8u << 20));
+    halo_arena_free(a);
+    CHECK_INT(halo_arena_total_reserved(), before);
+    /* freed blocks are reused or unmapped: many rounds stay accounted */
+    for (int i = 0; i < 64; i++) {
+        halo_arena *b = halo_arena_new(1 << 20);
+        CHECK(b != NULL);
+        CHECK(halo_arena_alloc(b, 1 << 19) != NULL);
+        halo_arena_free(b);
+    }
+    CHECK_INT(halo_arena_total_reserved(), before);
+}
+
 TEST(buf_json_escapes_and_repairs_utf8)
 {
     halo_buf b = HALO_BUF_INIT;
