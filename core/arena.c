@@ -33,7 +33,20 @@ typedef struct block {
     _Alignas(16) unsigned char data[];
 } block;
 
-#define BIG_MIN_CLS 16  /* 64 KiB: smaller blocks come from malloc */
+/* Under AddressSanitizer every block comes from malloc, so ASan's redzones
+ * still catch a decoder writing past a block. */
+#if defined(__SANITIZE_ADDRESS__)
+#define HALO_ARENA_MALLOC_ONLY 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HALO_ARENA_MALLOC_ONLY 1
+#endif
+#endif
+#ifdef HALO_ARENA_MALLOC_ONLY
+#define BIG_MIN_CLS 63
+#else
+#define BIG_MIN_CLS 16 /* 64 KiB: smaller blocks come from malloc */
+#endif
 #define POOL_MAX_CLS 26 /* 64 MiB: larger mapped blocks are never pooled */
 #define ARENA_POOL_MAX ((size_t)16 << 20)
 
