@@ -63,9 +63,10 @@ fuzz:
 	@set -e; for f in $(BUILD_FUZZ)/fuzz_*; do \
 	  [ -x "$$f" ] || continue; name=$$(basename $$f); \
 	  mkdir -p $(BUILD_FUZZ)/corpus/$$name; \
+	  seeds=""; [ -d tests/fuzz/corpus/$$name ] && seeds=tests/fuzz/corpus/$$name; \
 	  echo "== $$name ($(FUZZ_SECONDS)s)"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
-	      $(BUILD_FUZZ)/corpus/$$name tests/fuzz/corpus/$$name; \
+	      $(BUILD_FUZZ)/corpus/$$name $$seeds; \
 	done
 
 bench: build
