@@ -562,17 +562,26 @@ static halo_status insert_all(sq_store *s, halo_store_rows *const *rows,
     return HALO_OK;
 }
 
+/* The error for a write to a store opened read-only, else HALO_OK. */
+static halo_status check_writable(const sq_store *s, const char *verb,
+                                  halo_err *err)
+{
+    if (!s->read_only)
+        return HALO_OK;
+    return halo_fail(err, HALO_EINVAL,
+                     "cannot %s: database \"%s\" is open read-only", verb,
+                     s->path);
+}
+
 static halo_status sq_write_rows(halo_store *base, halo_store_rows *const *rows,
                                  size_t n, halo_write_stats *stats,
                                  halo_err *err)
 {
     sq_store *s = (sq_store *)base;
     halo_write_stats ws = {0, 0, 0};
-    if (s->read_only)
-        return halo_fail(err, HALO_EINVAL,
-                         "cannot write: database \"%s\" "
-                         "is open read-only",
-                         s->path);
+    halo_status wst = check_writable(s, "write", err);
+    if (wst != HALO_OK)
+        return wst;
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += rows[i]->n_spans;
@@ -602,11 +611,9 @@ static halo_status sq_write_batches(halo_store *base,
                                     halo_write_stats *stats, halo_err *err)
 {
     sq_store *s = (sq_store *)base;
-    if (s->read_only)
-        return halo_fail(err, HALO_EINVAL,
-                         "cannot write: database \"%s\" "
-                         "is open read-only",
-                         s->path);
+    halo_status wst = check_writable(s, "write", err);
+    if (wst != HALO_OK)
+        return wst;
     halo_store_rows **rows = calloc(n ? n : 1, sizeof *rows);
     if (!rows)
         return halo_fail(err, HALO_ENOMEM, "out of memory");
@@ -647,11 +654,9 @@ static halo_status sq_retention_step(halo_store *base, uint64_t cutoff_ns,
     int64_t d_spans = 0, d_traces = 0;
     *deleted = 0;
     *more = false;
-    if (s->read_only)
-        return halo_fail(err, HALO_EINVAL,
-                         "cannot delete: database \"%s\" "
-                         "is open read-only",
-                         s->path);
+    halo_status wst = check_writable(s, "delete", err);
+    if (wst != HALO_OK)
+        return wst;
     halo_iso_from_ns(cutoff_ns, cutoff);
     halo_status st = sq_exec(s, "BEGIN IMMEDIATE", "begin a transaction", err);
     if (st == HALO_OK)
@@ -673,11 +678,9 @@ static halo_status sq_put_report(halo_store *base, const halo_report_row *r,
                                  halo_err *err)
 {
     sq_store *s = (sq_store *)base;
-    if (s->read_only)
-        return halo_fail(err, HALO_EINVAL,
-                         "cannot write: database \"%s\" "
-                         "is open read-only",
-                         s->path);
+    halo_status wst = check_writable(s, "write", err);
+    if (wst != HALO_OK)
+        return wst;
     if (!r->id || !*r->id)
         return halo_fail(err, HALO_EINVAL, "invalid report: empty id");
     sqlite3_stmt *st = s->put_report;
