@@ -8,6 +8,7 @@
  * pipeline may change them independently.
  */
 #include "batch.h"
+#include "clock.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -64,20 +65,13 @@ void halo_ack_unref(halo_ack *ack)
     free(ack);
 }
 
-static uint64_t now_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 halo_batch *halo_batch_new(void)
 {
     halo_batch *b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
     atomic_init(&b->refs, 1);
-    b->created_ns = now_mono_ns();
+    b->created_ns = halo_mono_ns();
     return b;
 }
 

@@ -13,6 +13,7 @@
  * of the file is still imported, and the exit code is 1.
  */
 #include "cli.h"
+#include "clock.h"
 #include "log.h"
 #include "receivers/otlp/otlp_codec.h"
 #include "service.h"
@@ -175,18 +176,11 @@ typedef struct progress {
     uint64_t last_ns;
 } progress;
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void show_progress(progress *pg, gzFile gz, importer *im, bool final)
 {
     if (!pg->tty)
         return;
-    uint64_t t = now_ns();
+    uint64_t t = halo_mono_ns();
     if (!final && t - pg->last_ns < 100000000u)
         return;
     pg->last_ns = t;
@@ -411,14 +405,14 @@ int halo_cmd_import(int argc, char **argv)
     im.entry = halo_service_entry(svc);
     pthread_mutex_init(&im.mu, NULL);
     pthread_cond_init(&im.cv, NULL);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = halo_mono_ns();
     int files_failed = 0;
     for (int i = optind; i < argc; i++)
         if (import_file(&im, argv[i]) != 0)
             files_failed++;
     wait_inflight(&im, 1);
     halo_service_shutdown(svc);
-    double secs = (double)(now_ns() - t0) / 1e9;
+    double secs = (double)(halo_mono_ns() - t0) / 1e9;
     fprintf(stderr,
             "imported %lld spans from %d file(s) in %.2fs; %lld line(s) "
             "rejected, %lld span(s) rejected, %lld span(s) not stored\n",

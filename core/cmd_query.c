@@ -14,6 +14,7 @@
  * cycle (hand-edited data must not hang or crash the CLI).
  */
 #include "cli.h"
+#include "clock.h"
 
 #include "buf.h"
 #include "log.h"
@@ -144,13 +145,6 @@ static int parse_opts(int argc, char **argv, qopts *q, const char *help,
     return -1;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* "2026-11-16T09:00:00Z", "2026-11-16T09:00:00.25Z", "2026-11-16 09:00:00"
  * (UTC), "2026-11-16". */
 static bool parse_iso(const char *s, uint64_t *ns)
@@ -190,7 +184,7 @@ static bool parse_when(const char *s, uint64_t *ns)
 {
     int64_t d;
     if (halo_parse_duration(s, &d)) {
-        uint64_t now = now_ns();
+        uint64_t now = halo_real_ns();
         *ns = (uint64_t)d >= now ? 1 : now - (uint64_t)d;
         return true;
     }

@@ -28,6 +28,7 @@
  * shutdown() stops accepting (consume answers HALO_ESHUTDOWN), lets the
  * writer drain the queue fully, joins it and closes the database.
  */
+#include "core/clock.h"
 #include "core/component.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -91,20 +92,6 @@ typedef struct sqlite_exp {
     halo_metric *m_sent, *m_failed, *m_depth, *m_write;
 } sqlite_exp;
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t real_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- writing ------------------------------------------------------------- */
 
 /* Complete the group's batches (answering their requests) and free their
@@ -126,11 +113,11 @@ static void write_group(sqlite_exp *e, queued *group, halo_store_rows **rows,
 {
     halo_err err = {{0}};
     halo_write_stats ws;
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = halo_mono_ns();
     for (size_t i = 0; i < n; i++)
         rows[i] = group[i].rows;
     halo_status st = e->store->ops->write_rows(e->store, rows, n, &ws, &err);
-    halo_metric_observe(e->m_write, (double)(mono_ns() - t0) / 1e9);
+    halo_metric_observe(e->m_write, (double)(halo_mono_ns() - t0) / 1e9);
     if (st != HALO_OK) {
         LOG_ERROR(e->prefix, "%s", err.msg);
         complete_group(e, group, n, HALO_ERETRY, err.msg);
@@ -175,12 +162,12 @@ static uint64_t retention_interval(const sqlite_cfg *cfg)
 static void retention_check(sqlite_exp *e)
 {
     if (!e->next_retention || e->retention_active ||
-        mono_ns() < e->next_retention)
+        halo_mono_ns() < e->next_retention)
         return;
     e->retention_active = true;
-    e->retention_cutoff = real_ns() - (uint64_t)e->cfg->retention_ns;
+    e->retention_cutoff = halo_real_ns() - (uint64_t)e->cfg->retention_ns;
     e->retention_deleted = 0;
-    e->next_retention = mono_ns() + retention_interval(e->cfg);
+    e->next_retention = halo_mono_ns() + retention_interval(e->cfg);
 }
 
 /* One short delete transaction of the current pass. */
@@ -214,12 +201,10 @@ static void wait_for_work(sqlite_exp *e)
         pthread_cond_wait(&e->cv, &e->mu);
         return;
     }
-    uint64_t now = mono_ns();
+    uint64_t now = halo_mono_ns();
     if (now >= e->next_retention)
         return;
-    uint64_t until = e->next_retention;
-    struct timespec ts = {(time_t)(until / 1000000000u),
-                          (long)(until % 1000000000u)};
+    struct timespec ts = halo_timespec_of(e->next_retention);
     pthread_cond_timedwait(&e->cv, &e->mu, &ts);
 }
 
@@ -366,7 +351,7 @@ static halo_status sqlite_start(halo_component *self, halo_err *err)
     if (st != HALO_OK)
         return st;
     if (cfg->retention_ns > 0)
-        e->next_retention = mono_ns(); /* a first pass at start */
+        e->next_retention = halo_mono_ns(); /* a first pass at start */
     if (pthread_create(&e->thread, NULL, writer_main, e) != 0) {
         halo_store_close(e->store);
         e->store = NULL;

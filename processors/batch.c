@@ -21,6 +21,7 @@
  *
  * Shutdown sends what is pending and waits until everything sent is done.
  */
+#include "core/clock.h"
 #include "core/component.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -50,13 +51,6 @@ typedef struct batch_ctx {
 } batch_ctx;
 
 enum { TRIG_IDLE, TRIG_SIZE, TRIG_TIMEOUT };
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* The processor's own ack on a sent batch: downstream is done with it. */
 static void on_downstream_done(void *ud, halo_status st, const char *msg)
@@ -103,7 +97,7 @@ static halo_batch *take_due(halo_component *self, int *trigger)
         *trigger = TRIG_IDLE;
     else if ((int64_t)x->pending->n_spans >= cfg->send_batch_size)
         *trigger = TRIG_SIZE;
-    else if (mono_ns() >= x->pending_since + (uint64_t)cfg->timeout_ns)
+    else if (halo_mono_ns() >= x->pending_since + (uint64_t)cfg->timeout_ns)
         *trigger = TRIG_TIMEOUT;
     else
         return NULL;
@@ -132,9 +126,8 @@ static void *batch_main(void *arg)
             pthread_cond_wait(&x->cv, &x->mu);
             continue;
         }
-        uint64_t due = x->pending_since + (uint64_t)cfg->timeout_ns;
-        struct timespec ts = {(time_t)(due / 1000000000u),
-                              (long)(due % 1000000000u)};
+        struct timespec ts =
+            halo_timespec_of(x->pending_since + (uint64_t)cfg->timeout_ns);
         pthread_cond_timedwait(&x->cv, &x->mu, &ts);
     }
     pthread_mutex_unlock(&x->mu);
@@ -230,17 +223,15 @@ static void batch_shutdown(halo_component *self)
         send(self, b, TRIG_TIMEOUT);
     /* everything sent must be done before the context may go away */
     pthread_mutex_lock(&x->mu);
-    uint64_t next_log = mono_ns() + 5000000000u;
+    uint64_t next_log = halo_mono_ns() + 5000000000u;
     while (x->in_flight > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += 1;
+        struct timespec ts = halo_timespec_of(halo_mono_ns() + 1000000000u);
         pthread_cond_timedwait(&x->cv, &x->mu, &ts);
-        if (x->in_flight > 0 && mono_ns() > next_log) {
+        if (x->in_flight > 0 && halo_mono_ns() > next_log) {
             LOG_WARN(self->log_prefix,
                      "waiting for %lld batch(es) to be written downstream",
                      (long long)x->in_flight);
-            next_log = mono_ns() + 5000000000u;
+            next_log = halo_mono_ns() + 5000000000u;
         }
     }
     pthread_mutex_unlock(&x->mu);

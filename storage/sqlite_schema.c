@@ -10,6 +10,7 @@
  * migration is a new entry at the end of `migrations` (never edit a
  * released one); PostgreSQL's backend keeps the same column names.
  */
+#include "../core/clock.h"
 #include "sqlite_int.h"
 
 #include "../core/log.h"
@@ -18,13 +19,6 @@
 #include <time.h>
 
 #define LOG_PREFIX "storage:sqlite"
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- schema -------------------------------------------------------------- */
 
@@ -177,7 +171,7 @@ static halo_status apply_migration(sq_store *s, const struct migration *m,
         st = check_not_newer(s, version, err);
     if (st == HALO_OK && version < m->version) {
         char sql[160], now[31];
-        halo_iso_from_ns(now_ns(), now);
+        halo_iso_from_ns(halo_real_ns(), now);
         st = sq_exec(s, m->sql, "apply a schema migration", err);
         snprintf(sql, sizeof sql,
                  "INSERT INTO schema_migrations VALUES (%d, '%s')", m->version,

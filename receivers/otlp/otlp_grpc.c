@@ -289,7 +289,7 @@ static void on_new(greq *r, bool ok)
     pthread_mutex_unlock(&g->mu);
     if (!atomic_load(&g->stopping))
         request_slot(g);
-    r->base.start_ns = otlp_now_ns();
+    r->base.start_ns = halo_mono_ns();
     if (grpc_slice_str_cmp(r->details.method, EXPORT_METHOD) != 0) {
         char msg[320];
         snprintf(msg, sizeof msg, "unknown method %.*s",
@@ -459,7 +459,7 @@ void otlp_grpc_stop(otlp_grpc *g)
         return;
     atomic_store(&g->stopping, true);
     grpc_server_shutdown_and_notify(g->server, g->cq, &g->t_shutdown);
-    if (!wait_drained(g, otlp_now_ns() + otlp_drain_deadline_ns)) {
+    if (!wait_drained(g, halo_mono_ns() + otlp_drain_deadline_ns)) {
         LOG_WARN(g->prefix,
                  "grpc calls still in flight after %gs: answering them "
                  "unavailable",
@@ -469,7 +469,7 @@ void otlp_grpc_stop(otlp_grpc *g)
          * late: sweep until everything is finished */
         do
             force_answers(g);
-        while (!wait_drained(g, otlp_now_ns() + 100000000u));
+        while (!wait_drained(g, halo_mono_ns() + 100000000u));
     }
     grpc_server_destroy(g->server);
     grpc_completion_queue_shutdown(g->cq);

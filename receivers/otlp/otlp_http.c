@@ -99,7 +99,7 @@ static hreq *hreq_new(otlp_http *h, struct MHD_Connection *conn)
     atomic_init(&r->refs, 1);
     atomic_init(&r->base.claimed, false);
     pthread_mutex_init(&r->mu, NULL);
-    r->base.start_ns = otlp_now_ns();
+    r->base.start_ns = halo_mono_ns();
     return r;
 }
 
@@ -587,14 +587,14 @@ void otlp_http_stop(otlp_http *h)
     int fd = MHD_quiesce_daemon(h->daemon);
     if (fd >= 0)
         close(fd); /* new connections are refused from now on */
-    if (!wait_open_zero(h, otlp_now_ns() + otlp_drain_deadline_ns)) {
+    if (!wait_open_zero(h, halo_mono_ns() + otlp_drain_deadline_ns)) {
         LOG_WARN(h->prefix,
                  "http requests still in flight after %gs: answering them "
                  "unavailable",
                  (double)otlp_drain_deadline_ns / 1e9);
         force_answers(h);
         /* give the answers a moment to go out */
-        wait_open_zero(h, otlp_now_ns() + 1000000000u);
+        wait_open_zero(h, halo_mono_ns() + 1000000000u);
     }
     MHD_stop_daemon(h->daemon);
     LOG_INFO(h->prefix, "stopped listening on %s (http)", h->endpoint);

@@ -22,6 +22,7 @@
 #define HALO_OTLP_INTERNAL_H
 
 #include "../../core/batch.h"
+#include "../../core/clock.h"
 #include "../../core/component.h"
 #include "../../core/metrics.h"
 #include "../../core/net.h"
@@ -117,8 +118,6 @@ bool otlp_req_claim(otlp_req *r);
  * answer runs exactly once, possibly before this returns. */
 void otlp_dispatch(halo_component *self, otlp_req *r, const uint8_t *body,
                    size_t len, bool json, halo_ack_fn answer, void *ud);
-
-uint64_t otlp_now_ns(void);
 
 /* ---- transports ------------------------------------------------------- */
 

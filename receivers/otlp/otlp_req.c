@@ -8,6 +8,7 @@
  * malformed ones are answered at once through the same function, so each
  * transport has a single answer path.
  */
+#include "../../core/clock.h"
 #include "otlp_internal.h"
 
 #include "otlp_codec.h"
@@ -17,13 +18,6 @@
 #include <time.h>
 
 uint64_t otlp_drain_deadline_ns = 10ull * 1000000000ull;
-
-uint64_t otlp_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 otlp_code otlp_code_of(halo_status st)
 {
@@ -127,7 +121,7 @@ void otlp_metrics_answer(const otlp_metrics *m, otlp_code code, size_t accepted,
     if (code < OTLP_C_N && m->requests[code])
         halo_metric_add(m->requests[code], 1);
     if (start_ns) {
-        uint64_t now = otlp_now_ns();
+        uint64_t now = halo_mono_ns();
         double s = now > start_ns ? (double)(now - start_ns) / 1e9 : 0;
         halo_metric_observe(m->latency, s);
     }
