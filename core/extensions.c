@@ -11,6 +11,7 @@
  * The listening socket is bound by halo_tcp_listen (receivers/otlp/
  * core/net.c) so "address already in use" is reported as such.
  */
+#include "arena.h"
 #include "buf.h"
 #include "component.h"
 #include "http.h"
@@ -89,6 +90,10 @@ static enum MHD_Result serve_health(ext_ctx *x, struct MHD_Connection *c)
 static enum MHD_Result serve_metrics(struct MHD_Connection *c)
 {
     halo_buf b = HALO_BUF_INIT;
+    /* read at scrape time, so it is current also when no data flows */
+    halo_metric_set(halo_gauge("halo_memory_inflight_bytes",
+                               "bytes of decoded span data in flight", NULL),
+                    (double)halo_arena_total_reserved());
     halo_metrics_render(&b);
     size_t len = b.len;
     char *body = halo_buf_steal(&b);

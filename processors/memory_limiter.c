@@ -22,7 +22,6 @@ typedef struct ml_cfg {
 
 typedef struct ml_ctx {
     halo_metric *m_refused;
-    halo_metric *m_inflight;
     atomic_bool refusing; /* to log transitions once, not per request */
 } ml_ctx;
 
@@ -35,8 +34,6 @@ static halo_status ml_create(halo_component *self, halo_err *err)
     snprintf(labels, sizeof labels, "processor=\"%s\"", self->id);
     x->m_refused = halo_counter("halo_processor_refused_spans_total",
                                 "spans refused for lack of memory", labels);
-    x->m_inflight = halo_gauge("halo_memory_inflight_bytes",
-                               "bytes of decoded span data in flight", NULL);
     self->ctx = x;
     return HALO_OK;
 }
@@ -46,7 +43,6 @@ static halo_status ml_consume(halo_component *self, halo_batch *b)
     ml_ctx *x = self->ctx;
     ml_cfg *cfg = self->cfg;
     int64_t inflight = halo_arena_total_reserved();
-    halo_metric_set(x->m_inflight, (double)inflight);
     if (inflight > cfg->limit) {
         if (!atomic_exchange(&x->refusing, true))
             LOG_WARN(self->log_prefix,
