@@ -36,15 +36,9 @@ read -r -a EXTRA <<<"${LOADGEN_ARGS:-}"
 read -r -a GRPC_ARGS <<<"${BENCH_GRPC_ARGS:---connections 8 --inflight 16}"
 read -r -a HTTP_ARGS <<<"${BENCH_HTTP_ARGS:---connections 128}"
 
-die() { echo "bench: $*" >&2; exit 1; }
-
-for b in "$HALO_BIN" "$LOADGEN"; do
-    if [[ ! -x $b ]]; then
-        echo "bench: cannot find executable $b (build first, or set" \
-             "HALO_BIN / LOADGEN)" >&2
-        exit 2
-    fi
-done
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+need_exec "$HALO_BIN" "$LOADGEN"
 command -v sqlite3 >/dev/null || die "sqlite3 is needed to verify the store"
 command -v curl >/dev/null || die "curl is needed for the health check"
 [[ $DUR =~ ^[0-9]+$ && $DUR -gt 0 ]] || die "invalid BENCH_DURATION \"$DUR\""
@@ -66,22 +60,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free 127.0.0.1 port: nothing answers a connect, and we did not pick it
-# already.
-USED=" "
-pick_port() {
-    local p
-    for _ in $(seq 100); do
-        p=$((20000 + RANDOM % 40000))
-        [[ $USED == *" $p "* ]] && continue
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            USED+="$p "
-            echo "$p"
-            return 0
-        fi
-    done
-    die "could not find a free port"
-}
 GRPC_PORT=$(pick_port)
 HTTP_PORT=$(pick_port)
 HEALTH_PORT=$(pick_port)
@@ -127,25 +105,10 @@ EOF
 # ---- start halo and wait for its health endpoint -------------------------
 "$HALO_BIN" serve --config "$TMP/halo.yaml" >"$TMP/halo.log" 2>&1 &
 HALO_PID=$!
-deadline=$((SECONDS + 20))
-until curl -sf -o /dev/null "http://127.0.0.1:$HEALTH_PORT/"; do
-    if ! kill -0 "$HALO_PID" 2>/dev/null; then
-        cat "$TMP/halo.log" >&2
-        HALO_PID=
-        die "halo serve exited during start"
-    fi
-    ((SECONDS < deadline)) || {
-        cat "$TMP/halo.log" >&2
-        die "halo did not report healthy on 127.0.0.1:$HEALTH_PORT in 20 s"
-    }
-    sleep 0.1
-done
+wait_healthy "$HALO_PID" "$HEALTH_PORT" "$TMP/halo.log"
 
 echo "bench: halo pid $HALO_PID, gRPC :$GRPC_PORT, HTTP :$HTTP_PORT," \
      "$DUR s per phase, $(nproc) cores shared by halo and the load generator"
-
-# Value of a numeric field of a one-line JSON result.
-field() { sed -n "s/.*\"$2\":\\([-0-9.]*\\).*/\\1/p" "$TMP/$1.json"; }
 
 phase() {
     local name=$1
@@ -158,14 +121,6 @@ phase() {
     kill -0 "$HALO_PID" 2>/dev/null || die "halo died during phase $name"
 }
 
-# The machine is shared: say how busy it was, so figures can be judged.
-load() {
-    local psi=""
-    [[ -r /proc/pressure/cpu ]] &&
-        psi=", cpu pressure $(sed -n 's/^some avg10=\([0-9.]*\).*/\1/p' \
-            /proc/pressure/cpu)%"
-    echo "load average $(cut -d' ' -f1-3 /proc/loadavg)$psi"
-}
 LOAD_BEFORE=$(load)
 
 phase grpc --grpc "127.0.0.1:$GRPC_PORT" "${GRPC_ARGS[@]}"
@@ -201,30 +156,10 @@ else
 fi
 
 # ---- stop halo: SIGTERM must drain and exit 0 ----------------------------
-kill -TERM "$HALO_PID"
-deadline=$((SECONDS + 30))
-while kill -0 "$HALO_PID" 2>/dev/null && ((SECONDS < deadline)); do
-    sleep 0.1
-done
-STOP_RC=0
-if kill -0 "$HALO_PID" 2>/dev/null; then
-    STOP_RC=timeout
-else
-    wait "$HALO_PID" || STOP_RC=$?
-    HALO_PID=
-fi
+stop_pid "$HALO_PID"
+HALO_PID=
 
 # ---- report ----------------------------------------------------------------
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-target() { # name value op limit unit
-    local ok
-    ok=$(awk -v v="$2" -v l="$4" -v op="$3" \
-        'BEGIN { ok = op == ">=" ? (v >= l) : (v <= l)
-                 print (ok ? "met" : "MISSED") }')
-    [[ $ok == met ]] || MISSED+=("$1")
-    printf '  %-36s %12s %s  (target %s %s %s)\n' "$1" "$2" "$5" "$3" "$4" \
-        "$ok"
-}
 MISSED=()
 echo
 echo "== halo ingest benchmark ($(nproc) cores, halo and loadgen share them," \

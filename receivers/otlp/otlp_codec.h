@@ -53,6 +53,15 @@ halo_status halo_otlp_encode_json(const halo_span *spans, size_t n,
 halo_status halo_otlp_encode_pb(const halo_span *spans, size_t n, uint8_t **out,
                                 size_t *out_len);
 
+/* The same two encodings for spans given by pointer, in any order (the
+ * kafka exporter groups a batch's spans by trace id without copying them).
+ * Append to out; on failure out->oom or the status says why. Output is
+ * byte-identical to encoding the same spans as a contiguous array. */
+halo_status halo_otlp_encode_pb_refs(const halo_span *const *spans, size_t n,
+                                     halo_buf *out);
+halo_status halo_otlp_encode_json_refs(const halo_span *const *spans,
+                                       size_t n, halo_buf *out);
+
 /* ExportTraceServiceResponse; partial_success only when rejected > 0. */
 halo_status halo_otlp_response_pb(int64_t rejected, const char *msg,
                                   uint8_t **out, size_t *out_len);

@@ -1,0 +1,113 @@
+# bench/lib.sh -- shell functions shared by the benchmark scripts (sourced).
+#
+# Callers set TMP (a temp dir) before using field/phase, and keep the PIDs
+# they start in PIDS (an array) so cleanup_pids can stop them.
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+need_exec() {
+    local b
+    for b in "$@"; do
+        if [[ ! -x $b ]]; then
+            echo "bench: cannot find executable $b (build first, or set" \
+                 "the variable that names it)" >&2
+            exit 2
+        fi
+    done
+}
+
+# A free 127.0.0.1 port: nothing answers a connect, and we did not pick it
+# already.
+USED=" "
+pick_port() {
+    local p
+    for _ in $(seq 100); do
+        p=$((20000 + RANDOM % 40000))
+        [[ $USED == *" $p "* ]] && continue
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            USED+="$p "
+            echo "$p"
+            return 0
+        fi
+    done
+    die "could not find a free port"
+}
+
+# wait_healthy PID PORT LOG: until the health_check extension answers.
+wait_healthy() {
+    local pid=$1 port=$2 log=$3 deadline=$((SECONDS + 20))
+    until curl -sf -o /dev/null "http://127.0.0.1:$port/"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            cat "$log" >&2
+            die "halo serve (pid $pid) exited during start"
+        fi
+        ((SECONDS < deadline)) || {
+            cat "$log" >&2
+            die "halo did not report healthy on 127.0.0.1:$port in 20 s"
+        }
+        sleep 0.1
+    done
+}
+
+# stop_pid PID: SIGTERM, wait up to 30 s; sets STOP_RC to the exit status,
+# or "timeout" (then the process is killed). Not in a $(...): the process
+# must be a child of this shell to be reaped.
+stop_pid() {
+    local pid=$1 deadline=$((SECONDS + 30))
+    STOP_RC=0
+    kill -TERM "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        STOP_RC=timeout
+        return
+    fi
+    wait "$pid" || STOP_RC=$?
+}
+
+# kill -9 and reap every PID in PIDS that is still running.
+cleanup_pids() {
+    local p
+    for p in ${PIDS[@]+"${PIDS[@]}"}; do
+        if kill -0 "$p" 2>/dev/null; then
+            kill -KILL "$p" 2>/dev/null || true
+            wait "$p" 2>/dev/null || true
+        fi
+    done
+}
+
+# Value of a numeric field of a one-line JSON result $TMP/NAME.json.
+field() { sed -n "s/.*\"$2\":\\([-0-9.]*\\).*/\\1/p" "$TMP/$1.json"; }
+
+# The machine is shared: say how busy it was, so figures can be judged.
+load() {
+    local psi=""
+    [[ -r /proc/pressure/cpu ]] &&
+        psi=", cpu pressure $(sed -n 's/^some avg10=\([0-9.]*\).*/\1/p' \
+            /proc/pressure/cpu)%"
+    echo "load average $(cut -d' ' -f1-3 /proc/loadavg)$psi"
+}
+
+# Sum of a Prometheus sample family (all label sets) from a metrics port.
+metric_sum() {
+    curl -sf "http://127.0.0.1:$1/metrics" |
+        awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $2 }
+                       END { printf "%d", s }'
+}
+
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# target NAME VALUE OP LIMIT UNIT: print a figure against its target; a miss
+# is appended to MISSED.
+target() {
+    local ok
+    ok=$(awk -v v="$2" -v l="$4" -v op="$3" \
+        'BEGIN { ok = op == ">=" ? (v >= l) : (v <= l)
+                 print (ok ? "met" : "MISSED") }')
+    [[ $ok == met ]] || MISSED+=("$1")
+    printf '  %-36s %12s %s  (target %s %s %s)\n' "$1" "$2" "$5" "$3" "$4" \
+        "$ok"
+}
