@@ -46,21 +46,28 @@ halo_status halo_span_decode_jsonl(const char *line, size_t len,
                                    halo_err *err);
 
 /* OTLP/JSON ExportTraceServiceRequest of spans, grouped by resource and
- * scope (by pointer identity, then by equal content). Appends to out. */
+ * scope (by pointer identity, then by equal content): each run of
+ * consecutive spans sharing a resource is one resourceSpans entry, each run
+ * within it sharing a scope one scopeSpans entry, in the spans' order.
+ * Appends to out. HALO_EINVAL when attribute values nest deeper than 32
+ * levels, HALO_ENOMEM when out ran out of memory. */
 halo_status halo_otlp_encode_json(const halo_span *spans, size_t n,
                                   halo_buf *out);
-/* Same, protobuf wire format; *out is malloc'd. */
+/* Same, protobuf wire format, written straight from the spans
+ * (otlp_codec_pbenc.c); *out is malloc'd (never NULL on success, even for
+ * 0 bytes). On failure nothing is written and *out is NULL. */
 halo_status halo_otlp_encode_pb(const halo_span *spans, size_t n, uint8_t **out,
                                 size_t *out_len);
 
 /* The same two encodings for spans given by pointer, in any order (the
  * kafka exporter groups a batch's spans by trace id without copying them).
- * Append to out; on failure out->oom or the status says why. Output is
- * byte-identical to encoding the same spans as a contiguous array. */
+ * Append to out; on failure out->oom or the status says why (the protobuf
+ * one then appends nothing). Output is byte-identical to encoding the same
+ * spans as a contiguous array in the order of the pointers. */
 halo_status halo_otlp_encode_pb_refs(const halo_span *const *spans, size_t n,
                                      halo_buf *out);
-halo_status halo_otlp_encode_json_refs(const halo_span *const *spans,
-                                       size_t n, halo_buf *out);
+halo_status halo_otlp_encode_json_refs(const halo_span *const *spans, size_t n,
+                                       halo_buf *out);
 
 /* ExportTraceServiceResponse; partial_success only when rejected > 0. */
 halo_status halo_otlp_response_pb(int64_t rejected, const char *msg,

@@ -151,20 +151,3 @@ bool otlp_scope_equal(const halo_scope *a, const halo_scope *b)
            str_eq(a->schema_url, b->schema_url) &&
            otlp_attrs_equal(&a->attrs, &b->attrs);
 }
-
-size_t otlp_resource_run(const halo_span *spans, size_t n, size_t i)
-{
-    size_t j = i + 1;
-    while (j < n &&
-           otlp_resource_equal(spans[j].resource, spans[j - 1].resource))
-        j++;
-    return j - i;
-}
-
-size_t otlp_scope_run(const halo_span *spans, size_t n, size_t i)
-{
-    size_t j = i + 1;
-    while (j < n && otlp_scope_equal(spans[j].scope, spans[j - 1].scope))
-        j++;
-    return j - i;
-}

@@ -28,6 +28,7 @@
  * spans; default values (empty strings, zero counts) are omitted as proto3
  * JSON does, except name, kind and the times which are always written.
  */
+#include "otlp_codec_enc.h"
 #include "otlp_codec_internal.h"
 
 #include <errno.h>
@@ -1333,9 +1334,10 @@ static void put_span(jenc *e, const halo_span *s)
     halo_buf_putc(b, '}');
 }
 
-static void put_scope_spans(jenc *e, const halo_span *spans, size_t n)
+static void put_scope_spans(jenc *e, const halo_span *const *spans, size_t n)
 {
-    const halo_scope *sc = spans[0].scope ? spans[0].scope : &otlp_empty_scope;
+    const halo_scope *sc =
+        spans[0]->scope ? spans[0]->scope : &otlp_empty_scope;
     halo_buf *b = e->b;
     halo_buf_putc(b, '{');
     if (sc != &otlp_empty_scope) {
@@ -1349,17 +1351,17 @@ static void put_scope_spans(jenc *e, const halo_span *spans, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (i)
             halo_buf_putc(b, ',');
-        put_span(e, &spans[i]);
+        put_span(e, spans[i]);
     }
     halo_buf_putc(b, ']');
     put_str_member(b, "schemaUrl", sc->schema_url);
     halo_buf_putc(b, '}');
 }
 
-static void put_resource_spans(jenc *e, const halo_span *spans, size_t n)
+static void put_resource_spans(jenc *e, const halo_span *const *spans, size_t n)
 {
     const halo_resource *r =
-        spans[0].resource ? spans[0].resource : &otlp_empty_resource;
+        spans[0]->resource ? spans[0]->resource : &otlp_empty_resource;
     halo_buf *b = e->b;
     halo_buf_putc(b, '{');
     if (r != &otlp_empty_resource) {
@@ -1373,7 +1375,7 @@ static void put_resource_spans(jenc *e, const halo_span *spans, size_t n)
     }
     halo_buf_puts(b, "\"scopeSpans\":[");
     for (size_t i = 0; i < n;) {
-        size_t run = otlp_scope_run(spans, n, i);
+        size_t run = otlp_scope_run_refs(spans, n, i);
         if (i)
             halo_buf_putc(b, ',');
         put_scope_spans(e, spans + i, run);
@@ -1384,13 +1386,13 @@ static void put_resource_spans(jenc *e, const halo_span *spans, size_t n)
     halo_buf_putc(b, '}');
 }
 
-halo_status halo_otlp_encode_json(const halo_span *spans, size_t n,
-                                  halo_buf *out)
+halo_status halo_otlp_encode_json_refs(const halo_span *const *spans, size_t n,
+                                       halo_buf *out)
 {
     jenc e = {out, false};
     halo_buf_puts(out, "{\"resourceSpans\":[");
     for (size_t i = 0; i < n;) {
-        size_t run = otlp_resource_run(spans, n, i);
+        size_t run = otlp_resource_run_refs(spans, n, i);
         if (i)
             halo_buf_putc(out, ',');
         put_resource_spans(&e, spans + i, run);
@@ -1400,6 +1402,17 @@ halo_status halo_otlp_encode_json(const halo_span *spans, size_t n,
     if (out->oom)
         return HALO_ENOMEM;
     return e.too_deep ? HALO_EINVAL : HALO_OK;
+}
+
+halo_status halo_otlp_encode_json(const halo_span *spans, size_t n,
+                                  halo_buf *out)
+{
+    const halo_span **refs = otlp_span_refs(spans, n);
+    if (!refs)
+        return HALO_ENOMEM;
+    halo_status st = halo_otlp_encode_json_refs(refs, n, out);
+    free(refs);
+    return st;
 }
 
 /* --- responses ------------------------------------------------------------ */
