@@ -17,7 +17,8 @@ PKGS = build-essential cmake pkg-config \
 TEST_PKGS = curl kcat protobuf-compiler
 FUZZ_PKGS = clang libclang-rt-14-dev
 
-.PHONY: all build run test test-unit test-asan deps test-deps fuzz bench format \
+.PHONY: all build run test test-unit test-asan deps test-deps fuzz bench \
+        bench-sqlite bench-kafka format \
         format-check clean e2e-deps
 
 all: build
@@ -69,8 +70,17 @@ fuzz:
 	      $(BUILD_FUZZ)/corpus/$$name $$seeds; \
 	done
 
+# Ingest into SQLite (bench/run.sh), then OTLP -> Kafka and Kafka -> SQLite
+# against the mock cluster (bench/kafka.sh).
 bench: build
 	./bench/run.sh
+	./bench/kafka.sh
+
+bench-sqlite: build
+	./bench/run.sh
+
+bench-kafka: build
+	./bench/kafka.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

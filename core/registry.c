@@ -11,11 +11,13 @@
 #define HALO_DEF(name) extern const halo_component_def name
 
 HALO_DEF(halo_receiver_otlp);
+HALO_DEF(halo_receiver_kafka);
 HALO_DEF(halo_processor_agent_identity);
 HALO_DEF(halo_processor_batch);
 HALO_DEF(halo_processor_memory_limiter);
 HALO_DEF(halo_exporter_sqlite);
 HALO_DEF(halo_exporter_debug);
+HALO_DEF(halo_exporter_kafka);
 HALO_DEF(halo_extension_health_check);
 HALO_DEF(halo_extension_metrics);
 
@@ -24,6 +26,7 @@ const halo_component_def *const halo_component_defs[] = {
     &halo_processor_batch,        &halo_processor_memory_limiter,
     &halo_exporter_sqlite,        &halo_exporter_debug,
     &halo_extension_health_check, &halo_extension_metrics,
+    &halo_receiver_kafka,         &halo_exporter_kafka,
 };
 const size_t halo_component_defs_n =
     sizeof halo_component_defs / sizeof *halo_component_defs;

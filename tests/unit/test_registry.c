@@ -17,6 +17,7 @@ TEST(every_component_is_registered)
         {HALO_PROCESSOR, "batch"},        {HALO_PROCESSOR, "memory_limiter"},
         {HALO_EXPORTER, "sqlite"},        {HALO_EXPORTER, "debug"},
         {HALO_EXTENSION, "health_check"}, {HALO_EXTENSION, "metrics"},
+        {HALO_RECEIVER, "kafka"},         {HALO_EXPORTER, "kafka"},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         const halo_component_def *d =

@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync,
          writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { freePorts, haloBin, waitFor, withTimeout } from './util.mjs';
 
 /* ---- YAML ------------------------------------------------------------- */
@@ -112,14 +112,21 @@ export function makeTempDir(prefix = 'halo-e2e-') {
  * Write a complete test configuration into `dir` (fresh free ports) and
  * return { configPath, dbPath, ports }. Used by the CLI tests (import,
  * validate) that need a configuration without a running daemon.
+ * `db` may be absolute (a store shared by several daemons). `config`, when
+ * given, is a function ({ ports, dbPath, dir }) -> configuration object
+ * used instead of testConfig() (e.g. the Kafka pipelines); it must keep
+ * health_check on ports.health, which is how start() knows it is ready.
  */
 export async function writeTestConfig(dir, { name = 'halo.yaml',
-                                             db = 'halo.db', ...opts } = {}) {
+                                             db = 'halo.db', config,
+                                             ...opts } = {}) {
     const [grpc, http, health, metrics] = await freePorts(4);
     const ports = { grpc, http, health, metrics };
-    const dbPath = join(dir, db);
+    const dbPath = resolve(dir, db);
     const configPath = join(dir, name);
-    writeFileSync(configPath, toYaml(testConfig({ ports, dbPath, ...opts })));
+    const cfg = config ? config({ ports, dbPath, dir })
+                       : testConfig({ ports, dbPath, ...opts });
+    writeFileSync(configPath, toYaml(cfg));
     return { configPath, dbPath, ports };
 }
 
@@ -135,13 +142,16 @@ export class HaloDaemon {
         this.child = null;
         this.exit = null; /* { code, signal } once exited */
         this.exited = null; /* promise of this.exit */
+        this.env = null; /* extra environment variables for halo serve */
     }
 
-    /* Write a configuration into a new temp dir, start, wait until ready. */
+    /* Write a configuration into a new temp dir, start, wait until ready.
+     * opts.env: extra environment variables for `halo serve`. */
     static async start(opts = {}) {
         const dir = opts.dir || makeTempDir();
         const { configPath, dbPath, ports } = await writeTestConfig(dir, opts);
         const d = new HaloDaemon(dir, configPath, dbPath, ports);
+        d.env = opts.env || null;
         await d.spawn();
         return d;
     }
@@ -173,8 +183,9 @@ export class HaloDaemon {
         if (this.running) throw new Error('daemon already running');
         const fd = openSync(this.logPath, 'a');
         try {
+            const env = { ...process.env, ...(this.env || {}) };
             this.child = spawn(haloBin(), ['serve', '--config', this.configPath],
-                               { stdio: ['ignore', fd, fd] });
+                               { stdio: ['ignore', fd, fd], env });
         } finally {
             closeSync(fd);
         }

@@ -81,11 +81,15 @@ export function otlpExporter(halo, transport, { gzip = false,
  * A tracer provider for one resource, exporting through `transport`.
  * processor: 'batch' (one export per flush: whole traces travel together)
  * or 'simple' (one export per ended span: children before their root).
+ * timeoutMillis bounds one export including the exporter's own retries
+ * (its retry loop stops at this deadline).
  * Returns { tracer, recorder, flush(), shutdown() }.
  */
 export function sdkClient(halo, { transport, gzip = false, resource,
-                                  processor = 'batch' }) {
-    const recorder = new RecordingExporter(otlpExporter(halo, transport, { gzip }));
+                                  processor = 'batch',
+                                  timeoutMillis = 10000 }) {
+    const recorder = new RecordingExporter(
+        otlpExporter(halo, transport, { gzip, timeoutMillis }));
     const sp = processor === 'simple'
         ? new SimpleSpanProcessor(recorder)
         : new BatchSpanProcessor(recorder, { maxExportBatchSize: 512,
