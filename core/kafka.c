@@ -47,6 +47,12 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
                   rd_kafka_err2name(orig), why);
         return;
     }
+    /* a failed connection is already logged by librdkafka's own line */
+    if (err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+        err == RD_KAFKA_RESP_ERR__RESOLVE) {
+        LOG_DEBUG(prefix_of(rk), "%s: %s", rd_kafka_err2name(err), reason);
+        return;
+    }
     LOG_WARN(prefix_of(rk), "%s: %s", rd_kafka_err2name(err), reason);
 }
 

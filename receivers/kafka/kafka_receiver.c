@@ -79,7 +79,7 @@ static const halo_field schema[] = {
     {.key = "max_inflight_bytes",
      .type = HALO_F_SIZE,
      .offset = offsetof(krx_cfg, max_inflight_bytes),
-     .def = "128MiB",
+     .def = "32MiB",
      .min = 1024,
      .max = 1024.0 * 1024 * 1024 * 1024,
      .description = "message bytes consumed but not yet confirmed above "
@@ -205,6 +205,11 @@ static halo_status consumer_conf(krx_core *k, const krx_cfg *cfg, halo_err *err)
         "false",
         "auto.commit.interval.ms",
         interval,
+        /* librdkafka's prefetch is memory too (64 MiB by default); below
+         * ~32 MiB, librdkafka 2.0's fetcher stalls for up to a second
+         * each time the queue fills (bench/README.md) */
+        "queued.max.messages.kbytes",
+        "32768",
         NULL,
     };
     k->conf = halo_kafka_conf_new(&cfg->brokers, settings, &cfg->rdkafka,

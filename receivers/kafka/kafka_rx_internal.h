@@ -114,8 +114,21 @@ typedef struct krx_msg {
 } krx_msg;
 
 /* The batch the poll thread is gathering (poll thread only). */
+/* The messages being gathered into one batch. They are all decoded into
+ * ONE arena and their spans become ONE chunk at the flush: a message holds
+ * one trace (~10 spans), and an arena per message cost ~70 KB of blocks per
+ * message, 7x the spans themselves. Each message keeps its own ack. */
+typedef struct krx_run {
+    halo_span *spans;
+    size_t n;
+} krx_run;
+
 typedef struct krx_gather {
     halo_batch *b;
+    halo_arena *arena; /* shared by the gathered messages; NULL: none yet */
+    krx_run *runs;     /* each gathered message's spans, in order */
+    size_t n_runs;
+    size_t cap_runs;
     krx_msg *head;
     krx_msg *tail;
     size_t n_msgs;

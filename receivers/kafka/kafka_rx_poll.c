@@ -16,7 +16,8 @@
  *                      first retried alone (one bad message must not sink
  *                      its neighbours), else it is a poison message
  *
- * A poison message (undecodable, or rejected alone) is logged with
+ * A poison message (undecodable, every span in it invalid, or rejected
+ * alone downstream) is logged with
  * topic/partition/offset (rate-limited), counted, and then either marked
  * done at once or, with dead_letter_topic, produced there and marked done
  * only on a successful delivery report -- so it never stalls its partition.
@@ -48,11 +49,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define POLL_MS 100            /* longest poll while idle */
-#define DRAIN_POLL_MS 20       /* poll while draining */
-#define EMIT_SPANS 8192        /* a gathered batch is emitted at ... spans */
-#define EMIT_MSGS 4096         /* ... or messages */
-#define EMIT_BYTES (16u << 20) /* ... or arena bytes */
+#define POLL_MS 100               /* longest poll while idle */
+#define DRAIN_POLL_MS 20          /* poll while draining */
+#define EMIT_SPANS 8192           /* a gathered batch is emitted at ... spans */
+#define EMIT_MSGS 4096            /* ... or messages */
+#define EMIT_BYTES (16u << 20)    /* ... or arena bytes */
+#define GATHER_BLOCK (256u << 10) /* first block of a gather's arena */
 #define BACKOFF_MIN_NS 100000000ull
 #define BACKOFF_MAX_NS 5000000000ull
 #define WARN_PER_SECOND 10
@@ -110,6 +112,9 @@ void krx_core_free(krx_core *k)
     pthread_mutex_destroy(&k->mu);
     pthread_mutex_destroy(&k->log_mu);
     pthread_cond_destroy(&k->cv);
+    if (k->gather.arena) /* a gather never flushed (start failed) */
+        halo_arena_free(k->gather.arena);
+    free(k->gather.runs);
     free(k->dlq_topic);
     free(k->prefix);
     free(k);
@@ -231,16 +236,55 @@ static void on_ack(void *ud, halo_status st, const char *msg)
 
 /* ---- gathering and emitting -------------------------------------------- */
 
+/* The gathered spans as one chunk of the shared arena; the batch owns the
+ * arena from here on (also on failure). */
+static halo_status gather_chunk(krx_gather *g, halo_batch *b)
+{
+    halo_span *all = halo_arena_alloc(g->arena, g->n_spans * sizeof *all);
+    if (!all) {
+        halo_arena_free(g->arena);
+        return HALO_ENOMEM;
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < g->n_runs; i++) {
+        memcpy(all + at, g->runs[i].spans, g->runs[i].n * sizeof *all);
+        at += g->runs[i].n;
+    }
+    return halo_batch_add_chunk(b, g->arena, all, at);
+}
+
 void krx_flush(krx_core *k)
 {
     krx_gather *g = &k->gather;
-    if (!g->b)
-        return;
     halo_batch *b = g->b;
+    halo_status st = HALO_OK;
+    if (b && g->arena)
+        st = gather_chunk(g, b);
+    else if (g->arena) /* only poison or empty messages were decoded */
+        halo_arena_free(g->arena);
     for (krx_msg *m = g->head; m; m = m->next)
         m->alone = g->n_msgs == 1;
+    krx_run *runs = g->runs;
+    size_t cap = g->cap_runs;
     memset(g, 0, sizeof *g);
+    g->runs = runs; /* reused by the next gather */
+    g->cap_runs = cap;
+    if (!b)
+        return;
+    if (st != HALO_OK) { /* every message's ack takes the retry path */
+        halo_batch_done(b, HALO_ERETRY, "out of memory");
+        return;
+    }
     (void)halo_emit(k->self, b); /* refusals reach each message's ack */
+}
+
+/* The arena the next message decodes into: the gather's, started for a
+ * batch of messages (at least the message's own need). */
+static halo_arena *gather_arena(krx_gather *g, size_t need)
+{
+    if (!g->arena)
+        g->arena = halo_arena_new(need > GATHER_BLOCK ? need : GATHER_BLOCK);
+    return g->arena;
 }
 
 /* A message that could not be emitted for want of memory: try later. */
@@ -255,32 +299,39 @@ static void retry_later(krx_core *k, krx_msg *m)
         krx_core_free(k);
 }
 
-static void gather(krx_core *k, krx_msg *m, halo_arena *arena,
+static void gather(krx_core *k, krx_msg *m, size_t bytes,
                    const halo_otlp_result *res)
 {
     krx_gather *g = &k->gather;
-    size_t bytes = halo_arena_reserved(arena);
+    if (g->n_runs == g->cap_runs) {
+        size_t cap = g->cap_runs ? g->cap_runs * 2 : 256;
+        krx_run *p = realloc(g->runs, cap * sizeof *p);
+        if (!p) {
+            retry_later(k, m);
+            return;
+        }
+        g->runs = p;
+        g->cap_runs = cap;
+    }
     if (!g->b && !(g->b = halo_batch_new())) {
-        halo_arena_free(arena);
         retry_later(k, m);
         return;
     }
     halo_ack *ack = halo_ack_new(on_ack, m);
     if (!ack) {
-        halo_arena_free(arena);
         retry_later(k, m);
         return;
     }
     m->n_spans = res->n;
     m->state = KRX_DOWNSTREAM;
-    if (halo_batch_add_chunk(g->b, arena, res->spans, res->n) != HALO_OK ||
-        halo_batch_add_ack(g->b, ack) != HALO_OK) {
+    if (halo_batch_add_ack(g->b, ack) != HALO_OK) {
         /* the ack answers right here, through the retry path */
         halo_ack_fail(ack, HALO_ERETRY, "out of memory");
         halo_ack_unref(ack);
         return;
     }
     halo_ack_unref(ack); /* the batch holds it now */
+    g->runs[g->n_runs++] = (krx_run){res->spans, res->n};
     m->next = NULL;
     if (g->tail)
         g->tail->next = m;
@@ -316,11 +367,15 @@ static void process(krx_core *k, krx_msg *m, bool first_time)
         pthread_mutex_unlock(&k->mu);
         goto out;
     }
-    halo_arena *arena = halo_arena_new(first_block(m->len));
+    bool alone = m->isolated;
+    if (alone) /* decoded into an arena of its own, emitted by itself */
+        krx_flush(k);
+    halo_arena *arena = gather_arena(&k->gather, first_block(m->len));
     if (!arena) {
         retry_later(k, m);
         return;
     }
+    size_t before = halo_arena_reserved(arena);
     halo_otlp_result res;
     halo_err err = {{0}};
     memset(&res, 0, sizeof res);
@@ -328,14 +383,24 @@ static void process(krx_core *k, krx_msg *m, bool first_time)
         k->json ? halo_otlp_decode_json((const char *)m->payload, m->len, arena,
                                         &res, &err)
                 : halo_otlp_decode_pb(m->payload, m->len, arena, &res, &err);
+    /* what a failed or empty decode used stays in the arena until the
+     * flush: bounded by the gather's byte cap */
     if (st != HALO_OK) {
-        halo_arena_free(arena);
         if (st == HALO_ENOMEM) {
             retry_later(k, m);
             return;
         }
         last = krx_poison(k, m, "decode",
                           err.msg[0] ? err.msg : halo_status_str(st));
+        goto out;
+    }
+    if (res.n == 0 && res.rejected > 0) {
+        /* every span invalid: nothing to store, but the message is kept
+         * for inspection like any poison message (dead-lettered when
+         * configured) */
+        if (first_time)
+            halo_metric_add(k->m.refused, (double)res.rejected);
+        last = krx_poison(k, m, "rejected", res.reject_msg);
         goto out;
     }
     if (first_time && res.rejected > 0) {
@@ -346,16 +411,13 @@ static void process(krx_core *k, krx_msg *m, bool first_time)
                          res.reject_msg);
     }
     if (res.n == 0) {
-        halo_arena_free(arena);
         pthread_mutex_lock(&k->mu);
         last = krx_finish_locked(k, m, true);
         pthread_mutex_unlock(&k->mu);
         goto out;
     }
-    bool alone = m->isolated;
-    if (alone)
-        krx_flush(k);
-    gather(k, m, arena, &res); /* m may be gone after this */
+    gather(k, m, halo_arena_reserved(arena) - before,
+           &res); /* m may be gone after this */
     if (alone || gather_full(&k->gather))
         krx_flush(k);
 out:

@@ -847,6 +847,18 @@ TEST(poison_messages_are_skipped_and_counted)
                      "receiver=\"kafka/poison\",transport=\"kafka\""),
               1);
 
+    /* every span invalid: a poison message (reason "rejected") */
+    body = otlp_msg(415, 1, 0, &len);
+    CHECK(body);
+    CHECK_INT(produce(p, 3, body, len, NULL), 0);
+    free(body);
+    WAIT_UNTIL(ok, committed(obs, 3) == 1, 10000);
+    CHECK(ok);
+    CHECK_INT(fake_seen(&r->f, 415), 0);
+    CHECK_INT(metric("halo_kafka_receiver_skipped_messages_total",
+                     "receiver=\"kafka/poison\",reason=\"rejected\""),
+              1);
+
     /* the store rejects one message for good: its neighbours are retried
      * alone and stored, it is skipped, the partition moves on */
     pthread_mutex_lock(&r->f.mu);
@@ -859,7 +871,7 @@ TEST(poison_messages_are_skipped_and_counted)
     CHECK(fake_seen(&r->f, 430) >= 1);
     CHECK_INT(metric("halo_kafka_receiver_skipped_messages_total",
                      "receiver=\"kafka/poison\",reason=\"rejected\""),
-              1);
+              2);
     CHECK_INT(metric("halo_receiver_accepted_spans_total",
                      "receiver=\"kafka/poison\",transport=\"kafka\""),
               5);

@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# bench/kafka.sh -- the Kafka benchmarks (DESIGN §10; see bench/README.md).
+#
+# Starts the Kafka mock cluster in its own process (halo-kafka-mock, a topic
+# of BENCH_PARTITIONS partitions), then:
+#   1. ingest: `halo serve` with otlp -> memory_limiter -> kafka (no batch
+#      processor, as deploy/halo-ingest.yaml: librdkafka batches itself)
+#      (acks=all, idempotent), driven by halo-loadgen over gRPC
+#        a. at saturation (closed loop)       -> peak spans/s into Kafka
+#        b. open loop at half that peak       -> p99 Export latency
+#        c. fill: BENCH_FILL_REQUESTS requests through a second receiver into
+#           a second topic (otlp_fill, 64 partitions)
+#   2. persist: a second `halo serve` with kafka -> agent_identity -> batch
+#      -> sqlite, started on the filled topic: the time from its first
+#      stored span to the last one gives Kafka -> SQLite spans/s.
+# Checks that the store holds every span of the fill that the ingest
+# acknowledged, stops everything by PID (halo must drain and exit 0 on
+# SIGTERM) and prints the figures against the targets.
+#
+# Why two topics: the mock cluster keeps only the newest 5 MiB of each
+# partition, so the peak phases overwrite their own beginning; the fill is
+# sized to fit (~200,000 spans over 64 partitions, ~3.4 MiB each).
+#
+# Builds nothing. Binaries: $HALO_BIN, $LOADGEN, $KAFKA_MOCK, else the ones
+# in ./build. Environment:
+#   BENCH_DURATION    seconds per ingest phase (default 10)
+#   BENCH_PARTITIONS  partitions of the ingest topic (default 8)
+#   BENCH_FILL_REQUESTS  100-span requests of the fill (default 2000)
+#   BENCH_GRPC_ARGS   halo-loadgen options (default "--connections 8
+#                     --inflight 16")
+#   INGEST_PROCESSORS processors of the ingest pipeline (default memory_limiter)
+#   PERSIST_EXTRA     extra YAML lines for the kafka receiver (4-space indent)
+#   PERSIST_LOG       log level of the persist node (default warn)
+#   BENCH_TRACE=1     print the persist node's progress every 0.1 s
+#   BENCH_KEEP=1      keep the temp dir;  BENCH_STRICT=1  exit 1 on a miss
+# Exit status: 0 figures printed and the store matches, 1 a run failed or
+# spans are missing, 2 binaries not found.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HALO_BIN=${HALO_BIN:-$ROOT/build/halo}
+LOADGEN=${LOADGEN:-$ROOT/build/bench/halo-loadgen}
+KAFKA_MOCK=${KAFKA_MOCK:-$ROOT/build/halo-kafka-mock}
+DUR=${BENCH_DURATION:-10}
+PARTS=${BENCH_PARTITIONS:-8}
+FILL=${BENCH_FILL_REQUESTS:-2000}
+read -r -a GRPC_ARGS <<<"${BENCH_GRPC_ARGS:---connections 8 --inflight 16}"
+
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+need_exec "$HALO_BIN" "$LOADGEN" "$KAFKA_MOCK"
+command -v sqlite3 >/dev/null || die "sqlite3 is needed to verify the store"
+command -v curl >/dev/null || die "curl is needed for the health checks"
+[[ $DUR =~ ^[0-9]+$ && $DUR -gt 0 ]] || die "invalid BENCH_DURATION \"$DUR\""
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/halo-kbench.XXXXXX")
+PIDS=()
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+    cleanup_pids
+    if [[ ${BENCH_KEEP:-0} == 1 ]]; then
+        echo "bench: kept $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+}
+trap cleanup EXIT
+
+# ---- the mock cluster --------------------------------------------------
+"$KAFKA_MOCK" --topic "otlp_spans:$PARTS" --topic otlp_fill:64 >"$TMP/mock.out" 2>"$TMP/mock.log" &
+MOCK_PID=$!
+PIDS+=("$MOCK_PID")
+deadline=$((SECONDS + 20))
+until grep -q '^bootstrap ' "$TMP/mock.out"; do
+    kill -0 "$MOCK_PID" 2>/dev/null || { cat "$TMP/mock.log" >&2;
+        die "halo-kafka-mock exited during start"; }
+    ((SECONDS < deadline)) || die "halo-kafka-mock printed no bootstrap line"
+    sleep 0.05
+done
+BROKERS=$(sed -n 's/^bootstrap //p' "$TMP/mock.out")
+
+GRPC_PORT=$(pick_port)
+FILL_PORT=$(pick_port)
+I_HEALTH=$(pick_port)
+I_METRICS=$(pick_port)
+P_HEALTH=$(pick_port)
+P_METRICS=$(pick_port)
+DB=$TMP/halo.db
+
+cat >"$TMP/ingest.yaml" <<EOF
+# written by bench/kafka.sh: the ingest node (deploy/halo-ingest.yaml shape)
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:$GRPC_PORT
+  otlp/fill:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:$FILL_PORT
+processors:
+  memory_limiter:
+    limit: 512MiB
+exporters:
+  kafka:
+    brokers: [$BROKERS]
+    topic: otlp_spans
+  kafka/fill:
+    brokers: [$BROKERS]
+    topic: otlp_fill
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:$I_HEALTH
+  metrics:
+    endpoint: 127.0.0.1:$I_METRICS
+service:
+  telemetry:
+    logs:
+      level: ${PERSIST_LOG:-warn}
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [${INGEST_PROCESSORS:-memory_limiter}]
+      exporters: [kafka]
+    traces/fill:
+      receivers: [otlp/fill]
+      processors: [memory_limiter]
+      exporters: [kafka/fill]
+EOF
+
+cat >"$TMP/persist.yaml" <<EOF
+# written by bench/kafka.sh: the persist node (deploy/halo-persist.yaml shape)
+receivers:
+  kafka:
+    brokers: [$BROKERS]
+    topics: [otlp_fill]
+    group_id: halo-bench
+${PERSIST_EXTRA:-}
+processors:
+  agent_identity: {}
+  batch:
+    send_batch_size: 8192
+    timeout: 200ms
+exporters:
+  sqlite:
+    path: $DB
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:$P_HEALTH
+  metrics:
+    endpoint: 127.0.0.1:$P_METRICS
+service:
+  telemetry:
+    logs:
+      level: ${PERSIST_LOG:-warn}
+  pipelines:
+    traces:
+      receivers: [kafka]
+      processors: [agent_identity, batch]
+      exporters: [sqlite]
+EOF
+
+# ---- 1. ingest -------------------------------------------------------------
+"$HALO_BIN" serve --config "$TMP/ingest.yaml" >"$TMP/ingest.log" 2>&1 &
+INGEST_PID=$!
+PIDS+=("$INGEST_PID")
+wait_healthy "$INGEST_PID" "$I_HEALTH" "$TMP/ingest.log"
+echo "bench: mock cluster $BROKERS ($PARTS partitions), ingest pid" \
+     "$INGEST_PID, $DUR s per phase, $(nproc) cores shared by halo, the" \
+     "mock cluster and the load generator"
+
+phase() {
+    local name=$1
+    shift
+    echo "bench: phase $name: halo-loadgen $*"
+    "$LOADGEN" "$@" --duration "$DUR" --pid "$INGEST_PID" --json \
+        >"$TMP/$name.json" ||
+        { cat "$TMP/$name.json" >&2; tail -20 "$TMP/ingest.log" >&2;
+          die "phase $name failed"; }
+    kill -0 "$INGEST_PID" 2>/dev/null || die "halo died during phase $name"
+}
+LOAD_BEFORE=$(load)
+phase grpc --grpc "127.0.0.1:$GRPC_PORT" "${GRPC_ARGS[@]}"
+PEAK=$(field grpc spans_per_s)
+HALF=$(awk -v p="$PEAK" 'BEGIN { printf "%d", p / 2 }')
+((HALF > 0)) || die "gRPC peak was 0 spans/s"
+phase half --grpc "127.0.0.1:$GRPC_PORT" "${GRPC_ARGS[@]}" --rate "$HALF"
+LOAD_MID=$(load)
+echo "bench: phase fill: halo-loadgen --grpc 127.0.0.1:$FILL_PORT" \
+     "--requests $FILL"
+"$LOADGEN" --grpc "127.0.0.1:$FILL_PORT" --requests "$FILL" \
+    --connections 4 --inflight 4 --json >"$TMP/fill.json" ||
+    { cat "$TMP/fill.json" >&2; die "phase fill failed"; }
+stop_pid "$INGEST_PID"
+INGEST_RC=$STOP_RC
+ACKED=$(field fill spans_acked)
+SENT=$(field fill spans_sent)
+
+# ---- 2. persist: Kafka -> SQLite -----------------------------------------
+"$HALO_BIN" serve --config "$TMP/persist.yaml" >"$TMP/persist.log" 2>&1 &
+PERSIST_PID=$!
+PIDS+=("$PERSIST_PID")
+wait_healthy "$PERSIST_PID" "$P_HEALTH" "$TMP/persist.log"
+echo "bench: phase persist: consuming $ACKED+ spans from Kafka into SQLite"
+T_FIRST="" T_LAST="" STORED=0 LAST_CHANGE=$SECONDS PREV=-1
+while :; do
+    STORED=$(metric_sum "$P_METRICS" halo_exporter_sent_spans_total || echo 0)
+    now=$(date +%s.%N)
+    if ((STORED > 0)) && [[ -z $T_FIRST ]]; then T_FIRST=$now; fi
+    if ((STORED != PREV)); then
+        PREV=$STORED LAST_CHANGE=$SECONDS T_LAST=$now
+    fi
+    ((STORED >= SENT)) && break
+    # every acknowledged span is in and nothing moved for 5 s: done
+    ((STORED >= ACKED && SECONDS - LAST_CHANGE >= 5)) && break
+    ((SECONDS - LAST_CHANGE < 60)) || break
+    kill -0 "$PERSIST_PID" 2>/dev/null || die "halo (persist) died"
+    if [[ -n ${BENCH_TRACE:-} ]]; then
+        echo "t=$SECONDS stored=$STORED rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$PERSIST_PID/status") $(curl -sf "http://127.0.0.1:$P_METRICS/metrics" | grep -E "^halo_(exporter_queue_depth|memory_inflight|kafka_receiver_(inflight|paused))" | tr '\n' ' ')"
+    fi
+    sleep 0.1
+done
+P_RSS=$(awk '/^VmHWM/ { print $2 }' "/proc/$PERSIST_PID/status")
+P_RATE=$(awk -v n="$STORED" -v a="${T_FIRST:-0}" -v b="${T_LAST:-0}" \
+    'BEGIN { printf "%d", (b > a ? n / (b - a) : 0) }')
+stop_pid "$PERSIST_PID"
+PERSIST_RC=$STOP_RC
+ROWS=$(sqlite3 -cmd ".timeout 10000" "$DB" "SELECT count(*) FROM spans;")
+LOAD_AFTER=$(load)
+
+VERDICT=ok
+((ROWS >= ACKED && ROWS <= SENT)) || VERDICT=MISMATCH
+
+# ---- report ----------------------------------------------------------------
+MISSED=()
+echo
+echo "== halo Kafka benchmark ($(nproc) cores shared by halo, the mock" \
+     "cluster and the loadgen; $DUR s per ingest phase) =="
+echo "machine: before: $LOAD_BEFORE; mid: $LOAD_MID; after: $LOAD_AFTER"
+printf '%-5s %9s %8s %8s %8s %8s %7s %7s %8s %8s\n' phase spans/s p50_ms \
+    p90_ms p99_ms max_ms ok failed halo_cpu us/span
+for p in grpc half; do
+    cpu=$(field $p daemon_cpu_s)
+    secs=$(field $p elapsed_s)
+    acked=$(field $p spans_acked)
+    printf '%-5s %9s %8s %8s %8s %8s %7s %7s %7s%% %8s\n' "$p" \
+        "$(field $p spans_per_s)" "$(field $p p50)" "$(field $p p90)" \
+        "$(field $p p99)" "$(field $p max)" "$(field $p requests_ok)" \
+        "$(field $p requests_failed)" \
+        "$(awk -v c="$cpu" -v s="$secs" 'BEGIN { printf "%.0f", 100 * c / s }')" \
+        "$(awk -v c="$cpu" -v n="$acked" \
+            'BEGIN { printf "%.1f", (n > 0 ? 1e6 * c / n : 0) }')"
+done
+echo "persist: $STORED spans stored, $P_RATE spans/s from first to last," \
+     "peak RSS $(mib "$P_RSS") MiB"
+echo
+target "gRPC ingest into Kafka" "$PEAK" ">=" 250000 "spans/s"
+target "p99 Export latency at half peak" "$(field half p99)" "<=" 25 "ms"
+target "ingest peak RSS (VmHWM)" \
+    "$(mib "$(field half daemon_peak_rss_kb)")" "<=" 128 "MiB"
+target "Kafka -> SQLite" "$P_RATE" ">=" 100000 "spans/s"
+target "persist peak RSS (VmHWM)" "$(mib "$P_RSS")" "<=" 128 "MiB"
+echo "  (DESIGN's consumer target is Kafka -> PostgreSQL; this run measures" \
+     "the SQLite store)"
+echo "  stored rows $ROWS, acknowledged $ACKED, sent $SENT: $VERDICT"
+echo "  halo stop (SIGTERM): ingest exit $INGEST_RC, persist exit $PERSIST_RC"
+
+[[ $VERDICT == MISMATCH ]] &&
+    die "the store does not hold every acknowledged span"
+[[ $INGEST_RC == 0 && $PERSIST_RC == 0 ]] ||
+    die "halo did not drain and exit 0 on SIGTERM"
+if [[ ${BENCH_STRICT:-0} == 1 && ${#MISSED[@]} -gt 0 ]]; then
+    die "targets missed: ${MISSED[*]}"
+fi
+exit 0
