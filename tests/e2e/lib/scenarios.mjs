@@ -12,8 +12,7 @@
  * A scenario: the resource, the span tree to emit (lib/sdk.mjs emitTree),
  * and per span name the normalized fields the store must hold. `tag`
  * makes sessions unique per run. Times are ms relative to the run's base
- * (durations are exact). This is a copy of the table in ingest.test.mjs,
- * which may import it from here instead.
+ * (durations are exact). ingest.test.mjs and the Kafka tests use it.
  */
 import assert from 'node:assert/strict';
 import { emitTree, sdkClient, SpanKind } from './sdk.mjs';
