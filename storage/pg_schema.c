@@ -1,0 +1,583 @@
+/*
+ * pg_schema.c -- the PostgreSQL backend's schema: migrations, the daily
+ * partitions of `spans`, retention (see pg_schema.h and storage/README.md).
+ *
+ * Migrations are numbered like SQLite's (a new one is a new entry at the end
+ * of `migrations`; never edit a released one) and applied at start in ONE
+ * transaction: PostgreSQL's DDL is transactional, so a failed migration
+ * leaves nothing behind. The transaction first takes
+ * pg_advisory_xact_lock(HALO_PG_LOCK_KEY) and only then reads the version,
+ * so of several instances starting at once one migrates and the others,
+ * after waiting, find the schema current. Partition creation and retention
+ * take the same lock, so they never race each other either.
+ *
+ * Partitions: `spans` is PARTITION BY RANGE (start_time), one partition per
+ * UTC day (spans_pYYYYMMDD, [midnight, next midnight)) plus spans_default.
+ * The default partition is the safety net: a span whose day has no
+ * partition (a late span older than the created days, a client clock far in
+ * the future) is still stored instead of failing its whole batch, which
+ * at-least-once redelivery would otherwise retry forever. Since PostgreSQL
+ * refuses a new partition while the default holds rows of its range, a day
+ * partition is created as a plain table (LIKE spans), that day's rows are
+ * moved into it from spans_default, and it is then ATTACHed (which builds
+ * the partition's indexes). spans_default is locked against writes while
+ * that happens, so no row of the day can slip into it before the ATTACH
+ * (inserts routed to other partitions do not wait).
+ *
+ * All SQL here is built from integers and names computed in this file; no
+ * caller string ever reaches it.
+ */
+#include "pg_schema.h"
+
+#include "../core/log.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LOG_PREFIX "storage:postgres"
+#define DAY_S INT64_C(86400)
+/* Partition days are limited to [1970-01-01, 3000-01-01). */
+#define MAX_UNIX_S INT64_C(32503680000)
+#define MAX_DAYS_AHEAD 3660
+
+/* ---- schema ------------------------------------------------------------ */
+
+static const char SCHEMA_V1[] =
+    "CREATE TABLE spans ("
+    " trace_id text NOT NULL,"
+    " span_id text NOT NULL,"
+    " parent_span_id text,"
+    " name text NOT NULL,"
+    " kind text NOT NULL,"
+    " span_type text,"
+    " agent_id text,"
+    " agent_name text,"
+    " session_id text,"
+    " user_id text,"
+    " service_name text,"
+    " model text,"
+    " tool_name text,"
+    " start_time timestamptz NOT NULL,"
+    " end_time timestamptz NOT NULL,"
+    " duration_ms double precision NOT NULL,"
+    " status_code text NOT NULL,"
+    " status_message text,"
+    " input text,"
+    " output text,"
+    " input_tokens bigint,"
+    " output_tokens bigint,"
+    " cost double precision,"
+    " attributes json NOT NULL,"
+    " events json NOT NULL,"
+    " resource json NOT NULL,"
+    " start_unix_nano bigint NOT NULL,"
+    " end_unix_nano bigint NOT NULL,"
+    " trace_state text,"
+    " flags bigint NOT NULL DEFAULT 0,"
+    " links json,"
+    " scope json,"
+    " resource_schema_url text,"
+    " resource_dropped_attributes_count bigint NOT NULL DEFAULT 0,"
+    " dropped_attributes_count bigint NOT NULL DEFAULT 0,"
+    " dropped_events_count bigint NOT NULL DEFAULT 0,"
+    " dropped_links_count bigint NOT NULL DEFAULT 0,"
+    " fallback_mask integer NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (trace_id, span_id, start_time)"
+    ") PARTITION BY RANGE (start_time);"
+    "CREATE TABLE spans_default PARTITION OF spans DEFAULT;"
+    /* Lookups by trace_id use the primary key (trace_id leads it). */
+    "CREATE INDEX spans_agent_start ON spans (agent_id, start_time);"
+    "CREATE TABLE traces ("
+    " trace_id text NOT NULL PRIMARY KEY,"
+    " agent_id text,"
+    " agent_name text,"
+    " session_id text,"
+    " user_id text,"
+    " root_name text,"
+    " start_time timestamptz NOT NULL,"
+    " end_time timestamptz NOT NULL,"
+    " duration_ms double precision NOT NULL,"
+    " span_count bigint NOT NULL DEFAULT 0,"
+    " error_count bigint NOT NULL DEFAULT 0,"
+    " llm_calls bigint NOT NULL DEFAULT 0,"
+    " tool_calls bigint NOT NULL DEFAULT 0,"
+    " input_tokens bigint NOT NULL DEFAULT 0,"
+    " output_tokens bigint NOT NULL DEFAULT 0,"
+    " cost double precision NOT NULL DEFAULT 0,"
+    " start_unix_nano bigint NOT NULL,"
+    " end_unix_nano bigint NOT NULL,"
+    " root_span_id text,"
+    " identity_pending integer NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX traces_start ON traces (start_time);"
+    "CREATE INDEX traces_agent_start ON traces (agent_id, start_time);"
+    "CREATE TABLE reports ("
+    " id text NOT NULL PRIMARY KEY,"
+    " agent_id text,"
+    " schedule text,"
+    " window_start timestamptz,"
+    " window_end timestamptz,"
+    " generated_at timestamptz,"
+    " mode text,"
+    " model text,"
+    " json jsonb,"
+    " markdown text"
+    ");"
+    "CREATE INDEX reports_agent_window ON reports (agent_id, window_start);";
+
+static const struct migration {
+    int version;
+    const char *name; /* recorded in schema_migrations; no quotes */
+    const char *sql;
+} migrations[] = {
+    {1, "spans, traces, reports", SCHEMA_V1},
+};
+#define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
+
+int halo_pg_schema_version(void)
+{
+    return migrations[N_MIGRATIONS - 1].version;
+}
+
+/* ---- errors and statements --------------------------------------------- */
+
+/* Copy src into dst (cap bytes) without its trailing newlines: libpq's
+ * messages end in "\n". */
+static void trim_copy(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+    size_t n = strlen(dst);
+    while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == ' '))
+        dst[--n] = '\0';
+}
+
+/* "could not WHAT: <server message>", from the result when there is one
+ * (its primary message and detail), else from the connection. */
+static halo_status pg_fail(PGconn *c, const PGresult *res, const char *what,
+                           halo_err *err)
+{
+    char msg[HALO_ERR_MAX];
+    const char *primary =
+        res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *detail =
+        res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+    if (primary && detail)
+        snprintf(msg, sizeof msg, "%s (%s)", primary, detail);
+    else
+        trim_copy(msg, sizeof msg, primary ? primary : PQerrorMessage(c));
+    halo_status st = PQstatus(c) == CONNECTION_OK ? HALO_EIO : HALO_ERETRY;
+    return halo_fail(err, st, "could not %s: %s", what, msg);
+}
+
+/* Run sql (one or more statements); the last result must be `want`. The
+ * result is returned in *out when out is not NULL (caller PQclear()s). */
+static halo_status pg_exec(PGconn *c, const char *sql, ExecStatusType want,
+                           const char *what, PGresult **out, halo_err *err)
+{
+    PGresult *res = PQexec(c, sql);
+    if (!res || PQresultStatus(res) != want) {
+        halo_status st = pg_fail(c, res, what, err);
+        PQclear(res);
+        return st;
+    }
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return HALO_OK;
+}
+
+static halo_status pg_cmd(PGconn *c, const char *sql, const char *what,
+                          halo_err *err)
+{
+    return pg_exec(c, sql, PGRES_COMMAND_OK, what, NULL, err);
+}
+
+static void pg_rollback(PGconn *c)
+{
+    if (PQtransactionStatus(c) != PQTRANS_IDLE)
+        PQclear(PQexec(c, "ROLLBACK"));
+}
+
+/* BEGIN, quiet notices ("already exists, skipping"), UTC for the partition
+ * bounds, then wait for the halo schema lock. */
+static halo_status begin_locked(PGconn *c, const char *what, halo_err *err)
+{
+    char sql[256];
+    if (PQstatus(c) != CONNECTION_OK)
+        return pg_fail(c, NULL, what, err);
+    if (PQtransactionStatus(c) != PQTRANS_IDLE)
+        return halo_fail(err, HALO_EINVAL,
+                         "cannot %s: the connection is inside a transaction",
+                         what);
+    snprintf(sql, sizeof sql,
+             "BEGIN; SET LOCAL client_min_messages = warning;"
+             " SET LOCAL TimeZone = 'UTC';"
+             " SELECT pg_advisory_xact_lock(%" PRId64 ")",
+             HALO_PG_LOCK_KEY);
+    halo_status st = pg_exec(c, sql, PGRES_TUPLES_OK, what, NULL, err);
+    if (st != HALO_OK)
+        pg_rollback(c);
+    return st;
+}
+
+static halo_status commit(PGconn *c, const char *what, halo_err *err)
+{
+    halo_status st = pg_cmd(c, "COMMIT", what, err);
+    if (st != HALO_OK)
+        pg_rollback(c);
+    return st;
+}
+
+/* First column of the first row as an integer. */
+static halo_status query_int(PGconn *c, const char *sql, const char *what,
+                             int64_t *out, halo_err *err)
+{
+    PGresult *res = NULL;
+    halo_status st = pg_exec(c, sql, PGRES_TUPLES_OK, what, &res, err);
+    if (st != HALO_OK)
+        return st;
+    if (PQntuples(res) < 1 || PQnfields(res) < 1)
+        st = halo_fail(err, HALO_EIO, "could not %s: no row", what);
+    else
+        *out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return st;
+}
+
+/* ---- connection ---------------------------------------------------------- */
+
+/* Replace every occurrence of secret in msg by "***". */
+static void scrub(char *msg, size_t cap, const char *secret)
+{
+    size_t n = secret ? strlen(secret) : 0;
+    if (n == 0)
+        return;
+    char out[HALO_ERR_MAX];
+    size_t o = 0;
+    for (const char *p = msg; *p && o + 4 < sizeof out;) {
+        if (strncmp(p, secret, n) == 0) {
+            memcpy(out + o, "***", 3);
+            o += 3;
+            p += n;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+    snprintf(msg, cap, "%s", out);
+}
+
+/* The password a DSN may hold, found without libpq (for a DSN libpq cannot
+ * parse, whose error may quote it): a URI's user:PASSWORD@, and the value
+ * of password=. Into buf; empty when none. */
+static void guess_password(const char *dsn, const char *key, char *buf,
+                           size_t cap)
+{
+    buf[0] = '\0';
+    const char *p = strstr(dsn, "://");
+    if (!key && p) {
+        p += 3;
+        const char *at = strchr(p, '@');
+        const char *slash = strchr(p, '/');
+        const char *colon = strchr(p, ':');
+        if (at && (!slash || at < slash) && colon && colon < at)
+            snprintf(buf, cap, "%.*s", (int)(at - colon - 1), colon + 1);
+        return;
+    }
+    if (key && (p = strstr(dsn, key)) != NULL) {
+        p += strlen(key);
+        while (*p == ' ' || *p == '=')
+            p++;
+        size_t n = strcspn(p, *p == '\'' ? "'" : " ");
+        if (*p == '\'')
+            p++, n = strcspn(p, "'");
+        snprintf(buf, cap, "%.*s", (int)n, p);
+    }
+}
+
+static void scrub_dsn_secrets(char *msg, size_t cap, const char *dsn,
+                              const char *parsed_password)
+{
+    char guess[256];
+    scrub(msg, cap, parsed_password);
+    guess_password(dsn, NULL, guess, sizeof guess);
+    scrub(msg, cap, guess);
+    guess_password(dsn, "password", guess, sizeof guess);
+    scrub(msg, cap, guess);
+}
+
+static void log_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char msg[HALO_ERR_MAX];
+    trim_copy(msg, sizeof msg, message);
+    LOG_DEBUG(LOG_PREFIX, "%s", msg);
+}
+
+halo_status halo_pg_connect(const char *dsn, PGconn **out, halo_err *err)
+{
+    char msg[HALO_ERR_MAX], password[256] = "";
+    char *perr = NULL;
+    halo_status st = HALO_OK;
+    *out = NULL;
+    PQconninfoOption *opts = PQconninfoParse(dsn ? dsn : "", &perr);
+    if (!opts) {
+        trim_copy(msg, sizeof msg, perr ? perr : "out of memory");
+        scrub_dsn_secrets(msg, sizeof msg, dsn ? dsn : "", NULL);
+        PQfreemem(perr);
+        return halo_fail(err, HALO_EINVAL,
+                         "invalid PostgreSQL connection string: %s", msg);
+    }
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val)
+            snprintf(password, sizeof password, "%s", o->val);
+    PQconninfoFree(opts);
+
+    PGconn *c = PQconnectdb(dsn);
+    if (!c)
+        return halo_fail(err, HALO_ENOMEM,
+                         "could not connect to PostgreSQL: "
+                         "out of memory");
+    if (PQstatus(c) != CONNECTION_OK) {
+        const char *host = PQhost(c), *port = PQport(c), *db = PQdb(c);
+        trim_copy(msg, sizeof msg, PQerrorMessage(c));
+        char where[300];
+        snprintf(where, sizeof where, "%s:%s/%s", host ? host : "",
+                 port ? port : "", db ? db : "");
+        scrub_dsn_secrets(msg, sizeof msg, dsn, password);
+        scrub_dsn_secrets(where, sizeof where, dsn, password);
+        st = halo_fail(err, HALO_ERETRY,
+                       "could not connect to PostgreSQL at \"%s\": %s", where,
+                       msg);
+        PQfinish(c);
+        return st;
+    }
+    PQsetNoticeProcessor(c, log_notice, NULL);
+    *out = c;
+    return HALO_OK;
+}
+
+/* ---- migrations ---------------------------------------------------------- */
+
+static halo_status apply_pending(PGconn *c, int version, halo_err *err)
+{
+    for (size_t i = 0; i < N_MIGRATIONS; i++) {
+        const struct migration *m = &migrations[i];
+        if (m->version <= version)
+            continue;
+        char sql[256];
+        halo_status st = pg_cmd(c, m->sql, "apply a schema migration", err);
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO schema_migrations (version, name)"
+                 " VALUES (%d, '%s')",
+                 m->version, m->name);
+        if (st == HALO_OK)
+            st = pg_cmd(c, sql, "record a schema migration", err);
+        if (st != HALO_OK)
+            return st;
+        LOG_INFO(LOG_PREFIX, "applied schema migration %d (%s)", m->version,
+                 m->name);
+    }
+    return HALO_OK;
+}
+
+halo_status halo_pg_migrate(PGconn *c, halo_err *err)
+{
+    int64_t version = 0;
+    int latest = halo_pg_schema_version();
+    halo_status st = begin_locked(c, "begin a schema migration", err);
+    if (st != HALO_OK)
+        return st;
+    st = pg_cmd(c,
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY,"
+                " name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())",
+                "create schema_migrations", err);
+    if (st == HALO_OK)
+        st = query_int(c,
+                       "SELECT coalesce(max(version), 0) FROM "
+                       "schema_migrations",
+                       "read the schema version", &version, err);
+    if (st == HALO_OK && version > latest)
+        st = halo_fail(err, HALO_EUNSUPPORTED,
+                       "database \"%s\" has schema version %" PRId64
+                       ", newer than this halo binary supports (%d): upgrade "
+                       "halo",
+                       PQdb(c), version, latest);
+    if (st == HALO_OK && version < latest)
+        st = apply_pending(c, (int)version, err);
+    if (st == HALO_OK)
+        return commit(c, "commit the schema migrations", err);
+    pg_rollback(c);
+    return st;
+}
+
+/* ---- partitions ---------------------------------------------------------- */
+
+/* "YYYYMMDD" and "YYYY-MM-DD 00:00:00+00" of the UTC day starting at s. */
+static void day_strings(int64_t s, char name[16], char bound[32])
+{
+    time_t t = (time_t)s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(name, 16, "%Y%m%d", &tm);
+    strftime(bound, 32, "%Y-%m-%d 00:00:00+00", &tm);
+}
+
+/* 1 when spans_pNAME is already a partition of spans. */
+static halo_status partition_exists(PGconn *c, const char *table, bool *yes,
+                                    halo_err *err)
+{
+    char sql[384];
+    int64_t n = 0;
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_inherits"
+             " WHERE inhparent = 'spans'::regclass"
+             " AND inhrelid = to_regclass('%s')",
+             table);
+    halo_status st = query_int(c, sql, "look up a partition", &n, err);
+    *yes = n > 0;
+    return st;
+}
+
+/* Create the day partition [day_s, day_s + 1 day): a plain table, the
+ * day's rows moved in from spans_default, then attached. */
+static halo_status create_day(PGconn *c, int64_t day_s, halo_err *err)
+{
+    char name[16], lo[32], hi[32], table[32], sql[1024], what[96];
+    char hi_name[16];
+    bool exists = false;
+    day_strings(day_s, name, lo);
+    day_strings(day_s + DAY_S, hi_name, hi);
+    snprintf(table, sizeof table, "spans_p%s", name);
+    halo_status st = partition_exists(c, table, &exists, err);
+    if (st != HALO_OK || exists)
+        return st;
+    snprintf(what, sizeof what, "create partition %s", table);
+    snprintf(sql, sizeof sql,
+             "LOCK TABLE spans_default IN EXCLUSIVE MODE;"
+             "CREATE TABLE %s (LIKE spans INCLUDING DEFAULTS);"
+             "WITH moved AS (DELETE FROM spans_default"
+             " WHERE start_time >= '%s' AND start_time < '%s' RETURNING *)"
+             " INSERT INTO %s SELECT * FROM moved;"
+             "ALTER TABLE spans ATTACH PARTITION %s"
+             " FOR VALUES FROM ('%s') TO ('%s')",
+             table, lo, hi, table, table, lo, hi);
+    st = pg_cmd(c, sql, what, err);
+    if (st == HALO_OK)
+        LOG_INFO(LOG_PREFIX, "created partition %s", table);
+    return st;
+}
+
+halo_status halo_pg_ensure_partitions(PGconn *c, int64_t from_unix_s,
+                                      int days_ahead, halo_err *err)
+{
+    if (days_ahead < 0 || days_ahead > MAX_DAYS_AHEAD)
+        return halo_fail(err, HALO_EINVAL, "invalid days ahead %d (0 to %d)",
+                         days_ahead, MAX_DAYS_AHEAD);
+    if (from_unix_s < 0 ||
+        from_unix_s > MAX_UNIX_S - (int64_t)(days_ahead + 1) * DAY_S)
+        return halo_fail(err, HALO_EINVAL,
+                         "invalid partition start %" PRId64
+                         " (1970 to 3000 only)",
+                         from_unix_s);
+    int64_t first = from_unix_s / DAY_S * DAY_S;
+    halo_status st = begin_locked(c, "begin creating partitions", err);
+    for (int d = 0; st == HALO_OK && d <= days_ahead; d++)
+        st = create_day(c, first + d * DAY_S, err);
+    if (st == HALO_OK)
+        return commit(c, "commit the new partitions", err);
+    pg_rollback(c);
+    return st;
+}
+
+/* ---- retention ----------------------------------------------------------- */
+
+/* Partitions of spans whose upper bound is <= boundary (bounds printed in
+ * UTC: begin_locked set the TimeZone), schema-qualified and quoted. The
+ * default partition and MAXVALUE bounds do not match the pattern. */
+static halo_status old_partitions(PGconn *c, const char *boundary,
+                                  PGresult **res, halo_err *err)
+{
+    char sql[768];
+    snprintf(sql, sizeof sql,
+             "SELECT format('%%I.%%I', n.nspname, k.relname) FROM pg_inherits i"
+             " JOIN pg_class k ON k.oid = i.inhrelid"
+             " JOIN pg_namespace n ON n.oid = k.relnamespace"
+             " WHERE i.inhparent = 'spans'::regclass"
+             " AND (regexp_match(pg_get_expr(k.relpartbound, k.oid),"
+             " 'TO \\(''([^'']+)''\\)'))[1]::timestamptz <= '%s'"
+             " ORDER BY k.relname",
+             boundary);
+    return pg_exec(c, sql, PGRES_TUPLES_OK, "list old partitions", res, err);
+}
+
+static halo_status drop_old(PGconn *c, const char *boundary, int *dropped,
+                            halo_err *err)
+{
+    PGresult *res = NULL;
+    halo_status st = old_partitions(c, boundary, &res, err);
+    for (int i = 0; st == HALO_OK && i < PQntuples(res); i++) {
+        char sql[256], what[200];
+        const char *table = PQgetvalue(res, i, 0);
+        snprintf(sql, sizeof sql, "DROP TABLE %s", table);
+        snprintf(what, sizeof what, "drop partition %s", table);
+        st = pg_cmd(c, sql, what, err);
+        if (st == HALO_OK) {
+            (*dropped)++;
+            LOG_INFO(LOG_PREFIX, "retention dropped partition %s", table);
+        }
+    }
+    PQclear(res);
+    return st;
+}
+
+/* Traces that started before the boundary go, with their spans in newer
+ * partitions (a trace crossing midnight) and any old rows left in
+ * spans_default: no trace is left half-deleted. */
+static halo_status delete_old_traces(PGconn *c, const char *boundary,
+                                     halo_err *err)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "DELETE FROM spans WHERE start_time >= '%s' AND trace_id IN"
+             " (SELECT trace_id FROM traces WHERE start_time < '%s'"
+             " AND end_time >= '%s');"
+             "DELETE FROM traces WHERE start_time < '%s';"
+             "DELETE FROM spans WHERE start_time < '%s'",
+             boundary, boundary, boundary, boundary, boundary);
+    return pg_cmd(c, sql, "delete the traces older than the retention", err);
+}
+
+halo_status halo_pg_retention(PGconn *c, int64_t older_than_unix_s,
+                              int *dropped, halo_err *err)
+{
+    int n = 0;
+    char name[16], boundary[32];
+    if (dropped)
+        *dropped = 0;
+    if (older_than_unix_s < 0 || older_than_unix_s > MAX_UNIX_S)
+        return halo_fail(err, HALO_EINVAL,
+                         "invalid retention cutoff %" PRId64
+                         " (1970 to 3000 only)",
+                         older_than_unix_s);
+    day_strings(older_than_unix_s / DAY_S * DAY_S, name, boundary);
+    halo_status st = begin_locked(c, "begin retention", err);
+    if (st == HALO_OK)
+        st = drop_old(c, boundary, &n, err);
+    if (st == HALO_OK)
+        st = delete_old_traces(c, boundary, err);
+    if (st == HALO_OK)
+        st = commit(c, "commit retention", err);
+    else
+        pg_rollback(c);
+    if (st == HALO_OK && dropped)
+        *dropped = n;
+    return st;
+}

@@ -1,0 +1,585 @@
+/*
+ * test_pg_schema.c -- the PostgreSQL schema: migrations (fresh, re-run,
+ * concurrent), column names equal to the SQLite store's, daily partitions,
+ * retention by dropping partitions, password-free connection errors.
+ *
+ * One real PostgreSQL 15 server per test binary, started on first use by
+ * tests/pg/pg_server.sh (found through $HALO_SOURCE_DIR, else relative to
+ * this file's path at build time) and stopped at exit, also after a failed
+ * CHECK. Each test works in its own fresh database.
+ */
+#include "harness.h"
+
+#include "storage/pg_schema.h"
+#include "storage/store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- the server ---------------------------------------------------------- */
+
+static struct {
+    bool tried;
+    bool up;
+    char dir[256];
+    char script[1024];
+    char dsn[256]; /* postgresql://postgres@127.0.0.1:PORT/ (no database) */
+} srv;
+
+static void server_stop(void)
+{
+    if (!srv.dir[0])
+        return;
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "'%s' stop '%s'", srv.script, srv.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "  could not stop the server in %s\n", srv.dir);
+    srv.dir[0] = '\0';
+    srv.up = false;
+}
+
+static bool server_start(void)
+{
+    const char *src = getenv("HALO_SOURCE_DIR");
+    if (src && *src)
+        snprintf(srv.script, sizeof srv.script, "%s/tests/pg/pg_server.sh",
+                 src);
+    else /* tests/unit/test_pg_schema.c -> tests/pg/pg_server.sh */
+        snprintf(srv.script, sizeof srv.script, "%.*s/../pg/pg_server.sh",
+                 (int)(strrchr(__FILE__, '/')
+                           ? strrchr(__FILE__, '/') - __FILE__
+                           : 1),
+                 strrchr(__FILE__, '/') ? __FILE__ : ".");
+    /* Not the harness's tmpdir: the server's OS user must reach it. */
+    snprintf(srv.dir, sizeof srv.dir, "/tmp/halo-pg-XXXXXX");
+    if (!mkdtemp(srv.dir)) {
+        srv.dir[0] = '\0';
+        return false;
+    }
+    atexit(server_stop);
+    char cmd[1400], line[512];
+    snprintf(cmd, sizeof cmd, "'%s' start '%s'", srv.script, srv.dir);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return false;
+    while (fgets(line, sizeof line, p)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strncmp(line, "dsn ", 4) == 0) {
+            /* keep everything up to the last '/' */
+            char *slash = strrchr(line, '/');
+            if (slash)
+                slash[1] = '\0';
+            snprintf(srv.dsn, sizeof srv.dsn, "%.200s", line + 4);
+        }
+    }
+    int rc = pclose(p);
+    return rc == 0 && srv.dsn[0];
+}
+
+/* The server's DSN for database db, or NULL when it could not start. */
+static const char *dsn_for(const char *db, char *buf, size_t cap)
+{
+    if (!srv.tried) {
+        srv.tried = true;
+        srv.up = server_start();
+        if (!srv.up)
+            fprintf(stderr, "  could not start PostgreSQL with %s\n",
+                    srv.script);
+    }
+    if (!srv.up)
+        return NULL;
+    snprintf(buf, cap, "%s%s", srv.dsn, db);
+    return buf;
+}
+
+/* A connection to a new, empty database `name`. */
+static PGconn *fresh_db(const char *name)
+{
+    char dsn[320], sql[128];
+    halo_err err = {{0}};
+    PGconn *admin = NULL, *c = NULL;
+    if (!dsn_for("postgres", dsn, sizeof dsn))
+        return NULL;
+    if (halo_pg_connect(dsn, &admin, &err) != HALO_OK) {
+        fprintf(stderr, "  %s\n", err.msg);
+        return NULL;
+    }
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", name);
+    PQclear(PQexec(admin, sql));
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    PGresult *r = PQexec(admin, sql);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    PQfinish(admin);
+    if (!ok || halo_pg_connect(dsn_for(name, dsn, sizeof dsn), &c, &err))
+        return NULL;
+    return c;
+}
+
+/* ---- queries ------------------------------------------------------------- */
+
+static long long q_int(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    long long v = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        v = atoll(PQgetvalue(r, 0, 0));
+    else
+        fprintf(stderr, "  %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    return v;
+}
+
+/* The rows of sql, one per line, columns separated by '|'. */
+static char *q_text(PGconn *c, const char *sql, char *buf, size_t cap)
+{
+    PGresult *r = PQexec(c, sql);
+    size_t o = 0;
+    buf[0] = '\0';
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fprintf(stderr, "  %s: %s", sql, PQerrorMessage(c));
+    for (int i = 0; i < PQntuples(r) && o < cap; i++)
+        for (int j = 0; j < PQnfields(r) && o < cap; j++)
+            o += (size_t)snprintf(buf + o, cap - o, "%s%s", PQgetvalue(r, i, j),
+                                  j + 1 < PQnfields(r) ? "|" : "\n");
+    PQclear(r);
+    return buf;
+}
+
+static bool q_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK ||
+              PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(stderr, "  %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    return ok;
+}
+
+/* A minimal span row (and its trace row when with_trace). */
+static bool put_span(PGconn *c, const char *trace, const char *span,
+                     const char *start, const char *end)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO spans (trace_id, span_id, name, kind, start_time,"
+             " end_time, duration_ms, status_code, attributes, events,"
+             " resource, start_unix_nano, end_unix_nano) VALUES ('%s', '%s',"
+             " 'op', 'INTERNAL', '%s', '%s', 1, 'UNSET', '{}', '[]', '{}',"
+             " (extract(epoch from timestamptz '%s') * 1e9)::bigint + 7,"
+             " (extract(epoch from timestamptz '%s') * 1e9)::bigint + 7)",
+             trace, span, start, end, start, end);
+    return q_ok(c, sql);
+}
+
+static bool put_trace(PGconn *c, const char *trace, const char *start,
+                      const char *end)
+{
+    char sql[768];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO traces (trace_id, start_time, end_time,"
+             " duration_ms, start_unix_nano, end_unix_nano) VALUES ('%s',"
+             " '%s', '%s', 0, 0, 0)",
+             trace, start, end);
+    return q_ok(c, sql);
+}
+
+#define UTC(y, m, d, h)                                                        \
+    ((int64_t)timegm(&(struct tm){0, 0, h, d, m - 1, y - 1900, 0, 0, 0, 0, 0}))
+
+/* ---- migrations ---------------------------------------------------------- */
+
+/* Column names of table in a SQLite store's database, one per line,
+ * sorted. */
+static bool sqlite_columns(const char *table, char *buf, size_t cap)
+{
+    char path[600], sql[200];
+    halo_err err = {{0}};
+    halo_store *st = NULL;
+    snprintf(path, sizeof path, "%s/cols.db", halo_test_tmpdir());
+    halo_store_opts o = {.path = path};
+    if (halo_store_open_sqlite(&o, &st, &err) != HALO_OK)
+        return false;
+    halo_store_close(st);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    size_t n = 0;
+    buf[0] = '\0';
+    snprintf(sql, sizeof sql,
+             "SELECT name FROM pragma_table_info('%s') ORDER BY name", table);
+    bool ok = sqlite3_open(path, &db) == SQLITE_OK &&
+              sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK;
+    while (ok && sqlite3_step(s) == SQLITE_ROW && n < cap)
+        n += (size_t)snprintf(buf + n, cap - n, "%s\n",
+                              (const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return ok && n > 0;
+}
+
+TEST(migrate_empty_database)
+{
+    PGconn *c = fresh_db("t_migrate");
+    CHECK(c);
+    halo_err err = {{0}};
+    int rc = halo_pg_migrate(c, &err);
+    if (rc != HALO_OK)
+        fprintf(stderr, "  %s\n", err.msg);
+    char got[4096], want[4096], sql[512];
+    CHECK_INT(rc, HALO_OK);
+    CHECK_STR(q_text(c,
+                     "SELECT table_name FROM information_schema.tables"
+                     " WHERE table_schema = 'public' ORDER BY 1",
+                     got, sizeof got),
+              "reports\nschema_migrations\nspans\nspans_default\ntraces\n");
+    /* the same column names as SQLite's */
+    static const char *const tables[] = {"spans", "traces", "reports"};
+    for (int i = 0; i < 3; i++) {
+        CHECK(sqlite_columns(tables[i], want, sizeof want));
+        snprintf(sql, sizeof sql,
+                 "SELECT column_name FROM information_schema.columns WHERE "
+                 "table_name = '%s' ORDER BY column_name COLLATE \"C\"",
+                 tables[i]);
+        CHECK_STR(q_text(c, sql, got, sizeof got), want);
+    }
+    /* partitioned by range on start_time, with a default partition */
+    CHECK_STR(q_text(c,
+                     "SELECT p.partstrat, a.attname FROM pg_partitioned_table"
+                     " p JOIN pg_attribute a ON a.attrelid = p.partrelid AND"
+                     " a.attnum = p.partattrs[0]"
+                     " WHERE p.partrelid = 'spans'::regclass",
+                     got, sizeof got),
+              "r|start_time\n");
+    CHECK_STR(q_text(c,
+                     "SELECT inhrelid::regclass, pg_get_expr(relpartbound,"
+                     " inhrelid) FROM pg_inherits JOIN pg_class ON oid ="
+                     " inhrelid WHERE inhparent = 'spans'::regclass",
+                     got, sizeof got),
+              "spans_default|DEFAULT\n");
+    /* indexes: by (agent_id, start_time); by trace_id through the key */
+    CHECK_STR(q_text(c,
+                     "SELECT indexname, regexp_replace(indexdef, '.* USING ',"
+                     " '') FROM pg_indexes WHERE tablename IN ('spans',"
+                     " 'spans_default', 'traces', 'reports') ORDER BY 1",
+                     got, sizeof got),
+              "reports_agent_window|btree (agent_id, window_start)\n"
+              "reports_pkey|btree (id)\n"
+              "spans_agent_start|btree (agent_id, start_time)\n"
+              "spans_default_agent_id_start_time_idx|btree (agent_id, "
+              "start_time)\n"
+              "spans_default_pkey|btree (trace_id, span_id, start_time)\n"
+              "spans_pkey|btree (trace_id, span_id, start_time)\n"
+              "traces_agent_start|btree (agent_id, start_time)\n"
+              "traces_pkey|btree (trace_id)\n"
+              "traces_start|btree (start_time)\n");
+    CHECK_STR(q_text(c,
+                     "SELECT column_name, data_type FROM"
+                     " information_schema.columns WHERE table_name = 'spans'"
+                     " AND column_name IN ('start_time', 'start_unix_nano',"
+                     " 'attributes', 'events', 'resource', 'links', 'scope')"
+                     " ORDER BY 1",
+                     got, sizeof got),
+              "attributes|json\nevents|json\nlinks|json\nresource|json\n"
+              "scope|json\nstart_time|timestamp with time zone\n"
+              "start_unix_nano|bigint\n");
+    CHECK_STR(q_text(c, "SELECT version, name FROM schema_migrations", got,
+                     sizeof got),
+              "1|spans, traces, reports\n");
+    /* nanoseconds survive in the bigint column; an insert with no day
+     * partition lands in the default one */
+    CHECK(put_span(c, "t1", "s1", "2026-11-16 09:00:00.123456+00",
+                   "2026-11-16 09:00:01+00"));
+    CHECK_STR(q_text(c, "SELECT tableoid::regclass, start_unix_nano FROM spans",
+                     got, sizeof got),
+              "spans_default|1794819600123456007\n");
+    PQfinish(c);
+}
+
+TEST(migrate_again_is_a_noop)
+{
+    PGconn *c = fresh_db("t_noop");
+    CHECK(c);
+    halo_err err = {{0}};
+    char before[512], after[512];
+    CHECK_INT(halo_pg_migrate(c, &err), HALO_OK);
+    const char *sql = "SELECT version, name, applied_at FROM "
+                      "schema_migrations ORDER BY version";
+    q_text(c, sql, before, sizeof before);
+    CHECK_INT(halo_pg_migrate(c, &err), HALO_OK);
+    CHECK_STR(q_text(c, sql, after, sizeof after), before);
+    CHECK_INT(q_int(c, "SELECT max(version) FROM schema_migrations"),
+              halo_pg_schema_version());
+    CHECK_INT(PQtransactionStatus(c), PQTRANS_IDLE);
+    /* a database newer than this binary is refused, and left alone */
+    CHECK(q_ok(c, "INSERT INTO schema_migrations (version, name) VALUES "
+                  "(99, 'future')"));
+    CHECK_INT(halo_pg_migrate(c, &err), HALO_EUNSUPPORTED);
+    CHECK_CONTAINS(err.msg, "has schema version 99, newer than this halo");
+    CHECK_INT(PQtransactionStatus(c), PQTRANS_IDLE);
+    PQfinish(c);
+}
+
+#define N_RACERS 4
+
+typedef struct racer {
+    const char *dsn;
+    pthread_barrier_t *start;
+    halo_status st;
+    halo_err err;
+} racer;
+
+static void *race_migrate(void *arg)
+{
+    racer *r = arg;
+    PGconn *c = NULL;
+    pthread_barrier_wait(r->start);
+    r->st = halo_pg_connect(r->dsn, &c, &r->err);
+    if (r->st == HALO_OK)
+        r->st = halo_pg_migrate(c, &r->err);
+    PQfinish(c);
+    return NULL;
+}
+
+TEST(concurrent_migrations_apply_once)
+{
+    PGconn *c = fresh_db("t_race");
+    CHECK(c);
+    char dsn[320];
+    dsn_for("t_race", dsn, sizeof dsn);
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, N_RACERS);
+    pthread_t th[N_RACERS];
+    racer r[N_RACERS];
+    for (int i = 0; i < N_RACERS; i++) {
+        r[i] = (racer){.dsn = dsn, .start = &start};
+        pthread_create(&th[i], NULL, race_migrate, &r[i]);
+    }
+    for (int i = 0; i < N_RACERS; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i < N_RACERS; i++) {
+        if (r[i].st != HALO_OK)
+            fprintf(stderr, "  racer %d: %s\n", i, r[i].err.msg);
+        CHECK_INT(r[i].st, HALO_OK);
+    }
+    CHECK_INT(q_int(c, "SELECT count(*) FROM schema_migrations"), 1);
+    CHECK_INT(q_int(c, "SELECT count(*) FROM pg_inherits WHERE inhparent ="
+                       " 'spans'::regclass"),
+              1);
+    PQfinish(c);
+}
+
+/* ---- partitions ---------------------------------------------------------- */
+
+static const char PARTS[] =
+    "SELECT inhrelid::regclass, pg_get_expr(relpartbound, inhrelid) FROM"
+    " pg_inherits JOIN pg_class ON oid = inhrelid WHERE inhparent ="
+    " 'spans'::regclass ORDER BY 1::text";
+
+TEST(ensure_partitions_is_idempotent)
+{
+    PGconn *c = fresh_db("t_parts");
+    CHECK(c);
+    halo_err err = {{0}};
+    char got[2048], again[2048];
+    CHECK_INT(halo_pg_migrate(c, &err), HALO_OK);
+    CHECK(q_ok(c, "SET TimeZone = 'UTC'"));
+    /* a late span for 2026-11-18 is in the default partition, then moves */
+    CHECK(put_span(c, "t1", "s1", "2026-11-18 23:59:59.999999+00",
+                   "2026-11-19 00:00:01+00"));
+    CHECK(put_span(c, "t2", "s1", "2026-11-19 00:00:00+00",
+                   "2026-11-19 00:00:01+00"));
+    int64_t from = UTC(2026, 11, 16, 13);
+    CHECK_INT(halo_pg_ensure_partitions(c, from, 2, &err), HALO_OK);
+    CHECK_STR(q_text(c, PARTS, got, sizeof got),
+              "spans_default|DEFAULT\n"
+              "spans_p20261116|FOR VALUES FROM ('2026-11-16 00:00:00+00') TO "
+              "('2026-11-17 00:00:00+00')\n"
+              "spans_p20261117|FOR VALUES FROM ('2026-11-17 00:00:00+00') TO "
+              "('2026-11-18 00:00:00+00')\n"
+              "spans_p20261118|FOR VALUES FROM ('2026-11-18 00:00:00+00') TO "
+              "('2026-11-19 00:00:00+00')\n");
+    CHECK_STR(q_text(c,
+                     "SELECT trace_id, tableoid::regclass FROM spans ORDER "
+                     "BY 1",
+                     got, sizeof got),
+              "t1|spans_p20261118\nt2|spans_default\n");
+    /* the new partitions have the parent's indexes */
+    CHECK_INT(q_int(c, "SELECT count(*) FROM pg_indexes WHERE tablename ="
+                       " 'spans_p20261117'"),
+              2);
+    q_text(c, PARTS, got, sizeof got);
+    CHECK_INT(halo_pg_ensure_partitions(c, from, 2, &err), HALO_OK);
+    CHECK_INT(halo_pg_ensure_partitions(c, from + 86400, 0, &err), HALO_OK);
+    CHECK_STR(q_text(c, PARTS, again, sizeof again), got);
+    /* redelivery of a stored span conflicts on the key in its partition */
+    CHECK(q_ok(c, "INSERT INTO spans SELECT * FROM spans WHERE trace_id ="
+                  " 't1' ON CONFLICT (trace_id, span_id, start_time) DO"
+                  " NOTHING"));
+    CHECK_INT(q_int(c, "SELECT count(*) FROM spans"), 2);
+    CHECK_INT(halo_pg_ensure_partitions(c, from, -1, &err), HALO_EINVAL);
+    CHECK_CONTAINS(err.msg, "invalid days ahead -1");
+    CHECK_INT(halo_pg_ensure_partitions(c, -5, 1, &err), HALO_EINVAL);
+    CHECK_INT(PQtransactionStatus(c), PQTRANS_IDLE);
+    PQfinish(c);
+}
+
+typedef struct part_racer {
+    const char *dsn;
+    pthread_barrier_t *start;
+    halo_status st;
+    halo_err err;
+} part_racer;
+
+static void *race_partitions(void *arg)
+{
+    part_racer *r = arg;
+    PGconn *c = NULL;
+    pthread_barrier_wait(r->start);
+    r->st = halo_pg_connect(r->dsn, &c, &r->err);
+    if (r->st == HALO_OK)
+        r->st = halo_pg_migrate(c, &r->err);
+    if (r->st == HALO_OK)
+        r->st = halo_pg_ensure_partitions(c, UTC(2026, 1, 1, 0), 7, &r->err);
+    PQfinish(c);
+    return NULL;
+}
+
+TEST(concurrent_ensure_partitions)
+{
+    PGconn *c = fresh_db("t_part_race");
+    CHECK(c);
+    char dsn[320];
+    dsn_for("t_part_race", dsn, sizeof dsn);
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 3);
+    pthread_t th[3];
+    part_racer r[3];
+    for (int i = 0; i < 3; i++) {
+        r[i] = (part_racer){.dsn = dsn, .start = &start};
+        pthread_create(&th[i], NULL, race_partitions, &r[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i < 3; i++) {
+        if (r[i].st != HALO_OK)
+            fprintf(stderr, "  racer %d: %s\n", i, r[i].err.msg);
+        CHECK_INT(r[i].st, HALO_OK);
+    }
+    CHECK_INT(q_int(c, "SELECT count(*) FROM pg_inherits WHERE inhparent ="
+                       " 'spans'::regclass"),
+              9);
+    PQfinish(c);
+}
+
+/* ---- retention ----------------------------------------------------------- */
+
+TEST(retention_drops_only_old_partitions)
+{
+    PGconn *c = fresh_db("t_retention");
+    CHECK(c);
+    halo_err err = {{0}};
+    char got[2048];
+    CHECK_INT(halo_pg_migrate(c, &err), HALO_OK);
+    CHECK_INT(halo_pg_ensure_partitions(c, UTC(2026, 11, 10, 0), 4, &err),
+              HALO_OK);
+    static const struct {
+        const char *trace, *span, *start, *end;
+    } rows[] = {
+        {"old_default", "a", "2026-11-01 10:00:00+00",
+         "2026-11-01 10:00:01+00"},
+        {"d10", "a", "2026-11-10 10:00:00+00", "2026-11-10 10:00:01+00"},
+        {"d11", "a", "2026-11-11 23:59:59.999999+00", "2026-11-12 00:00:01+00"},
+        {"cross", "a", "2026-11-11 23:59:00+00", "2026-11-12 00:00:30+00"},
+        {"cross", "b", "2026-11-12 00:00:10+00", "2026-11-12 00:00:30+00"},
+        {"d12", "a", "2026-11-12 00:00:00+00", "2026-11-12 00:00:01+00"},
+        {"d13", "a", "2026-11-13 12:00:00+00", "2026-11-13 12:00:01+00"},
+        {"d14", "a", "2026-11-14 12:00:00+00", "2026-11-14 12:00:01+00"},
+        {"future", "a", "2026-12-30 12:00:00+00", "2026-12-30 12:00:01+00"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        CHECK(put_span(c, rows[i].trace, rows[i].span, rows[i].start,
+                       rows[i].end));
+        if (strcmp(rows[i].span, "a") == 0)
+            CHECK(put_trace(c, rows[i].trace, rows[i].start, rows[i].end));
+    }
+    /* cutoff 2026-11-12 06:00: whole days before 2026-11-12 go */
+    int dropped = -1;
+    CHECK_INT(halo_pg_retention(c, UTC(2026, 11, 12, 6), &dropped, &err),
+              HALO_OK);
+    CHECK_INT(dropped, 2);
+    CHECK_STR(q_text(c,
+                     "SELECT string_agg(inhrelid::regclass::text, ' ' ORDER"
+                     " BY 1) FROM pg_inherits WHERE inhparent ="
+                     " 'spans'::regclass",
+                     got, sizeof got),
+              "spans_default spans_p20261112 spans_p20261113 "
+              "spans_p20261114\n");
+    CHECK_STR(q_text(c,
+                     "SELECT trace_id, span_id, tableoid::regclass FROM spans"
+                     " ORDER BY 1, 2",
+                     got, sizeof got),
+              "d12|a|spans_p20261112\nd13|a|spans_p20261113\n"
+              "d14|a|spans_p20261114\nfuture|a|spans_default\n");
+    CHECK_STR(
+        q_text(c, "SELECT trace_id FROM traces ORDER BY 1", got, sizeof got),
+        "d12\nd13\nd14\nfuture\n");
+    /* again: nothing more to drop, nothing newer touched */
+    CHECK_INT(halo_pg_retention(c, UTC(2026, 11, 12, 23), &dropped, &err),
+              HALO_OK);
+    CHECK_INT(dropped, 0);
+    CHECK_INT(q_int(c, "SELECT count(*) FROM spans"), 4);
+    CHECK_INT(q_int(c, "SELECT count(*) FROM traces"), 4);
+    /* a cutoff at midnight exactly drops the day before it */
+    CHECK_INT(halo_pg_retention(c, UTC(2026, 11, 14, 0), &dropped, &err),
+              HALO_OK);
+    CHECK_INT(dropped, 2);
+    CHECK_STR(
+        q_text(c, "SELECT trace_id FROM spans ORDER BY 1", got, sizeof got),
+        "d14\nfuture\n");
+    CHECK_INT(PQtransactionStatus(c), PQTRANS_IDLE);
+    PQfinish(c);
+}
+
+/* ---- errors -------------------------------------------------------------- */
+
+TEST(connection_errors_hide_the_password)
+{
+    PGconn *c = NULL;
+    halo_err err = {{0}};
+    CHECK_INT(
+        halo_pg_connect("postgresql://halo:s3cr3tpw@127.0.0.1:1/db", &c, &err),
+        HALO_ERETRY);
+    CHECK(!c);
+    CHECK_CONTAINS(err.msg, "could not connect to PostgreSQL at "
+                            "\"127.0.0.1:1/db\"");
+    CHECK(!strstr(err.msg, "s3cr3tpw"));
+    static const char *const bad[] = {
+        "host=127.0.0.1 password=s3cr3tpw bogus=1",
+        "host=127.0.0.1 password=s3cr3tpw oops",
+        "postgresql://halo:s3cr3tpw@127.0.0.1:notaport/db",
+        "postgresql://halo:s3cr3tpw@[::1/db",
+        "port=1 host=127.0.0.1 password='s3cr3tpw'",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        halo_status st = halo_pg_connect(bad[i], &c, &err);
+        CHECK(st != HALO_OK);
+        CHECK(!c);
+        CHECK(err.msg[0]);
+        if (strstr(err.msg, "s3cr3tpw"))
+            fprintf(stderr, "  leaked: %s\n", err.msg);
+        CHECK(!strstr(err.msg, "s3cr3tpw"));
+    }
+    /* the server's own errors come through */
+    char dsn[320];
+    CHECK(dsn_for("no_such_db", dsn, sizeof dsn));
+    CHECK(halo_pg_connect(dsn, &c, &err) != HALO_OK);
+    CHECK_CONTAINS(err.msg, "database \"no_such_db\" does not exist");
+}
