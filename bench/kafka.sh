@@ -216,11 +216,19 @@ while :; do
     ((SECONDS - LAST_CHANGE < 60)) || break
     kill -0 "$PERSIST_PID" 2>/dev/null || die "halo (persist) died"
     if [[ -n ${BENCH_TRACE:-} ]]; then
-        echo "t=$SECONDS stored=$STORED rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$PERSIST_PID/status") $(curl -sf "http://127.0.0.1:$P_METRICS/metrics" | grep -E "^halo_(exporter_queue_depth|memory_inflight|kafka_receiver_(inflight|paused))" | tr '\n' ' ')"
+        echo "t=$SECONDS stored=$STORED rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$PERSIST_PID/status") $(curl -sf "http://127.0.0.1:$P_METRICS/metrics" | grep -E "^halo_(exporter_queue_depth|memory_inflight|kafka_receiver_(inflight|paused|pauses|fetch_wakeups))" | tr '\n' ' ')"
     fi
     sleep 0.1
 done
 P_RSS=$(awk '/^VmHWM/ { print $2 }' "/proc/$PERSIST_PID/status")
+# CPU seconds the persist node used (utime + stime): less noisy than spans/s
+# on a shared machine
+P_CPU=$(awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' \
+    "/proc/$PERSIST_PID/stat")
+P_EXTRA=$(curl -sf "http://127.0.0.1:$P_METRICS/metrics" |
+    awk '/^halo_kafka_receiver_(pauses|fetch_wakeups)_total/ {
+             sub(/\{.*/, "", $1); sub(/^halo_kafka_receiver_/, "", $1);
+             printf " %s %d", $1, $2 }' || true)
 P_RATE=$(awk -v n="$STORED" -v a="${T_FIRST:-0}" -v b="${T_LAST:-0}" \
     'BEGIN { printf "%d", (b > a ? n / (b - a) : 0) }')
 stop_pid "$PERSIST_PID"
@@ -252,7 +260,9 @@ for p in grpc half; do
             'BEGIN { printf "%.1f", (n > 0 ? 1e6 * c / n : 0) }')"
 done
 echo "persist: $STORED spans stored, $P_RATE spans/s from first to last," \
-     "peak RSS $(mib "$P_RSS") MiB"
+     "peak RSS $(mib "$P_RSS") MiB, cpu $P_CPU s" \
+     "($(awk -v c="$P_CPU" -v n="$STORED" \
+         'BEGIN { printf "%.1f", (n > 0 ? 1e6 * c / n : 0) }') us/span)$P_EXTRA"
 echo
 target "gRPC ingest into Kafka" "$PEAK" ">=" 250000 "spans/s"
 target "p99 Export latency at half peak" "$(field half p99)" "<=" 25 "ms"

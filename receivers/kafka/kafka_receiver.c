@@ -75,15 +75,17 @@ static const halo_field schema[] = {
      .min = 1,
      .max = 10000000,
      .description = "messages consumed but not yet confirmed above which "
-                    "the partitions are paused"},
+                    "consumption stops (the partitions are paused when "
+                    "that lasts 2 s)"},
     {.key = "max_inflight_bytes",
      .type = HALO_F_SIZE,
      .offset = offsetof(krx_cfg, max_inflight_bytes),
-     .def = "32MiB",
+     .def = "16MiB",
      .min = 1024,
      .max = 1024.0 * 1024 * 1024 * 1024,
      .description = "message bytes consumed but not yet confirmed above "
-                    "which the partitions are paused"},
+                    "which consumption stops (the partitions are paused when "
+                    "that lasts 2 s)"},
     {.key = "commit_interval",
      .type = HALO_F_DURATION,
      .offset = offsetof(krx_cfg, commit_interval_ns),
@@ -185,6 +187,14 @@ static void metrics_init(krx_metrics *m, const char *id)
                            "1 while the partitions are paused because too "
                            "much is in flight.",
                            l);
+    m->pauses = halo_counter("halo_kafka_receiver_pauses_total",
+                             "Times the partitions were paused because the "
+                             "pipeline stayed full.",
+                             l);
+    m->nudges = halo_counter("halo_kafka_receiver_fetch_wakeups_total",
+                             "Times librdkafka's idle fetcher was woken "
+                             "after its queue drained (librdkafka < 2.2).",
+                             l);
 }
 
 static halo_status consumer_conf(krx_core *k, const krx_cfg *cfg, halo_err *err)
@@ -192,7 +202,7 @@ static halo_status consumer_conf(krx_core *k, const krx_cfg *cfg, halo_err *err)
     char interval[32];
     snprintf(interval, sizeof interval, "%lld",
              (long long)(cfg->commit_interval_ns / 1000000));
-    const char *const settings[] = {
+    const char *settings[] = {
         "group.id",
         cfg->group_id,
         "auto.offset.reset",
@@ -205,17 +215,26 @@ static halo_status consumer_conf(krx_core *k, const krx_cfg *cfg, halo_err *err)
         "false",
         "auto.commit.interval.ms",
         interval,
-        /* librdkafka's prefetch is memory too (64 MiB by default); below
-         * ~32 MiB, librdkafka 2.0's fetcher stalls for up to a second
-         * each time the queue fills (bench/README.md) */
+        /* librdkafka's prefetch is memory too (64 MiB by default). It
+         * only has to cover a fetch round trip now that the fetcher is
+         * woken when the queue drained (kafka_rx_nudge.c): 8 MiB ran as
+         * fast as 32 MiB in bench/kafka.sh */
         "queued.max.messages.kbytes",
-        "32768",
+        "8192",
+        /* librdkafka 2.2+: how long the fetcher backs off when that queue
+         * is full (1 s by default); older ones are woken by the receiver
+         * (kafka_rx_nudge.c). Last: dropped when unsupported. */
+        "fetch.queue.backoff.ms",
+        "20",
         NULL,
     };
+    if (!krx_fetch_backoff_supported())
+        settings[sizeof settings / sizeof *settings - 3] = NULL;
     k->conf = halo_kafka_conf_new(&cfg->brokers, settings, &cfg->rdkafka,
                                   &k->opaque, err);
     if (!k->conf)
         return HALO_EINVAL;
+    krx_nudge_init(k, k->conf);
     rd_kafka_conf_set_rebalance_cb(k->conf, krx_rebalance_cb);
     k->topics = rd_kafka_topic_partition_list_new((int)cfg->topics.n);
     if (!k->topics)

@@ -12,6 +12,8 @@
  *                       commit, unassign)
  *   kafka_rx_dlq.c      the dead-letter producer and its thread
  *   kafka_rx_offsets.c  the per-partition contiguous-done-prefix tracker
+ *   kafka_rx_nudge.c    waking librdkafka's fetcher once its prefetch queue
+ *                       drained (librdkafka < 2.2 idles it up to a second)
  *
  * At-least-once: a message's offset is stored (rd_kafka_offsets_store, then
  * committed by librdkafka's auto-commit, at revocation and at close) only
@@ -145,7 +147,21 @@ typedef struct krx_metrics {
     halo_metric *retried;      /* ..._retried_messages_total */
     halo_metric *inflight;     /* ..._inflight_messages (gauge) */
     halo_metric *paused;       /* ..._paused (gauge, 0/1) */
+    halo_metric *pauses;       /* ..._pauses_total */
+    halo_metric *nudges;       /* ..._fetch_wakeups_total */
 } krx_metrics;
+
+/* Waking librdkafka's fetcher (kafka_rx_nudge.c; poll thread only). */
+typedef struct krx_nudge {
+    bool enabled;         /* librdkafka < 2.2 (no fetch.queue.backoff.ms) */
+    rd_kafka_queue_t *cq; /* the consumer queue, while started */
+    size_t max_bytes;     /* queued.max.messages.kbytes, in bytes */
+    size_t max_msgs;      /* queued.min.messages */
+    double avg_len;       /* mean payload of the messages taken */
+    bool armed;           /* the queue was near a limit since the last one */
+    uint64_t last_ns;
+    uint64_t sent;
+} krx_nudge;
 
 struct krx_core {
     halo_kafka_opaque opaque; /* FIRST: librdkafka's opaque (log prefix) */
@@ -177,13 +193,15 @@ struct krx_core {
     uint64_t next_due; /* earliest due_ns on the pending list; 0: none */
     size_t inflight;   /* messages consumed and not finished */
     size_t inflight_bytes;
-    size_t alive;     /* krx_msg structs allocated */
-    bool closing;     /* drain over: never store again */
-    bool destroyed;   /* the component let go; last message frees */
-    bool paused;      /* poll thread only */
-    bool cooperative; /* poll thread only: incremental rebalance protocol */
+    size_t alive;        /* krx_msg structs allocated */
+    bool closing;        /* drain over: never store again */
+    bool destroyed;      /* the component let go; last message frees */
+    bool paused;         /* poll thread only */
+    uint64_t full_since; /* poll thread: in-flight limit reached at; 0 */
+    bool cooperative;    /* poll thread only: incremental rebalance protocol */
 
     krx_gather gather; /* poll thread only */
+    krx_nudge nudge;   /* poll thread only */
     krx_metrics m;
 
     pthread_mutex_t log_mu; /* rate limit of per-message warnings */
@@ -236,6 +254,20 @@ krx_part *krx_part_get_locked(krx_core *k, const char *topic,
 void krx_part_unref_locked(krx_part *p);
 /* Mark every partition revoked and forget them (k->mu held). */
 void krx_parts_forget_locked(krx_core *k);
+
+/* ---- kafka_rx_nudge.c ------------------------------------------------- */
+
+/* Whether librdkafka has fetch.queue.backoff.ms (2.2+): then no nudges. */
+bool krx_fetch_backoff_supported(void);
+/* Read the queue limits from the consumer conf (create). */
+void krx_nudge_init(krx_core *k, const rd_kafka_conf_t *conf);
+/* Take / release the consumer queue handle (poll thread, k->rk set). */
+void krx_nudge_start(krx_core *k);
+void krx_nudge_stop(krx_core *k);
+/* A message of len payload bytes was taken from the queue. */
+void krx_nudge_taken(krx_core *k, size_t len);
+/* Wake the fetcher when the queue drained after being near a limit. */
+void krx_nudge_check(krx_core *k);
 
 /* ---- kafka_rx_dlq.c ---------------------------------------------------- */
 

@@ -28,9 +28,13 @@
  * one adds no delay.
  *
  * Backpressure: above max_inflight_messages / max_inflight_bytes (consumed,
- * not yet finished -- retries included) the assigned partitions are paused;
- * the thread keeps polling so rebalances and the retry schedule are served,
- * and resumes below three quarters of the limits.
+ * not yet finished -- retries included) the thread stops polling and waits
+ * for confirmations (librdkafka's queue keeps what it prefetched; its own
+ * limit stops the fetcher). Only if that lasts PAUSE_AFTER_NS are the
+ * assigned partitions paused (which drops the prefetched messages): then
+ * the thread polls again so rebalances and the retry schedule are served,
+ * and resumes below three quarters of the limits. kafka_rx_nudge.c wakes
+ * librdkafka's fetcher when its queue drained (librdkafka < 2.2).
  *
  * At stop: emit what is gathered, pause everything, keep serving retries
  * until every in-flight message is finished or drain_timeout passed, then
@@ -58,6 +62,8 @@
 #define BACKOFF_MIN_NS 100000000ull
 #define BACKOFF_MAX_NS 5000000000ull
 #define WARN_PER_SECOND 10
+#define HOLD_SLICE_NS 50000000ull    /* full: re-check at least this often */
+#define PAUSE_AFTER_NS 2000000000ull /* full this long: pause */
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -490,6 +496,7 @@ static void take(krx_core *k, rd_kafka_message_t *rkm)
     halo_metric_set(k->m.inflight, (double)k->inflight);
     pthread_mutex_unlock(&k->mu);
     rd_kafka_message_destroy(rkm);
+    krx_nudge_taken(k, m->len);
     process(k, m, true);
 }
 
@@ -586,16 +593,49 @@ static void set_paused(krx_core *k, bool on)
     LOG_DEBUG(k->prefix, "%s %d partition(s)", on ? "paused" : "resumed", n);
 }
 
-static void update_pause(krx_core *k)
+/* Above max_inflight_*: stop taking messages, first by not polling (the
+ * prefetched messages stay in librdkafka's queue, whose own limit stops its
+ * fetcher), and only if the pipeline stays full for PAUSE_AFTER_NS by
+ * pausing the partitions -- which drops what was prefetched (it is fetched
+ * again on resume) but lets the thread poll, so rebalances are served.
+ * Returns true when the thread waited instead of polling. */
+static bool hold_back(krx_core *k)
 {
     pthread_mutex_lock(&k->mu);
     size_t n = k->inflight, bytes = k->inflight_bytes;
-    pthread_mutex_unlock(&k->mu);
-    if (!k->paused && (n >= k->max_msgs || bytes >= k->max_bytes))
+    bool full = n >= k->max_msgs || bytes >= k->max_bytes;
+    if (k->paused || !full) {
+        pthread_mutex_unlock(&k->mu);
+        k->full_since = 0;
+        if (k->paused && n * 4 <= k->max_msgs * 3 &&
+            bytes <= k->max_bytes / 4 * 3)
+            set_paused(k, false);
+        return false;
+    }
+    uint64_t now = halo_mono_ns();
+    if (!k->full_since)
+        k->full_since = now;
+    if (now - k->full_since >= PAUSE_AFTER_NS) {
+        pthread_mutex_unlock(&k->mu);
+        k->full_since = 0;
         set_paused(k, true);
-    else if (k->paused && n * 4 <= k->max_msgs * 3 &&
-             bytes <= k->max_bytes / 4 * 3)
-        set_paused(k, false);
+        if (k->paused)
+            halo_metric_add(k->m.pauses, 1);
+        return false;
+    }
+    if (k->gather.b) { /* what is gathered is in flight: send it first */
+        pthread_mutex_unlock(&k->mu);
+        krx_flush(k);
+        return true;
+    }
+    uint64_t until = now + HOLD_SLICE_NS;
+    if (k->next_due < until) /* a retry falls due */
+        until = k->next_due > now ? k->next_due : now;
+    struct timespec ts = halo_timespec_of(until);
+    while (!atomic_load(&k->stop) && k->inflight == n && halo_mono_ns() < until)
+        pthread_cond_timedwait(&k->cv, &k->mu, &ts);
+    pthread_mutex_unlock(&k->mu);
+    return true;
 }
 
 /* ---- the thread -------------------------------------------------------- */
@@ -644,6 +684,7 @@ static void close_consumer(krx_core *k)
     k->next_due = UINT64_MAX;
     pthread_mutex_unlock(&k->mu);
     (void)last; /* the component holds the core until destroy */
+    krx_nudge_stop(k);
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(k->rk);
     if (e)
         LOG_WARN(k->prefix, "closing the consumer: %s", rd_kafka_err2str(e));
@@ -658,9 +699,12 @@ static void close_consumer(krx_core *k)
 void *krx_poll_main(void *arg)
 {
     krx_core *k = arg;
+    krx_nudge_start(k);
     while (!atomic_load(&k->stop)) {
         serve_pending(k);
-        update_pause(k);
+        if (hold_back(k))
+            continue;
+        krx_nudge_check(k);
         rd_kafka_message_t *rkm =
             rd_kafka_consumer_poll(k->rk, poll_timeout_ms(k));
         if (!rkm) {
