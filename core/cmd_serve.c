@@ -156,25 +156,66 @@ int halo_cmd_serve(int argc, char **argv)
 }
 
 static const char validate_help[] =
-    "usage: halo validate [--config FILE]\n\n"
+    "usage: halo validate [--config FILE]\n"
+    "       halo validate --components [TYPE]\n\n"
     "Check a configuration without starting anything: YAML syntax, variables,\n"
     "every component's keys, types and ranges, pipeline references. Every\n"
     "error is listed, one per line, as file:line:col: message. Exits 0 when\n"
     "the configuration is valid (warnings, such as unused components, are\n"
-    "printed but do not fail), 1 otherwise.\n";
+    "printed but do not fail), 1 otherwise.\n\n"
+    "--components lists every receiver, processor, exporter and extension;\n"
+    "--components TYPE (\"kafka\", \"exporter/kafka\") prints its keys: type,\n"
+    "default, meaning. A key ending in * is a prefix passed through as is.\n";
+
+/* `halo validate --components [TYPE]`: the built-in component types, or
+ * the config keys of those matching TYPE ("kafka" or "exporter/kafka"). */
+static int describe_components(const char *want)
+{
+    bool found = false;
+    for (size_t i = 0; i < halo_component_defs_n; i++) {
+        const halo_component_def *d = halo_component_defs[i];
+        const char *kind = halo_kind_name(d->kind);
+        size_t kl = strlen(kind);
+        bool match = !want || strcmp(want, d->type) == 0 ||
+                     (strncmp(want, kind, kl) == 0 && want[kl] == '/' &&
+                      strcmp(want + kl + 1, d->type) == 0);
+        if (!match)
+            continue;
+        found = true;
+        printf("%s/%s  %s\n", kind, d->type,
+               d->description ? d->description : "");
+        if (want) {
+            halo_config_describe(d->schema, "  ", stdout);
+            putchar('\n');
+        }
+    }
+    if (!found) {
+        fprintf(stderr,
+                "halo validate: no component type \"%s\" (halo validate "
+                "--components lists them)\n",
+                want);
+        return HALO_EXIT_USAGE;
+    }
+    return HALO_EXIT_OK;
+}
 
 int halo_cmd_validate(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"components", no_argument, 0, 'C'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *config = NULL;
+    bool components = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config = optarg;
+            break;
+        case 'C':
+            components = true;
             break;
         case 'h':
             fputs(validate_help, stdout);
@@ -183,6 +224,13 @@ int halo_cmd_validate(int argc, char **argv)
             fputs(validate_help, stderr);
             return HALO_EXIT_USAGE;
         }
+    }
+    if (components) {
+        if (config || optind + 1 < argc) {
+            fputs(validate_help, stderr);
+            return HALO_EXIT_USAGE;
+        }
+        return describe_components(optind < argc ? argv[optind] : NULL);
     }
     if (optind < argc) {
         if (!config && optind + 1 == argc) {

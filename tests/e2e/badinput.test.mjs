@@ -386,6 +386,32 @@ describe('bad configuration and bad usage', { timeout: 60000 }, () => {
         assert.ok(r.output.includes('does-not-exist.yaml'), describeRun(args, r));
     });
 
+    it('halo validate --components describes every component and its keys',
+       async () => {
+           let args = ['validate', '--components'];
+           let r = await runHalo(args);
+           assert.equal(r.code, 0, describeRun(args, r));
+           for (const t of ['receiver/otlp', 'receiver/kafka', 'exporter/kafka',
+                            'exporter/sqlite', 'processor/batch',
+                            'extension/metrics']) {
+               assert.ok(r.stdout.includes(t), `${t} missing: ${r.stdout}`);
+           }
+           args = ['validate', '--components', 'exporter/kafka'];
+           r = await runHalo(args);
+           assert.equal(r.code, 0, describeRun(args, r));
+           for (const key of ['brokers', 'max_message_bytes', 'rdkafka.*',
+                              'otlp_spans', 'one of: none, gzip']) {
+               assert.ok(r.stdout.includes(key), `${key} missing: ${r.stdout}`);
+           }
+           assert.ok(!r.stdout.includes('receiver/kafka'),
+                     'only the asked component is described');
+           args = ['validate', '--components', 'nope'];
+           r = await runHalo(args);
+           assert.equal(r.code, 2, describeRun(args, r));
+           assert.ok(r.stderr.includes('no component type "nope"'),
+                     describeRun(args, r));
+       });
+
     it('an unknown command exits 2', async () => {
         const args = ['bogus'];
         const r = await runHalo(args);
