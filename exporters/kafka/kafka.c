@@ -244,10 +244,17 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg,
     }
     if (msg->err && big)
         big_failed(e, big, msg->err);
+    else if (msg->err && msg->partition != RD_KAFKA_PARTITION_UA)
+        record_failure(t, halo_kafka_status_of(msg->err),
+                       "kafka: delivery to %s failed: %s (partition %d, "
+                       "brokers %s)",
+                       e->cfg->topic, rd_kafka_err2str(msg->err),
+                       (int)msg->partition, e->brokers_text);
     else if (msg->err)
         record_failure(t, halo_kafka_status_of(msg->err),
-                       "kafka: delivery to %s failed: %s", e->cfg->topic,
-                       rd_kafka_err2str(msg->err));
+                       "kafka: delivery to %s failed: %s (brokers %s)",
+                       e->cfg->topic, rd_kafka_err2str(msg->err),
+                       e->brokers_text);
     free(big);
     atomic_fetch_sub(&e->msgs_pending, 1);
     tracker_release(e, t);
@@ -500,6 +507,22 @@ static long long librdkafka_max_bytes(const kafka_cfg *cfg)
     return want > 1000000000 ? 1000000000 : want;
 }
 
+/* A delivery report is the durability proof only with acks=all: refuse an
+ * rdkafka.acks (or request.required.acks) override that weakens it. */
+static halo_status check_acks_all(const rd_kafka_conf_t *conf, halo_err *err)
+{
+    char v[32];
+    size_t n = sizeof v;
+    if (rd_kafka_conf_get(conf, "acks", v, &n) != RD_KAFKA_CONF_OK ||
+        strcmp(v, "-1") == 0)
+        return HALO_OK;
+    return halo_fail(err, HALO_EINVAL,
+                     "rdkafka.acks: %s cannot be used: a request is answered "
+                     "only after every in-sync replica has its spans "
+                     "(acks=all)",
+                     v);
+}
+
 /* The producer settings, before the user's rdkafka.* keys (KV: one
  * key/value pair per line). */
 #define KV(k, v) k, v
@@ -532,6 +555,10 @@ static rd_kafka_conf_t *build_conf(kafka_exp *e, halo_err *err)
     };
     rd_kafka_conf_t *conf = halo_kafka_conf_new(&cfg->brokers, settings,
                                                 &cfg->rdkafka, &e->ko, err);
+    if (conf && check_acks_all(conf, err) != HALO_OK) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     if (conf)
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     return conf;

@@ -305,8 +305,7 @@ static void retry_later(krx_core *k, krx_msg *m)
         krx_core_free(k);
 }
 
-static void gather(krx_core *k, krx_msg *m, size_t bytes,
-                   const halo_otlp_result *res)
+static void gather(krx_core *k, krx_msg *m, const halo_otlp_result *res)
 {
     krx_gather *g = &k->gather;
     if (g->n_runs == g->cap_runs) {
@@ -346,7 +345,6 @@ static void gather(krx_core *k, krx_msg *m, size_t bytes,
     g->tail = m;
     g->n_msgs++;
     g->n_spans += res->n;
-    g->bytes += bytes;
 }
 
 static bool gather_full(const krx_gather *g)
@@ -390,7 +388,10 @@ static void process(krx_core *k, krx_msg *m, bool first_time)
                                         &res, &err)
                 : halo_otlp_decode_pb(m->payload, m->len, arena, &res, &err);
     /* what a failed or empty decode used stays in the arena until the
-     * flush: bounded by the gather's byte cap */
+     * flush: counted, so the gather's byte cap bounds it too (a run of
+     * poison messages would otherwise grow the arena until the poll runs
+     * dry) */
+    k->gather.bytes += halo_arena_reserved(arena) - before;
     if (st != HALO_OK) {
         if (st == HALO_ENOMEM) {
             retry_later(k, m);
@@ -422,11 +423,12 @@ static void process(krx_core *k, krx_msg *m, bool first_time)
         pthread_mutex_unlock(&k->mu);
         goto out;
     }
-    gather(k, m, halo_arena_reserved(arena) - before,
-           &res); /* m may be gone after this */
-    if (alone || gather_full(&k->gather))
+    gather(k, m, &res); /* m may be gone after this */
+    if (alone)
         krx_flush(k);
 out:
+    if (gather_full(&k->gather))
+        krx_flush(k);
     if (last)
         krx_core_free(k);
 }

@@ -863,6 +863,7 @@ TEST(broker_down_fails_retryably_then_recovers)
     CHECK(rec_wait(&r1, 15000));
     CHECK_INT(r1.st, HALO_ERETRY);
     CHECK_CONTAINS(r1.msg, "kafka: delivery to down failed");
+    CHECK_CONTAINS(r1.msg, m.bootstrap); /* where it tried to deliver */
     CHECK(metric_of("halo_exporter_failed_spans_total", "kafka/down") == 10);
 
     CHECK(mock_cmd(&m, "up"));
@@ -950,6 +951,31 @@ TEST(bad_rdkafka_keys_fail_create)
         kx_open(&x, "kafka/bad", "brokers: [\"nohostport\"]\n", false, &err),
         HALO_EINVAL);
     CHECK_CONTAINS(err.msg, "brokers");
+    kx_close(&x);
+
+    /* a delivery report proves durability only with acks=all: an override
+     * that weakens it (either spelling) is refused at create */
+    memset(&err, 0, sizeof err);
+    CHECK_INT(kx_open(&x, "kafka/bad",
+                      "brokers: [\"127.0.0.1:1\"]\nrdkafka.acks: 1\n"
+                      "rdkafka.enable.idempotence: false\n",
+                      false, &err),
+              HALO_EINVAL);
+    CHECK_CONTAINS(err.msg, "rdkafka.acks");
+    kx_close(&x);
+    memset(&err, 0, sizeof err);
+    CHECK_INT(kx_open(&x, "kafka/bad",
+                      "brokers: [\"127.0.0.1:1\"]\n"
+                      "rdkafka.request.required.acks: 0\n"
+                      "rdkafka.enable.idempotence: false\n",
+                      false, &err),
+              HALO_EINVAL);
+    CHECK_CONTAINS(err.msg, "acks");
+    kx_close(&x);
+    CHECK_INT(kx_open(&x, "kafka/bad",
+                      "brokers: [\"127.0.0.1:1\"]\nrdkafka.acks: -1\n", false,
+                      &err),
+              HALO_OK);
     kx_close(&x);
 
     /* good keys: created, not started -- a batch is refused retryably */

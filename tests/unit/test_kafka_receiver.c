@@ -700,6 +700,15 @@ TEST(config_is_checked_without_connecting)
               HALO_EINVAL);
     CHECK_CONTAINS(err.msg, "linger.ms");
     rx_close(&r);
+    /* a dead letter's offset is committed on its delivery report, which
+     * proves durability only with acks=all */
+    CHECK_INT(rx_open(&r, "kafka", "g",
+                      "dead_letter_topic: dlq\nrdkafka.acks: 1\n"
+                      "rdkafka.enable.idempotence: false\n",
+                      false, &err),
+              HALO_EINVAL);
+    CHECK_CONTAINS(err.msg, "rdkafka.acks");
+    rx_close(&r);
     CHECK_INT(rx_open(&r, "kafka", "g",
                       "dead_letter_topic: dlq\nencoding: otlp_json\n"
                       "initial_offset: latest\n",
@@ -879,6 +888,63 @@ TEST(poison_messages_are_skipped_and_counted)
               5);
     rx_free(r);
     rd_kafka_destroy(obs);
+    rd_kafka_destroy(p);
+    mock_stop();
+}
+
+/* A run of poison messages that decode whole yet carry nothing to store
+ * (every span has a zero id): what each of them left in the gather's arena
+ * counts against its byte cap, so the arena is freed every EMIT_BYTES
+ * (16 MiB; its blocks double, so it peaks below twice that) instead of
+ * growing until the poll runs dry (here the whole run, ~128 MiB). */
+#define FLOOD_MSGS 96
+#define FLOOD_PARTS 2048 /* one-span requests concatenated: one request */
+
+TEST(a_run_of_poison_messages_keeps_memory_bounded)
+{
+    cleanup();
+    CHECK(mock_start(NULL));
+    rd_kafka_t *p = producer_new();
+    CHECK(p);
+    size_t one = 0;
+    uint8_t *part = otlp_msg(5000, 1, 0, &one); /* span id zero */
+    CHECK(part);
+    size_t len = one * FLOOD_PARTS;
+    uint8_t *body = malloc(len);
+    CHECK(body);
+    for (int i = 0; i < FLOOD_PARTS; i++)
+        memcpy(body + one * (size_t)i, part, one);
+    free(part);
+    for (int i = 0; i < FLOOD_MSGS; i++)
+        CHECK(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(TOPIC),
+                                RD_KAFKA_V_PARTITION(i % 4),
+                                RD_KAFKA_V_VALUE(body, len),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_END) == 0);
+    CHECK(rd_kafka_flush(p, 20000) == 0);
+    free(body);
+
+    int64_t base = halo_arena_total_reserved(), peak = base;
+    rx *r = rx_new("kafka/flood", "g-flood", NULL);
+    CHECK(r);
+    uint64_t end = now_ms() + 60000;
+    while (metric("halo_kafka_receiver_skipped_messages_total",
+                  "receiver=\"kafka/flood\",reason=\"rejected\"") <
+               FLOOD_MSGS &&
+           now_ms() < end) {
+        int64_t now = halo_arena_total_reserved();
+        if (now > peak)
+            peak = now;
+        sleep_ms(1);
+    }
+    CHECK_INT(metric("halo_kafka_receiver_skipped_messages_total",
+                     "receiver=\"kafka/flood\",reason=\"rejected\""),
+              FLOOD_MSGS);
+    fprintf(stderr, "  %d poison messages of %zu bytes: arena peak %.1f MiB\n",
+            FLOOD_MSGS, len, (double)(peak - base) / (1 << 20));
+    CHECK(peak - base < (int64_t)48 << 20);
+    CHECK_INT(fake_int(&r->f, &r->f.consumes), 0);
+    rx_free(r);
     rd_kafka_destroy(p);
     mock_stop();
 }
