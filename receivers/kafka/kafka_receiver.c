@@ -320,15 +320,18 @@ static halo_status krx_create(halo_component *self, halo_err *err)
 
 static void log_started(const krx_core *k, const krx_cfg *cfg)
 {
-    halo_buf t = HALO_BUF_INIT;
+    halo_buf t = HALO_BUF_INIT, b = HALO_BUF_INIT;
     for (size_t i = 0; i < cfg->topics.n; i++)
         halo_buf_printf(&t, "%s%s", i ? ", " : "", cfg->topics.items[i]);
-    LOG_INFO(k->prefix, "consuming %s as group \"%s\" (%s)%s%s",
-             t.oom ? "topics" : t.data, cfg->group_id,
-             encoding_values[cfg->encoding],
+    for (size_t i = 0; i < cfg->brokers.n; i++)
+        halo_buf_printf(&b, "%s%s", i ? "," : "", cfg->brokers.items[i]);
+    LOG_INFO(k->prefix, "consuming %s from %s as group \"%s\" (%s)%s%s",
+             t.oom ? "topics" : t.data, b.oom ? "brokers" : b.data,
+             cfg->group_id, encoding_values[cfg->encoding],
              k->dlq_topic ? "; dead letters to " : "",
              k->dlq_topic ? k->dlq_topic : "");
     halo_buf_free(&t);
+    halo_buf_free(&b);
 }
 
 static halo_status krx_start(halo_component *self, halo_err *err)
