@@ -20,10 +20,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { runHalo, describeRun, parseJsonRows } from './lib/cli.mjs';
 import { HaloDaemon } from './lib/daemon.mjs';
-import { emitTree, sdkClient } from './lib/sdk.mjs';
 import { lit, litList, query, spansByKey, SPAN_COLUMNS,
          TRACE_COLUMNS } from './lib/store.mjs';
-import { assertFields, SCENARIOS, TRANSPORTS } from './lib/scenarios.mjs';
+import { assertFields, SCENARIOS, startRun, TRANSPORTS } from './lib/scenarios.mjs';
 
 /* The three agent runs (OpenInference, GenAI, resource only), the
  * transports and the row comparison live in lib/scenarios.mjs, shared with
@@ -53,25 +52,14 @@ describe('ingest through the OpenTelemetry SDK', { timeout: 120000 }, () => {
     /* One run of one agent over one transport; returns what was sent. */
     async function sendRun(name, transport, gzip, processor = 'batch',
                            scenario = SCENARIOS[name](`${transport}-${gzip}`)) {
-        const client = sdkClient(halo, { transport, gzip, processor,
-                                         resource: scenario.resource });
-        const records = emitTree(client.tracer, scenario.tree);
-        /* a failed export rejects the flush; report it with the log */
-        let flushError = null;
-        try {
-            await client.flush();
-        } catch (e) {
-            flushError = e;
-        } finally {
-            await client.shutdown().catch(() => {});
-        }
-        const failures = client.recorder.failures();
-        if (flushError && failures.length === 0) failures.push(flushError.message);
+        const { records, done } = startRun(halo, scenario,
+                                           { transport, gzip, processor });
+        const { failures, exported } = await done;
         assert.deepEqual(failures, [],
                          `${transport}${gzip ? '+gzip' : ''} export of ${name} ` +
                          `failed: ${failures.join('; ')}` +
                          `\n--- daemon log ---\n${halo.logTail()}`);
-        assert.equal(client.recorder.exported.length, records.length,
+        assert.equal(exported, records.length,
                      'every span must have been exported successfully');
         const run = { name, scenario, transport, gzip,
                       traceId: records[0].traceId, records };
