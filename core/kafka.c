@@ -71,6 +71,18 @@ halo_status halo_kafka_check_brokers(const halo_strlist *brokers, halo_err *err)
     return HALO_OK;
 }
 
+halo_status halo_kafka_require_acks_all(const rd_kafka_conf_t *conf,
+                                        const char *why, halo_err *err)
+{
+    char v[32];
+    size_t n = sizeof v;
+    if (rd_kafka_conf_get(conf, "acks", v, &n) != RD_KAFKA_CONF_OK ||
+        strcmp(v, "-1") == 0) /* "all" reads back as -1 */
+        return HALO_OK;
+    return halo_fail(err, HALO_EINVAL,
+                     "rdkafka.acks: %s cannot be used: %s (acks=all)", v, why);
+}
+
 bool halo_kafka_conf_has(const halo_kvlist *passthrough, const char *key)
 {
     for (size_t i = 0; passthrough && i < passthrough->n; i++)

@@ -34,6 +34,12 @@ rd_kafka_conf_t *halo_kafka_conf_new(const halo_strlist *brokers,
                                      const halo_kvlist *passthrough,
                                      halo_kafka_opaque *opaque, halo_err *err);
 
+/* A delivery report proves durability only with acks=all: HALO_EINVAL
+ * ("rdkafka.acks: 1 cannot be used: <why> (acks=all)") when the user's
+ * rdkafka.acks (or request.required.acks) weakened it in conf. */
+halo_status halo_kafka_require_acks_all(const rd_kafka_conf_t *conf,
+                                        const char *why, halo_err *err);
+
 /* True when a passthrough key (prefix stripped) was given by the user. */
 bool halo_kafka_conf_has(const halo_kvlist *passthrough, const char *key);
 

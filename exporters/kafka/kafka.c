@@ -507,22 +507,6 @@ static long long librdkafka_max_bytes(const kafka_cfg *cfg)
     return want > 1000000000 ? 1000000000 : want;
 }
 
-/* A delivery report is the durability proof only with acks=all: refuse an
- * rdkafka.acks (or request.required.acks) override that weakens it. */
-static halo_status check_acks_all(const rd_kafka_conf_t *conf, halo_err *err)
-{
-    char v[32];
-    size_t n = sizeof v;
-    if (rd_kafka_conf_get(conf, "acks", v, &n) != RD_KAFKA_CONF_OK ||
-        strcmp(v, "-1") == 0)
-        return HALO_OK;
-    return halo_fail(err, HALO_EINVAL,
-                     "rdkafka.acks: %s cannot be used: a request is answered "
-                     "only after every in-sync replica has its spans "
-                     "(acks=all)",
-                     v);
-}
-
 /* The producer settings, before the user's rdkafka.* keys (KV: one
  * key/value pair per line). */
 #define KV(k, v) k, v
@@ -555,7 +539,11 @@ static rd_kafka_conf_t *build_conf(kafka_exp *e, halo_err *err)
     };
     rd_kafka_conf_t *conf = halo_kafka_conf_new(&cfg->brokers, settings,
                                                 &cfg->rdkafka, &e->ko, err);
-    if (conf && check_acks_all(conf, err) != HALO_OK) {
+    if (conf && halo_kafka_require_acks_all(
+                    conf,
+                    "a request is answered only after every in-sync replica "
+                    "has its spans",
+                    err) != HALO_OK) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

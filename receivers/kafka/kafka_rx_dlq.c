@@ -75,22 +75,6 @@ static char *property_table(void)
 static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
                       void *opaque);
 
-/* A poison message's offset is committed on its delivery report: that
- * report must mean every in-sync replica has it (acks=all). */
-static bool acks_all(const rd_kafka_conf_t *conf, halo_err *err)
-{
-    char v[32];
-    size_t n = sizeof v;
-    if (rd_kafka_conf_get(conf, "acks", v, &n) != RD_KAFKA_CONF_OK ||
-        strcmp(v, "-1") == 0)
-        return true;
-    halo_fail(err, HALO_EINVAL,
-              "rdkafka.acks: %s cannot be used: a dead letter's offset is "
-              "committed only once every in-sync replica has it (acks=all)",
-              v);
-    return false;
-}
-
 rd_kafka_conf_t *krx_dlq_conf_new(krx_core *k, const krx_cfg *cfg,
                                   halo_err *err)
 {
@@ -118,7 +102,12 @@ rd_kafka_conf_t *krx_dlq_conf_new(krx_core *k, const krx_cfg *cfg,
     halo_err why = {{0}};
     conf =
         halo_kafka_conf_new(&cfg->brokers, settings, &mine, &k->opaque, &why);
-    if (conf && !acks_all(conf, &why)) {
+    /* a poison message's offset is committed on its delivery report */
+    if (conf && halo_kafka_require_acks_all(
+                    conf,
+                    "a dead letter's offset is committed only once every "
+                    "in-sync replica has it",
+                    &why) != HALO_OK) {
         rd_kafka_conf_destroy(conf);
         conf = NULL;
     }
