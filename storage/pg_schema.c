@@ -155,20 +155,25 @@ static void trim_copy(char *dst, size_t cap, const char *src)
         dst[--n] = '\0';
 }
 
+void halo_pg_error_text(PGconn *c, const PGresult *res, char *msg, size_t cap)
+{
+    const char *primary =
+        res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *detail =
+        res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+    if (primary && detail)
+        snprintf(msg, cap, "%s (%s)", primary, detail);
+    else
+        trim_copy(msg, cap, primary ? primary : PQerrorMessage(c));
+}
+
 /* "could not WHAT: <server message>", from the result when there is one
  * (its primary message and detail), else from the connection. */
 static halo_status pg_fail(PGconn *c, const PGresult *res, const char *what,
                            halo_err *err)
 {
     char msg[HALO_ERR_MAX];
-    const char *primary =
-        res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    const char *detail =
-        res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
-    if (primary && detail)
-        snprintf(msg, sizeof msg, "%s (%s)", primary, detail);
-    else
-        trim_copy(msg, sizeof msg, primary ? primary : PQerrorMessage(c));
+    halo_pg_error_text(c, res, msg, sizeof msg);
     halo_status st = PQstatus(c) == CONNECTION_OK ? HALO_EIO : HALO_ERETRY;
     return halo_fail(err, st, "could not %s: %s", what, msg);
 }

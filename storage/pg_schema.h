@@ -37,6 +37,11 @@
  * password removed. The caller owns *out (PQfinish). */
 halo_status halo_pg_connect(const char *dsn, PGconn **out, halo_err *err);
 
+/* PostgreSQL's words for a failure into msg: the result's primary message
+ * and detail ("primary (detail)"), else the connection's message, without
+ * trailing newlines. "" when PostgreSQL said nothing. */
+void halo_pg_error_text(PGconn *c, const PGresult *res, char *msg, size_t cap);
+
 /* Apply the pending migrations in one transaction under the advisory lock,
  * recording each in schema_migrations(version, name, applied_at). A no-op
  * when the schema is current; HALO_EUNSUPPORTED when the database is newer

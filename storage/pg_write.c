@@ -49,6 +49,8 @@
  */
 #include "pg_write.h"
 
+#include "pg_schema.h"
+
 #include "sqlite_int.h"
 
 #include <inttypes.h>
@@ -391,17 +393,7 @@ static halo_status pgw_fail(PGconn *c, const PGresult *res, const char *what,
                             halo_err *err)
 {
     char msg[HALO_ERR_MAX];
-    const char *primary =
-        res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    const char *detail =
-        res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
-    if (primary && detail)
-        snprintf(msg, sizeof msg, "%s (%s)", primary, detail);
-    else
-        snprintf(msg, sizeof msg, "%s", primary ? primary : PQerrorMessage(c));
-    size_t n = strlen(msg);
-    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-        msg[--n] = '\0';
+    halo_pg_error_text(c, res, msg, sizeof msg);
     if (!msg[0])
         snprintf(msg, sizeof msg, "connection lost");
     return halo_fail(err, classify(c, res), "could not %s: %s", what, msg);
