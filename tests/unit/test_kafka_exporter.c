@@ -14,6 +14,7 @@
  * the broker is down.
  */
 #include "harness.h"
+#include "kafka_mock.h"
 
 #include "core/batch.h"
 #include "core/component.h"
@@ -49,163 +50,6 @@ static void nap(void)
 {
     struct timespec ts = {0, 2000000};
     nanosleep(&ts, NULL);
-}
-
-/* ---- the mock cluster process -------------------------------------------- */
-
-typedef struct mock {
-    pid_t pid;
-    int to_fd;   /* its stdin */
-    int from_fd; /* its stdout */
-    char pending[1024];
-    size_t n_pending;
-    char bootstrap[256];
-} mock;
-
-static mock *running[8]; /* stopped at exit when a failed CHECK left one */
-
-static const char *mock_path(void)
-{
-    static char path[PATH_MAX];
-    const char *env = getenv("HALO_KAFKA_MOCK");
-    if (env && *env)
-        return env;
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 32);
-    if (n <= 0)
-        return "halo-kafka-mock";
-    path[n] = '\0';
-    char *slash = strrchr(path, '/');
-    snprintf(slash ? slash + 1 : path, 32, "halo-kafka-mock");
-    return path;
-}
-
-/* One line of its output (without the newline) within timeout_ms. */
-static bool mock_line(mock *m, char *line, size_t cap, int timeout_ms)
-{
-    uint64_t end = now_ms() + (uint64_t)timeout_ms;
-    for (;;) {
-        char *nl = memchr(m->pending, '\n', m->n_pending);
-        if (nl) {
-            size_t len = (size_t)(nl - m->pending);
-            snprintf(line, cap, "%.*s", (int)len, m->pending);
-            m->n_pending -= len + 1;
-            memmove(m->pending, nl + 1, m->n_pending);
-            return true;
-        }
-        uint64_t now = now_ms();
-        if (now >= end || m->n_pending == sizeof m->pending)
-            return false;
-        struct pollfd p = {.fd = m->from_fd, .events = POLLIN};
-        if (poll(&p, 1, (int)(end - now)) <= 0)
-            continue;
-        ssize_t r = read(m->from_fd, m->pending + m->n_pending,
-                         sizeof m->pending - m->n_pending);
-        if (r <= 0)
-            return false;
-        m->n_pending += (size_t)r;
-    }
-}
-
-static void mock_stop(mock *m)
-{
-    if (m->pid <= 0)
-        return;
-    kill(m->pid, SIGTERM);
-    int status;
-    uint64_t end = now_ms() + 5000;
-    while (waitpid(m->pid, &status, WNOHANG) == 0) {
-        if (now_ms() > end) {
-            kill(m->pid, SIGKILL);
-            waitpid(m->pid, &status, 0);
-            break;
-        }
-        nap();
-    }
-    close(m->to_fd);
-    close(m->from_fd);
-    for (int i = 0; i < 8; i++)
-        if (running[i] == m)
-            running[i] = NULL;
-    m->pid = 0;
-}
-
-static void stop_all(void)
-{
-    for (int i = 0; i < 8; i++)
-        if (running[i])
-            mock_stop(running[i]);
-}
-
-/* Start halo-kafka-mock --commands with topics ("name:partitions"). */
-static bool mock_start(mock *m, const char *const *topics)
-{
-    static bool registered;
-    memset(m, 0, sizeof *m);
-    int in[2], out[2];
-    if (pipe(in) != 0 || pipe(out) != 0)
-        return false;
-    const char *argv[32] = {"halo-kafka-mock", "--commands"};
-    int argc = 2;
-    for (int i = 0; topics[i] && argc < 29; i++) {
-        argv[argc++] = "--topic";
-        argv[argc++] = topics[i];
-    }
-    argv[argc] = NULL;
-    const char *path = mock_path();
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[0]);
-        close(in[1]);
-        close(out[0]);
-        close(out[1]);
-        execv(path, (char *const *)argv);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    if (pid < 0) {
-        close(in[1]);
-        close(out[0]);
-        return false;
-    }
-    fcntl(in[1], F_SETFD, FD_CLOEXEC);
-    fcntl(out[0], F_SETFD, FD_CLOEXEC);
-    m->pid = pid;
-    m->to_fd = in[1];
-    m->from_fd = out[0];
-    for (int i = 0; i < 8; i++)
-        if (!running[i]) {
-            running[i] = m;
-            break;
-        }
-    if (!registered)
-        atexit(stop_all);
-    registered = true;
-    char line[512];
-    if (!mock_line(m, line, sizeof line, 10000) ||
-        strncmp(line, "bootstrap ", 10) != 0) {
-        fprintf(stderr, "  %s did not start\n", path);
-        mock_stop(m);
-        return false;
-    }
-    snprintf(m->bootstrap, sizeof m->bootstrap, "%.200s", line + 10);
-    return true;
-}
-
-/* "down" or "up"; true once the mock answered "ok <cmd>". */
-static bool mock_cmd(mock *m, const char *cmd)
-{
-    char msg[64], line[256], want[64];
-    int n = snprintf(msg, sizeof msg, "%s\n", cmd);
-    if (write(m->to_fd, msg, (size_t)n) != n)
-        return false;
-    snprintf(want, sizeof want, "ok %s", cmd);
-    while (mock_line(m, line, sizeof line, 5000))
-        if (strcmp(line, want) == 0)
-            return true;
-    return false;
 }
 
 /* ---- the exporter under test --------------------------------------------- */
@@ -608,8 +452,8 @@ static double metric_of(const char *name, const char *id)
  * acknowledged reads back as exactly the spans sent, keyed by trace */
 TEST(ok_only_after_delivery_and_spans_read_back)
 {
-    mock m;
-    CHECK(mock_start(&m, (const char *const[]){"otlp_spans:4", NULL}));
+    kafka_mock m;
+    CHECK(kafka_mock_start(&m, (const char *const[]){"otlp_spans:4", NULL}));
     char yaml[1024];
     snprintf(yaml, sizeof yaml,
              "brokers: [\"%s\"]\n"
@@ -632,14 +476,14 @@ TEST(ok_only_after_delivery_and_spans_read_back)
     CHECK_INT(r1.st, HALO_OK);
 
     /* broker down: the batch is accepted, but no answer comes */
-    CHECK(mock_cmd(&m, "down"));
+    CHECK(kafka_mock_cmd(&m, "down"));
     CHECK_INT(kx_consume(&x, make_batch(10, 10, 0, 4, 20, 0, &r2)), HALO_OK);
     uint64_t until = now_ms() + 700;
     while (now_ms() < until) {
         CHECK_INT(rec_calls(&r2), 0);
         nap();
     }
-    CHECK(mock_cmd(&m, "up"));
+    CHECK(kafka_mock_cmd(&m, "up"));
     CHECK(rec_wait(&r2, 20000));
     if (r2.st != HALO_OK)
         fprintf(stderr, "  %s\n", r2.msg);
@@ -656,15 +500,15 @@ TEST(ok_only_after_delivery_and_spans_read_back)
     CHECK_INT(rb->msgs, 20); /* one message per trace */
     free(rb);
     kx_close(&x);
-    mock_stop(&m);
+    kafka_mock_stop(&m);
 }
 
 /* (2) one message per trace, keyed by the trace id in hex; a trace in one
  * partition, the traces spread over several */
 TEST(keys_are_trace_ids_and_traces_keep_one_partition)
 {
-    mock m;
-    CHECK(mock_start(&m, (const char *const[]){"keyed:4", NULL}));
+    kafka_mock m;
+    CHECK(kafka_mock_start(&m, (const char *const[]){"keyed:4", NULL}));
     char yaml[512];
     snprintf(yaml, sizeof yaml, "brokers: [\"%s\"]\ntopic: keyed\n",
              m.bootstrap);
@@ -690,7 +534,7 @@ TEST(keys_are_trace_ids_and_traces_keep_one_partition)
     CHECK(__builtin_popcount((unsigned)rb->partitions_used) > 1);
     free(rb);
     kx_close(&x);
-    mock_stop(&m);
+    kafka_mock_stop(&m);
 }
 
 /* consume() from several receiver threads at once: every batch answered
@@ -717,8 +561,8 @@ static void *consume_many(void *arg)
 
 TEST(concurrent_consumers)
 {
-    mock m;
-    CHECK(mock_start(&m, (const char *const[]){"many:3", NULL}));
+    kafka_mock m;
+    CHECK(kafka_mock_start(&m, (const char *const[]){"many:3", NULL}));
     char yaml[512];
     snprintf(yaml, sizeof yaml, "brokers: [\"%s\"]\ntopic: many\n",
              m.bootstrap);
@@ -764,15 +608,16 @@ TEST(concurrent_consumers)
     CHECK_RB(rb, rb_complete(rb, 0, 200, 2));
     CHECK_INT(rb->msgs, 200);
     free(rb);
-    mock_stop(&m);
+    kafka_mock_stop(&m);
 }
 
 /* (3) requests over max_message_bytes become several messages under it;
  * a single span over it goes alone; nothing is lost */
 TEST(large_requests_are_split_never_refused)
 {
-    mock m;
-    CHECK(mock_start(&m, (const char *const[]){"split:2", "unkeyed:3", NULL}));
+    kafka_mock m;
+    CHECK(kafka_mock_start(
+        &m, (const char *const[]){"split:2", "unkeyed:3", NULL}));
     char yaml[512];
     snprintf(yaml, sizeof yaml,
              "brokers: [\"%s\"]\ntopic: split\nmax_message_bytes: 4096\n",
@@ -837,15 +682,15 @@ TEST(large_requests_are_split_never_refused)
     halo_hex_encode(sid, 8, span);
     CHECK_CONTAINS(r3.msg, span);
     kx_close(&x);
-    mock_stop(&m);
+    kafka_mock_stop(&m);
 }
 
 /* (4) broker down longer than `timeout`: the answer is retryable, not OK;
  * once the broker is back a new batch goes through */
 TEST(broker_down_fails_retryably_then_recovers)
 {
-    mock m;
-    CHECK(mock_start(&m, (const char *const[]){"down:2", NULL}));
+    kafka_mock m;
+    CHECK(kafka_mock_start(&m, (const char *const[]){"down:2", NULL}));
     char yaml[512];
     snprintf(yaml, sizeof yaml,
              "brokers: [\"%s\"]\ntopic: down\ntimeout: 1s\n"
@@ -855,7 +700,7 @@ TEST(broker_down_fails_retryably_then_recovers)
     kx x;
     halo_err err = {{0}};
     CHECK_INT(kx_open(&x, "kafka/down", yaml, true, &err), HALO_OK);
-    CHECK(mock_cmd(&m, "down"));
+    CHECK(kafka_mock_cmd(&m, "down"));
     rec r1, r2;
     rec_init(&r1);
     rec_init(&r2);
@@ -866,7 +711,7 @@ TEST(broker_down_fails_retryably_then_recovers)
     CHECK_CONTAINS(r1.msg, m.bootstrap); /* where it tried to deliver */
     CHECK(metric_of("halo_exporter_failed_spans_total", "kafka/down") == 10);
 
-    CHECK(mock_cmd(&m, "up"));
+    CHECK(kafka_mock_cmd(&m, "up"));
     CHECK_INT(kx_consume(&x, make_batch(5, 5, 0, 2, 0, 0, &r2)), HALO_OK);
     CHECK(rec_wait(&r2, 20000));
     if (r2.st != HALO_OK)
@@ -880,7 +725,7 @@ TEST(broker_down_fails_retryably_then_recovers)
     CHECK_RB(rb, ok);
     CHECK_RB(rb, rb_complete(rb, 5, 5, 2));
     free(rb);
-    mock_stop(&m);
+    kafka_mock_stop(&m);
 }
 
 /* (5) over max_inflight_bytes a batch is refused at once, retryably;
@@ -888,8 +733,8 @@ TEST(broker_down_fails_retryably_then_recovers)
  * returns without waiting for the message timeout */
 TEST(inflight_budget_refuses_and_shutdown_answers_undelivered)
 {
-    mock m;
-    CHECK(mock_start(&m, (const char *const[]){"budget:1", NULL}));
+    kafka_mock m;
+    CHECK(kafka_mock_start(&m, (const char *const[]){"budget:1", NULL}));
     char yaml[512];
     snprintf(yaml, sizeof yaml,
              "brokers: [\"%s\"]\ntopic: budget\ntimeout: 60s\n"
@@ -898,7 +743,7 @@ TEST(inflight_budget_refuses_and_shutdown_answers_undelivered)
     kx x;
     halo_err err = {{0}};
     CHECK_INT(kx_open(&x, "kafka/budget", yaml, true, &err), HALO_OK);
-    CHECK(mock_cmd(&m, "down"));
+    CHECK(kafka_mock_cmd(&m, "down"));
     rec r1, r2;
     rec_init(&r1);
     rec_init(&r2);
@@ -923,7 +768,7 @@ TEST(inflight_budget_refuses_and_shutdown_answers_undelivered)
               HALO_ESHUTDOWN);
     CHECK_INT(r3.st, HALO_ESHUTDOWN);
     kx_close(&x);
-    mock_stop(&m);
+    kafka_mock_stop(&m);
 }
 
 /* (6) rdkafka.* keys reach librdkafka at create(): a bad one is an error

@@ -22,6 +22,7 @@
  * of the partition under test would have travelled in the same auto-commit.
  */
 #include "harness.h"
+#include "kafka_mock.h"
 
 #include "core/arena.h"
 #include "core/batch.h"
@@ -73,53 +74,13 @@ static void sleep_ms(int ms)
             sleep_ms(10);                                                      \
     } while (0)
 
-/* ---- the mock cluster, a process of its own ---------------------------- */
+/* ---- the mock cluster, a process of its own (kafka_mock.h) ------------ */
 
-static struct {
-    pid_t pid;
-    int in_fd;  /* its stdin (commands) */
-    int out_fd; /* its stdout (answers) */
-    char bootstrap[256];
-} mock = {.pid = -1, .in_fd = -1, .out_fd = -1};
+static kafka_mock mock;
 
 static void mock_stop(void)
 {
-    if (mock.pid <= 0)
-        return;
-    if (mock.in_fd >= 0 && write(mock.in_fd, "quit\n", 5) < 0)
-        (void)0; /* it gets SIGTERM below anyway */
-    if (mock.in_fd >= 0)
-        close(mock.in_fd);
-    if (mock.out_fd >= 0)
-        close(mock.out_fd);
-    mock.in_fd = -1;
-    mock.out_fd = -1;
-    uint64_t end = now_ms() + 5000;
-    int status;
-    while (waitpid(mock.pid, &status, WNOHANG) == 0) {
-        if (now_ms() > end) {
-            kill(mock.pid, SIGKILL);
-            waitpid(mock.pid, &status, 0);
-            break;
-        }
-        sleep_ms(10);
-    }
-    mock.pid = -1;
-}
-
-static const char *mock_path(void)
-{
-    static char path[4096];
-    const char *env = getenv("HALO_KAFKA_MOCK");
-    if (env && *env)
-        return env;
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 32);
-    if (n <= 0)
-        return "halo-kafka-mock";
-    path[n] = '\0';
-    char *slash = strrchr(path, '/');
-    strcpy(slash ? slash + 1 : path, "halo-kafka-mock");
-    return path;
+    kafka_mock_stop(&mock);
 }
 
 /* Start a fresh cluster with otlp_spans:4 (and extra_topic when given);
@@ -127,87 +88,14 @@ static const char *mock_path(void)
 static bool mock_start(const char *extra_topic)
 {
     mock_stop();
-    int in[2], out[2];
-    if (pipe(in) != 0)
-        return false;
-    if (pipe(out) != 0) {
-        close(in[0]);
-        close(in[1]);
-        return false;
-    }
-    const char *path = mock_path();
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[0]);
-        close(in[1]);
-        close(out[0]);
-        close(out[1]);
-        if (extra_topic)
-            execl(path, path, "--topic", TOPIC ":4", "--topic", extra_topic,
-                  "--commands", (char *)NULL);
-        else
-            execl(path, path, "--topic", TOPIC ":4", "--commands",
-                  (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    if (pid < 0) {
-        close(in[1]);
-        close(out[0]);
-        return false;
-    }
-    mock.pid = pid;
-    mock.in_fd = in[1];
-    mock.out_fd = out[0];
-    char line[512];
-    size_t len = 0;
-    uint64_t end = now_ms() + 10000;
-    bool ok = false;
-    while (!ok && now_ms() < end && len < sizeof line - 1) {
-        struct pollfd p = {.fd = out[0], .events = POLLIN};
-        if (poll(&p, 1, 100) <= 0)
-            continue;
-        ssize_t n = read(out[0], line + len, sizeof line - 1 - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        line[len] = '\0';
-        ok = strchr(line, '\n') != NULL;
-    }
-    if (!ok || sscanf(line, "bootstrap %255s", mock.bootstrap) != 1) {
-        fprintf(stderr, "  could not start %s\n", path);
-        mock_stop();
-        return false;
-    }
-    return true;
+    const char *topics[] = {TOPIC ":4", extra_topic, NULL};
+    return kafka_mock_start(&mock, topics);
 }
 
 /* Send a command ("down", "up") and wait for its "ok" answer. */
 static bool mock_cmd(const char *cmd)
 {
-    char line[64], want[64];
-    int n = snprintf(line, sizeof line, "%s\n", cmd);
-    snprintf(want, sizeof want, "ok %s\n", cmd);
-    if (mock.in_fd < 0 || write(mock.in_fd, line, (size_t)n) != n)
-        return false;
-    size_t len = 0;
-    uint64_t end = now_ms() + 5000;
-    while (now_ms() < end && len < sizeof line - 1) {
-        struct pollfd p = {.fd = mock.out_fd, .events = POLLIN};
-        if (poll(&p, 1, 100) <= 0)
-            continue;
-        ssize_t r = read(mock.out_fd, line + len, 1);
-        if (r <= 0)
-            return false;
-        len += (size_t)r;
-        line[len] = '\0';
-        if (line[len - 1] == '\n')
-            return strcmp(line, want) == 0;
-    }
-    return false;
+    return kafka_mock_cmd(&mock, cmd);
 }
 
 /* ---- the fake next component ------------------------------------------- */

@@ -3,12 +3,11 @@
  * concurrent), column names equal to the SQLite store's, daily partitions,
  * retention by dropping partitions, password-free connection errors.
  *
- * One real PostgreSQL 15 server per test binary, started on first use by
- * tests/pg/pg_server.sh (found through $HALO_SOURCE_DIR, else relative to
- * this file's path at build time) and stopped at exit, also after a failed
- * CHECK. Each test works in its own fresh database.
+ * One real PostgreSQL 15 server per test binary (pg_test.h); each test
+ * works in its own fresh database.
  */
 #include "harness.h"
+#include "pg_test.h"
 
 #include "storage/pg_schema.h"
 #include "storage/store.h"
@@ -21,119 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- the server ---------------------------------------------------------- */
-
-static struct {
-    bool tried;
-    bool up;
-    char dir[256];
-    char script[1024];
-    char dsn[256]; /* postgresql://postgres@127.0.0.1:PORT/ (no database) */
-} srv;
-
-static void server_stop(void)
-{
-    if (!srv.dir[0])
-        return;
-    char cmd[1400];
-    snprintf(cmd, sizeof cmd, "'%s' stop '%s'", srv.script, srv.dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "  could not stop the server in %s\n", srv.dir);
-    srv.dir[0] = '\0';
-    srv.up = false;
-}
-
-static bool server_start(void)
-{
-    const char *src = getenv("HALO_SOURCE_DIR");
-    if (src && *src)
-        snprintf(srv.script, sizeof srv.script, "%s/tests/pg/pg_server.sh",
-                 src);
-    else /* tests/unit/test_pg_schema.c -> tests/pg/pg_server.sh */
-        snprintf(srv.script, sizeof srv.script, "%.*s/../pg/pg_server.sh",
-                 (int)(strrchr(__FILE__, '/')
-                           ? strrchr(__FILE__, '/') - __FILE__
-                           : 1),
-                 strrchr(__FILE__, '/') ? __FILE__ : ".");
-    /* Not the harness's tmpdir: the server's OS user must reach it. */
-    snprintf(srv.dir, sizeof srv.dir, "/tmp/halo-pg-XXXXXX");
-    if (!mkdtemp(srv.dir)) {
-        srv.dir[0] = '\0';
-        return false;
-    }
-    atexit(server_stop);
-    char cmd[1400], line[512];
-    snprintf(cmd, sizeof cmd, "'%s' start '%s'", srv.script, srv.dir);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return false;
-    while (fgets(line, sizeof line, p)) {
-        line[strcspn(line, "\n")] = '\0';
-        if (strncmp(line, "dsn ", 4) == 0) {
-            /* keep everything up to the last '/' */
-            char *slash = strrchr(line, '/');
-            if (slash)
-                slash[1] = '\0';
-            snprintf(srv.dsn, sizeof srv.dsn, "%.200s", line + 4);
-        }
-    }
-    int rc = pclose(p);
-    return rc == 0 && srv.dsn[0];
-}
-
-/* The server's DSN for database db, or NULL when it could not start. */
-static const char *dsn_for(const char *db, char *buf, size_t cap)
-{
-    if (!srv.tried) {
-        srv.tried = true;
-        srv.up = server_start();
-        if (!srv.up)
-            fprintf(stderr, "  could not start PostgreSQL with %s\n",
-                    srv.script);
-    }
-    if (!srv.up)
-        return NULL;
-    snprintf(buf, cap, "%s%s", srv.dsn, db);
-    return buf;
-}
-
-/* A connection to a new, empty database `name`. */
-static PGconn *fresh_db(const char *name)
-{
-    char dsn[320], sql[128];
-    halo_err err = {{0}};
-    PGconn *admin = NULL, *c = NULL;
-    if (!dsn_for("postgres", dsn, sizeof dsn))
-        return NULL;
-    if (halo_pg_connect(dsn, &admin, &err) != HALO_OK) {
-        fprintf(stderr, "  %s\n", err.msg);
-        return NULL;
-    }
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", name);
-    PQclear(PQexec(admin, sql));
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-    PGresult *r = PQexec(admin, sql);
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    PQfinish(admin);
-    if (!ok || halo_pg_connect(dsn_for(name, dsn, sizeof dsn), &c, &err))
-        return NULL;
-    return c;
-}
-
 /* ---- queries ------------------------------------------------------------- */
-
-static long long q_int(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    long long v = -1;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        v = atoll(PQgetvalue(r, 0, 0));
-    else
-        fprintf(stderr, "  %s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    return v;
-}
 
 /* The rows of sql, one per line, columns separated by '|'. */
 static char *q_text(PGconn *c, const char *sql, char *buf, size_t cap)
@@ -151,17 +38,6 @@ static char *q_text(PGconn *c, const char *sql, char *buf, size_t cap)
     return buf;
 }
 
-static bool q_ok(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK ||
-              PQresultStatus(r) == PGRES_TUPLES_OK;
-    if (!ok)
-        fprintf(stderr, "  %s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    return ok;
-}
-
 /* A minimal span row (and its trace row when with_trace). */
 static bool put_span(PGconn *c, const char *trace, const char *span,
                      const char *start, const char *end)
@@ -175,7 +51,7 @@ static bool put_span(PGconn *c, const char *trace, const char *span,
              " (extract(epoch from timestamptz '%s') * 1e9)::bigint + 7,"
              " (extract(epoch from timestamptz '%s') * 1e9)::bigint + 7)",
              trace, span, start, end, start, end);
-    return q_ok(c, sql);
+    return pg_q_ok(c, sql);
 }
 
 static bool put_trace(PGconn *c, const char *trace, const char *start,
@@ -187,7 +63,7 @@ static bool put_trace(PGconn *c, const char *trace, const char *start,
              " duration_ms, start_unix_nano, end_unix_nano) VALUES ('%s',"
              " '%s', '%s', 0, 0, 0)",
              trace, start, end);
-    return q_ok(c, sql);
+    return pg_q_ok(c, sql);
 }
 
 #define UTC(y, m, d, h)                                                        \
@@ -225,7 +101,7 @@ static bool sqlite_columns(const char *table, char *buf, size_t cap)
 
 TEST(migrate_empty_database)
 {
-    PGconn *c = fresh_db("t_migrate");
+    PGconn *c = pg_new_db("t_migrate");
     CHECK(c);
     halo_err err = {{0}};
     int rc = halo_pg_migrate(c, &err);
@@ -303,7 +179,7 @@ TEST(migrate_empty_database)
 
 TEST(migrate_again_is_a_noop)
 {
-    PGconn *c = fresh_db("t_noop");
+    PGconn *c = pg_new_db("t_noop");
     CHECK(c);
     halo_err err = {{0}};
     char before[512], after[512];
@@ -313,12 +189,12 @@ TEST(migrate_again_is_a_noop)
     q_text(c, sql, before, sizeof before);
     CHECK_INT(halo_pg_migrate(c, &err), HALO_OK);
     CHECK_STR(q_text(c, sql, after, sizeof after), before);
-    CHECK_INT(q_int(c, "SELECT max(version) FROM schema_migrations"),
+    CHECK_INT(pg_q_int(c, "SELECT max(version) FROM schema_migrations"),
               halo_pg_schema_version());
     CHECK_INT(PQtransactionStatus(c), PQTRANS_IDLE);
     /* a database newer than this binary is refused, and left alone */
-    CHECK(q_ok(c, "INSERT INTO schema_migrations (version, name) VALUES "
-                  "(99, 'future')"));
+    CHECK(pg_q_ok(c, "INSERT INTO schema_migrations (version, name) VALUES "
+                     "(99, 'future')"));
     CHECK_INT(halo_pg_migrate(c, &err), HALO_EUNSUPPORTED);
     CHECK_CONTAINS(err.msg, "has schema version 99, newer than this halo");
     CHECK_INT(PQtransactionStatus(c), PQTRANS_IDLE);
@@ -348,10 +224,10 @@ static void *race_migrate(void *arg)
 
 TEST(concurrent_migrations_apply_once)
 {
-    PGconn *c = fresh_db("t_race");
+    PGconn *c = pg_new_db("t_race");
     CHECK(c);
     char dsn[320];
-    dsn_for("t_race", dsn, sizeof dsn);
+    pg_dsn_for("t_race", dsn, sizeof dsn);
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, N_RACERS);
     pthread_t th[N_RACERS];
@@ -368,9 +244,9 @@ TEST(concurrent_migrations_apply_once)
             fprintf(stderr, "  racer %d: %s\n", i, r[i].err.msg);
         CHECK_INT(r[i].st, HALO_OK);
     }
-    CHECK_INT(q_int(c, "SELECT count(*) FROM schema_migrations"), 1);
-    CHECK_INT(q_int(c, "SELECT count(*) FROM pg_inherits WHERE inhparent ="
-                       " 'spans'::regclass"),
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM schema_migrations"), 1);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM pg_inherits WHERE inhparent ="
+                          " 'spans'::regclass"),
               1);
     PQfinish(c);
 }
@@ -384,12 +260,12 @@ static const char PARTS[] =
 
 TEST(ensure_partitions_is_idempotent)
 {
-    PGconn *c = fresh_db("t_parts");
+    PGconn *c = pg_new_db("t_parts");
     CHECK(c);
     halo_err err = {{0}};
     char got[2048], again[2048];
     CHECK_INT(halo_pg_migrate(c, &err), HALO_OK);
-    CHECK(q_ok(c, "SET TimeZone = 'UTC'"));
+    CHECK(pg_q_ok(c, "SET TimeZone = 'UTC'"));
     /* a late span for 2026-11-18 is in the default partition, then moves */
     CHECK(put_span(c, "t1", "s1", "2026-11-18 23:59:59.999999+00",
                    "2026-11-19 00:00:01+00"));
@@ -411,18 +287,18 @@ TEST(ensure_partitions_is_idempotent)
                      got, sizeof got),
               "t1|spans_p20261118\nt2|spans_default\n");
     /* the new partitions have the parent's indexes */
-    CHECK_INT(q_int(c, "SELECT count(*) FROM pg_indexes WHERE tablename ="
-                       " 'spans_p20261117'"),
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM pg_indexes WHERE tablename ="
+                          " 'spans_p20261117'"),
               2);
     q_text(c, PARTS, got, sizeof got);
     CHECK_INT(halo_pg_ensure_partitions(c, from, 2, &err), HALO_OK);
     CHECK_INT(halo_pg_ensure_partitions(c, from + 86400, 0, &err), HALO_OK);
     CHECK_STR(q_text(c, PARTS, again, sizeof again), got);
     /* redelivery of a stored span conflicts on the key in its partition */
-    CHECK(q_ok(c, "INSERT INTO spans SELECT * FROM spans WHERE trace_id ="
-                  " 't1' ON CONFLICT (trace_id, span_id, start_time) DO"
-                  " NOTHING"));
-    CHECK_INT(q_int(c, "SELECT count(*) FROM spans"), 2);
+    CHECK(pg_q_ok(c, "INSERT INTO spans SELECT * FROM spans WHERE trace_id ="
+                     " 't1' ON CONFLICT (trace_id, span_id, start_time) DO"
+                     " NOTHING"));
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM spans"), 2);
     CHECK_INT(halo_pg_ensure_partitions(c, from, -1, &err), HALO_EINVAL);
     CHECK_CONTAINS(err.msg, "invalid days ahead -1");
     CHECK_INT(halo_pg_ensure_partitions(c, -5, 1, &err), HALO_EINVAL);
@@ -453,10 +329,10 @@ static void *race_partitions(void *arg)
 
 TEST(concurrent_ensure_partitions)
 {
-    PGconn *c = fresh_db("t_part_race");
+    PGconn *c = pg_new_db("t_part_race");
     CHECK(c);
     char dsn[320];
-    dsn_for("t_part_race", dsn, sizeof dsn);
+    pg_dsn_for("t_part_race", dsn, sizeof dsn);
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, 3);
     pthread_t th[3];
@@ -473,8 +349,8 @@ TEST(concurrent_ensure_partitions)
             fprintf(stderr, "  racer %d: %s\n", i, r[i].err.msg);
         CHECK_INT(r[i].st, HALO_OK);
     }
-    CHECK_INT(q_int(c, "SELECT count(*) FROM pg_inherits WHERE inhparent ="
-                       " 'spans'::regclass"),
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM pg_inherits WHERE inhparent ="
+                          " 'spans'::regclass"),
               9);
     PQfinish(c);
 }
@@ -483,7 +359,7 @@ TEST(concurrent_ensure_partitions)
 
 TEST(retention_drops_only_old_partitions)
 {
-    PGconn *c = fresh_db("t_retention");
+    PGconn *c = pg_new_db("t_retention");
     CHECK(c);
     halo_err err = {{0}};
     char got[2048];
@@ -535,8 +411,8 @@ TEST(retention_drops_only_old_partitions)
     CHECK_INT(halo_pg_retention(c, UTC(2026, 11, 12, 23), &dropped, &err),
               HALO_OK);
     CHECK_INT(dropped, 0);
-    CHECK_INT(q_int(c, "SELECT count(*) FROM spans"), 4);
-    CHECK_INT(q_int(c, "SELECT count(*) FROM traces"), 4);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM spans"), 4);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM traces"), 4);
     /* a cutoff at midnight exactly drops the day before it */
     CHECK_INT(halo_pg_retention(c, UTC(2026, 11, 14, 0), &dropped, &err),
               HALO_OK);
@@ -579,7 +455,7 @@ TEST(connection_errors_hide_the_password)
     }
     /* the server's own errors come through */
     char dsn[320];
-    CHECK(dsn_for("no_such_db", dsn, sizeof dsn));
+    CHECK(pg_dsn_for("no_such_db", dsn, sizeof dsn));
     CHECK(halo_pg_connect(dsn, &c, &err) != HALO_OK);
     CHECK_CONTAINS(err.msg, "database \"no_such_db\" does not exist");
 }

@@ -7,11 +7,11 @@
  * The reference is the SQLite store itself: the same batches are written
  * to a SQLite database and to PostgreSQL, and the columns both have are
  * compared as text (the JSON columns byte for byte). One real PostgreSQL
- * 15 per test binary, started on first use by tests/pg/pg_server.sh like
- * test_pg_schema.c does, stopped at exit; each test in its own database.
+ * 15 per test binary (pg_test.h); each test in its own database.
  */
 #include "fixtures.h"
 #include "harness.h"
+#include "pg_test.h"
 
 #include "core/batch.h"
 #include "storage/pg_schema.h"
@@ -26,127 +26,17 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- the server (as in test_pg_schema.c) --------------------------------- */
-
-static struct {
-    bool tried;
-    bool up;
-    char dir[256];
-    char script[1024];
-    char dsn[256]; /* postgresql://postgres@127.0.0.1:PORT/ (no database) */
-} srv;
-
-static void server_stop(void)
-{
-    if (!srv.dir[0])
-        return;
-    char cmd[1400];
-    snprintf(cmd, sizeof cmd, "'%s' stop '%s'", srv.script, srv.dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "  could not stop the server in %s\n", srv.dir);
-    srv.dir[0] = '\0';
-    srv.up = false;
-}
-
-static bool server_start(void)
-{
-    const char *src = getenv("HALO_SOURCE_DIR");
-    if (src && *src)
-        snprintf(srv.script, sizeof srv.script, "%s/tests/pg/pg_server.sh",
-                 src);
-    else /* tests/unit/test_pg_write.c -> tests/pg/pg_server.sh */
-        snprintf(srv.script, sizeof srv.script, "%.*s/../pg/pg_server.sh",
-                 (int)(strrchr(__FILE__, '/')
-                           ? strrchr(__FILE__, '/') - __FILE__
-                           : 1),
-                 strrchr(__FILE__, '/') ? __FILE__ : ".");
-    snprintf(srv.dir, sizeof srv.dir, "/tmp/halo-pg-XXXXXX");
-    if (!mkdtemp(srv.dir)) {
-        srv.dir[0] = '\0';
-        return false;
-    }
-    atexit(server_stop);
-    char cmd[1400], line[512];
-    snprintf(cmd, sizeof cmd, "'%s' start '%s'", srv.script, srv.dir);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return false;
-    while (fgets(line, sizeof line, p)) {
-        line[strcspn(line, "\n")] = '\0';
-        if (strncmp(line, "dsn ", 4) == 0) {
-            char *slash = strrchr(line, '/');
-            if (slash)
-                slash[1] = '\0';
-            snprintf(srv.dsn, sizeof srv.dsn, "%.200s", line + 4);
-        }
-    }
-    int rc = pclose(p);
-    return rc == 0 && srv.dsn[0];
-}
-
-static const char *dsn_for(const char *db, char *buf, size_t cap)
-{
-    if (!srv.tried) {
-        srv.tried = true;
-        srv.up = server_start();
-        if (!srv.up)
-            fprintf(stderr, "  could not start PostgreSQL with %s\n",
-                    srv.script);
-    }
-    if (!srv.up)
-        return NULL;
-    snprintf(buf, cap, "%s%s", srv.dsn, db);
-    return buf;
-}
-
-static PGconn *connect_db(const char *name)
-{
-    char dsn[320];
-    halo_err err = {{0}};
-    PGconn *c = NULL;
-    if (!dsn_for(name, dsn, sizeof dsn))
-        return NULL;
-    if (halo_pg_connect(dsn, &c, &err) != HALO_OK) {
-        fprintf(stderr, "  %s\n", err.msg);
-        return NULL;
-    }
-    return c;
-}
-
 /* A connection to a new database `name` with the halo schema. */
 static PGconn *fresh_db(const char *name)
 {
-    char sql[128];
     halo_err err = {{0}};
-    PGconn *admin = connect_db("postgres");
-    if (!admin)
-        return NULL;
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", name);
-    PQclear(PQexec(admin, sql));
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-    PGresult *r = PQexec(admin, sql);
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    PQfinish(admin);
-    PGconn *c = ok ? connect_db(name) : NULL;
+    PGconn *c = pg_new_db(name);
     if (c && halo_pg_migrate(c, &err) != HALO_OK) {
         fprintf(stderr, "  %s\n", err.msg);
         PQfinish(c);
         c = NULL;
     }
     return c;
-}
-
-static long long q_int(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    long long v = -1;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        v = atoll(PQgetvalue(r, 0, 0));
-    else
-        fprintf(stderr, "  %s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    return v;
 }
 
 /* The rows of sql, one per line, columns separated by '|' (malloc'd). */
@@ -164,17 +54,6 @@ static char *q_text(PGconn *c, const char *sql)
     PQclear(r);
     halo_buf_putc(&b, '\0');
     return halo_buf_steal(&b);
-}
-
-static bool q_ok(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK ||
-              PQresultStatus(r) == PGRES_TUPLES_OK;
-    if (!ok)
-        fprintf(stderr, "  %s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    return ok;
 }
 
 /* The same for a SQLite database file. */
@@ -611,7 +490,7 @@ TEST(every_field_round_trips)
                  "abababababababab0000000000000063|1.2.3|svc-one\n");
     free(s);
     /* ns exact in *_unix_nano, timestamptz truncated to the microsecond */
-    CHECK(q_ok(c, "SET TimeZone = 'UTC'"));
+    CHECK(pg_q_ok(c, "SET TimeZone = 'UTC'"));
     s = q_text(c, "SELECT start_unix_nano, end_unix_nano, start_time,"
                   " end_time, duration_ms FROM spans ORDER BY span_id");
     CHECK_STR(s, "1763283600123456789|1763283601123456790|"
@@ -679,8 +558,8 @@ TEST(same_batch_twice_is_one_copy)
     CHECK_INT(ws.fixed_up, 0);
     char *after = q_text(c, q);
     CHECK_STR(after, before);
-    CHECK_INT(q_int(c, "SELECT count(*) FROM spans"), 3);
-    CHECK_INT(q_int(c, "SELECT count(*) FROM traces"), 1);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM spans"), 3);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM traces"), 1);
     free(before);
     free(after);
     halo_batch_done(b, HALO_OK, "");
@@ -750,7 +629,7 @@ TEST(rollup_adds_up_across_batches)
         CHECK_STR(s, want[i]);
         free(s);
     }
-    CHECK_INT(q_int(c, "SELECT count(*) FROM spans"), 4);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM spans"), 4);
     for (int i = 0; i < 4; i++)
         halo_batch_done(b[i], HALO_OK, "");
     halo_store_close(sq);
@@ -863,7 +742,7 @@ static bool backend_gone(PGconn *admin, int pid)
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", pid);
     for (int i = 0; i < 1000; i++) { /* 10 s deadline */
-        if (q_int(admin, sql) == 0)
+        if (pg_q_int(admin, sql) == 0)
             return true;
         usleep(10000);
     }
@@ -874,7 +753,7 @@ TEST(killed_connection_is_retryable)
 {
     PGconn *c = fresh_db("pgw_kill");
     CHECK(c);
-    PGconn *admin = connect_db("pgw_kill");
+    PGconn *admin = pg_connect_db("pgw_kill");
     CHECK(admin);
     span_opts o1 = {.trace = 1, .span = 1, .dur_ns = 1, .agent = "a"};
     span_opts o2 = {.trace = 2, .span = 1, .dur_ns = 1, .agent = "a"};
@@ -884,7 +763,7 @@ TEST(killed_connection_is_retryable)
     int pid = PQbackendPID(c);
     char sql[96];
     snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", pid);
-    CHECK(q_ok(admin, sql));
+    CHECK(pg_q_ok(admin, sql));
     CHECK(backend_gone(admin, pid));
     CHECK_INT(halo_pg_write_batch(c, b2, &err), HALO_ERETRY);
     fprintf(stderr, "  (expected) %s\n", err.msg);
@@ -894,7 +773,7 @@ TEST(killed_connection_is_retryable)
     /* the dead connection stays an ERETRY, never a crash */
     CHECK_INT(halo_pg_write_batch(c, b2, &err), HALO_ERETRY);
     CHECK_CONTAINS(err.msg, "could not write spans");
-    CHECK_INT(q_int(admin, "SELECT count(*) FROM spans"), 1);
+    CHECK_INT(pg_q_int(admin, "SELECT count(*) FROM spans"), 1);
     halo_batch_done(b1, HALO_OK, "");
     halo_batch_done(b2, HALO_OK, "");
     PQfinish(admin);
@@ -907,8 +786,8 @@ TEST(refused_data_is_invalid_and_rolled_back)
 {
     PGconn *c = fresh_db("pgw_refuse");
     CHECK(c);
-    CHECK(q_ok(c, "ALTER TABLE spans ADD CONSTRAINT no_forbidden"
-                  " CHECK (name <> 'forbidden')"));
+    CHECK(pg_q_ok(c, "ALTER TABLE spans ADD CONSTRAINT no_forbidden"
+                     " CHECK (name <> 'forbidden')"));
     span_opts o[2] = {
         {.trace = 1, .span = 1, .dur_ns = 1, .agent = "a"},
         {.trace = 1, .span = 2, .parent = 1, .dur_ns = 1, .agent = "a"}};
@@ -919,17 +798,17 @@ TEST(refused_data_is_invalid_and_rolled_back)
     CHECK_CONTAINS(err.msg, "could not insert spans: ");
     CHECK_CONTAINS(err.msg, "no_forbidden");
     CHECK_INT(PQtransactionStatus(c), PQTRANS_IDLE);
-    CHECK_INT(q_int(c, "SELECT count(*) FROM spans"), 0);
-    CHECK_INT(q_int(c, "SELECT count(*) FROM traces"), 0);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM spans"), 0);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM traces"), 0);
     b->head->spans[1].name = "fine";
     CHECK_INT(halo_pg_write_batch(c, b, &err), HALO_OK);
-    CHECK_INT(q_int(c, "SELECT span_count FROM traces"), 2);
+    CHECK_INT(pg_q_int(c, "SELECT span_count FROM traces"), 2);
     /* a connection inside a transaction is refused, untouched */
-    CHECK(q_ok(c, "BEGIN"));
+    CHECK(pg_q_ok(c, "BEGIN"));
     CHECK_INT(halo_pg_write_batch(c, b, &err), HALO_EINVAL);
     CHECK_CONTAINS(err.msg, "inside a transaction");
     CHECK_INT(PQtransactionStatus(c), PQTRANS_INTRANS);
-    CHECK(q_ok(c, "ROLLBACK"));
+    CHECK(pg_q_ok(c, "ROLLBACK"));
     halo_batch_done(b, HALO_OK, "");
     PQfinish(c);
 }
@@ -1018,9 +897,10 @@ TEST(write_throughput)
             CHECK_INT(st, HALO_OK);
         }
     }
-    CHECK_INT(q_int(c, "SELECT count(*) FROM spans"), (long long)total);
-    CHECK_INT(q_int(c, "SELECT sum(span_count) FROM traces"), (long long)total);
-    CHECK_INT(q_int(c, "SELECT count(*) FROM traces"),
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM spans"), (long long)total);
+    CHECK_INT(pg_q_int(c, "SELECT sum(span_count) FROM traces"),
+              (long long)total);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM traces"),
               (long long)(total + 7) / 8);
     printf("  postgres write_rows, %zu-span transactions: %zu spans in "
            "%.2fs = %.0f spans/s (fsync on, one connection); the same "

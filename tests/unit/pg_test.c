@@ -1,0 +1,138 @@
+/*
+ * pg_test.c -- the throwaway PostgreSQL server of the unit tests (see
+ * pg_test.h).
+ */
+#include "pg_test.h"
+
+#include "storage/pg_schema.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct {
+    bool tried;
+    bool up;
+    char dir[256];
+    char script[1024];
+    char dsn[256]; /* postgresql://postgres@127.0.0.1:PORT/ (no database) */
+} srv;
+
+static void server_stop(void)
+{
+    if (!srv.dir[0])
+        return;
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "'%s' stop '%s'", srv.script, srv.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "  could not stop the server in %s\n", srv.dir);
+    srv.dir[0] = '\0';
+    srv.up = false;
+}
+
+static bool server_start(void)
+{
+    const char *src = getenv("HALO_SOURCE_DIR");
+    if (src && *src)
+        snprintf(srv.script, sizeof srv.script, "%s/tests/pg/pg_server.sh",
+                 src);
+    else /* tests/unit/pg_test.c -> tests/pg/pg_server.sh */
+        snprintf(srv.script, sizeof srv.script, "%.*s/../pg/pg_server.sh",
+                 (int)(strrchr(__FILE__, '/')
+                           ? strrchr(__FILE__, '/') - __FILE__
+                           : 1),
+                 strrchr(__FILE__, '/') ? __FILE__ : ".");
+    /* Not the harness's tmpdir: the server's OS user must reach it. */
+    snprintf(srv.dir, sizeof srv.dir, "/tmp/halo-pg-XXXXXX");
+    if (!mkdtemp(srv.dir)) {
+        srv.dir[0] = '\0';
+        return false;
+    }
+    atexit(server_stop);
+    char cmd[1400], line[512];
+    snprintf(cmd, sizeof cmd, "'%s' start '%s'", srv.script, srv.dir);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return false;
+    while (fgets(line, sizeof line, p)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strncmp(line, "dsn ", 4) == 0) {
+            /* keep everything up to the last '/' */
+            char *slash = strrchr(line, '/');
+            if (slash)
+                slash[1] = '\0';
+            snprintf(srv.dsn, sizeof srv.dsn, "%.200s", line + 4);
+        }
+    }
+    int rc = pclose(p);
+    return rc == 0 && srv.dsn[0];
+}
+
+const char *pg_dsn_for(const char *db, char *buf, size_t cap)
+{
+    if (!srv.tried) {
+        srv.tried = true;
+        srv.up = server_start();
+        if (!srv.up)
+            fprintf(stderr, "  could not start PostgreSQL with %s\n",
+                    srv.script);
+    }
+    if (!srv.up)
+        return NULL;
+    snprintf(buf, cap, "%s%s", srv.dsn, db);
+    return buf;
+}
+
+PGconn *pg_connect_db(const char *db)
+{
+    char dsn[320];
+    halo_err err = {{0}};
+    PGconn *c = NULL;
+    if (!pg_dsn_for(db, dsn, sizeof dsn))
+        return NULL;
+    if (halo_pg_connect(dsn, &c, &err) != HALO_OK) {
+        fprintf(stderr, "  %s\n", err.msg);
+        return NULL;
+    }
+    return c;
+}
+
+PGconn *pg_new_db(const char *name)
+{
+    char sql[128];
+    PGconn *admin = pg_connect_db("postgres");
+    if (!admin)
+        return NULL;
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", name);
+    PQclear(PQexec(admin, sql));
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    PGresult *r = PQexec(admin, sql);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    PQfinish(admin);
+    return ok ? pg_connect_db(name) : NULL;
+}
+
+long long pg_q_int(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    long long v = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        v = atoll(PQgetvalue(r, 0, 0));
+    else
+        fprintf(stderr, "  %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    return v;
+}
+
+bool pg_q_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK ||
+              PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(stderr, "  %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    return ok;
+}
