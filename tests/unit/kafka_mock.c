@@ -3,6 +3,7 @@
  * (see kafka_mock.h).
  */
 #include "kafka_mock.h"
+#include "core/clock.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -18,9 +19,7 @@
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return halo_mono_ns() / 1000000u;
 }
 
 static void nap(void)

@@ -13,6 +13,7 @@
  * deadline; the one deliberate pause checks that an ack does NOT come while
  * the broker is down.
  */
+#include "core/clock.h"
 #include "harness.h"
 #include "kafka_mock.h"
 
@@ -41,9 +42,7 @@ extern const halo_component_def halo_exporter_kafka;
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return halo_mono_ns() / 1000000u;
 }
 
 static void nap(void)

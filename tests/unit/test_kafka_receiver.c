@@ -21,6 +21,7 @@
  * not), and once the witness's offset shows up committed, any stored offset
  * of the partition under test would have travelled in the same auto-commit.
  */
+#include "core/clock.h"
 #include "harness.h"
 #include "kafka_mock.h"
 
@@ -55,9 +56,7 @@ extern const halo_component_def halo_receiver_kafka;
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return halo_mono_ns() / 1000000u;
 }
 
 static void sleep_ms(int ms)

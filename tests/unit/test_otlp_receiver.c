@@ -10,6 +10,7 @@
  * Retry-After, INVALID_ARGUMENT / 400, RESOURCE_EXHAUSTED / 413,
  * UNIMPLEMENTED, 404 / 405 / 415, and the drain at shutdown.
  */
+#include "core/clock.h"
 #include "harness.h"
 
 #include "core/batch.h"
@@ -124,9 +125,7 @@ static int fake_release(halo_status st, const char *msg)
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return halo_mono_ns() / 1000000u;
 }
 
 /* Poll *what until it reaches want (5 s deadline). */
