@@ -245,20 +245,7 @@ echo
 echo "== halo Kafka benchmark ($(nproc) cores shared by halo, the mock" \
      "cluster and the loadgen; $DUR s per ingest phase) =="
 echo "machine: before: $LOAD_BEFORE; mid: $LOAD_MID; after: $LOAD_AFTER"
-printf '%-5s %9s %8s %8s %8s %8s %7s %7s %8s %8s\n' phase spans/s p50_ms \
-    p90_ms p99_ms max_ms ok failed halo_cpu us/span
-for p in grpc half; do
-    cpu=$(field $p daemon_cpu_s)
-    secs=$(field $p elapsed_s)
-    acked=$(field $p spans_acked)
-    printf '%-5s %9s %8s %8s %8s %8s %7s %7s %7s%% %8s\n' "$p" \
-        "$(field $p spans_per_s)" "$(field $p p50)" "$(field $p p90)" \
-        "$(field $p p99)" "$(field $p max)" "$(field $p requests_ok)" \
-        "$(field $p requests_failed)" \
-        "$(awk -v c="$cpu" -v s="$secs" 'BEGIN { printf "%.0f", 100 * c / s }')" \
-        "$(awk -v c="$cpu" -v n="$acked" \
-            'BEGIN { printf "%.1f", (n > 0 ? 1e6 * c / n : 0) }')"
-done
+phase_table grpc half
 echo "persist: $STORED spans stored, $P_RATE spans/s from first to last," \
      "peak RSS $(mib "$P_RSS") MiB, cpu $P_CPU s" \
      "($(awk -v c="$P_CPU" -v n="$STORED" \

@@ -98,6 +98,27 @@ metric_sum() {
                        END { printf "%d", s }'
 }
 
+# phase_table PHASE...: one line per phase of $TMP/PHASE.json (loadgen
+# results): spans/s, latency percentiles, answers, the daemon's CPU.
+phase_table() {
+    local p cpu secs acked
+    printf '%-5s %9s %8s %8s %8s %8s %7s %7s %8s %8s\n' phase spans/s p50_ms \
+        p90_ms p99_ms max_ms ok failed halo_cpu us/span
+    for p in "$@"; do
+        cpu=$(field "$p" daemon_cpu_s)
+        secs=$(field "$p" elapsed_s)
+        acked=$(field "$p" spans_acked)
+        printf '%-5s %9s %8s %8s %8s %8s %7s %7s %7s%% %8s\n' "$p" \
+            "$(field "$p" spans_per_s)" "$(field "$p" p50)" \
+            "$(field "$p" p90)" "$(field "$p" p99)" "$(field "$p" max)" \
+            "$(field "$p" requests_ok)" "$(field "$p" requests_failed)" \
+            "$(awk -v c="$cpu" -v s="$secs" \
+                'BEGIN { printf "%.0f", 100 * c / s }')" \
+            "$(awk -v c="$cpu" -v n="$acked" \
+                'BEGIN { printf "%.1f", (n > 0 ? 1e6 * c / n : 0) }')"
+    done
+}
+
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 # target NAME VALUE OP LIMIT UNIT: print a figure against its target; a miss

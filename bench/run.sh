@@ -165,20 +165,7 @@ echo
 echo "== halo ingest benchmark ($(nproc) cores, halo and loadgen share them," \
      "$DUR s per phase) =="
 echo "machine: before: $LOAD_BEFORE; after: $LOAD_AFTER"
-printf '%-5s %9s %8s %8s %8s %8s %7s %7s %8s %8s\n' phase spans/s p50_ms \
-    p90_ms p99_ms max_ms ok failed halo_cpu us/span
-for p in grpc http half; do
-    cpu=$(field $p daemon_cpu_s)
-    secs=$(field $p elapsed_s)
-    acked=$(field $p spans_acked)
-    printf '%-5s %9s %8s %8s %8s %8s %7s %7s %7s%% %8s\n' "$p" \
-        "$(field $p spans_per_s)" "$(field $p p50)" "$(field $p p90)" \
-        "$(field $p p99)" "$(field $p max)" "$(field $p requests_ok)" \
-        "$(field $p requests_failed)" \
-        "$(awk -v c="$cpu" -v s="$secs" 'BEGIN { printf "%.0f", 100 * c / s }')" \
-        "$(awk -v c="$cpu" -v n="$acked" \
-            'BEGIN { printf "%.1f", (n > 0 ? 1e6 * c / n : 0) }')"
-done
+phase_table grpc http half
 echo "(halo_cpu: daemon CPU time over the phase, in % of one core;" \
      "us/span: daemon CPU microseconds per acknowledged span)"
 echo
