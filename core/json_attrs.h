@@ -21,10 +21,12 @@
  *               than name left out when empty or zero
  *
  * Values nested deeper than HALO_JSON_MAX_DEPTH are written as null.
- * Two things do not survive the trip, by design of plain JSON: BYTES come
- * back as the STRING holding their base64 text, and NaN/Infinity doubles
- * come back as the strings "NaN", "Infinity", "-Infinity". Duplicate keys
- * inside one attribute list keep only the last value.
+ * Plain JSON cannot tell two types apart: BYTES are written as the string
+ * of their base64 text, NaN/Infinity doubles as the strings "NaN",
+ * "Infinity", "-Infinity". The value_types sidecar (json_types.c) lists
+ * where such values are, and applying it to the decoded span gives them
+ * their types back. Duplicate keys inside one attribute list keep only the
+ * last value.
  *
  * Encoders append to a halo_buf (check buf->oom once at the end). Decoders
  * parse with jansson, never trust the text (a column may have been edited
@@ -40,6 +42,7 @@
 #include "span.h"
 #include "status.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* ---- encoding (append to out) ------------------------------------------ */
@@ -74,5 +77,25 @@ halo_status halo_json_decode_links(const char *text, size_t len,
 halo_status halo_json_decode_scope(const char *text, size_t len,
                                    halo_arena *arena, halo_scope *out,
                                    halo_err *err);
+
+/* ---- the value_types sidecar (json_types.c) ----------------------------- */
+
+/* Append the marks of sp's values that plain JSON reads back as another
+ * type (BYTES, non-finite DOUBLE) in its attributes, resource, scope,
+ * events and links. Appends nothing and returns false when there are
+ * none (store NULL then). */
+bool halo_json_encode_value_types(halo_buf *out, const halo_span *sp);
+
+/* Give the marked values of a decoded span their types back: text[0..len)
+ * is the sidecar (NULL or "": nothing to do); sp's attributes, events and
+ * links and the given resource and scope attribute lists (which the caller
+ * may share between spans: applying is idempotent) are changed in place,
+ * bytes allocated in arena. HALO_EINVAL names a mark that does not fit the
+ * span. */
+halo_status halo_json_apply_value_types(const char *text, size_t len,
+                                        halo_arena *arena, halo_span *sp,
+                                        halo_attrs *resource_attrs,
+                                        halo_attrs *scope_attrs,
+                                        halo_err *err);
 
 #endif

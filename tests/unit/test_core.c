@@ -334,6 +334,110 @@ TEST(json_encoding_limits_depth)
     halo_buf_free(&want);
 }
 
+/* BYTES and non-finite DOUBLE values, wherever they sit (span, resource,
+ * scope, event and link attributes, inside arrays and kvlists), are marked
+ * by the value_types sidecar and get their types back from it; a span
+ * without such values has no sidecar; marks that do not fit are errors. */
+TEST(json_value_types_round_trip)
+{
+    halo_value inner[2] = {
+        {.type = HALO_VAL_STRING, .u.s = {"x", 1}},
+        {.type = HALO_VAL_DOUBLE, .u.d = -INFINITY},
+    };
+    halo_kv nested = {"raw", {.type = HALO_VAL_BYTES, .u.s = {"\0\1\2", 3}}};
+    halo_kv span_kv[3] = {
+        {"b", {.type = HALO_VAL_BYTES, .u.s = {"hi", 2}}},
+        {"arr", {.type = HALO_VAL_ARRAY, .u.arr = {inner, 2}}},
+        {"kv", {.type = HALO_VAL_KVLIST, .u.kv = {&nested, 1}}},
+    };
+    halo_kv res_kv = {"nan", {.type = HALO_VAL_DOUBLE, .u.d = NAN}};
+    halo_kv ev_kv = {"inf", {.type = HALO_VAL_DOUBLE, .u.d = INFINITY}};
+    halo_kv plain = {"s", {.type = HALO_VAL_STRING, .u.s = {"AAEC", 4}}};
+    halo_resource res = {.attrs = {&res_kv, 1}, .schema_url = ""};
+    halo_scope scope = {.name = "", .version = "", .attrs = {&plain, 1}};
+    halo_event ev[2] = {{.name = "e0", .attrs = {&plain, 1}},
+                        {.name = "e1", .attrs = {&ev_kv, 1}}};
+    halo_span sp = {.attrs = {span_kv, 3},
+                    .events = ev,
+                    .n_events = 2,
+                    .resource = &res,
+                    .scope = &scope};
+
+    halo_buf types = HALO_BUF_INIT, a = HALO_BUF_INIT, r = HALO_BUF_INIT,
+             e = HALO_BUF_INIT;
+    CHECK(halo_json_encode_value_types(&types, &sp));
+    CHECK_STR(types.data, "[[\"b\",\"a\",\"b\"],[\"d\",\"a\",\"arr\",1],"
+                          "[\"b\",\"a\",\"kv\",\"raw\"],[\"d\",\"r\",\"nan\"],"
+                          "[\"d\",\"e\",1,\"inf\"]]");
+    halo_json_encode_attrs(&a, &sp.attrs);
+    halo_json_encode_attrs(&r, &res.attrs);
+    halo_json_encode_events(&e, ev, 2);
+
+    /* decode the columns alone: the marked values come back as strings */
+    halo_arena *arena = halo_arena_new(0);
+    halo_span back = {0};
+    halo_attrs rattrs, sattrs = {0};
+    halo_err err = {{0}};
+    CHECK(halo_json_decode_attrs(a.data, a.len, arena, &back.attrs, "a",
+                                 &err) == HALO_OK);
+    CHECK(halo_json_decode_attrs(r.data, r.len, arena, &rattrs, "r", &err) ==
+          HALO_OK);
+    CHECK(halo_json_decode_events(e.data, e.len, arena, &back.events,
+                                  &back.n_events, &err) == HALO_OK);
+    CHECK_INT(back.attrs.items[0].value.type, HALO_VAL_STRING);
+    CHECK(halo_json_apply_value_types(types.data, types.len, arena, &back,
+                                      &rattrs, &sattrs, &err) == HALO_OK);
+    /* applying twice (a resource shared by spans) changes nothing more */
+    CHECK(halo_json_apply_value_types(types.data, types.len, arena, &back,
+                                      &rattrs, &sattrs, &err) == HALO_OK);
+    const halo_value *v = &back.attrs.items[0].value;
+    CHECK(v->type == HALO_VAL_BYTES && v->u.s.len == 2 &&
+          memcmp(v->u.s.ptr, "hi", 2) == 0);
+    v = &back.attrs.items[1].value.u.arr.items[1];
+    CHECK(v->type == HALO_VAL_DOUBLE && isinf(v->u.d) && v->u.d < 0);
+    CHECK_INT(back.attrs.items[1].value.u.arr.items[0].type, HALO_VAL_STRING);
+    v = &back.attrs.items[2].value.u.kv.items[0].value;
+    CHECK(v->type == HALO_VAL_BYTES && v->u.s.len == 3 &&
+          memcmp(v->u.s.ptr, "\0\1\2", 3) == 0);
+    CHECK(rattrs.items[0].value.type == HALO_VAL_DOUBLE &&
+          isnan(rattrs.items[0].value.u.d));
+    CHECK_INT(back.events[0].attrs.items[0].value.type, HALO_VAL_STRING);
+    v = &back.events[1].attrs.items[0].value;
+    CHECK(v->type == HALO_VAL_DOUBLE && isinf(v->u.d) && v->u.d > 0);
+
+    /* plain spans: no sidecar */
+    halo_span simple = {.attrs = {&plain, 1}, .resource = &res};
+    res.attrs.n = 0;
+    halo_buf_reset(&types);
+    CHECK(!halo_json_encode_value_types(&types, &simple));
+    CHECK_INT(types.len, 0);
+
+    /* marks that do not fit the span are named */
+    static const char *const bad[] = {
+        "{}",                          /* not an array */
+        "[[\"x\",\"a\",\"b\"]]",       /* unknown kind */
+        "[[\"b\",\"a\",\"missing\"]]", /* no such key */
+        "[[\"b\",\"e\",9,\"inf\"]]",   /* no such event */
+        "[[\"d\",\"a\",\"arr\",0]]",   /* "x" is not NaN/Infinity */
+        "[[\"b\",\"a\",\"arr\",5]]",   /* index out of range */
+        "[[\"b\",\"q\"]]",             /* unknown list */
+        "[[\"b\",\"a\",\"kv\"]]",      /* a kvlist, not a string */
+        "[1",                          /* not JSON */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        halo_err e2 = {{0}};
+        CHECK(halo_json_apply_value_types(bad[i], strlen(bad[i]), arena, &back,
+                                          &rattrs, &sattrs,
+                                          &e2) == HALO_EINVAL);
+        CHECK(strstr(e2.msg, "value_types") != NULL);
+    }
+    halo_arena_free(arena);
+    halo_buf_free(&types);
+    halo_buf_free(&a);
+    halo_buf_free(&r);
+    halo_buf_free(&e);
+}
+
 TEST(metrics_render_prometheus_text)
 {
     halo_metric *c =
