@@ -43,49 +43,121 @@ halo_service *halo_cli_build_service(const halo_node *root, halo_errlist *errs,
     return svc;
 }
 
-/* The `path` scalar of exporters.<id> when its type is sqlite. */
-static const char *sqlite_path(const halo_node *exporters, const char *id)
+/* The type of exporter id ("sqlite/main" -> "sqlite"), compared with t. */
+static bool exporter_is(const char *id, const char *t)
 {
-    if (strncmp(id, "sqlite", 6) != 0 || (id[6] != '\0' && id[6] != '/'))
-        return NULL;
-    const halo_node *p = halo_node_get(halo_node_get(exporters, id), "path");
-    if (p && p->type == HALO_NODE_SCALAR)
-        return p->value;
-    return "data/halo.db"; /* the exporter's default */
+    size_t n = strlen(t);
+    return strncmp(id, t, n) == 0 && (id[n] == '\0' || id[n] == '/');
 }
 
-char *halo_cli_db_path(const char *db_opt, const char *config_path,
-                       halo_err *err)
+static char *str_concat(const char *a, const char *b)
 {
-    if (db_opt && *db_opt) {
-        char *p = strdup(db_opt);
-        if (!p)
-            halo_errf(err, "out of memory");
-        return p;
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 1);
+    if (s) {
+        memcpy(s, a, la);
+        memcpy(s + la, b, lb + 1);
     }
-    halo_errlist errs = {0};
-    halo_node *root = halo_cli_load_config(config_path, &errs);
-    if (!root) {
-        halo_errf(err, "%s", errs.n ? errs.msgs[0] : "could not load config");
-        halo_errlist_free(&errs);
+    return s;
+}
+
+/* A postgres exporter's DSN as a store spec: its `dsn`, else $HALO_PG_DSN,
+ * else "" (libpq's PG* environment variables and defaults), which is what
+ * the exporter itself connects to. */
+static char *pg_spec(const char *dsn)
+{
+    if (!dsn || !*dsn)
+        dsn = getenv("HALO_PG_DSN");
+    if (!dsn)
+        dsn = "";
+    if (strncmp(dsn, "postgresql://", 13) == 0 ||
+        strncmp(dsn, "postgres://", 11) == 0)
+        return strdup(dsn);
+    return str_concat("postgres:", dsn);
+}
+
+/* The store spec of exporters.<id> when it is a store (sqlite, postgres);
+ * NULL otherwise. *oom is set when memory ran out. */
+static char *exporter_spec(const halo_node *exporters, const char *id,
+                           bool *oom)
+{
+    const halo_node *e = halo_node_get(exporters, id);
+    char *out = NULL;
+    if (exporter_is(id, "sqlite")) {
+        const halo_node *p = halo_node_get(e, "path");
+        out = str_concat("sqlite:", p && p->type == HALO_NODE_SCALAR
+                                        ? p->value
+                                        : "data/halo.db"); /* the default */
+    } else if (exporter_is(id, "postgres")) {
+        const halo_node *d = halo_node_get(e, "dsn");
+        out = pg_spec(d && d->type == HALO_NODE_SCALAR ? d->value : NULL);
+    } else {
         return NULL;
     }
+    if (!out)
+        *oom = true;
+    return out;
+}
+
+/* The store of a configuration: the exporter analyzer.store names, else
+ * the first sqlite or postgres exporter. */
+static char *config_spec(const halo_node *root, halo_err *err)
+{
     const halo_node *exps = halo_node_get(root, "exporters");
-    const char *path = NULL;
     const halo_node *store =
         halo_node_get(halo_node_get(root, "analyzer"), "store");
-    if (store && store->type == HALO_NODE_SCALAR)
-        path = sqlite_path(exps, store->value);
+    char *spec = NULL;
+    bool oom = false;
+    if (store && store->type == HALO_NODE_SCALAR) {
+        spec = exporter_spec(exps, store->value, &oom);
+        if (!spec && !oom) {
+            halo_errf(err,
+                      "analyzer.store names \"%s\", which is not a sqlite "
+                      "or postgres exporter of the configuration",
+                      store->value);
+            return NULL;
+        }
+    }
     for (size_t i = 0;
-         !path && exps && exps->type == HALO_NODE_MAP && i < exps->n; i++)
-        path = sqlite_path(exps, exps->keys[i]);
-    char *out = path ? strdup(path) : NULL;
-    if (!path)
-        halo_errf(err, "the configuration has no sqlite exporter to read from "
-                       "(use --db PATH)");
-    else if (!out)
+         !spec && !oom && exps && exps->type == HALO_NODE_MAP && i < exps->n;
+         i++)
+        spec = exporter_spec(exps, exps->keys[i], &oom);
+    if (oom)
         halo_errf(err, "out of memory");
-    halo_node_free(root);
-    halo_errlist_free(&errs);
-    return out;
+    else if (!spec)
+        halo_errf(err, "the configuration has no sqlite or postgres exporter "
+                       "to read from (use --store postgresql://... or --store "
+                       "sqlite:PATH)");
+    return spec;
+}
+
+char *halo_cli_store_spec(const char *store_opt, const char *db_opt,
+                          const char *config_path, halo_err *err)
+{
+    if (store_opt && *store_opt && db_opt && *db_opt) {
+        halo_errf(err, "--store and --db exclude each other");
+        return NULL;
+    }
+    char *spec = NULL;
+    if (store_opt && *store_opt)
+        spec = strdup(store_opt);
+    else if (db_opt && *db_opt)
+        spec = str_concat("sqlite:", db_opt);
+    else {
+        halo_errlist errs = {0};
+        halo_node *root = halo_cli_load_config(config_path, &errs);
+        if (!root) {
+            halo_errf(err, "%s",
+                      errs.n ? errs.msgs[0] : "could not load config");
+            halo_errlist_free(&errs);
+            return NULL;
+        }
+        spec = config_spec(root, err);
+        halo_node_free(root);
+        halo_errlist_free(&errs);
+        return spec;
+    }
+    if (!spec)
+        halo_errf(err, "out of memory");
+    return spec;
 }

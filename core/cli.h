@@ -24,12 +24,15 @@ halo_node *halo_cli_load_config(const char *config_path, halo_errlist *errs);
 halo_service *halo_cli_build_service(const halo_node *root, halo_errlist *errs,
                                      bool print_warnings);
 
-/* The SQLite database a query command reads: db_opt (--db) when given,
- * else the `path` of the sqlite exporter named by analyzer.store (or the
- * first sqlite exporter) of the configuration above. Returns a malloc'd
- * path, or NULL with err set. */
-char *halo_cli_db_path(const char *db_opt, const char *config_path,
-                       halo_err *err);
+/* The store a command reads or writes, as a spec for halo_store_open()
+ * (storage/store.h): store_opt (--store: postgresql://..., postgres:KEY=VALUE
+ * ..., sqlite:PATH) when given, else "sqlite:" db_opt (--db PATH), else the
+ * store of the configuration above: the exporter analyzer.store names, or
+ * the first sqlite or postgres exporter (a postgres exporter's `dsn`, else
+ * $HALO_PG_DSN, else libpq's PG* variables). Returns a malloc'd spec, or
+ * NULL with err set. */
+char *halo_cli_store_spec(const char *store_opt, const char *db_opt,
+                          const char *config_path, halo_err *err);
 
 /* Subcommands; argv[0] is the subcommand name. Each handles --help. */
 int halo_cmd_serve(int argc, char **argv);

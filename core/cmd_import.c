@@ -315,23 +315,60 @@ static int import_file(importer *im, const char *path)
     return rc;
 }
 
-/* A minimal pipeline over one SQLite file, for `--db PATH`. */
-static char *db_config(const char *db)
+/* s as a YAML double-quoted scalar that the config's ${env:...}
+ * substitution leaves alone ($ doubled). */
+static void yaml_literal(halo_buf *b, const char *s)
+{
+    halo_buf raw = HALO_BUF_INIT;
+    for (; *s; s++) {
+        if (*s == '$')
+            halo_buf_putc(&raw, '$');
+        halo_buf_putc(&raw, *s);
+    }
+    halo_buf_json_str(b, raw.data ? raw.data : "", raw.len);
+    halo_buf_free(&raw);
+}
+
+/* A minimal pipeline into one store, for `--store SPEC` / `--db PATH`:
+ * sqlite:PATH -> the sqlite exporter, postgresql://... or postgres:KV ->
+ * the postgres exporter. NULL (err set) for any other spec. */
+static char *store_config(const char *spec, halo_err *err)
 {
     halo_buf b = HALO_BUF_INIT;
     halo_buf_puts(&b, "processors:\n  agent_identity: {}\n  batch: {}\n"
-                      "exporters:\n  sqlite:\n    path: ");
-    halo_buf_json_str(&b, db, strlen(db));
-    halo_buf_puts(&b, "\n    retention: 0s\nservice:\n  pipelines:\n"
-                      "    traces:\n      receivers: [otlp]\n"
-                      "      processors: [agent_identity, batch]\n"
-                      "      exporters: [sqlite]\nreceivers:\n  otlp:\n"
-                      "    protocols: {grpc: {}}\n");
+                      "exporters:\n");
+    const char *exp;
+    if (strncmp(spec, "sqlite:", 7) == 0) {
+        exp = "sqlite";
+        halo_buf_puts(&b, "  sqlite:\n    path: ");
+        yaml_literal(&b, spec + 7);
+    } else if (strncmp(spec, "postgresql://", 13) == 0 ||
+               strncmp(spec, "postgres://", 11) == 0 ||
+               strncmp(spec, "postgres:", 9) == 0) {
+        exp = "postgres";
+        halo_buf_puts(&b, "  postgres:\n    dsn: ");
+        yaml_literal(&b, strncmp(spec, "postgres:", 9) == 0 &&
+                                 strncmp(spec, "postgres://", 11) != 0
+                             ? spec + 9
+                             : spec);
+    } else {
+        halo_buf_free(&b);
+        halo_errf(err, "invalid store: expected postgresql://..., "
+                       "postgres:KEY=VALUE... or sqlite:PATH");
+        return NULL;
+    }
+    halo_buf_printf(&b,
+                    "\n    retention: 0s\nservice:\n  pipelines:\n"
+                    "    traces:\n      receivers: [otlp]\n"
+                    "      processors: [agent_identity, batch]\n"
+                    "      exporters: [%s]\nreceivers:\n  otlp:\n"
+                    "    protocols: {grpc: {}}\n",
+                    exp);
     return halo_buf_steal(&b);
 }
 
 static const char import_help[] =
-    "usage: halo import [--config FILE | --db PATH] FILE...\n\n"
+    "usage: halo import [--config FILE | --store S | --db PATH] FILE...\n\n"
     "Load spans from files into the store, through the configuration's\n"
     "pipelines (agent_identity, batch, exporters) as if they had arrived over\n"
     "OTLP. Each line of a file is either an OTLP/JSON "
@@ -342,6 +379,9 @@ static const char import_help[] =
     "A malformed line is reported as FILE:LINE and skipped.\n\n"
     "  -c, --config FILE  configuration whose pipelines receive the spans\n"
     "                     (default: $HALO_CONFIG, else the embedded default)\n"
+    "      --store S      import straight into this store:\n"
+    "                     postgresql://USER@HOST:PORT/DB (a libpq URI),\n"
+    "                     postgres:KEY=VALUE... or sqlite:PATH\n"
     "      --db PATH      import straight into this SQLite database\n"
     "  -h, --help         this help\n\n"
     "Exit status: 0 when every line was imported, 1 when any line or span\n"
@@ -351,9 +391,10 @@ int halo_cmd_import(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                          {"db", required_argument, 0, 'd'},
+                                         {"store", required_argument, 0, 's'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *config = NULL, *db = NULL;
+    const char *config = NULL, *db = NULL, *store = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -363,6 +404,9 @@ int halo_cmd_import(int argc, char **argv)
             break;
         case 'd':
             db = optarg;
+            break;
+        case 's':
+            store = optarg;
             break;
         case 'h':
             fputs(import_help, stdout);
@@ -377,17 +421,25 @@ int halo_cmd_import(int argc, char **argv)
                 "halo import: no file given (see halo import --help)\n");
         return HALO_EXIT_USAGE;
     }
-    if (config && db) {
-        fprintf(stderr, "halo import: --config and --db exclude each other\n");
+    if (!!config + !!db + !!store > 1) {
+        fprintf(stderr, "halo import: --config, --store and --db exclude each "
+                        "other\n");
         return HALO_EXIT_USAGE;
     }
     halo_log_set_level(HALO_LOG_WARN);
     halo_errlist errs = {0};
     halo_node *root = NULL;
-    if (db) {
-        char *text = db_config(db);
-        if (text)
-            root = halo_config_parse(text, strlen(text), "<--db>", &errs);
+    if (db || store) {
+        halo_err serr = {{0}};
+        char *spec = halo_cli_store_spec(store, db, NULL, &serr);
+        char *text = spec ? store_config(spec, &serr) : NULL;
+        free(spec);
+        if (!text) {
+            fprintf(stderr, "halo import: %s\n", serr.msg);
+            return HALO_EXIT_USAGE;
+        }
+        root = halo_config_parse(text, strlen(text),
+                                 store ? "<--store>" : "<--db>", &errs);
         free(text);
     } else {
         root = halo_cli_load_config(config, &errs);

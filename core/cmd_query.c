@@ -2,9 +2,10 @@
  * cmd_query.c -- the query subcommands: `halo traces list|show`,
  * `halo agents` and `halo export` (DESIGN §8).
  *
- * Each opens the SQLite store read-only (the database a running `halo serve`
- * writes: --db, else the configuration's sqlite exporter, see
- * halo_cli_db_path) and prints either a table for people or, with --json,
+ * Each opens the store read-only (what a running `halo serve` writes:
+ * --store SPEC or --db PATH, else the configuration's sqlite or postgres
+ * exporter, see halo_cli_store_spec; SQLite and PostgreSQL answer the same
+ * queries the same way) and prints either a table for people or, with --json,
  * one JSON document for programs. Times are shown in UTC. Exit codes: 0 ok,
  * 1 runtime error (no database, unknown trace), 2 usage error.
  *
@@ -32,9 +33,21 @@
 
 /* ---- shared option handling ---------------------------------------------- */
 
+#define STORE_HELP                                                             \
+    "      --store S      the store to read: postgresql://USER@HOST:PORT/DB\n" \
+    "                     (a libpq URI; postgres:KEY=VALUE... for a libpq\n"   \
+    "                     key=value string) or sqlite:PATH\n"                  \
+    "      --db PATH      the SQLite database to read (sqlite:PATH)\n"         \
+    "  -c, --config FILE  read the store of this configuration: the "          \
+    "exporter\n"                                                               \
+    "                     analyzer.store names, else its first sqlite or\n"    \
+    "                     postgres exporter (default: $HALO_CONFIG, else\n"    \
+    "                     built in)\n"
+
 typedef struct qopts {
     const char *cmd; /* "traces list", for messages */
     const char *db;
+    const char *store;
     const char *config;
     const char *agent;
     const char *since;
@@ -48,6 +61,7 @@ typedef struct qopts {
 
 enum {
     O_DB = 256,
+    O_STORE,
     O_AGENT,
     O_SINCE,
     O_UNTIL,
@@ -66,7 +80,8 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg)
     return HALO_EXIT_USAGE;
 }
 
-/* Parse argv: the common options (--db, --config, --json, --help) plus
+/* Parse argv: the common options (--db, --store, --config, --json, --help)
+ * plus
  * `extra`. Options and arguments may come in any order; the arguments are
  * left at argv[optind..]. Returns -1 when parsing went fine, else the exit
  * code (help printed, or usage error). */
@@ -76,14 +91,15 @@ static int parse_opts(int argc, char **argv, qopts *q, const char *help,
     bool has_output = false;
     for (size_t i = 0; i < n_extra; i++)
         has_output |= extra[i].val == O_OUTPUT;
-    struct option opts[16] = {
+    struct option opts[17] = {
         {"db", required_argument, 0, O_DB},
+        {"store", required_argument, 0, O_STORE},
         {"config", required_argument, 0, 'c'},
         {"json", no_argument, 0, O_JSON},
         {"help", no_argument, 0, 'h'},
     };
-    size_t n = 4;
-    for (size_t i = 0; i < n_extra && n < 15; i++)
+    size_t n = 5;
+    for (size_t i = 0; i < n_extra && n < 16; i++)
         opts[n++] = extra[i];
     memset(&opts[n], 0, sizeof opts[n]);
     optind = 0;
@@ -94,6 +110,9 @@ static int parse_opts(int argc, char **argv, qopts *q, const char *help,
         switch (c) {
         case O_DB:
             q->db = optarg;
+            break;
+        case O_STORE:
+            q->store = optarg;
             break;
         case 'c':
             q->config = optarg;
@@ -142,6 +161,8 @@ static int parse_opts(int argc, char **argv, qopts *q, const char *help,
                                argv[optind - 1]);
         }
     }
+    if (q->store && q->db)
+        return usage_error(q->cmd, "%s", "--store and --db exclude each other");
     return -1;
 }
 
@@ -215,16 +236,16 @@ static int runtime_error(const qopts *q, const char *msg)
 static halo_store *open_db(const qopts *q)
 {
     halo_err err = {{0}};
-    char *path = halo_cli_db_path(q->db, q->config, &err);
-    if (!path) {
+    char *spec = halo_cli_store_spec(q->store, q->db, q->config, &err);
+    if (!spec) {
         runtime_error(q, err.msg);
         return NULL;
     }
-    halo_store_opts o = {.path = path, .read_only = true};
+    halo_store_opts o = {.read_only = true};
     halo_store *st = NULL;
-    if (halo_store_open_sqlite(&o, &st, &err) != HALO_OK)
+    if (halo_store_open(spec, &o, &st, &err) != HALO_OK)
         runtime_error(q, err.msg);
-    free(path);
+    free(spec);
     return st;
 }
 
@@ -310,8 +331,8 @@ static int print_json(halo_buf *b)
 
 static const char list_help[] =
     "usage: halo traces list [--agent A] [--since WHEN] [--until WHEN]\n"
-    "                        [--errors] [--limit N] [--db PATH | --config F]"
-    " [--json]\n\n"
+    "                        [--errors] [--limit N] [--json]\n"
+    "                        [--store S | --db PATH | --config F]\n\n"
     "List stored traces, newest first.\n\n"
     "      --agent A      only traces of agent id A\n"
     "      --since WHEN   only traces that started at or after WHEN: a\n"
@@ -319,10 +340,7 @@ static const char list_help[] =
     "                     (2026-11-16T09:00:00Z, 2026-11-16)\n"
     "      --until WHEN   only traces that started before WHEN\n"
     "      --errors       only traces with at least one ERROR span\n"
-    "      --limit N      at most N traces (default 50)\n"
-    "      --db PATH      the SQLite database to read\n"
-    "  -c, --config FILE  read the database of this configuration's sqlite\n"
-    "                     exporter (default: $HALO_CONFIG, else built in)\n"
+    "      --limit N      at most N traces (default 50)\n" STORE_HELP
     "      --json         one JSON array instead of a table\n"
     "  -h, --help         this help\n";
 
@@ -432,7 +450,8 @@ static int traces_list(int argc, char **argv)
 /* ---- traces show --------------------------------------------------------- */
 
 static const char show_help[] =
-    "usage: halo traces show TRACE_ID [--db PATH | --config F] [--json]\n\n"
+    "usage: halo traces show TRACE_ID [--json]\n"
+    "                        [--store S | --db PATH | --config F]\n\n"
     "Show one trace as a tree: each span with its type, duration, status\n"
     "(the message of errors), tool or model and tokens in/out. TRACE_ID is\n"
     "32 hex digits, in either case.\n\n"
@@ -810,8 +829,8 @@ int halo_cmd_traces(int argc, char **argv)
 /* ---- halo agents --------------------------------------------------------- */
 
 static const char agents_help[] =
-    "usage: halo agents [--since WHEN] [--until WHEN] [--db PATH | --config F]"
-    "\n                   [--json]\n\n"
+    "usage: halo agents [--since WHEN] [--until WHEN] [--json]\n"
+    "                   [--store S | --db PATH | --config F]\n\n"
     "Per agent, over the traces that started in the window: runs (traces),\n"
     "error rate (runs with an ERROR span), p50/p95 run duration, tokens in\n"
     "and out, and cost (USD).\n\n"
@@ -925,8 +944,8 @@ int halo_cmd_agents(int argc, char **argv)
 /* ---- halo export --------------------------------------------------------- */
 
 static const char export_help[] =
-    "usage: halo export --trace-id ID [--output FILE] [--db PATH | --config F]"
-    "\n\n"
+    "usage: halo export --trace-id ID [--output FILE]\n"
+    "                   [--store S | --db PATH | --config F]\n\n"
     "Write one stored trace as an OTLP/JSON ExportTraceServiceRequest, on one\n"
     "line, to FILE or stdout. `halo import` reads it back into the same\n"
     "spans.\n\n"

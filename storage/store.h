@@ -164,7 +164,8 @@ typedef struct halo_store_ops {
     halo_status (*retention_step)(halo_store *st, uint64_t cutoff_ns,
                                   int64_t max_rows, int64_t *deleted,
                                   bool *more, halo_err *err);
-    /* Newest first. */
+    /* Newest first (ties: trace id descending), the same order in every
+     * backend. */
     halo_status (*list_traces)(halo_store *st, const halo_trace_filter *f,
                                halo_arena *arena, halo_trace_row **rows,
                                size_t *n, halo_err *err);
@@ -176,7 +177,7 @@ typedef struct halo_store_ops {
                              halo_arena *arena, halo_span **spans, size_t *n,
                              halo_err *err);
     /* Traces starting in [since_ns, until_ns) (0: unbounded) grouped by
-     * agent, ordered by agent id. */
+     * agent, ordered by agent id (NULL first, then byte order). */
     halo_status (*agent_stats)(halo_store *st, uint64_t since_ns,
                                uint64_t until_ns, halo_arena *arena,
                                halo_agent_stats **rows, size_t *n,
@@ -201,6 +202,42 @@ halo_status halo_store_open_sqlite(const halo_store_opts *opts,
 
 /* The newest schema version this binary knows. */
 int halo_store_schema_version(void);
+
+/* Open a PostgreSQL store (pg_store.c). dsn is a libpq connection string:
+ * a URI (postgresql://user:pw@host:5432/db) or key=value pairs. Writable
+ * (opts->read_only false, opts may be NULL): apply pending migrations and
+ * create the daily partitions of `spans` from yesterday to 2 days ahead.
+ * Read-only: never migrate; the database must hold a halo schema no newer
+ * than this binary's (HALO_ENOTFOUND "database "X" has no halo schema: ...",
+ * HALO_EUNSUPPORTED for a newer one), and the session runs with
+ * default_transaction_read_only, so every write fails. The other opts are
+ * SQLite's and ignored. Errors never contain the DSN's password. A lost
+ * connection fails the call that meets it (HALO_ERETRY) and is re-made at
+ * the next call.
+ *
+ * Differences from SQLite, within the same contract: retention_step drops
+ * whole day partitions (the granularity is a UTC day: the cutoff is rounded
+ * down to midnight), ignores max_rows, always sets *more = false, and
+ * *deleted counts the day partitions dropped, not rows. */
+halo_status halo_store_open_pg(const char *dsn, const halo_store_opts *opts,
+                               halo_store **out, halo_err *err);
+
+/* Open the store a spec names (store_open.c):
+ *   postgresql://... or postgres://...   PostgreSQL, the spec is the DSN
+ *   postgres:KEY=VALUE ...               PostgreSQL, libpq key=value DSN
+ *   sqlite:PATH                          SQLite at PATH (opts->path unused)
+ * opts may be NULL (writable, defaults). Anything else is HALO_EINVAL
+ * "invalid store "...": expected ...", the spec quoted with its password
+ * masked. */
+halo_status halo_store_open(const char *spec, const halo_store_opts *opts,
+                            halo_store **out, halo_err *err);
+
+/* A DSN fit to print: dsn (a scheme://... URI, or key=value pairs after
+ * an optional "postgres:" prefix) into out (cap bytes, always NUL-terminated,
+ * truncated to fit) with every password -- a URI's user:PASSWORD@, a
+ * password= (or sslpassword=) value, quoted or not, in key=value pairs or
+ * URI query parameters -- replaced by "***". Returns out. */
+char *halo_pg_redact_dsn(const char *dsn, char *out, size_t cap);
 
 /* ---- helpers ----------------------------------------------------------- */
 

@@ -9,6 +9,7 @@
  * compared as text (the JSON columns byte for byte). One real PostgreSQL
  * 15 per test binary (pg_test.h); each test in its own database.
  */
+#include "fixture_spans.h"
 #include "fixtures.h"
 #include "harness.h"
 #include "pg_test.h"
@@ -175,231 +176,24 @@ static bool same_as_sqlite(PGconn *c, const char *path)
 
 /* ---- building spans ------------------------------------------------------ */
 
-#define T0 1763283600000000000ull /* 2025-11-16T09:00:00Z */
-
-static void make_tid(uint8_t out[16], uint64_t n)
-{
-    memset(out, 0xab, 8);
-    for (int i = 0; i < 8; i++)
-        out[8 + i] = (uint8_t)(n >> (56 - 8 * i));
-}
-
-static void make_sid(uint8_t out[8], uint64_t n)
-{
-    for (int i = 0; i < 8; i++)
-        out[i] = (uint8_t)(n >> (56 - 8 * i));
-}
-
-static halo_attrs attrs_of(halo_arena *a, const char *const *keys,
-                           const halo_value *vals, size_t n)
-{
-    halo_attrs at = {halo_arena_calloc(a, n ? n : 1, sizeof(halo_kv)), n};
-    for (size_t i = 0; i < n; i++) {
-        at.items[i].key = keys[i];
-        at.items[i].value = vals[i];
-    }
-    return at;
-}
-
-/* A value of every type, nested arrays and kvlists, NaN, \u0000. */
-static halo_attrs rich_attrs(halo_arena *a)
-{
-    static const char bytes[] = {0, 1, 2, (char)0xfe, (char)0xff};
-    halo_value *arr = halo_arena_calloc(a, 3, sizeof *arr);
-    arr[0] = v_int(1);
-    arr[1] = v_str("two");
-    arr[2] = v_dbl(3.0);
-    halo_kv *kv = halo_arena_calloc(a, 2, sizeof *kv);
-    kv[0] = B("inner", false);
-    kv[1].key = "list";
-    kv[1].value = v_arr(arr, 2);
-    halo_value nul = v_str("a");
-    nul.u.s.ptr = "a\0b";
-    nul.u.s.len = 3;
-    static const char *keys[] = {
-        "s", "quote\"key", "i",   "neg", "d",     "dint", "dbig", "nan",
-        "b", "bytes",      "arr", "kv",  "empty", "utf8", "nul",  "s"};
-    halo_value vals[] = {v_str("hello\nworld"),
-                         v_str("x"),
-                         v_int(INT64_MAX),
-                         v_int(-42),
-                         v_dbl(0.1),
-                         v_dbl(2.0),
-                         v_dbl(1e300),
-                         v_dbl(NAN),
-                         v_bool(true),
-                         v_bytes(bytes, sizeof bytes),
-                         v_arr(arr, 3),
-                         v_kvl(kv, 2),
-                         (halo_value){.type = HALO_VAL_EMPTY},
-                         v_str("h\xc3\xa9llo \xe2\x82\xac"),
-                         nul,
-                         v_str("duplicate key")};
-    return attrs_of(a, keys, vals, sizeof vals / sizeof *vals);
-}
-
-typedef struct span_opts {
-    uint64_t trace;
-    uint64_t span;
-    uint64_t parent;   /* 0: root */
-    uint64_t start_ns; /* after T0 */
-    uint64_t dur_ns;
-    int status;
-    const char *agent;
-    uint32_t fb_mask;
-    const char *type;
-} span_opts;
-
-static void fill_span(halo_span *sp, const halo_resource *res,
-                      const halo_scope *scope, const span_opts *o)
-{
-    memset(sp, 0, sizeof *sp);
-    make_tid(sp->trace_id, o->trace);
-    make_sid(sp->span_id, o->span);
-    if (o->parent)
-        make_sid(sp->parent_span_id, o->parent);
-    sp->trace_state = "";
-    sp->name = o->parent ? "child" : "root";
-    sp->kind = o->parent ? 1 : 2;
-    sp->start_ns = T0 + o->start_ns;
-    sp->end_ns = sp->start_ns + o->dur_ns;
-    sp->status_code = o->status;
-    sp->status_message = o->status == HALO_STATUS_ERROR ? "boom" : "";
-    sp->resource = res;
-    sp->scope = scope;
-    sp->d.agent_id = o->agent;
-    sp->d.agent_name = o->agent;
-    sp->d.span_type = o->type ? o->type : "AGENT";
-    sp->d.fallback_mask = o->fb_mask;
-}
-
-static halo_resource *make_resource(halo_arena *a, const char *service)
-{
-    halo_resource *r = halo_arena_calloc(a, 1, sizeof *r);
-    static const char *keys[] = {"service.name", "host.cores"};
-    halo_value vals[] = {v_str(service), v_int(2)};
-    r->attrs = attrs_of(a, keys, vals, 2);
-    r->schema_url = "";
-    return r;
-}
-
-static halo_scope *make_scope(halo_arena *a)
-{
-    halo_scope *s = halo_arena_calloc(a, 1, sizeof *s);
-    s->name = "my.lib";
-    s->version = "1.2.3";
-    s->schema_url = "https://opentelemetry.io/schemas/1.21.0";
-    static const char *keys[] = {"scope.attr"};
-    halo_value vals[] = {v_bool(true)};
-    s->attrs = attrs_of(a, keys, vals, 1);
-    s->dropped_attrs = 3;
-    return s;
-}
-
-static halo_batch *batch_of(const span_opts *opts, size_t n)
-{
-    halo_arena *a = halo_arena_new(0);
-    halo_span *spans = halo_arena_calloc(a, n, sizeof *spans);
-    halo_resource *res = make_resource(a, "svc");
-    halo_scope *scope = make_scope(a);
-    for (size_t i = 0; i < n; i++)
-        fill_span(&spans[i], res, scope, &opts[i]);
-    halo_batch *b = halo_batch_new();
-    if (!b || halo_batch_add_chunk(b, a, spans, n) != HALO_OK)
-        return NULL;
-    return b;
-}
-
-/* Three spans of trace 1 with every field set; times below the
- * microsecond. */
+/* fixture_spans.h's rich trace with times below the microsecond, the
+ * attributes plain JSON cannot give back, text to escape, a tiny cost and
+ * a user id the TOOL child has from the resource fallback (fixed from the
+ * root in the same write). */
 static halo_batch *rich_batch(void)
 {
-    halo_arena *a = halo_arena_new(0);
-    halo_span *sp = halo_arena_calloc(a, 3, sizeof *sp);
-    halo_resource *r1 = make_resource(a, "svc-one");
-    halo_resource *r2 = make_resource(a, "svc-two");
-    r2->dropped_attrs = 7;
-    r2->schema_url = "https://example.com/schema";
-    halo_scope *scope = make_scope(a);
-    span_opts o[3] = {
-        {.trace = 1,
-         .span = 10,
-         .start_ns = 123456789,
-         .dur_ns = 1000000001,
-         .status = HALO_STATUS_OK,
-         .agent = "support-agent"},
-        {.trace = 1,
-         .span = 11,
-         .parent = 10,
-         .start_ns = 200000999,
-         .dur_ns = 300000000,
-         .agent = "support-agent",
-         .type = "LLM"},
-        {.trace = 1,
-         .span = 12,
-         .parent = 10,
-         .start_ns = 500000001,
-         .dur_ns = 120000000,
-         .status = HALO_STATUS_ERROR,
-         .agent = "support-agent",
-         .type = "TOOL",
-         .fb_mask = HALO_FB_USER_ID},
-    };
-    for (int i = 0; i < 3; i++)
-        fill_span(&sp[i], i == 2 ? r2 : r1, scope, &o[i]);
-    sp[0].attrs = rich_attrs(a);
-    sp[0].trace_state = "vendor=x";
-    sp[0].flags = 0x301;
-    sp[0].dropped_attrs = 1;
-    sp[0].dropped_events = 2;
-    sp[0].dropped_links = 3;
-    sp[0].d.session_id = "sess-1";
-    sp[0].d.user_id = "user-1";
-    sp[0].d.service_name = "svc-one";
+    static const uint64_t start[3] = {123456789, 200000999, 500000001};
+    static const uint64_t dur[3] = {1000000001, 300000000, 120000000};
+    halo_span *sp;
+    halo_batch *b = rich_batch_at(start, dur, true, &sp);
     sp[0].d.input = "question? \"quoted\" \\ \t";
     sp[0].d.output = "answer! \xe2\x82\xac";
-    halo_event *ev = halo_arena_calloc(a, 2, sizeof *ev);
-    ev[0].name = "exception";
-    ev[0].time_ns = T0 + 5;
-    static const char *ek[] = {"exception.message", "count"};
-    halo_value evv[] = {v_str("bad thing"), v_int(3)};
-    ev[0].attrs = attrs_of(a, ek, evv, 2);
-    ev[0].dropped_attrs = 4;
-    ev[1].name = "empty";
-    ev[1].time_ns = T0 + 6;
-    sp[0].events = ev;
-    sp[0].n_events = 2;
-    halo_link *ln = halo_arena_calloc(a, 1, sizeof *ln);
-    make_tid(ln->trace_id, 99);
-    make_sid(ln->span_id, 98);
-    ln->trace_state = "k=v";
-    ln->flags = 1;
-    ln->dropped_attrs = 2;
-    static const char *lk[] = {"link.kind"};
-    halo_value lv[] = {v_str("follows")};
-    ln->attrs = attrs_of(a, lk, lv, 1);
-    sp[0].links = ln;
-    sp[0].n_links = 1;
-    for (int i = 1; i < 3; i++) {
-        sp[i].d.session_id = "sess-1";
-        sp[i].d.service_name = i == 2 ? "svc-two" : "svc-one";
-    }
-    sp[1].d.user_id = "user-1";
+    sp[1].d.service_name = "svc-one";
+    sp[2].d.service_name = "svc-two";
     sp[2].d.user_id = "fallback-user";
-    sp[1].d.model = "gpt-4o";
-    sp[1].d.has_input_tokens = sp[1].d.has_output_tokens = true;
-    sp[1].d.input_tokens = 1200;
-    sp[1].d.output_tokens = 300;
-    sp[1].d.has_cost = true;
-    sp[1].d.cost = 0.0125;
-    sp[1].status_message = "";
-    sp[2].d.tool_name = "search_docs";
-    sp[2].d.has_input_tokens = true;
-    sp[2].d.input_tokens = 5;
+    sp[2].d.fallback_mask = HALO_FB_USER_ID;
     sp[2].d.has_cost = true;
     sp[2].d.cost = 1e-6;
-    halo_batch *b = halo_batch_new();
-    halo_batch_add_chunk(b, a, sp, 3);
     return b;
 }
 

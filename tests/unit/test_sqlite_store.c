@@ -5,6 +5,7 @@
  * checked both through the query API and with sqlite3 directly. The write
  * throughput test prints spans/s (it asserts nothing about time).
  */
+#include "fixture_spans.h"
 #include "fixtures.h"
 #include "harness.h"
 
@@ -28,16 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- building spans ------------------------------------------------------ */
-
-#define T0 1763283600000000000ull /* 2025-11-16T09:00:00Z */
-
-static void make_tid(uint8_t out[16], uint64_t n)
-{
-    memset(out, 0xab, 8);
-    for (int i = 0; i < 8; i++)
-        out[8 + i] = (uint8_t)(n >> (56 - 8 * i));
-}
+/* ---- building spans (fixture_spans.h) ----------------------------------- */
 
 /* A random-looking trace id (as SDKs make them) derived from n. */
 static void make_tid_random(uint8_t out[16], uint64_t n)
@@ -49,140 +41,6 @@ static void make_tid_random(uint8_t out[16], uint64_t n)
         z ^= z >> 31;
         memcpy(out + 8 * half, &z, 8);
     }
-}
-
-static void make_sid(uint8_t out[8], uint64_t n)
-{
-    for (int i = 0; i < 8; i++)
-        out[i] = (uint8_t)(n >> (56 - 8 * i));
-}
-
-static halo_attrs attrs_of(halo_arena *a, const char *const *keys,
-                           const halo_value *vals, size_t n)
-{
-    halo_attrs at = {halo_arena_calloc(a, n ? n : 1, sizeof(halo_kv)), n};
-    for (size_t i = 0; i < n; i++) {
-        at.items[i].key = keys[i];
-        at.items[i].value = vals[i];
-    }
-    return at;
-}
-
-/* Attributes with a value of every type, nested arrays and kvlists. */
-static halo_attrs rich_attrs(halo_arena *a)
-{
-    static const uint8_t bytes[] = {0, 1, 2, 0xfe, 0xff};
-    halo_value *arr = halo_arena_calloc(a, 3, sizeof *arr);
-    arr[0] = v_int(1);
-    arr[1] = v_str("two");
-    arr[2] = v_dbl(3.0);
-    halo_kv *kv = halo_arena_calloc(a, 2, sizeof *kv);
-    kv[0].key = "inner";
-    kv[0].value = v_bool(false);
-    kv[1].key = "list";
-    kv[1].value.type = HALO_VAL_ARRAY;
-    kv[1].value.u.arr.items = arr;
-    kv[1].value.u.arr.n = 2;
-    halo_value by = {.type = HALO_VAL_BYTES};
-    by.u.s.ptr = (const char *)bytes;
-    by.u.s.len = sizeof bytes;
-    halo_value ar = {.type = HALO_VAL_ARRAY};
-    ar.u.arr.items = arr;
-    ar.u.arr.n = 3;
-    halo_value kl = {.type = HALO_VAL_KVLIST};
-    kl.u.kv.items = kv;
-    kl.u.kv.n = 2;
-    halo_value empty = {.type = HALO_VAL_EMPTY};
-    static const char *keys[] = {"s",    "quote\"key", "i",   "neg",   "d",
-                                 "dint", "dbig",       "b",   "bytes", "arr",
-                                 "kv",   "empty",      "utf8"};
-    halo_value vals[] = {v_str("hello\nworld"),
-                         v_str("x"),
-                         v_int(INT64_MAX),
-                         v_int(-42),
-                         v_dbl(0.1),
-                         v_dbl(2.0),
-                         v_dbl(1e300),
-                         v_bool(true),
-                         by,
-                         ar,
-                         kl,
-                         empty,
-                         v_str("h\xc3\xa9llo \xe2\x82\xac")};
-    return attrs_of(a, keys, vals, sizeof vals / sizeof *vals);
-}
-
-typedef struct span_opts {
-    uint64_t trace;
-    uint64_t span;
-    uint64_t parent;   /* 0: root */
-    uint64_t start_ms; /* after T0 */
-    uint64_t dur_ms;
-    int status;
-    const char *agent;
-    uint32_t fb_mask;
-    const char *type;
-} span_opts;
-
-static void fill_span(halo_span *sp, const halo_resource *res,
-                      const halo_scope *scope, const span_opts *o)
-{
-    memset(sp, 0, sizeof *sp);
-    make_tid(sp->trace_id, o->trace);
-    make_sid(sp->span_id, o->span);
-    if (o->parent)
-        make_sid(sp->parent_span_id, o->parent);
-    sp->trace_state = "";
-    sp->name = o->parent ? "child" : "root";
-    sp->kind = o->parent ? 1 : 2;
-    sp->start_ns = T0 + o->start_ms * 1000000ull;
-    sp->end_ns = sp->start_ns + o->dur_ms * 1000000ull;
-    sp->status_code = o->status;
-    sp->status_message = o->status == HALO_STATUS_ERROR ? "boom" : "";
-    sp->resource = res;
-    sp->scope = scope;
-    sp->d.agent_id = o->agent;
-    sp->d.agent_name = o->agent;
-    sp->d.span_type = o->type ? o->type : "AGENT";
-    sp->d.fallback_mask = o->fb_mask;
-}
-
-static halo_resource *make_resource(halo_arena *a, const char *service)
-{
-    halo_resource *r = halo_arena_calloc(a, 1, sizeof *r);
-    static const char *keys[] = {"service.name", "host.cores"};
-    halo_value vals[] = {v_str(service), v_int(2)};
-    r->attrs = attrs_of(a, keys, vals, 2);
-    r->schema_url = "";
-    return r;
-}
-
-static halo_scope *make_scope(halo_arena *a)
-{
-    halo_scope *s = halo_arena_calloc(a, 1, sizeof *s);
-    s->name = "my.lib";
-    s->version = "1.2.3";
-    s->schema_url = "https://opentelemetry.io/schemas/1.21.0";
-    static const char *keys[] = {"scope.attr"};
-    halo_value vals[] = {v_bool(true)};
-    s->attrs = attrs_of(a, keys, vals, 1);
-    s->dropped_attrs = 3;
-    return s;
-}
-
-/* A batch of spans built from opts, owning its arena. */
-static halo_batch *batch_of(const span_opts *opts, size_t n)
-{
-    halo_arena *a = halo_arena_new(0);
-    halo_span *spans = halo_arena_calloc(a, n, sizeof *spans);
-    halo_resource *res = make_resource(a, "svc");
-    halo_scope *scope = make_scope(a);
-    for (size_t i = 0; i < n; i++)
-        fill_span(&spans[i], res, scope, &opts[i]);
-    halo_batch *b = halo_batch_new();
-    if (!b || halo_batch_add_chunk(b, a, spans, n) != HALO_OK)
-        return NULL;
-    return b;
 }
 
 static char *db_path(const char *name)
@@ -307,20 +165,7 @@ static bool value_eq(const halo_value *in, const halo_value *out)
     }
 }
 
-static bool str_eq(const char *a, const char *b)
-{
-    if (!a || !b)
-        return a == b;
-    return strcmp(a, b) == 0;
-}
-
-#define SPAN_CHECK(cond)                                                       \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "  span %zu: %s differs\n", idx, #cond);           \
-            return false;                                                      \
-        }                                                                      \
-    } while (0)
+#define SPAN_CHECK(cond) SAME_OR_FALSE("span", idx, cond)
 
 static bool span_eq_opt(size_t idx, const halo_span *a, const halo_span *b,
                         bool derived)
@@ -392,99 +237,12 @@ static bool span_eq(size_t idx, const halo_span *a, const halo_span *b)
 
 /* ---- a rich trace: every field set --------------------------------------- */
 
-/* Three spans of trace 1 (a root, an LLM child, a TOOL child with an error)
- * under two resources, with events and links. */
+/* fixture_spans.h's rich trace on whole milliseconds. */
 static halo_batch *rich_batch(halo_span **out_spans)
 {
-    halo_arena *a = halo_arena_new(0);
-    halo_span *sp = halo_arena_calloc(a, 3, sizeof *sp);
-    halo_resource *r1 = make_resource(a, "svc-one");
-    halo_resource *r2 = make_resource(a, "svc-two");
-    r2->dropped_attrs = 7;
-    r2->schema_url = "https://example.com/schema";
-    halo_scope *scope = make_scope(a);
-    span_opts o[3] = {
-        {.trace = 1,
-         .span = 10,
-         .start_ms = 0,
-         .dur_ms = 1000,
-         .status = HALO_STATUS_OK,
-         .agent = "support-agent"},
-        {.trace = 1,
-         .span = 11,
-         .parent = 10,
-         .start_ms = 100,
-         .dur_ms = 300,
-         .status = HALO_STATUS_UNSET,
-         .agent = "support-agent",
-         .type = "LLM"},
-        {.trace = 1,
-         .span = 12,
-         .parent = 10,
-         .start_ms = 500,
-         .dur_ms = 120,
-         .status = HALO_STATUS_ERROR,
-         .agent = "support-agent",
-         .type = "TOOL"},
-    };
-    for (int i = 0; i < 3; i++)
-        fill_span(&sp[i], i == 2 ? r2 : r1, scope, &o[i]);
-    sp[0].attrs = rich_attrs(a);
-    sp[0].trace_state = "vendor=x";
-    sp[0].flags = 0x301;
-    sp[0].dropped_attrs = 1;
-    sp[0].dropped_events = 2;
-    sp[0].dropped_links = 3;
-    sp[0].d.session_id = "sess-1";
-    sp[0].d.user_id = "user-1";
-    sp[0].d.service_name = "svc-one";
-    sp[0].d.input = "question?";
-    sp[0].d.output = "answer!";
-    /* events */
-    halo_event *ev = halo_arena_calloc(a, 2, sizeof *ev);
-    ev[0].name = "exception";
-    ev[0].time_ns = T0 + 5;
-    static const char *ek[] = {"exception.message", "count"};
-    halo_value evv[] = {v_str("bad thing"), v_int(3)};
-    ev[0].attrs = attrs_of(a, ek, evv, 2);
-    ev[0].dropped_attrs = 4;
-    ev[1].name = "empty";
-    ev[1].time_ns = T0 + 6;
-    sp[0].events = ev;
-    sp[0].n_events = 2;
-    /* links */
-    halo_link *ln = halo_arena_calloc(a, 1, sizeof *ln);
-    make_tid(ln->trace_id, 99);
-    make_sid(ln->span_id, 98);
-    ln->trace_state = "k=v";
-    ln->flags = 1;
-    ln->dropped_attrs = 2;
-    static const char *lk[] = {"link.kind"};
-    halo_value lv[] = {v_str("follows")};
-    ln->attrs = attrs_of(a, lk, lv, 1);
-    sp[0].links = ln;
-    sp[0].n_links = 1;
-    /* the children share the root's run identity, as agent_identity
-     * derives it (the store would fill it in otherwise) */
-    for (int i = 1; i < 3; i++) {
-        sp[i].d.session_id = "sess-1";
-        sp[i].d.user_id = "user-1";
-    }
-    /* LLM child: tokens and cost */
-    sp[1].d.model = "gpt-4o";
-    sp[1].d.has_input_tokens = sp[1].d.has_output_tokens = true;
-    sp[1].d.input_tokens = 1200;
-    sp[1].d.output_tokens = 300;
-    sp[1].d.has_cost = true;
-    sp[1].d.cost = 0.0125;
-    /* TOOL child */
-    sp[2].d.tool_name = "search_docs";
-    sp[2].d.has_input_tokens = true;
-    sp[2].d.input_tokens = 5;
-    *out_spans = sp;
-    halo_batch *b = halo_batch_new();
-    halo_batch_add_chunk(b, a, sp, 3);
-    return b;
+    static const uint64_t start[3] = {0, 100000000, 500000000};
+    static const uint64_t dur[3] = {1000000000, 300000000, 120000000};
+    return rich_batch_at(start, dur, false, out_spans);
 }
 
 TEST(rich_trace_roundtrip)

@@ -1,0 +1,75 @@
+/*
+ * pg_int.h -- internals shared by the PostgreSQL store's files: pg_store.c
+ * (open, close, writes, retention) and pg_read.c (the queries). Not for use
+ * outside storage/, except by the unit tests, which EXPLAIN the very
+ * queries built here.
+ */
+#ifndef HALO_PG_INT_H
+#define HALO_PG_INT_H
+
+#include "store.h"
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+typedef struct pg_store {
+    halo_store base;
+    PGconn *conn;
+    bool read_only;
+} pg_store;
+
+/* Before each operation: reconnect a lost connection (PQreset) and, when
+ * read-only, set the session read-only again. HALO_ERETRY when the server
+ * cannot be reached. */
+halo_status pgs_ready(pg_store *s, const char *what, halo_err *err);
+
+/* Before a write: HALO_EINVAL "cannot VERB: database "DB" is open
+ * read-only" for a read-only store, else pgs_ready(). */
+halo_status pgs_can_write(pg_store *s, const char *verb, halo_err *err);
+
+/* "could not WHAT in database "DB": <PostgreSQL's message>", with
+ * HALO_ERETRY for a lost connection and the transient SQLSTATE classes,
+ * HALO_EINVAL for data PostgreSQL refuses (classes 22, 23), else HALO_EIO. */
+halo_status pgs_fail(pg_store *s, const PGresult *res, const char *what,
+                     halo_err *err);
+
+/* ---- the queries (pg_read.c) --------------------------------------------- */
+
+/* A query and its text parameters. params[] may point into vals[]: do not
+ * copy the struct. */
+#define PGR_MAX_PARAMS 6
+typedef struct pgr_query {
+    char sql[1024];
+    int n;
+    const char *params[PGR_MAX_PARAMS];
+    char vals[PGR_MAX_PARAMS][40];
+} pgr_query;
+
+/* list_traces: the filter as SQL over `traces` (an agent filter uses the
+ * index (agent_id, start_time), a time window (start_time)). f->agent_id
+ * must outlive q. */
+void pgr_list_query(const halo_trace_filter *f, pgr_query *q);
+/* agent_stats over traces starting in [since_ns, until_ns) (0: open). */
+void pgr_stats_query(uint64_t since_ns, uint64_t until_ns, pgr_query *q);
+/* get_trace, step 1: the trace's start/end nanoseconds from `traces`;
+ * $1 the trace id. */
+extern const char PGR_SQL_TRACE_RANGE[];
+/* get_trace, step 2: the trace's spans; restricted to the day partitions
+ * of [start_ns, end_ns] when the trace row gave them (has_range), else
+ * every partition is probed by primary key. */
+void pgr_spans_query(const char tid[33], bool has_range, uint64_t start_ns,
+                     uint64_t end_ns, pgr_query *q);
+
+halo_status pgr_list_traces(halo_store *st, const halo_trace_filter *f,
+                            halo_arena *arena, halo_trace_row **rows, size_t *n,
+                            halo_err *err);
+halo_status pgr_get_trace(halo_store *st, const uint8_t trace_id[16],
+                          halo_arena *arena, halo_span **spans, size_t *n,
+                          halo_err *err);
+halo_status pgr_agent_stats(halo_store *st, uint64_t since_ns,
+                            uint64_t until_ns, halo_arena *arena,
+                            halo_agent_stats **rows, size_t *n, halo_err *err);
+halo_status pgr_put_report(halo_store *st, const halo_report_row *r,
+                           halo_err *err);
+
+#endif

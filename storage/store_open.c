@@ -1,0 +1,44 @@
+/*
+ * store_open.c -- one entry point that opens whichever store a spec names
+ * (store.h: halo_store_open), for the CLI's --store and the analyzer.
+ *
+ *   postgresql://... / postgres://...   PostgreSQL; the spec is the URI
+ *   postgres:KEY=VALUE ...              PostgreSQL; libpq key=value pairs
+ *   sqlite:PATH                         SQLite at PATH
+ *
+ * The prefixes are matched exactly (lower case), as libpq matches its URI
+ * schemes. A spec that fits none is quoted back in the error with its
+ * password masked (halo_pg_redact_dsn), whatever its form.
+ */
+#include "store.h"
+
+#include <string.h>
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+halo_status halo_store_open(const char *spec, const halo_store_opts *opts,
+                            halo_store **out, halo_err *err)
+{
+    halo_store_opts o = {0};
+    if (opts)
+        o = *opts;
+    *out = NULL;
+    spec = spec ? spec : "";
+    if (has_prefix(spec, "postgresql://") || has_prefix(spec, "postgres://"))
+        return halo_store_open_pg(spec, &o, out, err);
+    if (has_prefix(spec, "postgres:"))
+        return halo_store_open_pg(spec + strlen("postgres:"), &o, out, err);
+    if (has_prefix(spec, "sqlite:")) {
+        o.path = spec + strlen("sqlite:");
+        return halo_store_open_sqlite(&o, out, err);
+    }
+    char shown[HALO_ERR_MAX / 2];
+    halo_pg_redact_dsn(spec, shown, sizeof shown);
+    return halo_fail(err, HALO_EINVAL,
+                     "invalid store \"%s\": expected postgresql://..., "
+                     "postgres:KEY=VALUE... or sqlite:PATH",
+                     shown);
+}
