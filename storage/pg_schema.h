@@ -19,28 +19,20 @@
  * transaction holding pg_advisory_xact_lock(HALO_PG_LOCK_KEY), so several
  * halo instances starting or rotating partitions at once are serialized.
  *
- * Error messages never contain a DSN's password.
+ * Connections are made by pg_conn.h (halo_pg_connect), whose error
+ * messages never contain a DSN's password.
  */
 #ifndef HALO_PG_SCHEMA_H
 #define HALO_PG_SCHEMA_H
 
 #include "../core/status.h"
+#include "pg_conn.h" /* halo_pg_connect, halo_pg_error_text */
 
 #include <libpq-fe.h>
 #include <stdint.h>
 
 /* The advisory lock every halo schema change takes ("halo" "pgsc"). */
 #define HALO_PG_LOCK_KEY INT64_C(0x68616c6f70677363)
-
-/* Connect to dsn (a URI or key=value string). On failure *out is NULL and
- * err names the server (host, port, database) with libpq's reason, with the
- * password removed. The caller owns *out (PQfinish). */
-halo_status halo_pg_connect(const char *dsn, PGconn **out, halo_err *err);
-
-/* PostgreSQL's words for a failure into msg: the result's primary message
- * and detail ("primary (detail)"), else the connection's message, without
- * trailing newlines. "" when PostgreSQL said nothing. */
-void halo_pg_error_text(PGconn *c, const PGresult *res, char *msg, size_t cap);
 
 /* Apply the pending migrations in one transaction under the advisory lock,
  * recording each in schema_migrations(version, name, applied_at). A no-op

@@ -9,6 +9,13 @@
 #                              pid PID
 #   pg_server.sh stop DIR    fast shutdown (SIGINT) with a bounded wait, then
 #                            SIGKILL; remove DIR
+#   pg_server.sh halt DIR    stop the server the hard way, as a crash would
+#                            (pg_ctl stop -m immediate: connections are cut,
+#                            nothing is flushed); the data and the port
+#                            (DIR/port) are kept
+#   pg_server.sh resume DIR  start a halted server again on the SAME port
+#                            (crash recovery runs) and print dsn/pid as start
+#                            does; fails when the port was taken meanwhile
 #
 # Tests run as root and PostgreSQL refuses to run as root, so as root the
 # server runs as the `postgres` OS user (Debian's `postgresql` package
@@ -23,7 +30,9 @@
 # the TCP port cannot be mistaken for ours), with a deadline.
 #
 # Environment: PG_BIN (default /usr/lib/postgresql/15/bin), PG_START_TIMEOUT
-# (seconds, default 60).
+# (seconds, default 60), PG_EXTRA_OPTS (more postgres options, split on
+# blanks, e.g. "-c shared_buffers=512MB -c synchronous_commit=on"; kept in
+# DIR/options at start, and used again by resume).
 set -u
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -65,12 +74,13 @@ pick_port() {
 # Start the server on $1; 0 when ready (prints dsn/pid), 2 when the port was
 # taken (retry), 1 on any other failure.
 try_start() {
-    local dir=$1 port=$2 pid deadline
+    local dir=$1 port=$2 pid deadline extra
     : >"$dir/server.log"
     chown postgres: "$dir/server.log" 2>/dev/null
+    read -r -a extra <"$dir/options"
     as_pg "$PG_BIN/postgres" -D "$dir/data" -k "$dir" -p "$port" \
         -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=40 \
-        -c shared_buffers=16MB -c logging_collector=off \
+        -c shared_buffers=16MB -c logging_collector=off "${extra[@]}" \
         </dev/null >>"$dir/server.log" 2>&1 &
     pid=$!
     deadline=$(($(now_ms) + START_TIMEOUT * 1000))
@@ -91,6 +101,7 @@ try_start() {
             # PID is the first line of its pid file.
             pid=$(head -n 1 "$dir/data/postmaster.pid") || return 1
             echo "$pid" >"$dir/server.pid"
+            echo "$port" >"$dir/port"
             echo "dsn postgresql://postgres@127.0.0.1:$port/postgres"
             echo "pid $pid"
             return 0
@@ -120,6 +131,7 @@ start() {
         cat "$dir/initdb.log" >&2
         die "initdb into $dir/data failed"
     fi
+    echo "${PG_EXTRA_OPTS:-}" >"$dir/options"
     for attempt in 1 2 3 4 5 6 7 8; do
         port=$(pick_port) || die "no free port on 127.0.0.1"
         try_start "$dir" "$port"
@@ -171,16 +183,51 @@ stop() {
     rm -rf "$dir"
 }
 
+# The port the server of $1 was started on.
+port_of() {
+    local port
+    port=$(cat "$1/port" 2>/dev/null) || die "$1 has no server (no $1/port)"
+    [ -n "$port" ] || die "$1/port is empty"
+    echo "$port"
+}
+
+halt() {
+    local dir=$1 pid deadline
+    port_of "$dir" >/dev/null || exit 1
+    pid=$(head -n 1 "$dir/data/postmaster.pid" 2>/dev/null)
+    [ -n "$pid" ] && is_postgres "$pid" || die "no server running in $dir"
+    as_pg "$PG_BIN/pg_ctl" stop -D "$dir/data" -m immediate -w \
+        -t "$STOP_TIMEOUT" >>"$dir/server.log" 2>&1 ||
+        die "pg_ctl stop -m immediate failed (see $dir/server.log)"
+    # pg_ctl waited for the pid file to go; wait for the process too
+    deadline=$(($(now_ms) + STOP_TIMEOUT * 1000))
+    while is_postgres "$pid"; do
+        [ "$(now_ms)" -lt "$deadline" ] || die "postgres $pid did not exit"
+        sleep 0.05
+    done
+}
+
+resume() {
+    local dir=$1 port pid
+    port=$(port_of "$dir") || exit 1
+    pid=$(head -n 1 "$dir/data/postmaster.pid" 2>/dev/null)
+    if [ -n "$pid" ] && is_postgres "$pid"; then
+        die "the server in $dir is running (pid $pid)"
+    fi
+    try_start "$dir" "$port"
+    case $? in
+    0) return 0 ;;
+    2) die "port $port is taken: cannot resume on it" ;;
+    *) exit 1 ;;
+    esac
+}
+
 case "${1:-}" in
-start)
-    [ $# = 2 ] || die "usage: pg_server.sh start DIR"
-    start "$2"
-    ;;
-stop)
-    [ $# = 2 ] || die "usage: pg_server.sh stop DIR"
-    stop "$2"
+start | stop | halt | resume)
+    [ $# = 2 ] || die "usage: pg_server.sh $1 DIR"
+    "$1" "$2"
     ;;
 *)
-    die "usage: pg_server.sh start|stop DIR"
+    die "usage: pg_server.sh start|stop|halt|resume DIR"
     ;;
 esac

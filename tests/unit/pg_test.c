@@ -14,6 +14,7 @@
 static struct {
     bool tried;
     bool up;
+    bool halted;
     char dir[256];
     char script[1024];
     char dsn[256]; /* postgresql://postgres@127.0.0.1:PORT/ (no database) */
@@ -29,6 +30,34 @@ static void server_stop(void)
         fprintf(stderr, "  could not stop the server in %s\n", srv.dir);
     srv.dir[0] = '\0';
     srv.up = false;
+}
+
+/* Run `pg_server.sh VERB DIR`. With dsn (cap 256), the "dsn " line it
+ * must print goes there, cut after its last '/' (no database). */
+static bool server_run(const char *verb, char *dsn)
+{
+    char cmd[1400], line[512];
+    bool seen = false;
+    snprintf(cmd, sizeof cmd, "'%s' %s '%s'", srv.script, verb, srv.dir);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return false;
+    while (fgets(line, sizeof line, p)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strncmp(line, "dsn ", 4) != 0 || !dsn)
+            continue;
+        char *slash = strrchr(line, '/');
+        if (slash)
+            slash[1] = '\0';
+        snprintf(dsn, 256, "%.200s", line + 4);
+        seen = true;
+    }
+    int rc = pclose(p);
+    if (rc != 0 || (dsn && !seen)) {
+        fprintf(stderr, "  pg_server.sh %s failed\n", verb);
+        return false;
+    }
+    return true;
 }
 
 static bool server_start(void)
@@ -50,23 +79,33 @@ static bool server_start(void)
         return false;
     }
     atexit(server_stop);
-    char cmd[1400], line[512];
-    snprintf(cmd, sizeof cmd, "'%s' start '%s'", srv.script, srv.dir);
-    FILE *p = popen(cmd, "r");
-    if (!p)
+    return server_run("start", srv.dsn);
+}
+
+bool pg_server_halt(void)
+{
+    char dsn[320];
+    if (!pg_dsn_for("postgres", dsn, sizeof dsn))
         return false;
-    while (fgets(line, sizeof line, p)) {
-        line[strcspn(line, "\n")] = '\0';
-        if (strncmp(line, "dsn ", 4) == 0) {
-            /* keep everything up to the last '/' */
-            char *slash = strrchr(line, '/');
-            if (slash)
-                slash[1] = '\0';
-            snprintf(srv.dsn, sizeof srv.dsn, "%.200s", line + 4);
-        }
+    if (srv.halted)
+        return true;
+    srv.halted = server_run("halt", NULL);
+    return srv.halted;
+}
+
+bool pg_server_resume(void)
+{
+    if (!srv.halted)
+        return srv.up;
+    char dsn[256];
+    if (!server_run("resume", dsn))
+        return false;
+    if (strcmp(dsn, srv.dsn) != 0) {
+        fprintf(stderr, "  resumed on %s, not %s\n", dsn, srv.dsn);
+        return false;
     }
-    int rc = pclose(p);
-    return rc == 0 && srv.dsn[0];
+    srv.halted = false;
+    return true;
 }
 
 const char *pg_dsn_for(const char *db, char *buf, size_t cap)
