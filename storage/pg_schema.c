@@ -135,6 +135,9 @@ static const struct migration {
     const char *sql;
 } migrations[] = {
     {1, "spans, traces, reports", SCHEMA_V1},
+    /* where plain JSON loses a value's type (core/json_types.c); added to
+     * every partition */
+    {2, "spans.value_types", "ALTER TABLE spans ADD COLUMN value_types json;"},
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 

@@ -62,7 +62,7 @@
 #define FLUSH_AT (256 * 1024)
 /* µs between 1970-01-01 and PostgreSQL's epoch 2000-01-01 */
 #define PG_EPOCH_US INT64_C(946684800000000)
-#define N_FIELDS 39 /* ord + the 38 span columns */
+#define N_FIELDS 40 /* ord + the 39 span columns */
 
 /* ---- SQL --------------------------------------------------------------- */
 
@@ -83,7 +83,7 @@ static const char SQL_BEGIN[] =
     " flags bigint, links json, scope json, resource_schema_url text,"
     " resource_dropped_attributes_count bigint,"
     " dropped_attributes_count bigint, dropped_events_count bigint,"
-    " dropped_links_count bigint, fallback_mask integer"
+    " dropped_links_count bigint, fallback_mask integer, value_types json"
     ") ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS halo_touched ("
     " trace_id text PRIMARY KEY, spans bigint, errors bigint, llm bigint,"
@@ -634,6 +634,7 @@ static void put_row(halo_buf *b, int32_t ord, const sq_row *r)
     field_i64(b, r->dropped_events);
     field_i64(b, r->dropped_links);
     field_i32(b, (int32_t)r->fb_mask);
+    field_json(b, r->t[T_VALUE_TYPES]);
 }
 
 /* ---- the COPY ------------------------------------------------------------ */

@@ -55,6 +55,7 @@ enum {
     C_DROPPED_EVENTS,
     C_DROPPED_LINKS,
     C_FB_MASK,
+    C_VALUE_TYPES,
     C_END_ /* one past the last */
 };
 
@@ -66,7 +67,7 @@ enum {
     "resource, start_unix_nano, end_unix_nano, trace_state, flags, links, "    \
     "scope, resource_schema_url, resource_dropped_attributes_count, "          \
     "dropped_attributes_count, dropped_events_count, dropped_links_count, "    \
-    "fallback_mask"
+    "fallback_mask, value_types"
 
 /* The text columns of a prepared row (sq_row.t), each bound to the span
  * insert's parameter sq_text_col[T_x]. kind and status_code are bound from
@@ -96,6 +97,7 @@ enum {
     T_LINKS,
     T_SCOPE,
     T_RES_SCHEMA,
+    T_VALUE_TYPES,
     T_N_
 };
 extern const int sq_text_col[T_N_];

@@ -60,6 +60,7 @@ const int sq_text_col[T_N_] = {
     [T_LINKS] = C_LINKS,
     [T_SCOPE] = C_SCOPE,
     [T_RES_SCHEMA] = C_RES_SCHEMA,
+    [T_VALUE_TYPES] = C_VALUE_TYPES,
 };
 
 void sq_iso_cached(sq_timecache *tc, uint64_t ns, char out[31])
@@ -298,6 +299,11 @@ static void build_row(prep *p, sq_row *r, const halo_span *sp)
     put_resource_scope(p, r, sp);
     put_opt(p, r, T_TRACE_STATE, sp->trace_state);
     put_opt(p, r, T_RES_SCHEMA, sp->resource ? sp->resource->schema_url : NULL);
+    off = p->buf.len;
+    if (halo_json_encode_value_types(&p->buf, sp))
+        slot_rel(p, r, T_VALUE_TYPES, off, p->buf.len - off);
+    else
+        put_cstr(p, r, T_VALUE_TYPES, NULL);
 }
 
 /* The chunk's text is complete: copy it into an arena of its exact size

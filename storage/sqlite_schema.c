@@ -107,6 +107,8 @@ static const struct migration {
     const char *sql;
 } migrations[] = {
     {1, SCHEMA_V1},
+    /* where plain JSON loses a value's type (core/json_types.c) */
+    {2, "ALTER TABLE spans ADD COLUMN value_types TEXT;"},
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 

@@ -318,7 +318,13 @@ static halo_status row_to_span(rb_acc *a, rd *r, halo_span *sp, halo_err *err)
     sp->dropped_events = u32(r, C_DROPPED_EVENTS - 1);
     sp->dropped_links = u32(r, C_DROPPED_LINKS - 1);
     row_derived(r, &sp->d);
-    return HALO_OK;
+    /* BYTES and NaN/Infinity values back to their types; the resource and
+     * scope are this rebuild's own (shared by rows with the same JSON, and
+     * applying the marks again changes nothing) */
+    const char *vt = raw(r, C_VALUE_TYPES - 1, &len);
+    return halo_json_apply_value_types(vt, vt ? len : 0, r->arena, sp,
+                                       &((halo_resource *)sp->resource)->attrs,
+                                       &((halo_scope *)sp->scope)->attrs, err);
 }
 
 /* ---- traces -------------------------------------------------------------- */
