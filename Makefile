@@ -18,7 +18,7 @@ TEST_PKGS = curl kcat protobuf-compiler postgresql
 FUZZ_PKGS = clang libclang-rt-14-dev
 
 .PHONY: all build run test test-unit test-asan deps test-deps fuzz bench \
-        bench-sqlite bench-kafka format \
+        bench-sqlite bench-kafka bench-pg format \
         format-check clean e2e-deps
 
 all: build
@@ -70,17 +70,22 @@ fuzz:
 	      $(BUILD_FUZZ)/corpus/$$name $$seeds; \
 	done
 
-# Ingest into SQLite (bench/run.sh), then OTLP -> Kafka and Kafka -> SQLite
-# against the mock cluster (bench/kafka.sh).
-bench: build
+# Ingest into SQLite (bench/run.sh), OTLP -> Kafka and Kafka -> SQLite
+# against the mock cluster (bench/kafka.sh), then both into a throwaway
+# PostgreSQL server (bench/pg.sh).
+bench: build test-deps
 	./bench/run.sh
 	./bench/kafka.sh
+	./bench/pg.sh
 
 bench-sqlite: build
 	./bench/run.sh
 
 bench-kafka: build
 	./bench/kafka.sh
+
+bench-pg: build test-deps
+	./bench/pg.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

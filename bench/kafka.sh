@@ -12,7 +12,8 @@
 #           a second topic (otlp_fill, 64 partitions)
 #   2. persist: a second `halo serve` with kafka -> agent_identity -> batch
 #      -> sqlite, started on the filled topic: the time from its first
-#      stored span to the last one gives Kafka -> SQLite spans/s.
+#      stored span to the last one gives Kafka -> store spans/s (SQLite,
+#      or PostgreSQL with BENCH_STORE=postgres: see bench/pg.sh).
 # Checks that the store holds every span of the fill that the ingest
 # acknowledged, stops everything by PID (halo must drain and exit 0 on
 # SIGTERM) and prints the figures against the targets.
@@ -32,6 +33,8 @@
 #   PERSIST_EXTRA     extra YAML lines for the kafka receiver (4-space indent)
 #   PERSIST_LOG       log level of the persist node (default warn)
 #   BENCH_TRACE=1     print the persist node's progress every 0.1 s
+#   BENCH_STORE       sqlite (default) or postgres (with BENCH_PG_DSN and
+#                     BENCH_PG_CONNECTIONS, as bench/run.sh; see bench/pg.sh)
 #   BENCH_KEEP=1      keep the temp dir;  BENCH_STRICT=1  exit 1 on a miss
 # Exit status: 0 figures printed and the store matches, 1 a run failed or
 # spans are missing, 2 binaries not found.
@@ -49,7 +52,7 @@ read -r -a GRPC_ARGS <<<"${BENCH_GRPC_ARGS:---connections 8 --inflight 16}"
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 need_exec "$HALO_BIN" "$LOADGEN" "$KAFKA_MOCK"
-command -v sqlite3 >/dev/null || die "sqlite3 is needed to verify the store"
+store_check_tools
 command -v curl >/dev/null || die "curl is needed for the health checks"
 [[ $DUR =~ ^[0-9]+$ && $DUR -gt 0 ]] || die "invalid BENCH_DURATION \"$DUR\""
 
@@ -142,8 +145,7 @@ processors:
     send_batch_size: 8192
     timeout: 200ms
 exporters:
-  sqlite:
-    path: $DB
+$(store_exporter_yaml)
 extensions:
   health_check:
     endpoint: 127.0.0.1:$P_HEALTH
@@ -157,7 +159,7 @@ service:
     traces:
       receivers: [kafka]
       processors: [agent_identity, batch]
-      exporters: [sqlite]
+      exporters: [$(store_exporter)]
 EOF
 
 # ---- 1. ingest -------------------------------------------------------------
@@ -196,12 +198,13 @@ INGEST_RC=$STOP_RC
 ACKED=$(field fill spans_acked)
 SENT=$(field fill spans_sent)
 
-# ---- 2. persist: Kafka -> SQLite -----------------------------------------
+# ---- 2. persist: Kafka -> the store -----------------------------------------
 "$HALO_BIN" serve --config "$TMP/persist.yaml" >"$TMP/persist.log" 2>&1 &
 PERSIST_PID=$!
 PIDS+=("$PERSIST_PID")
 wait_healthy "$PERSIST_PID" "$P_HEALTH" "$TMP/persist.log"
-echo "bench: phase persist: consuming $ACKED+ spans from Kafka into SQLite"
+echo "bench: phase persist: consuming $ACKED+ spans from Kafka into" \
+     "$(store_name)"
 T_FIRST="" T_LAST="" STORED=0 LAST_CHANGE=$SECONDS PREV=-1
 while :; do
     STORED=$(metric_sum "$P_METRICS" halo_exporter_sent_spans_total || echo 0)
@@ -233,7 +236,7 @@ P_RATE=$(awk -v n="$STORED" -v a="${T_FIRST:-0}" -v b="${T_LAST:-0}" \
     'BEGIN { printf "%d", (b > a ? n / (b - a) : 0) }')
 stop_pid "$PERSIST_PID"
 PERSIST_RC=$STOP_RC
-ROWS=$(sqlite3 -cmd ".timeout 10000" "$DB" "SELECT count(*) FROM spans;")
+ROWS=$(store_sql "SELECT count(*) FROM spans")
 LOAD_AFTER=$(load)
 
 VERDICT=ok
@@ -255,10 +258,10 @@ target "gRPC ingest into Kafka" "$PEAK" ">=" 250000 "spans/s"
 target "p99 Export latency at half peak" "$(field half p99)" "<=" 25 "ms"
 target "ingest peak RSS (VmHWM)" \
     "$(mib "$(field half daemon_peak_rss_kb)")" "<=" 128 "MiB"
-target "Kafka -> SQLite" "$P_RATE" ">=" 100000 "spans/s"
+target "Kafka -> $(store_name)" "$P_RATE" ">=" 100000 "spans/s"
 target "persist peak RSS (VmHWM)" "$(mib "$P_RSS")" "<=" 128 "MiB"
-echo "  (DESIGN's consumer target is Kafka -> PostgreSQL; this run measures" \
-     "the SQLite store)"
+echo "  write method: $(store_method)"
+echo "  store size: $(store_size "$ROWS")"
 echo "  stored rows $ROWS, acknowledged $ACKED, sent $SENT: $VERDICT"
 echo "  halo stop (SIGTERM): ingest exit $INGEST_RC, persist exit $PERSIST_RC"
 

@@ -132,3 +132,69 @@ target() {
     printf '  %-36s %12s %s  (target %s %s %s)\n' "$1" "$2" "$5" "$3" "$4" \
         "$ok"
 }
+
+# ---- the store under test ------------------------------------------------
+# BENCH_STORE=sqlite (default: a file in $TMP) or postgres (BENCH_PG_DSN, a
+# database the benchmark may fill; bench/pg.sh starts a throwaway server
+# and sets both). Callers set DB (the SQLite file) before using these.
+
+store_name() { [[ ${BENCH_STORE:-sqlite} == postgres ]] && echo PostgreSQL ||
+    echo SQLite; }
+
+# The exporter's id in the pipeline.
+store_exporter() { [[ ${BENCH_STORE:-sqlite} == postgres ]] && echo postgres ||
+    echo sqlite; }
+
+# The exporter's YAML section (2-space indent, under `exporters:`).
+store_exporter_yaml() {
+    if [[ ${BENCH_STORE:-sqlite} == postgres ]]; then
+        printf '  postgres:\n    dsn: "%s"\n    num_connections: %s\n' \
+            "$BENCH_PG_DSN" "${BENCH_PG_CONNECTIONS:-4}"
+    else
+        printf '  sqlite:\n    path: %s\n' "$DB"
+    fi
+}
+
+# One SQL statement's single value.
+store_sql() {
+    if [[ ${BENCH_STORE:-sqlite} == postgres ]]; then
+        psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$BENCH_PG_DSN" -c "$1"
+    else
+        sqlite3 -cmd ".timeout 10000" "$DB" "$1"
+    fi
+}
+
+store_check_tools() {
+    if [[ ${BENCH_STORE:-sqlite} == postgres ]]; then
+        [[ -n ${BENCH_PG_DSN:-} ]] || die "BENCH_STORE=postgres needs BENCH_PG_DSN"
+        command -v psql >/dev/null || die "psql is needed to verify the store"
+    else
+        command -v sqlite3 >/dev/null ||
+            die "sqlite3 is needed to verify the store"
+    fi
+}
+
+# How the store writes, for the report.
+store_method() {
+    if [[ ${BENCH_STORE:-sqlite} == postgres ]]; then
+        echo "binary COPY into a session temp table, INSERT ... ON CONFLICT" \
+             "DO NOTHING into day-partitioned spans, traces upsert; one" \
+             "transaction per group; ${BENCH_PG_CONNECTIONS:-4} connections"
+    else
+        echo "prepared INSERT OR IGNORE, one transaction per group commit," \
+             "WAL, synchronous=full"
+    fi
+}
+
+# "N MiB on disk, M MiB per million spans" for ROWS spans.
+store_size() {
+    local bytes
+    if [[ ${BENCH_STORE:-sqlite} == postgres ]]; then
+        bytes=$(store_sql "SELECT pg_database_size(current_database())")
+    else
+        bytes=$(cat "$DB" "$DB-wal" 2>/dev/null | wc -c)
+    fi
+    awk -v b="$bytes" -v n="$1" 'BEGIN {
+        printf "%.1f MiB on disk, %.0f MiB per million spans",
+               b / 1048576, (n > 0 ? b / 1048576 * 1e6 / n : 0) }'
+}

@@ -2,13 +2,14 @@
 # bench/run.sh -- the halo ingest benchmark (DESIGN §10; see bench/README.md).
 #
 # Starts `halo serve` on free 127.0.0.1 ports with the production pipeline
-# (memory_limiter, agent_identity, batch 8192/200ms, sqlite in a temp dir),
+# (memory_limiter, agent_identity, batch 8192/200ms, the sqlite exporter on
+# a file in a temp dir, or with BENCH_STORE=postgres the postgres exporter),
 # then runs halo-loadgen in three phases of BENCH_DURATION seconds each:
 #   1. gRPC at saturation (closed loop)       -> peak spans/s over gRPC
 #   2. HTTP at saturation (closed loop)       -> peak spans/s over HTTP
 #   3. gRPC open loop at half the gRPC peak   -> p99 Export latency
-# checks with sqlite3 that the store holds exactly the spans the daemon
-# acknowledged, prints the figures against the targets, stops halo by PID
+# checks in the store (sqlite3, psql) that it holds exactly the spans the
+# daemon acknowledged, prints the figures against the targets, stops halo by PID
 # (SIGTERM: it must drain and exit 0) and removes the temp dir.
 #
 # Builds nothing. Binaries: $HALO_BIN and $LOADGEN, else ./build/halo and
@@ -24,6 +25,9 @@
 #   BENCH_HTTP_ARGS options of the HTTP phase (default "--connections 128":
 #                   HTTP/1.1 has one request in flight per connection)
 #   LOADGEN_ARGS    extra halo-loadgen options for every phase
+#   BENCH_STORE     sqlite (default) or postgres: then BENCH_PG_DSN names an
+#                   empty database and BENCH_PG_CONNECTIONS the exporter's
+#                   num_connections (default 4); bench/pg.sh sets them
 # Exit status: 0 figures printed and the store matches the acknowledgements,
 # 1 a run failed or the store does not match, 2 binaries not found.
 set -euo pipefail
@@ -39,7 +43,7 @@ read -r -a HTTP_ARGS <<<"${BENCH_HTTP_ARGS:---connections 128}"
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 need_exec "$HALO_BIN" "$LOADGEN"
-command -v sqlite3 >/dev/null || die "sqlite3 is needed to verify the store"
+store_check_tools
 command -v curl >/dev/null || die "curl is needed for the health check"
 [[ $DUR =~ ^[0-9]+$ && $DUR -gt 0 ]] || die "invalid BENCH_DURATION \"$DUR\""
 
@@ -83,8 +87,7 @@ processors:
     send_batch_size: 8192
     timeout: 200ms
 exporters:
-  sqlite:
-    path: $DB
+$(store_exporter_yaml)
     retention: 720h
 extensions:
   health_check:
@@ -99,7 +102,7 @@ service:
     traces:
       receivers: [otlp]
       processors: [memory_limiter, agent_identity, batch]
-      exporters: [sqlite]
+      exporters: [$(store_exporter)]
 EOF
 
 # ---- start halo and wait for its health endpoint -------------------------
@@ -145,7 +148,7 @@ for p in grpc http half; do
         AMBIGUOUS=$((AMBIGUOUS + ${n:-0}))
     done
 done
-STORED=$(sqlite3 -cmd ".timeout 10000" "$DB" "SELECT count(*) FROM spans;")
+STORED=$(store_sql "SELECT count(*) FROM spans")
 VERDICT=ok
 if ((STORED == ACKED)); then
     :
@@ -169,11 +172,15 @@ phase_table grpc http half
 echo "(halo_cpu: daemon CPU time over the phase, in % of one core;" \
      "us/span: daemon CPU microseconds per acknowledged span)"
 echo
-target "gRPC ingest into SQLite" "$PEAK" ">=" 150000 "spans/s"
+target "gRPC ingest into $(store_name)" "$PEAK" ">=" \
+    "$([[ ${BENCH_STORE:-sqlite} == postgres ]] && echo 100000 || echo 150000)" \
+    "spans/s"
 target "p99 Export latency at half peak" "$(field half p99)" "<=" 25 "ms"
 target "daemon peak RSS (VmHWM)" "$(mib "$(field half daemon_peak_rss_kb)")" \
     "<=" 128 "MiB"
 echo "  stored spans $STORED, acknowledged $ACKED, sent $SENT: $VERDICT"
+echo "  write method: $(store_method)"
+echo "  store size: $(store_size "$STORED")"
 echo "  halo stop (SIGTERM): exit $STOP_RC"
 
 [[ $VERDICT == MISMATCH ]] && die "the store does not match the acknowledgements"

@@ -14,8 +14,9 @@
  *     trace per message, a trace's messages in one partition; and OTLP
  *     messages written by other clients (protoc + kcat) are stored;
  *   - deploy/halo-ingest.yaml and deploy/halo-persist.yaml validate with
- *     their defaults and carry spans end to end (listeners moved to
- *     127.0.0.1 through their environment variables).
+ *     their defaults and carry spans end to end into PostgreSQL (a real
+ *     server, lib/pg.mjs; listeners moved to 127.0.0.1 through their
+ *     environment variables).
  *
  * Neither side sets a topic here: the exporter's and the receiver's
  * defaults must meet (otlp_spans). A successful export only means the
@@ -36,6 +37,7 @@ import { postProtobuf, request, span, toJson,
 import { assertFields, SCENARIOS, startRun,
          TRANSPORTS } from './lib/scenarios.mjs';
 import { lit, litList, query, spansByKey } from './lib/store.mjs';
+import { PgServer } from './lib/pg.mjs';
 import { freePorts, randomSpanId, randomTraceId } from './lib/util.mjs';
 
 const TOPIC = 'otlp_spans'; /* the default of both components */
@@ -416,7 +418,8 @@ const DEPLOY = ['halo-ingest.yaml', 'halo-persist.yaml'];
 /* The variables the deploy configs read, unset so their defaults apply. */
 const DEPLOY_VARS = [
     'HALO_KAFKA_BROKERS', 'HALO_KAFKA_TOPIC', 'HALO_KAFKA_GROUP',
-    'HALO_KAFKA_DEAD_LETTER_TOPIC', 'HALO_DB', 'HALO_OTLP_GRPC_ENDPOINT',
+    'HALO_KAFKA_DEAD_LETTER_TOPIC', 'HALO_PG_DSN', 'HALO_PG_CONNECTIONS',
+    'HALO_RETENTION', 'HALO_OTLP_GRPC_ENDPOINT',
     'HALO_OTLP_HTTP_ENDPOINT', 'HALO_HEALTH_ENDPOINT', 'HALO_METRICS_ENDPOINT',
     'HALO_MEMORY_LIMIT', 'HALO_LOG_LEVEL',
 ];
@@ -451,20 +454,23 @@ describe('deploy/halo-ingest.yaml and deploy/halo-persist.yaml',
         });
     }
 
-    it('they carry spans end to end (listeners moved to 127.0.0.1)',
-       { timeout: ms(60000) }, async () => {
+    it('they carry spans end to end into PostgreSQL (listeners moved to ' +
+       '127.0.0.1)', { timeout: ms(90000) }, async () => {
            const kafka = await KafkaMock.start({ topics: { [TOPIC]: 2 } });
            const daemons = [];
+           let pg = null;
            try {
+               pg = await PgServer.start();
+               const store = await pg.createDb('deploy');
                for (const name of DEPLOY) {
                    const dir = makeTempDir('halo-e2e-deploy-');
                    const [grpc, http, health, metrics] = await freePorts(4);
                    const ports = { grpc, http, health, metrics };
                    const d = new HaloDaemon(dir, deployPath(name),
-                                            join(dir, 'halo.db'), ports);
+                                            join(dir, 'halo.db'), ports, store);
                    d.env = {
                        HALO_KAFKA_BROKERS: kafka.bootstrap,
-                       HALO_DB: d.dbPath,
+                       HALO_PG_DSN: store.dsn,
                        HALO_OTLP_GRPC_ENDPOINT: `127.0.0.1:${grpc}`,
                        HALO_OTLP_HTTP_ENDPOINT: `127.0.0.1:${http}`,
                        HALO_HEALTH_ENDPOINT: `127.0.0.1:${health}`,
@@ -480,12 +486,12 @@ describe('deploy/halo-ingest.yaml and deploy/halo-persist.yaml',
                const { failures } = await done;
                assert.deepEqual(failures, [], `export: ${failures}\n` +
                                               `${logs(ingest)()}`);
-               await waitStored(persist.dbPath,
+               await waitStored(persist.store,
                                 new Set(records.map(
                                     (x) => `${x.traceId}/${x.spanId}`)),
                                 { context: logs(ingest, persist) });
                const rows = await query(
-                   persist.dbPath,
+                   persist.store,
                    `SELECT DISTINCT agent_id FROM spans WHERE trace_id = ` +
                        `${lit(records[0].traceId)}`);
                assert.deepEqual(rows.map((r) => r.agent_id), ['planner-001']);
@@ -495,7 +501,11 @@ describe('deploy/halo-ingest.yaml and deploy/halo-persist.yaml',
                                 `${JSON.stringify(exit)}\n${d.logTail()}`);
                }
            } finally {
-               await stopAll(daemons.reverse(), kafka);
+               try {
+                   await stopAll(daemons.reverse(), kafka);
+               } finally {
+                   if (pg) await pg.stop();
+               }
            }
        });
 });

@@ -65,11 +65,14 @@ function merge(a, b) {
 
 /*
  * The test configuration: OTLP gRPC + HTTP, agent_identity, batch (50 ms)
- * and the sqlite exporter, health_check and metrics extensions.
+ * and the sqlite exporter (or, with `store` a PostgreSQL handle from
+ * lib/pg.mjs, the postgres exporter), health_check and metrics extensions.
  * `opts.grpc` / `opts.http` are merged into the protocol sections,
  * `opts.extra` into the whole document.
  */
-export function testConfig({ ports, dbPath, grpc, http, extra }) {
+export function testConfig({ ports, dbPath, store, grpc, http, extra }) {
+    const pg = store && store.kind === 'postgres';
+    const exporter = pg ? 'postgres' : 'sqlite';
     const cfg = {
         receivers: {
             otlp: {
@@ -84,7 +87,7 @@ export function testConfig({ ports, dbPath, grpc, http, extra }) {
             batch: { timeout: '50ms' },
         },
         exporters: {
-            sqlite: { path: dbPath },
+            [exporter]: pg ? { dsn: store.dsn } : { path: dbPath },
         },
         extensions: {
             health_check: { endpoint: `127.0.0.1:${ports.health}` },
@@ -95,7 +98,7 @@ export function testConfig({ ports, dbPath, grpc, http, extra }) {
                 traces: {
                     receivers: ['otlp'],
                     processors: ['agent_identity', 'batch'],
-                    exporters: ['sqlite'],
+                    exporters: [exporter],
                 },
             },
         },
@@ -112,31 +115,33 @@ export function makeTempDir(prefix = 'halo-e2e-') {
  * Write a complete test configuration into `dir` (fresh free ports) and
  * return { configPath, dbPath, ports }. Used by the CLI tests (import,
  * validate) that need a configuration without a running daemon.
- * `db` may be absolute (a store shared by several daemons). `config`, when
- * given, is a function ({ ports, dbPath, dir }) -> configuration object
+ * `db` may be absolute (a store shared by several daemons); `store`, a
+ * PostgreSQL handle (lib/pg.mjs), replaces the SQLite store. `config`, when
+ * given, is a function ({ ports, dbPath, store, dir }) -> configuration object
  * used instead of testConfig() (e.g. the Kafka pipelines); it must keep
  * health_check on ports.health, which is how start() knows it is ready.
  */
 export async function writeTestConfig(dir, { name = 'halo.yaml',
-                                             db = 'halo.db', config,
+                                             db = 'halo.db', config, store,
                                              ...opts } = {}) {
     const [grpc, http, health, metrics] = await freePorts(4);
     const ports = { grpc, http, health, metrics };
     const dbPath = resolve(dir, db);
     const configPath = join(dir, name);
-    const cfg = config ? config({ ports, dbPath, dir })
-                       : testConfig({ ports, dbPath, ...opts });
+    const cfg = config ? config({ ports, dbPath, store, dir })
+                       : testConfig({ ports, dbPath, store, ...opts });
     writeFileSync(configPath, toYaml(cfg));
-    return { configPath, dbPath, ports };
+    return { configPath, dbPath, ports, store: store || dbPath };
 }
 
 /* ---- the daemon ------------------------------------------------------- */
 
 export class HaloDaemon {
-    constructor(dir, configPath, dbPath, ports) {
+    constructor(dir, configPath, dbPath, ports, store = dbPath) {
         this.dir = dir;
         this.configPath = configPath;
         this.dbPath = dbPath;
+        this.store = store; /* what lib/store.mjs query() takes */
         this.ports = ports;
         this.logPath = join(dir, 'halo.log');
         this.child = null;
@@ -149,8 +154,9 @@ export class HaloDaemon {
      * opts.env: extra environment variables for `halo serve`. */
     static async start(opts = {}) {
         const dir = opts.dir || makeTempDir();
-        const { configPath, dbPath, ports } = await writeTestConfig(dir, opts);
-        const d = new HaloDaemon(dir, configPath, dbPath, ports);
+        const { configPath, dbPath, ports, store } =
+            await writeTestConfig(dir, opts);
+        const d = new HaloDaemon(dir, configPath, dbPath, ports, store);
         d.env = opts.env || null;
         await d.spawn();
         return d;

@@ -23,10 +23,9 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { query } from './store.mjs';
-import { waitFor, withTimeout } from './util.mjs';
+import { sourceDir, waitFor, withTimeout } from './util.mjs';
 
 /* Deadlines are multiplied by this under ASan+UBSan (halo is 3-5x slower). */
 export const SLOW = process.env.HALO_SANITIZED === '1' ? 4 : 1;
@@ -281,11 +280,7 @@ export function parseKcatFrames(buf) {
 export const EXPORT_REQUEST =
     'opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest';
 
-/* The repository (ctest sets HALO_SOURCE_DIR; else relative to here). */
-export function sourceDir() {
-    return process.env.HALO_SOURCE_DIR ||
-        resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-}
+export { sourceDir };
 
 /* The repository's proto/ directory. */
 export function protoDir() {

@@ -1,11 +1,17 @@
 /*
- * store.mjs -- read the SQLite store with Debian's `sqlite3` command-line
- * tool, independently of halo's own code.
+ * store.mjs -- read a store independently of halo's own code: SQLite with
+ * Debian's `sqlite3` command-line tool, PostgreSQL with `psql`.
  *
- * `sqlite3 -json` prints an array of row objects (and nothing at all for
- * an empty result), so every query returns an array. The database is
- * opened read-only with a busy timeout, so reading while the daemon writes
- * (WAL) neither blocks the daemon nor fails spuriously.
+ * A store is either a SQLite database path (a string) or a PostgreSQL
+ * handle { kind: 'postgres', dsn } (lib/pg.mjs). Every query returns an
+ * array of row objects whatever the store:
+ *   - `sqlite3 -json` prints an array (nothing for an empty result); the
+ *     database is opened read-only with a busy timeout, so reading while
+ *     the daemon writes (WAL) neither blocks the daemon nor fails;
+ *   - psql runs `SELECT json_agg(q) FROM (<sql>) q`. JSON columns come back
+ *     as JSON text, as SQLite's do, so one assertion serves both stores.
+ *     bigint values above 2^53 lose precision in JavaScript numbers:
+ *     select them ::text when they matter (*_unix_nano).
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -30,8 +36,54 @@ export const TRACE_COLUMNS = [
     'output_tokens', 'cost',
 ];
 
+/* Is `db` a PostgreSQL handle? */
+export const isPg = (db) => typeof db === 'object' && db !== null &&
+                            db.kind === 'postgres';
+
+/* Objects and arrays (json columns) back to JSON text. */
+function jsonColumnsAsText(row) {
+    for (const [k, v] of Object.entries(row)) {
+        if (v !== null && typeof v === 'object') row[k] = JSON.stringify(v);
+    }
+    return row;
+}
+
+/* One statement through psql. raw: run it as it is (DDL), no rows. */
+async function pgQuery(db, sql, { timeoutMs, raw }) {
+    const wrapped = raw ? sql
+        : `SELECT coalesce(json_agg(q), '[]'::json) FROM (${sql}) q`;
+    try {
+        const { stdout } = await execFileP(
+            'psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
+                     '-d', db.dsn, '-c', wrapped],
+            { timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024,
+              env: { ...process.env, PGCONNECT_TIMEOUT: '5' } });
+        return raw ? [] : JSON.parse(stdout.trim()).map(jsonColumnsAsText);
+    } catch (e) {
+        const detail = (e.stderr || e.message || '').toString().trim();
+        throw new Error(`psql ${db.dsn} "${sql}" failed: ${detail}`);
+    }
+}
+
+/* The column names of `table`. */
+export async function columnsOf(db, table) {
+    const rows = isPg(db)
+        ? await query(db, `SELECT column_name AS name FROM ` +
+                              `information_schema.columns WHERE ` +
+                              `table_schema = 'public' AND table_name = ` +
+                              `${lit(table)}`)
+        : await query(db, `PRAGMA table_info(${table})`);
+    return rows.map((c) => c.name);
+}
+
+/* The halo CLI options that select this store. */
+export function storeArgs(db) {
+    return isPg(db) ? ['--store', db.dsn] : ['--db', db];
+}
+
 /* Run one SQL statement against `db`; resolves to an array of rows. */
-export async function query(db, sql, { timeoutMs = 20000 } = {}) {
+export async function query(db, sql, { timeoutMs = 20000, raw = false } = {}) {
+    if (isPg(db)) return pgQuery(db, sql, { timeoutMs, raw });
     if (!existsSync(db)) throw new Error(`database ${db} does not exist`);
     try {
         const { stdout } = await execFileP(

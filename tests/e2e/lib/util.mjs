@@ -11,7 +11,15 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { dirname, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+/* The repository (ctest sets HALO_SOURCE_DIR; else relative to here). */
+export function sourceDir() {
+    return process.env.HALO_SOURCE_DIR ||
+        resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+}
 
 /* The halo binary under test (ctest sets HALO_BIN). */
 export function haloBin() {
