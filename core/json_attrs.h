@@ -95,7 +95,6 @@ bool halo_json_encode_value_types(halo_buf *out, const halo_span *sp);
 halo_status halo_json_apply_value_types(const char *text, size_t len,
                                         halo_arena *arena, halo_span *sp,
                                         halo_attrs *resource_attrs,
-                                        halo_attrs *scope_attrs,
-                                        halo_err *err);
+                                        halo_attrs *scope_attrs, halo_err *err);
 
 #endif
