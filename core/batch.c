@@ -9,6 +9,7 @@
  */
 #include "batch.h"
 #include "clock.h"
+#include "metrics.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -347,4 +348,25 @@ halo_batch *halo_batch_clone(const halo_batch *b)
 fail:
     halo_batch_done(nb, HALO_OK, "");
     return NULL;
+}
+
+void halo_batch_release_spans(halo_batch *b)
+{
+    if (atomic_load(&b->refs) != 1)
+        return; /* fanned out: another exporter still reads the spans */
+    for (halo_chunk *c = b->head; c; c = c->next) {
+        halo_arena_free(c->arena);
+        c->arena = NULL;
+        c->spans = NULL;
+        c->n = 0;
+    }
+}
+
+halo_status halo_batch_refuse(halo_batch *b, struct halo_metric *failed,
+                              halo_status st, const char *msg)
+{
+    if (failed)
+        halo_metric_add(failed, (double)b->n_spans);
+    halo_batch_done(b, st, msg);
+    return st;
 }

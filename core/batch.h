@@ -81,6 +81,18 @@ void halo_batch_ref(halo_batch *b);
  * reference frees the chunks and releases the acks. */
 void halo_batch_done(halo_batch *b, halo_status st, const char *msg);
 
+/* For exporters that turned b into self-contained data (rows, messages):
+ * when nobody else holds b (no fan-out), free its decoded spans now rather
+ * than after the write -- they are the larger part of the memory in flight.
+ * The acks and n_spans stay; the chunks keep no spans. */
+void halo_batch_release_spans(halo_batch *b);
+
+/* An exporter refusing b: counts its spans on `failed` (a halo_metric
+ * counter; NULL: none), completes b with st and msg, and returns st. */
+struct halo_metric;
+halo_status halo_batch_refuse(halo_batch *b, struct halo_metric *failed,
+                              halo_status st, const char *msg);
+
 #define HALO_BATCH_FOREACH(b, c, sp)                                           \
     for (halo_chunk *c = (b)->head; c; c = c->next)                            \
         for (halo_span *sp = c->spans; sp < c->spans + c->n; sp++)

@@ -192,16 +192,6 @@ static halo_status pg_start(halo_component *self, halo_err *err)
     return HALO_OK;
 }
 
-/* Refuse b with st (the queue is full, the database is down, the exporter
- * is not running). */
-static halo_status refuse(pgx *x, halo_batch *b, halo_status st,
-                          const char *msg)
-{
-    halo_metric_add(x->m_failed, (double)b->n_spans);
-    halo_batch_done(b, st, msg);
-    return st;
-}
-
 /* With mu held: HALO_OK when a batch may be queued now, else the status
  * and the message (into msg) to refuse it with. */
 static halo_status can_queue(const pgx *x, char *msg, size_t cap)
@@ -219,20 +209,6 @@ static halo_status can_queue(const pgx *x, char *msg, size_t cap)
         return HALO_ERETRY;
     }
     return HALO_OK;
-}
-
-/* The rows are self-contained: when nobody else holds b, free its decoded
- * spans now rather than after the write. The acks and the count stay. */
-static void release_spans(halo_batch *b)
-{
-    if (atomic_load(&b->refs) != 1)
-        return; /* fanned out: another exporter still reads the spans */
-    for (halo_chunk *c = b->head; c; c = c->next) {
-        halo_arena_free(c->arena);
-        c->arena = NULL;
-        c->spans = NULL;
-        c->n = 0;
-    }
 }
 
 /* With mu held: append to the queue and wake one writer. */
@@ -255,13 +231,13 @@ static halo_status pg_consume(halo_component *self, halo_batch *b)
         x->preparing++;
     pthread_mutex_unlock(&x->mu);
     if (st != HALO_OK)
-        return refuse(x, b, st, msg);
+        return halo_batch_refuse(b, x->m_failed, st, msg);
 
     halo_err err = {{0}};
     halo_store_rows *rows = NULL;
     halo_status pst = halo_pg_prepare(b, &rows, &err);
     if (pst == HALO_OK)
-        release_spans(b);
+        halo_batch_release_spans(b);
 
     pthread_mutex_lock(&x->mu);
     st = pst == HALO_OK ? can_queue(x, msg, sizeof msg) : pst;
@@ -278,7 +254,7 @@ static halo_status pg_consume(halo_component *self, halo_batch *b)
         snprintf(msg, sizeof msg, "%s: %s", x->id, err.msg);
         st = HALO_ERETRY;
     }
-    return refuse(x, b, st, msg);
+    return halo_batch_refuse(b, x->m_failed, st, msg);
 }
 
 /* With mu held: wait for the writers to end while they make progress;

@@ -364,15 +364,6 @@ static halo_status sqlite_start(halo_component *self, halo_err *err)
     return HALO_OK;
 }
 
-/* Refuse b: the queue is full, or the exporter is not running. */
-static halo_status refuse(sqlite_exp *e, halo_batch *b, halo_status st,
-                          const char *msg)
-{
-    halo_metric_add(e->m_failed, (double)b->n_spans);
-    halo_batch_done(b, st, msg);
-    return st;
-}
-
 /* With mu held: HALO_OK when a batch may be queued now, else the status
  * and message to refuse it with. */
 static halo_status can_queue(const sqlite_exp *e, const char **msg)
@@ -393,21 +384,6 @@ static halo_status can_queue(const sqlite_exp *e, const char **msg)
     return HALO_OK;
 }
 
-/* The rows are self-contained: when nobody else holds b, free its decoded
- * spans now rather than after the write (they are the larger part of the
- * memory in flight). The acks and the span count stay. */
-static void release_spans(halo_batch *b)
-{
-    if (atomic_load(&b->refs) != 1)
-        return; /* fanned out: another exporter still reads the spans */
-    for (halo_chunk *c = b->head; c; c = c->next) {
-        halo_arena_free(c->arena);
-        c->arena = NULL;
-        c->spans = NULL;
-        c->n = 0;
-    }
-}
-
 static halo_status sqlite_consume(halo_component *self, halo_batch *b)
 {
     sqlite_exp *e = self->ctx;
@@ -418,13 +394,13 @@ static halo_status sqlite_consume(halo_component *self, halo_batch *b)
         e->preparing++;
     pthread_mutex_unlock(&e->mu);
     if (st != HALO_OK)
-        return refuse(e, b, st, msg);
+        return halo_batch_refuse(b, e->m_failed, st, msg);
 
     halo_err err = {{0}};
     halo_store_rows *rows = NULL;
     halo_status pst = e->store->ops->prepare(e->store, b, &rows, &err);
     if (pst == HALO_OK)
-        release_spans(b);
+        halo_batch_release_spans(b);
 
     pthread_mutex_lock(&e->mu);
     st = pst == HALO_OK ? can_queue(e, &msg) : pst;
@@ -449,7 +425,7 @@ static halo_status sqlite_consume(halo_component *self, halo_batch *b)
         halo_batch_done(b, HALO_ERETRY, err.msg);
         return HALO_ERETRY;
     }
-    return refuse(e, b, st, msg);
+    return halo_batch_refuse(b, e->m_failed, st, msg);
 }
 
 static void sqlite_shutdown(halo_component *self)

@@ -374,30 +374,7 @@ static void produce_batch(kafka_exp *e, tracker *t)
     kx_groups_free(&g);
 }
 
-/* The messages are self-contained copies: when nobody else holds b, free
- * its decoded spans now rather than after delivery. The acks and the span
- * count stay. */
-static void release_spans(halo_batch *b)
-{
-    if (atomic_load(&b->refs) != 1)
-        return; /* fanned out: another exporter still reads the spans */
-    for (halo_chunk *c = b->head; c; c = c->next) {
-        halo_arena_free(c->arena);
-        c->arena = NULL;
-        c->spans = NULL;
-        c->n = 0;
-    }
-}
-
 /* ---- consume ------------------------------------------------------------- */
-
-static halo_status refuse(kafka_exp *e, halo_batch *b, halo_status st,
-                          const char *msg)
-{
-    halo_metric_add(e->m_failed, (double)b->n_spans);
-    halo_batch_done(b, st, msg);
-    return st;
-}
 
 /* With mu held: HALO_OK when a batch may be produced now, else why not. */
 static halo_status can_produce(const kafka_exp *e, char *msg, size_t cap)
@@ -451,13 +428,13 @@ static halo_status kafka_consume(halo_component *self, halo_batch *b)
         e->producing++;
     pthread_mutex_unlock(&e->mu);
     if (st != HALO_OK)
-        return refuse(e, b, st, msg);
+        return halo_batch_refuse(b, e->m_failed, st, msg);
 
     tracker *t = tracker_new(b);
     if (t) {
         live_link(e, t);
         produce_batch(e, t);
-        release_spans(b);
+        halo_batch_release_spans(b);
         atomic_fetch_add(&e->inflight_bytes, (long long)t->bytes);
         /* read before the guard goes: the batch may complete at once */
         st = (halo_status)atomic_load(&t->fail_st);
@@ -469,7 +446,8 @@ static halo_status kafka_consume(halo_component *self, halo_batch *b)
         pthread_cond_broadcast(&e->idle_cv);
     pthread_mutex_unlock(&e->mu);
     if (!t)
-        return refuse(e, b, HALO_ERETRY, "kafka exporter: out of memory");
+        return halo_batch_refuse(b, e->m_failed, HALO_ERETRY,
+                                 "kafka exporter: out of memory");
     return st;
 }
 
