@@ -341,7 +341,8 @@ static bool send_all(client *cl, uint64_t first, int n)
                 continue;
             }
             if (r[i].st != HALO_OK)
-                snprintf(cl->why, sizeof cl->why, "batch %llu: status %d: %s",
+                snprintf(cl->why, sizeof cl->why,
+                         "batch %llu: status %d: %.900s",
                          (unsigned long long)r[i].key, (int)r[i].st, r[i].msg);
             else if (cl->check_rows && r[i].rows_at_ack != cl->per)
                 snprintf(cl->why, sizeof cl->why,
