@@ -1,7 +1,8 @@
 /*
  * pg_write.c -- the PostgreSQL write path (pg_write.h): prepared rows into
- * `spans` by binary COPY through a staging table, the `traces` rollup
- * maintained from the rows actually inserted, identity fix-up.
+ * `spans` by binary COPY (straight in, or through a staging table when some
+ * are already stored), the `traces` rollup maintained from the rows
+ * actually inserted, identity fix-up.
  *
  * Rows. The SQLite store's prepared rows (sqlite_rows.c, sq_prepare) are
  * used as they are: every text already encoded with its length, every
@@ -9,19 +10,27 @@
  * stores means the same JSON text in both, and prepare() stays off the
  * writer thread.
  *
- * One write = two round trips plus the COPY stream:
- *   1. BEGIN; CREATE TEMP TABLE IF NOT EXISTS halo_staging / halo_touched
- *      (ON COMMIT DELETE ROWS: created once per session, emptied by each
- *      commit); COPY halo_staging FROM STDIN (FORMAT binary), the rows
- *      written by hand in the binary COPY format (below) and streamed in
- *      256 KiB pieces.
- *   2. Four statements in one query string, then COMMIT:
+ * The fast path (every row new, the common case), three round trips plus
+ * two COPY streams:
+ *   1. BEGIN, SET LOCALs (below); CREATE TEMP TABLE IF NOT EXISTS
+ *      halo_staging / halo_touched (ON COMMIT DELETE ROWS: created once per
+ *      session, emptied by each commit); SAVEPOINT halo_fast; COPY spans
+ *      FROM STDIN (FORMAT binary), the rows written by hand in the binary
+ *      COPY format (below) and streamed in 256 KiB pieces.
+ *   2. RELEASE SAVEPOINT; COPY halo_touched FROM STDIN: the per-trace
+ *      deltas S1 would compute, computed here from the rows themselves
+ *      (all were inserted): counts, sums, min/max times, the identity
+ *      needs of the non-root spans, the last root span's values and the
+ *      first span's, in batch order (struct delta).
+ *   3. S2, S3, S4 (below), COMMIT.
+ * The staging path, when the fast path's COPY fails with a unique
+ * violation (a redelivered span, or one twice in the same write):
+ *   ROLLBACK TO SAVEPOINT halo_fast; COPY halo_staging FROM STDIN (the
+ *   rows again, with their batch position ord); then in one query string:
  *      S1 INSERT INTO spans SELECT ... FROM halo_staging ON CONFLICT
  *         (trace_id, span_id, start_time) DO NOTHING RETURNING ..., in a
  *         data-modifying CTE whose RETURNING rows (only those inserted)
- *         are aggregated per trace into halo_touched: counts, sums, min/max
- *         times, the identity needs of the non-root spans, the root span's
- *         values and the first inserted span's (batch order: staging.ord);
+ *         are aggregated per trace into halo_touched (as above);
  *      S2 INSERT INTO traces ... ON CONFLICT (trace_id) DO UPDATE: counts
  *         added, start/end min/max, duration recomputed, identity and
  *         root_name from the root when this write inserted it, else kept
@@ -32,13 +41,25 @@
  *         stored, the spans of the trace take the root's own values for
  *         the fields the trace still needs (identity_pending when the root
  *         came in this write, else the needs of this write's spans);
- *      S4 SELECT the number of spans inserted (the stats).
+ *      S4 SELECT the number of spans inserted (the stats);
+ *      COMMIT.
  *   A repeated write inserts nothing in S1, so S2..S3 touch nothing.
+ *
+ * Why (measured with perf on the server backends, bench/pg.sh, 4
+ * connections): the staging path spent ~40% of the servers' CPU in the
+ * COPY into the staging table, half of it in pglz compressing the large
+ * JSON values, then copied every row a second time into `spans`. The fast
+ * path writes each row once; lz4 instead of pglz (SET LOCAL
+ * default_toast_compression, when the server has lz4) compresses ~3x
+ * cheaper; jit = off removes the LLVM compilation the planner chose for
+ * S2/S3 (15% of the servers' CPU). With these, OTLP -> PostgreSQL went
+ * from ~15-29k to ~30-52k spans/s on this 2-core machine.
  *
  * Session temp tables rather than CREATE ... ON COMMIT DROP per write:
  * both measured the same within noise (26-32k spans/s for 8192-span
- * writes, tests/unit/test_pg_write.c), and the session tables do not churn
- * the system catalogs with two creates and drops per transaction.
+ * writes through the staging path, tests/unit/test_pg_write.c), and the session
+ * tables do not churn the system catalogs with two creates and drops per
+ * transaction.
  *
  * Binary COPY: the 11-byte signature "PGCOPY\n\377\r\n\0", int32 flags 0,
  * int32 header extension length 0; per row an int16 field count, per field
@@ -54,6 +75,7 @@
 #include "sqlite_int.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,10 +88,20 @@
 
 /* ---- SQL --------------------------------------------------------------- */
 
-static const char SQL_BEGIN[] =
-    "BEGIN;"
-    "SET LOCAL client_min_messages = warning;"
-    "SET LOCAL work_mem = '64MB';"
+/* lz4 TOAST compression for this transaction's rows when the server has
+ * it (pglz was the servers' hottest function: a fifth of their CPU); no
+ * JIT (compiling S2/S3, costed high on halo_touched without statistics,
+ * took 15% of the servers' CPU and saves nothing on these row counts). */
+#define SQL_PROLOGUE                                                           \
+    "BEGIN;"                                                                   \
+    "SET LOCAL client_min_messages = warning;"                                 \
+    "SET LOCAL work_mem = '64MB';"                                             \
+    "SET LOCAL jit = off;"                                                     \
+    "SELECT set_config('default_toast_compression', 'lz4', true)"              \
+    " FROM pg_settings WHERE name = 'default_toast_compression'"               \
+    " AND 'lz4' = ANY (enumvals);"
+
+static const char SQL_BEGIN[] = SQL_PROLOGUE
     "CREATE TEMP TABLE IF NOT EXISTS halo_staging ("
     " ord integer NOT NULL, trace_id text, span_id text,"
     " parent_span_id text, name text, kind text, span_type text,"
@@ -94,7 +126,18 @@ static const char SQL_BEGIN[] =
     " r_user_id text, f_agent_id text, f_agent_name text,"
     " f_session_id text, f_user_id text"
     ") ON COMMIT DELETE ROWS;"
+    "SAVEPOINT halo_fast;"
+    "COPY spans (" SQ_SPAN_COLUMNS ") FROM STDIN (FORMAT binary)";
+
+/* The fast path's COPY hit a stored span: back to the staging path. */
+static const char SQL_FALLBACK[] =
+    "ROLLBACK TO SAVEPOINT halo_fast;"
     "COPY halo_staging (ord, " SQ_SPAN_COLUMNS ") FROM STDIN (FORMAT binary)";
+
+/* The fast path's COPY stored every row: its per-trace deltas next. */
+static const char SQL_TOUCHED[] =
+    "RELEASE SAVEPOINT halo_fast;"
+    "COPY halo_touched FROM STDIN (FORMAT binary)";
 
 /* The HALO_FB_* bits (1 agent_id, 2 agent_name, 4 session_id, 8 user_id)
  * of the identity fields a non-root span lacks or has from the fallback. */
@@ -361,13 +404,27 @@ static const char SQL_BEGIN[] =
 
 #define SQL_S4 "SELECT coalesce(sum(spans), 0) FROM halo_touched;"
 
+/* S2..S3 touch the rows of the traces in halo_touched only. That table
+ * has no statistics either: the planner guessed ~700 rows and chose hash
+ * joins over sequential scans of ALL of `traces` (S3's src) and, when a
+ * trace needed its identity fixed, of ALL of `spans` (S3's UPDATE): every
+ * write cost O(stored rows), 590 ms at 515k spans (EXPLAIN ANALYZE).
+ * No sequential scans: index lookups by trace_id, O(touched). */
+#define SQL_PLAN_ROLLUP                                                        \
+    "SELECT set_config('enable_nestloop', 'on', true),"                        \
+    " set_config('enable_seqscan', 'off', true);"
+
 /* S1's inputs have no statistics (a temporary table filled by COPY, CTEs
  * of it): the planner then estimates one row per join and picks nested
  * loops, quadratic in the batch (4 s for 8192 spans, measured). Hash joins
  * for S1 only; S3 needs its index lookups into `spans`. */
 static const char SQL_APPLY[] =
-    "SET LOCAL enable_nestloop = off;" SQL_S1
-    "SET LOCAL enable_nestloop = on;" SQL_S2 SQL_S3 SQL_S4 "COMMIT";
+    "SET LOCAL enable_nestloop = off;" SQL_S1 SQL_PLAN_ROLLUP SQL_S2 SQL_S3
+        SQL_S4 "COMMIT";
+
+/* The fast path: halo_touched already filled from the rows themselves. */
+static const char SQL_APPLY_FAST[] =
+    SQL_PLAN_ROLLUP SQL_S2 SQL_S3 SQL_S4 "COMMIT";
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -399,12 +456,12 @@ static halo_status pgw_fail(PGconn *c, const PGresult *res, const char *what,
     return halo_fail(err, classify(c, res), "could not %s: %s", what, msg);
 }
 
-/* Read every pending result; the first failure (status not in want_a /
- * want_b) becomes the error. A PGRES_COPY_IN result stops the loop and
- * sets *copy_in (the caller streams the data). last, when not NULL, gets
- * the last PGRES_TUPLES_OK result (caller PQclear()s). */
+/* Read every pending result; the first failure becomes the error (*dup,
+ * when dup is not NULL: it was a unique violation). A PGRES_COPY_IN result
+ * stops the loop and sets *copy_in (the caller streams the data). last, when
+ * not NULL, gets the last PGRES_TUPLES_OK result (caller PQclear()s). */
 static halo_status drain(PGconn *c, const char *what, bool *copy_in,
-                         PGresult **last, halo_err *err)
+                         PGresult **last, bool *dup, halo_err *err)
 {
     halo_status st = HALO_OK;
     PGresult *res;
@@ -423,6 +480,9 @@ static halo_status drain(PGconn *c, const char *what, bool *copy_in,
                 st = halo_fail(err, HALO_EIO, "could not %s: unexpected COPY",
                                what);
         } else if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+            const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            if (st == HALO_OK && dup)
+                *dup = code && strcmp(code, "23505") == 0;
             if (st == HALO_OK)
                 st = pgw_fail(c, res, what, err);
         } else if (s == PGRES_TUPLES_OK && last && st == HALO_OK) {
@@ -594,11 +654,13 @@ static void field_cstr(halo_buf *b, const char *s)
     field_text(b, (sq_str){s, (int)strlen(s)});
 }
 
-/* One staging row: ord, then the columns in SQ_SPAN_COLUMNS order. */
-static void put_row(halo_buf *b, int32_t ord, const sq_row *r)
+/* One row: ord when with_ord (the staging table), then the columns in
+ * SQ_SPAN_COLUMNS order. */
+static void put_row(halo_buf *b, bool with_ord, int32_t ord, const sq_row *r)
 {
-    put_i16(b, N_FIELDS);
-    field_i32(b, ord);
+    put_i16(b, with_ord ? N_FIELDS : N_FIELDS - 1);
+    if (with_ord)
+        field_i32(b, ord);
     field_text(b, r->t[T_TRACE_ID]);
     field_text(b, r->t[T_SPAN_ID]);
     field_text(b, r->t[T_PARENT]);
@@ -637,6 +699,161 @@ static void put_row(halo_buf *b, int32_t ord, const sq_row *r)
     field_json(b, r->t[T_VALUE_TYPES]);
 }
 
+/* ---- the fast path's rollup deltas --------------------------------------- */
+
+/* S1's per-trace aggregate (halo_touched's row), computed from the rows
+ * themselves when the fast path stored every one of them. */
+typedef struct delta {
+    sq_str trace_id;
+    int64_t spans, errors, llm, tool, in_tok, out_tok;
+    double cost;
+    int64_t start_ns, end_ns; /* as PostgreSQL compares them: signed */
+    uint64_t start_u, end_u;  /* the same, for the timestamptz columns */
+    uint32_t needs;
+    const sq_row *root;  /* the last root span in batch order */
+    const sq_row *first; /* the first span in batch order */
+} delta;
+
+typedef struct deltas {
+    delta *v;
+    size_t n;
+    uint32_t *slot; /* open addressing: index + 1 into v, 0 free */
+    size_t mask;
+} deltas;
+
+static uint64_t hash_str(sq_str s)
+{
+    uint64_t h = UINT64_C(1469598103934665603);
+    for (int i = 0; i < s.len; i++)
+        h = (h ^ (unsigned char)s.p[i]) * UINT64_C(1099511628211);
+    return h;
+}
+
+static bool same_str(sq_str a, sq_str b)
+{
+    return a.len == b.len &&
+           (a.len == 0 || memcmp(a.p, b.p, (size_t)a.len) == 0);
+}
+
+static bool text_is(sq_str s, const char *lit)
+{
+    return s.p && (size_t)s.len == strlen(lit) &&
+           memcmp(s.p, lit, (size_t)s.len) == 0;
+}
+
+/* NEEDS_EXPR for one row. */
+static uint32_t row_needs(const sq_row *r)
+{
+    return r->fb_mask | (r->t[T_AGENT_ID].p ? 0 : 1u) |
+           (r->t[T_AGENT_NAME].p ? 0 : 2u) | (r->t[T_SESSION_ID].p ? 0 : 4u) |
+           (r->t[T_USER_ID].p ? 0 : 8u);
+}
+
+/* The delta of r's trace, created on first sight. */
+static delta *delta_of(deltas *d, const sq_row *r)
+{
+    sq_str id = r->t[T_TRACE_ID];
+    size_t i = (size_t)hash_str(id) & d->mask;
+    while (d->slot[i]) {
+        delta *x = &d->v[d->slot[i] - 1];
+        if (same_str(x->trace_id, id))
+            return x;
+        i = (i + 1) & d->mask;
+    }
+    delta *x = &d->v[d->n++];
+    d->slot[i] = (uint32_t)d->n;
+    *x = (delta){
+        .trace_id = id, .start_ns = INT64_MAX, .end_ns = INT64_MIN, .first = r};
+    return x;
+}
+
+static void delta_add(delta *x, const sq_row *r)
+{
+    x->spans++;
+    x->errors += strcmp(halo_status_code_name(r->status_code), "ERROR") == 0;
+    x->llm += text_is(r->t[T_SPAN_TYPE], "LLM");
+    x->tool += text_is(r->t[T_SPAN_TYPE], "TOOL");
+    x->in_tok += r->has_in_tok ? r->in_tok : 0;
+    x->out_tok += r->has_out_tok ? r->out_tok : 0;
+    x->cost += r->has_cost ? r->cost : 0.0;
+    if ((int64_t)r->start_ns < x->start_ns) {
+        x->start_ns = (int64_t)r->start_ns;
+        x->start_u = r->start_ns;
+    }
+    if ((int64_t)r->end_ns > x->end_ns) {
+        x->end_ns = (int64_t)r->end_ns;
+        x->end_u = r->end_ns;
+    }
+    if (r->t[T_PARENT].p)
+        x->needs |= row_needs(r);
+    else
+        x->root = r;
+}
+
+/* Every row of rows[0..n) aggregated per trace, in batch order. */
+static halo_status deltas_build(deltas *d, halo_store_rows *const *rows,
+                                size_t n, size_t total, halo_err *err)
+{
+    size_t cap = 16;
+    while (cap < 2 * total)
+        cap *= 2;
+    d->v = malloc(total * sizeof *d->v);
+    d->slot = calloc(cap, sizeof *d->slot);
+    d->n = 0;
+    d->mask = cap - 1;
+    if (!d->v || !d->slot)
+        return halo_fail(err, HALO_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const sq_rows *rs = (const sq_rows *)rows[i];
+        for (size_t j = 0; j < rs->n; j++)
+            delta_add(delta_of(d, &rs->rows[j]), &rs->rows[j]);
+    }
+    return HALO_OK;
+}
+
+static void deltas_free(deltas *d)
+{
+    free(d->v);
+    free(d->slot);
+}
+
+static void put_opt_text(halo_buf *b, const sq_row *r, int t)
+{
+    if (r)
+        field_text(b, r->t[t]);
+    else
+        put_i32(b, -1);
+}
+
+/* One halo_touched row, its columns in the table's order. */
+static void put_delta(halo_buf *b, const delta *x)
+{
+    put_i16(b, 23);
+    field_text(b, x->trace_id);
+    field_i64(b, x->spans);
+    field_i64(b, x->errors);
+    field_i64(b, x->llm);
+    field_i64(b, x->tool);
+    field_i64(b, x->in_tok);
+    field_i64(b, x->out_tok);
+    field_f64(b, x->cost);
+    field_ts(b, x->start_u);
+    field_ts(b, x->end_u);
+    field_i64(b, x->start_ns);
+    field_i64(b, x->end_ns);
+    field_i32(b, (int32_t)x->needs);
+    put_opt_text(b, x->root, T_SPAN_ID);
+    put_opt_text(b, x->root, T_NAME);
+    put_opt_text(b, x->root, T_AGENT_ID);
+    put_opt_text(b, x->root, T_AGENT_NAME);
+    put_opt_text(b, x->root, T_SESSION_ID);
+    put_opt_text(b, x->root, T_USER_ID);
+    field_text(b, x->first->t[T_AGENT_ID]);
+    field_text(b, x->first->t[T_AGENT_NAME]);
+    field_text(b, x->first->t[T_SESSION_ID]);
+    field_text(b, x->first->t[T_USER_ID]);
+}
+
 /* ---- the COPY ------------------------------------------------------------ */
 
 static halo_status send_copy(PGconn *c, halo_buf *b, halo_err *err)
@@ -649,28 +866,23 @@ static halo_status send_copy(PGconn *c, halo_buf *b, halo_err *err)
     return HALO_OK;
 }
 
-static halo_status copy_rows(PGconn *c, halo_store_rows *const *rows, size_t n,
-                             halo_err *err)
+static void copy_header(halo_buf *b)
 {
     static const char sig[11] = "PGCOPY\n\377\r\n";
-    halo_buf b = HALO_BUF_INIT;
-    halo_status st = HALO_OK;
-    int32_t ord = 0;
-    halo_buf_append(&b, sig, sizeof sig); /* the 11th byte is the NUL */
-    put_i32(&b, 0);                       /* flags */
-    put_i32(&b, 0);                       /* header extension length */
-    for (size_t i = 0; st == HALO_OK && i < n; i++) {
-        const sq_rows *rs = (const sq_rows *)rows[i];
-        for (size_t j = 0; st == HALO_OK && j < rs->n; j++) {
-            put_row(&b, ord++, &rs->rows[j]);
-            if (b.len >= FLUSH_AT)
-                st = send_copy(c, &b, err);
-        }
-    }
-    put_i16(&b, -1);
+    halo_buf_append(b, sig, sizeof sig); /* the 11th byte is the NUL */
+    put_i32(b, 0);                       /* flags */
+    put_i32(b, 0);                       /* header extension length */
+}
+
+/* End the COPY whose data is in b (the trailer still to add) and read its
+ * result; *dup as drain()'s. */
+static halo_status copy_finish(PGconn *c, halo_buf *b, halo_status st,
+                               const char *what, bool *dup, halo_err *err)
+{
+    put_i16(b, -1);
     if (st == HALO_OK)
-        st = send_copy(c, &b, err);
-    halo_buf_free(&b);
+        st = send_copy(c, b, err);
+    halo_buf_free(b);
     if (st != HALO_OK) {
         PQputCopyEnd(c, "could not encode the spans");
         PQclear(PQgetResult(c));
@@ -678,23 +890,60 @@ static halo_status copy_rows(PGconn *c, halo_store_rows *const *rows, size_t n,
     }
     if (PQputCopyEnd(c, NULL) != 1)
         return pgw_fail(c, NULL, "send spans to PostgreSQL", err);
-    return drain(c, "copy spans into the staging table", NULL, NULL, err);
+    return drain(c, what, NULL, NULL, dup, err);
+}
+
+/* The rows, into `spans` (fast path) or with their ord into the staging
+ * table. */
+static halo_status copy_rows(PGconn *c, halo_store_rows *const *rows, size_t n,
+                             bool staging, bool *dup, halo_err *err)
+{
+    halo_buf b = HALO_BUF_INIT;
+    halo_status st = HALO_OK;
+    int32_t ord = 0;
+    copy_header(&b);
+    for (size_t i = 0; st == HALO_OK && i < n; i++) {
+        const sq_rows *rs = (const sq_rows *)rows[i];
+        for (size_t j = 0; st == HALO_OK && j < rs->n; j++) {
+            put_row(&b, staging, ord++, &rs->rows[j]);
+            if (b.len >= FLUSH_AT)
+                st = send_copy(c, &b, err);
+        }
+    }
+    return copy_finish(c, &b, st,
+                       staging ? "copy spans into the staging table"
+                               : "insert spans",
+                       dup, err);
+}
+
+static halo_status copy_deltas(PGconn *c, const deltas *d, halo_err *err)
+{
+    halo_buf b = HALO_BUF_INIT;
+    halo_status st = HALO_OK;
+    copy_header(&b);
+    for (size_t i = 0; st == HALO_OK && i < d->n; i++) {
+        put_delta(&b, &d->v[i]);
+        if (b.len >= FLUSH_AT)
+            st = send_copy(c, &b, err);
+    }
+    return copy_finish(c, &b, st, "copy the traces' deltas", NULL, err);
 }
 
 /* ---- write_rows ---------------------------------------------------------- */
 
-static halo_status begin_copy(PGconn *c, halo_err *err)
+/* Send sql, whose last statement is a COPY FROM STDIN, and wait for it. */
+static halo_status start_copy(PGconn *c, const char *sql, const char *what,
+                              halo_err *err)
 {
     bool copy_in = false;
     if (PQstatus(c) != CONNECTION_OK)
         return pgw_fail(c, NULL, "write spans", err);
-    if (!PQsendQuery(c, SQL_BEGIN))
-        return pgw_fail(c, NULL, "begin writing spans", err);
-    halo_status st = drain(c, "begin writing spans", &copy_in, NULL, err);
+    if (!PQsendQuery(c, sql))
+        return pgw_fail(c, NULL, what, err);
+    halo_status st = drain(c, what, &copy_in, NULL, NULL, err);
     if (st == HALO_OK && !copy_in)
         st = halo_fail(err, HALO_EIO,
-                       "could not begin writing spans: "
-                       "the server did not start the COPY");
+                       "could not %s: the server did not start the COPY", what);
     return st;
 }
 
@@ -710,15 +959,16 @@ static const char *const apply_what[R_N_] = {
     "commit",
 };
 
-/* SQL_APPLY; *inserted from S4, *fixed from S3's row count. */
-static halo_status apply(PGconn *c, int64_t *inserted, int64_t *fixed,
-                         halo_err *err)
+/* SQL_APPLY (or, fast, SQL_APPLY_FAST: its results from R_SET2 on);
+ * *inserted from S4, *fixed from S3's row count. */
+static halo_status apply(PGconn *c, bool fast, int64_t *inserted,
+                         int64_t *fixed, halo_err *err)
 {
-    if (!PQsendQuery(c, SQL_APPLY))
+    if (!PQsendQuery(c, fast ? SQL_APPLY_FAST : SQL_APPLY))
         return pgw_fail(c, NULL, "store spans", err);
     halo_status st = HALO_OK;
     PGresult *res;
-    int i = 0;
+    int i = fast ? R_SET2 : 0;
     for (; (res = PQgetResult(c)) != NULL; i++) {
         ExecStatusType s = PQresultStatus(res);
         if (st == HALO_OK && s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
@@ -733,6 +983,44 @@ static halo_status apply(PGconn *c, int64_t *inserted, int64_t *fixed,
     }
     if (st == HALO_OK && i != R_N_)
         st = pgw_fail(c, NULL, "store spans", err);
+    return st;
+}
+
+/* The fast path's rollup: the deltas of every row into halo_touched, then
+ * S2..S4 and COMMIT. */
+static halo_status apply_fast(PGconn *c, halo_store_rows *const *rows, size_t n,
+                              size_t total, halo_write_stats *ws, halo_err *err)
+{
+    deltas d = {0};
+    halo_status st = deltas_build(&d, rows, n, total, err);
+    if (st == HALO_OK)
+        st = start_copy(c, SQL_TOUCHED, "begin the traces rollup", err);
+    if (st == HALO_OK)
+        st = copy_deltas(c, &d, err);
+    if (st == HALO_OK)
+        st = apply(c, true, &ws->inserted, &ws->fixed_up, err);
+    deltas_free(&d);
+    return st;
+}
+
+static atomic_uint_fast64_t fallbacks;
+
+uint64_t halo_pg_write_fallbacks(void)
+{
+    return (uint64_t)atomic_load(&fallbacks);
+}
+
+/* The staging path, after the fast path's COPY met a stored span. */
+static halo_status apply_staged(PGconn *c, halo_store_rows *const *rows,
+                                size_t n, halo_write_stats *ws, halo_err *err)
+{
+    atomic_fetch_add(&fallbacks, 1);
+    halo_status st =
+        start_copy(c, SQL_FALLBACK, "begin writing spans again", err);
+    if (st == HALO_OK)
+        st = copy_rows(c, rows, n, true, NULL, err);
+    if (st == HALO_OK)
+        st = apply(c, false, &ws->inserted, &ws->fixed_up, err);
     return st;
 }
 
@@ -755,11 +1043,14 @@ halo_status halo_pg_write_rows(PGconn *c, halo_store_rows *const *rows,
             *stats = ws;
         return HALO_OK;
     }
-    halo_status st = begin_copy(c, err);
+    bool dup = false;
+    halo_status st = start_copy(c, SQL_BEGIN, "begin writing spans", err);
     if (st == HALO_OK)
-        st = copy_rows(c, rows, n, err);
+        st = copy_rows(c, rows, n, false, &dup, err);
     if (st == HALO_OK)
-        st = apply(c, &ws.inserted, &ws.fixed_up, err);
+        st = apply_fast(c, rows, n, total, &ws, err);
+    else if (dup && PQstatus(c) == CONNECTION_OK)
+        st = apply_staged(c, rows, n, &ws, err);
     if (st != HALO_OK) {
         rollback(c);
         return st;

@@ -7,13 +7,17 @@
  * so both stores hold byte-identical JSON for the same span and prepare()
  * may run off the writing thread like the sqlite exporter does.
  *
- * A write: the rows are streamed with binary COPY into a session temporary
- * staging table, then one INSERT ... SELECT ... ON CONFLICT (trace_id,
- * span_id, start_time) DO NOTHING moves them into `spans`; only the rows it
- * actually inserted feed the `traces` upsert, so writing the same rows again
- * changes nothing (DESIGN §4: redelivery creates no duplicates and the
- * rollup is not double counted). Identity fix-up from the root span as in
- * the SQLite store (storage/README.md). Nanoseconds are kept in
+ * A write: the rows are streamed with binary COPY straight into `spans`
+ * under a savepoint (the fast path: every row is new, so the `traces`
+ * deltas are computed from the rows themselves). When that COPY meets a
+ * stored span (unique violation: a redelivery), the write goes back to the
+ * savepoint and takes the staging path: binary COPY into a session
+ * temporary staging table, then one INSERT ... SELECT ... ON CONFLICT
+ * (trace_id, span_id, start_time) DO NOTHING moves them into `spans`; only
+ * the rows it actually inserted feed the `traces` upsert. Either way writing
+ * the same rows again changes nothing (DESIGN §4: redelivery creates no
+ * duplicates and the rollup is not double counted). Identity fix-up from the
+ * root span as in the SQLite store (storage/README.md). Nanoseconds are kept in
  * *_unix_nano; start_time/end_time are timestamptz (microseconds, truncated).
  *
  * Text columns must be valid UTF-8 in PostgreSQL: invalid bytes in a span's
@@ -44,6 +48,7 @@
 
 #include <libpq-fe.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Encode every span of b (store.h: prepare). Thread-safe, no connection
  * needed; the rows do not refer to b. Free with halo_pg_free_rows(). */
@@ -57,6 +62,11 @@ void halo_pg_free_rows(halo_store_rows *rows);
 halo_status halo_pg_write_rows(PGconn *c, halo_store_rows *const *rows,
                                size_t n, halo_write_stats *stats,
                                halo_err *err);
+
+/* How many writes of this process took the staging path (some span was
+ * already stored, or came twice in one write) rather than the fast path
+ * (every row new: COPY straight into `spans`). For tests and metrics. */
+uint64_t halo_pg_write_fallbacks(void);
 
 /* Prepare + write_rows for batches[0..n), one transaction. */
 halo_status halo_pg_write_batches(PGconn *c, const halo_batch *const *batches,
