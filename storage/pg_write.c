@@ -187,170 +187,44 @@ static const char SQL_TOUCHED[] =
 #define IDENT(col)                                                             \
     " CASE WHEN h.root_id IS NOT NULL THEN coalesce(h.r_" col ", t." col ")"   \
     " ELSE coalesce(t." col ", h.f_" col ") END"
-#define SQL_S2                                                                            \
-    "INSERT INTO traces AS t (trace_id, agent_id, agent_name, session_id,"                \
-    " user_id, root_name, start_time, end_time, duration_ms, span_count,"                 \
-    " error_count, llm_calls, tool_calls, input_tokens, output_tokens, cost,"             \
-    " start_unix_nano, end_unix_nano, root_span_id, identity_pending)"                    \
-    " SELECT trace_id, coalesce(r_agent_id, f_agent_id),"                                 \
-    " coalesce(r_agent_name, f_agent_name),"                                              \
-    " coalesce(r_session_id, f_session_id), coalesce(r_user_id, f_user_id),"              \
-    " root_name, start_time, end_time,"                                                   \
-    " (end_ns - start_ns)::float8 / 1000000.0::float8, spans, errors, llm,"               \
-    " tool, in_tok, out_tok, cost, start_ns, end_ns, root_id, needs"                      \
-    " FROM halo_touched ORDER BY trace_id"                                                \
-    " ON CONFLICT (trace_id) DO UPDATE SET"                                               \
-    " (agent_id, agent_name, session_id, user_id) = (SELECT" IDENT("agent_id") "," IDENT( \
-        "agent_name") "," IDENT("session_id") "," IDENT("user_id") " FROM "               \
-                                                                   "halo_"                \
-                                                                   "touched "             \
-                                                                   "h WHERE "             \
-                                                                   "h.trace_"             \
-                                                                   "id = "                \
-                                                                   "excluded."            \
-                                                                   "trace_id)"            \
-                                                                   ","                    \
-                                                                   " root_"               \
-                                                                   "name = "              \
-                                                                   "CASE "                \
-                                                                   "WHEN "                \
-                                                                   "excluded."            \
-                                                                   "root_"                \
-                                                                   "span_id "             \
-                                                                   "IS NOT "              \
-                                                                   "NULL"                 \
-                                                                   "  THEN "              \
-                                                                   "excluded."            \
-                                                                   "root_"                \
-                                                                   "name "                \
-                                                                   "ELSE "                \
-                                                                   "t.root_"              \
-                                                                   "name END,"            \
-                                                                   " root_"               \
-                                                                   "span_id "             \
-                                                                   "= "                   \
-                                                                   "coalesce("            \
-                                                                   "excluded."            \
-                                                                   "root_"                \
-                                                                   "span_id, "            \
-                                                                   "t.root_"              \
-                                                                   "span_id),"            \
-                                                                   " start_"              \
-                                                                   "time = "              \
-                                                                   "least(t."             \
-                                                                   "start_"               \
-                                                                   "time, "               \
-                                                                   "excluded."            \
-                                                                   "start_"               \
-                                                                   "time),"               \
-                                                                   " end_"                \
-                                                                   "time = "              \
-                                                                   "greatest("            \
-                                                                   "t.end_"               \
-                                                                   "time, "               \
-                                                                   "excluded."            \
-                                                                   "end_time)"            \
-                                                                   ","                    \
-                                                                   " start_"              \
-                                                                   "unix_"                \
-                                                                   "nano = "              \
-                                                                   "least(t."             \
-                                                                   "start_"               \
-                                                                   "unix_"                \
-                                                                   "nano, "               \
-                                                                   "excluded."            \
-                                                                   "start_"               \
-                                                                   "unix_"                \
-                                                                   "nano),"               \
-                                                                   " end_"                \
-                                                                   "unix_"                \
-                                                                   "nano = "              \
-                                                                   "greatest("            \
-                                                                   "t.end_"               \
-                                                                   "unix_"                \
-                                                                   "nano, "               \
-                                                                   "excluded."            \
-                                                                   "end_unix_"            \
-                                                                   "nano),"               \
-                                                                   " duration"            \
-                                                                   "_ms = "               \
-                                                                   "(greatest"            \
-                                                                   "(t.end_"              \
-                                                                   "unix_"                \
-                                                                   "nano, "               \
-                                                                   "excluded."            \
-                                                                   "end_unix_"            \
-                                                                   "nano)"                \
-                                                                   "  - "                 \
-                                                                   "least(t."             \
-                                                                   "start_"               \
-                                                                   "unix_"                \
-                                                                   "nano, "               \
-                                                                   "excluded."            \
-                                                                   "start_"               \
-                                                                   "unix_"                \
-                                                                   "nano))::"             \
-                                                                   "float8"               \
-                                                                   "  / "                 \
-                                                                   "1000000."             \
-                                                                   "0::"                  \
-                                                                   "float8,"              \
-                                                                   " span_"               \
-                                                                   "count = "             \
-                                                                   "t.span_"              \
-                                                                   "count + "             \
-                                                                   "excluded."            \
-                                                                   "span_"                \
-                                                                   "count,"               \
-                                                                   " error_"              \
-                                                                   "count = "             \
-                                                                   "t.error_"             \
-                                                                   "count + "             \
-                                                                   "excluded."            \
-                                                                   "error_"               \
-                                                                   "count,"               \
-                                                                   " llm_"                \
-                                                                   "calls = "             \
-                                                                   "t.llm_"               \
-                                                                   "calls + "             \
-                                                                   "excluded."            \
-                                                                   "llm_"                 \
-                                                                   "calls,"               \
-                                                                   " tool_"               \
-                                                                   "calls = "             \
-                                                                   "t.tool_"              \
-                                                                   "calls + "             \
-                                                                   "excluded."            \
-                                                                   "tool_"                \
-                                                                   "calls,"               \
-                                                                   " input_"              \
-                                                                   "tokens = "            \
-                                                                   "t.input_"             \
-                                                                   "tokens + "            \
-                                                                   "excluded."            \
-                                                                   "input_"               \
-                                                                   "tokens,"              \
-                                                                   " output_"             \
-                                                                   "tokens = "            \
-                                                                   "t.output_"            \
-                                                                   "tokens + "            \
-                                                                   "excluded."            \
-                                                                   "output_"              \
-                                                                   "tokens,"              \
-                                                                   " cost = "             \
-                                                                   "t.cost + "            \
-                                                                   "excluded."            \
-                                                                   "cost,"                \
-                                                                   " identity"            \
-                                                                   "_pending "            \
-                                                                   "= "                   \
-                                                                   "t."                   \
-                                                                   "identity_"            \
-                                                                   "pending "             \
-                                                                   "| "                   \
-                                                                   "excluded."            \
-                                                                   "identity_"            \
-                                                                   "pending;"
+/* clang-format off */
+#define SQL_S2                                                                 \
+    "INSERT INTO traces AS t (trace_id, agent_id, agent_name,"                 \
+    " session_id, user_id, root_name, start_time, end_time,"                   \
+    " duration_ms, span_count, error_count, llm_calls, tool_calls,"            \
+    " input_tokens, output_tokens, cost, start_unix_nano,"                     \
+    " end_unix_nano, root_span_id, identity_pending) SELECT trace_id,"         \
+    " coalesce(r_agent_id, f_agent_id), coalesce(r_agent_name,"                \
+    " f_agent_name), coalesce(r_session_id, f_session_id),"                    \
+    " coalesce(r_user_id, f_user_id), root_name, start_time, end_time,"        \
+    " (end_ns - start_ns)::float8 / 1000000.0::float8, spans, errors,"         \
+    " llm, tool, in_tok, out_tok, cost, start_ns, end_ns, root_id,"            \
+    " needs FROM halo_touched ORDER BY trace_id ON CONFLICT (trace_id)"        \
+    " DO UPDATE SET (agent_id, agent_name, session_id, user_id) ="             \
+    " (SELECT" IDENT("agent_id")                                               \
+    "," IDENT("agent_name")                                                    \
+    "," IDENT("session_id")                                                    \
+    "," IDENT("user_id")                                                       \
+    " FROM halo_touched h WHERE h.trace_id = excluded.trace_id),"              \
+    " root_name = CASE WHEN excluded.root_span_id IS NOT NULL  THEN"           \
+    " excluded.root_name ELSE t.root_name END, root_span_id ="                 \
+    " coalesce(excluded.root_span_id, t.root_span_id), start_time ="           \
+    " least(t.start_time, excluded.start_time), end_time ="                    \
+    " greatest(t.end_time, excluded.end_time), start_unix_nano ="              \
+    " least(t.start_unix_nano, excluded.start_unix_nano), end_unix_nano"       \
+    " = greatest(t.end_unix_nano, excluded.end_unix_nano), duration_ms"        \
+    " = (greatest(t.end_unix_nano, excluded.end_unix_nano)  -"                 \
+    " least(t.start_unix_nano, excluded.start_unix_nano))::float8  /"          \
+    " 1000000.0::float8, span_count = t.span_count +"                          \
+    " excluded.span_count, error_count = t.error_count +"                      \
+    " excluded.error_count, llm_calls = t.llm_calls +"                         \
+    " excluded.llm_calls, tool_calls = t.tool_calls +"                         \
+    " excluded.tool_calls, input_tokens = t.input_tokens +"                    \
+    " excluded.input_tokens, output_tokens = t.output_tokens +"                \
+    " excluded.output_tokens, cost = t.cost + excluded.cost,"                  \
+    " identity_pending = t.identity_pending |"                                 \
+    " excluded.identity_pending;"
+/* clang-format on */
 
 /* S3: the identity fix-up. */
 #define PROVIDES(col, bit)                                                     \
@@ -360,47 +234,31 @@ static const char SQL_TOUCHED[] =
     " " col " = CASE WHEN f.m & " bit " <> 0 AND (x.fallback_mask & " bit      \
     " <> 0 OR x." col " IS NULL) THEN f." col " ELSE x." col " END"
 #define FIX_NEEDED(col, bit) " OR (f.m & " bit " <> 0 AND x." col " IS NULL)"
-#define SQL_S3                                                                                                                       \
-    "WITH src AS (SELECT h.trace_id, t.root_span_id,"                                                                                \
-    " CASE WHEN h.root_id IS NOT NULL THEN t.identity_pending"                                                                       \
-    " ELSE h.needs END AS want"                                                                                                      \
-    " FROM halo_touched h JOIN traces t ON t.trace_id = h.trace_id"                                                                  \
-    " WHERE t.root_span_id IS NOT NULL),"                                                                                            \
-    " f AS (SELECT DISTINCT ON (s.trace_id) s.trace_id, r.agent_id,"                                                                 \
-    " r.agent_name, r.session_id, r.user_id, s.want & (" PROVIDES("agent_id", "1") " | " PROVIDES("agent_name", "2") " | " PROVIDES( \
-        "session_id",                                                                                                                \
-        "4") " | " PROVIDES("user_id",                                                                                               \
-                            "8") ") AS m"                                                                                            \
-                                 " FROM src s JOIN spans r ON r.trace_id = "                                                         \
-                                 "s.trace_id"                                                                                        \
-                                 " AND r.span_id = s.root_span_id WHERE "                                                            \
-                                 "s.want <> 0"                                                                                       \
-                                 " ORDER BY s.trace_id, r.start_time)"                                                               \
-                                 " UPDATE spans x SET" FIX("agent_id", "1") "," FIX("agent_name", "2") "," FIX(                      \
-                                     "session_id",                                                                                   \
-                                     "4") "," FIX("user_id",                                                                         \
-                                                  "8") ", fallback_mask = "                                                          \
-                                                       "x.fallback_mask & "                                                          \
-                                                       "~f.m"                                                                        \
-                                                       " FROM f WHERE "                                                              \
-                                                       "x.trace_id = "                                                               \
-                                                       "f.trace_id AND f.m "                                                         \
-                                                       "<> 0"                                                                        \
-                                                       " AND "                                                                       \
-                                                       "((x.fallback_mask & "                                                        \
-                                                       "f.m) <> 0" FIX_NEEDED(                                                       \
-                                                           "agent_id", "1")                                                          \
-                                                           FIX_NEEDED(                                                               \
-                                                               "agent_name",                                                         \
-                                                               "2")                                                                  \
-                                                               FIX_NEEDED(                                                           \
-                                                                   "session_"                                                        \
-                                                                   "id",                                                             \
-                                                                   "4")                                                              \
-                                                                   FIX_NEEDED(                                                       \
-                                                                       "user_"                                                       \
-                                                                       "id",                                                         \
-                                                                       "8") ");"
+/* The statement is laid out by hand: clang-format cannot lay out a macro
+ * built from macros legibly. */
+/* clang-format off */
+#define SQL_S3                                                                 \
+    "WITH src AS (SELECT h.trace_id, t.root_span_id,"                          \
+    " CASE WHEN h.root_id IS NOT NULL THEN t.identity_pending"                 \
+    " ELSE h.needs END AS want"                                                \
+    " FROM halo_touched h JOIN traces t ON t.trace_id = h.trace_id"            \
+    " WHERE t.root_span_id IS NOT NULL),"                                      \
+    " f AS (SELECT DISTINCT ON (s.trace_id) s.trace_id, r.agent_id,"           \
+    " r.agent_name, r.session_id, r.user_id, s.want & ("                       \
+    PROVIDES("agent_id", "1") " | " PROVIDES("agent_name", "2") " | "          \
+    PROVIDES("session_id", "4") " | " PROVIDES("user_id", "8") ") AS m"        \
+    " FROM src s JOIN spans r ON r.trace_id = s.trace_id"                      \
+    " AND r.span_id = s.root_span_id WHERE s.want <> 0"                        \
+    " ORDER BY s.trace_id, r.start_time)"                                      \
+    " UPDATE spans x SET"                                                      \
+    FIX("agent_id", "1") "," FIX("agent_name", "2") ","                        \
+    FIX("session_id", "4") "," FIX("user_id", "8") ","                         \
+    " fallback_mask = x.fallback_mask & ~f.m"                                  \
+    " FROM f WHERE x.trace_id = f.trace_id AND f.m <> 0"                       \
+    " AND ((x.fallback_mask & f.m) <> 0"                                       \
+    FIX_NEEDED("agent_id", "1") FIX_NEEDED("agent_name", "2")                  \
+    FIX_NEEDED("session_id", "4") FIX_NEEDED("user_id", "8") ");"
+/* clang-format on */
 
 #define SQL_S4 "SELECT coalesce(sum(spans), 0) FROM halo_touched;"
 
