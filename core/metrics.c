@@ -223,3 +223,26 @@ void halo_metrics_reset(void)
     n_metrics = 0;
     pthread_mutex_unlock(&reg_mu);
 }
+
+void halo_exporter_metrics_register(halo_exporter_metrics *m, const char *id)
+{
+    char labels[256];
+    snprintf(labels, sizeof labels, "exporter=\"%s\"", id);
+    m->sent = halo_counter("halo_exporter_sent_spans_total",
+                           "spans confirmed durable by the exporter", labels);
+    m->failed = halo_counter("halo_exporter_failed_spans_total",
+                             "spans the exporter answered with a failure "
+                             "(write error, queue full, store or brokers "
+                             "down, shutting down)",
+                             labels);
+    m->depth = halo_gauge("halo_exporter_queue_depth",
+                          "work waiting in the exporter (sqlite, postgres: "
+                          "batches; kafka: messages awaiting delivery "
+                          "reports)",
+                          labels);
+    m->write = halo_histogram(
+        "halo_exporter_write_seconds",
+        "time of one exporter write (sqlite, postgres: a transaction; kafka: "
+        "a batch from consume to its last delivery report)",
+        labels, halo_latency_buckets, halo_latency_buckets_n);
+}

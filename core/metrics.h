@@ -46,6 +46,16 @@ void halo_metric_set(halo_metric *m, double v);     /* gauge */
 void halo_metric_observe(halo_metric *m, double v); /* histogram */
 double halo_metric_value(const halo_metric *m);     /* counter, gauge */
 
+/* The metrics every exporter keeps, one series each labelled
+ * exporter="<id>", with one HELP text per family whatever the exporter. */
+typedef struct halo_exporter_metrics {
+    halo_metric *sent;   /* halo_exporter_sent_spans_total */
+    halo_metric *failed; /* halo_exporter_failed_spans_total */
+    halo_metric *depth;  /* halo_exporter_queue_depth */
+    halo_metric *write;  /* halo_exporter_write_seconds */
+} halo_exporter_metrics;
+void halo_exporter_metrics_register(halo_exporter_metrics *m, const char *id);
+
 /* Standard bucket sets. */
 extern const double halo_latency_buckets[]; /* seconds, 0.5ms .. 10s */
 extern const size_t halo_latency_buckets_n;

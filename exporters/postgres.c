@@ -49,21 +49,9 @@
 
 static void register_metrics(pgx *x)
 {
+    halo_exporter_metrics_register(&x->m, x->id);
     char labels[256];
     snprintf(labels, sizeof labels, "exporter=\"%s\"", x->id);
-    x->m_sent = halo_counter("halo_exporter_sent_spans_total",
-                             "spans confirmed durable by the exporter", labels);
-    x->m_failed = halo_counter("halo_exporter_failed_spans_total",
-                               "spans the exporter answered with a failure "
-                               "(write error, queue full, database down, "
-                               "shutting down)",
-                               labels);
-    x->m_depth = halo_gauge("halo_exporter_queue_depth",
-                            "batches waiting for the exporter", labels);
-    x->m_write =
-        halo_histogram("halo_exporter_write_seconds",
-                       "time of one exporter write (transaction)", labels,
-                       halo_latency_buckets, halo_latency_buckets_n);
     x->m_up = halo_gauge("halo_exporter_connections_up",
                          "database connections up (postgres exporter)", labels);
 }
@@ -217,7 +205,7 @@ static void enqueue(pgx *x, halo_batch *b, halo_store_rows *rows)
     x->ring[(x->head + x->count) % x->cap] = (pgx_queued){b, rows};
     x->count++;
     x->queued_spans += b->n_spans;
-    halo_metric_set(x->m_depth, (double)x->count);
+    halo_metric_set(x->m.depth, (double)x->count);
     pthread_cond_signal(&x->work_cv);
 }
 
@@ -231,7 +219,7 @@ static halo_status pg_consume(halo_component *self, halo_batch *b)
         x->preparing++;
     pthread_mutex_unlock(&x->mu);
     if (st != HALO_OK)
-        return halo_batch_refuse(b, x->m_failed, st, msg);
+        return halo_batch_refuse(b, x->m.failed, st, msg);
 
     halo_err err = {{0}};
     halo_store_rows *rows = NULL;
@@ -254,7 +242,7 @@ static halo_status pg_consume(halo_component *self, halo_batch *b)
         snprintf(msg, sizeof msg, "%s: %s", x->id, err.msg);
         st = HALO_ERETRY;
     }
-    return halo_batch_refuse(b, x->m_failed, st, msg);
+    return halo_batch_refuse(b, x->m.failed, st, msg);
 }
 
 /* With mu held: wait for the writers to end while they make progress;
@@ -309,7 +297,7 @@ static void pg_shutdown(halo_component *self)
         x->count--;
         pgx_complete(x, &q, 1, HALO_ERETRY, msg);
     }
-    halo_metric_set(x->m_depth, 0);
+    halo_metric_set(x->m.depth, 0);
     halo_metric_set(x->m_up, 0);
     if (x->ever_up)
         LOG_INFO(x->prefix, "closed the connections to %s", x->where);

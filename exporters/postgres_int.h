@@ -109,7 +109,8 @@ struct pgx {
     pgx_writer *w;
     size_t n_w;
 
-    halo_metric *m_sent, *m_failed, *m_depth, *m_write, *m_up;
+    halo_exporter_metrics m;
+    halo_metric *m_up; /* halo_exporter_connections_up */
 };
 
 /* postgres_writer.c */

@@ -102,7 +102,7 @@ void pgx_complete(pgx *x, pgx_queued *q, size_t n, halo_status st,
         halo_batch_done(q[i].b, st, msg);
     }
     if (n)
-        halo_metric_add(st == HALO_OK ? x->m_sent : x->m_failed, (double)spans);
+        halo_metric_add(st == HALO_OK ? x->m.sent : x->m.failed, (double)spans);
 }
 
 /* With mu held: move queued batches, up to max_spans' worth (at least
@@ -118,7 +118,7 @@ static size_t take(pgx *x, pgx_queued *out, size_t max_spans)
         x->head = (x->head + 1) % x->cap;
         x->count--;
     }
-    halo_metric_set(x->m_depth, (double)x->count);
+    halo_metric_set(x->m.depth, (double)x->count);
     return n;
 }
 
@@ -439,7 +439,7 @@ static void write_group(pgx_writer *w, pgx_queued *g, size_t n)
         w->rows[i] = g[i].rows;
     uint64_t t0 = halo_mono_ns();
     halo_status st = halo_pg_write_rows(w->conn, w->rows, n, &ws, &err);
-    halo_metric_observe(x->m_write, (double)(halo_mono_ns() - t0) / 1e9);
+    halo_metric_observe(x->m.write, (double)(halo_mono_ns() - t0) / 1e9);
     if (st == HALO_OK) {
         if (ws.duplicates)
             LOG_DEBUG(x->prefix, "%lld spans already stored (redelivery)",

@@ -89,7 +89,7 @@ typedef struct sqlite_exp {
     uint64_t retention_cutoff; /* realtime ns */
     int64_t retention_deleted;
 
-    halo_metric *m_sent, *m_failed, *m_depth, *m_write;
+    halo_exporter_metrics m;
 } sqlite_exp;
 
 /* ---- writing ------------------------------------------------------------- */
@@ -105,7 +105,7 @@ static void complete_group(sqlite_exp *e, queued *group, size_t n,
         e->store->ops->free_rows(e->store, group[i].rows);
         halo_batch_done(group[i].b, st, msg);
     }
-    halo_metric_add(st == HALO_OK ? e->m_sent : e->m_failed, (double)spans);
+    halo_metric_add(st == HALO_OK ? e->m.sent : e->m.failed, (double)spans);
 }
 
 static void write_group(sqlite_exp *e, queued *group, halo_store_rows **rows,
@@ -117,7 +117,7 @@ static void write_group(sqlite_exp *e, queued *group, halo_store_rows **rows,
     for (size_t i = 0; i < n; i++)
         rows[i] = group[i].rows;
     halo_status st = e->store->ops->write_rows(e->store, rows, n, &ws, &err);
-    halo_metric_observe(e->m_write, (double)(halo_mono_ns() - t0) / 1e9);
+    halo_metric_observe(e->m.write, (double)(halo_mono_ns() - t0) / 1e9);
     if (st != HALO_OK) {
         LOG_ERROR(e->prefix, "%s", err.msg);
         complete_group(e, group, n, HALO_ERETRY, err.msg);
@@ -142,7 +142,7 @@ static size_t take_group(sqlite_exp *e, queued *group)
         group[n++] = q;
         spans += q.b->n_spans;
     }
-    halo_metric_set(e->m_depth, (double)e->count);
+    halo_metric_set(e->m.depth, (double)e->count);
     return n;
 }
 
@@ -256,24 +256,6 @@ static const char *prefix_of(const halo_component *self)
     return self->log_prefix ? self->log_prefix : "exporter:sqlite";
 }
 
-static void register_metrics(sqlite_exp *e, const char *id)
-{
-    char labels[256];
-    snprintf(labels, sizeof labels, "exporter=\"%s\"", id ? id : "sqlite");
-    e->m_sent = halo_counter("halo_exporter_sent_spans_total",
-                             "spans confirmed durable by the exporter", labels);
-    e->m_failed = halo_counter("halo_exporter_failed_spans_total",
-                               "spans the exporter answered with a failure "
-                               "(write error, queue full, shutting down)",
-                               labels);
-    e->m_depth = halo_gauge("halo_exporter_queue_depth",
-                            "batches waiting for the exporter", labels);
-    e->m_write =
-        halo_histogram("halo_exporter_write_seconds",
-                       "time of one exporter write (transaction)", labels,
-                       halo_latency_buckets, halo_latency_buckets_n);
-}
-
 static halo_status sqlite_create(halo_component *self, halo_err *err)
 {
     const sqlite_cfg *cfg = self->cfg;
@@ -297,7 +279,7 @@ static halo_status sqlite_create(halo_component *self, halo_err *err)
     self->ctx = e;
     if (!e->ring)
         return halo_fail(err, HALO_ENOMEM, "out of memory");
-    register_metrics(e, self->id);
+    halo_exporter_metrics_register(&e->m, self->id ? self->id : "sqlite");
     return HALO_OK;
 }
 
@@ -394,7 +376,7 @@ static halo_status sqlite_consume(halo_component *self, halo_batch *b)
         e->preparing++;
     pthread_mutex_unlock(&e->mu);
     if (st != HALO_OK)
-        return halo_batch_refuse(b, e->m_failed, st, msg);
+        return halo_batch_refuse(b, e->m.failed, st, msg);
 
     halo_err err = {{0}};
     halo_store_rows *rows = NULL;
@@ -407,7 +389,7 @@ static halo_status sqlite_consume(halo_component *self, halo_batch *b)
     if (st == HALO_OK) {
         e->ring[(e->head + e->count) % e->cap] = (queued){b, rows};
         e->count++;
-        halo_metric_set(e->m_depth, (double)e->count);
+        halo_metric_set(e->m.depth, (double)e->count);
         pthread_cond_signal(&e->cv);
     } else {
         /* before preparing drops: once it is 0, shutdown may close the
@@ -421,11 +403,11 @@ static halo_status sqlite_consume(halo_component *self, halo_batch *b)
         return HALO_OK;
     if (pst != HALO_OK) {
         LOG_ERROR(e->prefix, "%s", err.msg);
-        halo_metric_add(e->m_failed, (double)b->n_spans);
+        halo_metric_add(e->m.failed, (double)b->n_spans);
         halo_batch_done(b, HALO_ERETRY, err.msg);
         return HALO_ERETRY;
     }
-    return halo_batch_refuse(b, e->m_failed, st, msg);
+    return halo_batch_refuse(b, e->m.failed, st, msg);
 }
 
 static void sqlite_shutdown(halo_component *self)
@@ -449,13 +431,13 @@ static void sqlite_shutdown(halo_component *self)
         queued q = e->ring[e->head];
         e->head = (e->head + 1) % e->cap;
         e->count--;
-        halo_metric_add(e->m_failed, (double)q.b->n_spans);
+        halo_metric_add(e->m.failed, (double)q.b->n_spans);
         if (e->store)
             e->store->ops->free_rows(e->store, q.rows);
         halo_batch_done(q.b, HALO_ESHUTDOWN,
                         "sqlite exporter is shutting down");
     }
-    halo_metric_set(e->m_depth, 0);
+    halo_metric_set(e->m.depth, 0);
     if (e->store) {
         halo_store_close(e->store);
         e->store = NULL;

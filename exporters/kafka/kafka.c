@@ -127,7 +127,7 @@ typedef struct kafka_exp {
     uint64_t last_fail_log;
     long fails_unlogged;
 
-    halo_metric *m_sent, *m_failed, *m_depth, *m_write;
+    halo_exporter_metrics m;
 } kafka_exp;
 
 /* ---- completion ---------------------------------------------------------- */
@@ -199,9 +199,9 @@ static void complete(kafka_exp *e, tracker *t)
     live_unlink(e, t);
     atomic_fetch_sub(&e->inflight_bytes, (long long)t->bytes);
     halo_status st = (halo_status)atomic_load(&t->fail_st);
-    halo_metric_add(st == HALO_OK ? e->m_sent : e->m_failed,
+    halo_metric_add(st == HALO_OK ? e->m.sent : e->m.failed,
                     (double)t->n_spans);
-    halo_metric_observe(e->m_write, (double)(halo_mono_ns() - t->t0) / 1e9);
+    halo_metric_observe(e->m.write, (double)(halo_mono_ns() - t->t0) / 1e9);
     if (st != HALO_OK)
         log_failure(e, t);
     halo_batch_done(t->b, st, st == HALO_OK ? "" : t->fail_msg);
@@ -266,7 +266,7 @@ static void *poller_main(void *arg)
     while (!atomic_load(&e->poller_stop)) {
         rd_kafka_poll(e->rk, POLL_MS);
         long depth = atomic_load(&e->msgs_pending);
-        halo_metric_set(e->m_depth, (double)(depth > 0 ? depth : 0));
+        halo_metric_set(e->m.depth, (double)(depth > 0 ? depth : 0));
     }
     return NULL;
 }
@@ -428,7 +428,7 @@ static halo_status kafka_consume(halo_component *self, halo_batch *b)
         e->producing++;
     pthread_mutex_unlock(&e->mu);
     if (st != HALO_OK)
-        return halo_batch_refuse(b, e->m_failed, st, msg);
+        return halo_batch_refuse(b, e->m.failed, st, msg);
 
     tracker *t = tracker_new(b);
     if (t) {
@@ -446,33 +446,12 @@ static halo_status kafka_consume(halo_component *self, halo_batch *b)
         pthread_cond_broadcast(&e->idle_cv);
     pthread_mutex_unlock(&e->mu);
     if (!t)
-        return halo_batch_refuse(b, e->m_failed, HALO_ERETRY,
+        return halo_batch_refuse(b, e->m.failed, HALO_ERETRY,
                                  "kafka exporter: out of memory");
     return st;
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
-
-static void register_metrics(kafka_exp *e, const char *id)
-{
-    char labels[256];
-    snprintf(labels, sizeof labels, "exporter=\"%s\"", id ? id : "kafka");
-    e->m_sent = halo_counter("halo_exporter_sent_spans_total",
-                             "spans confirmed durable by the exporter", labels);
-    e->m_failed = halo_counter("halo_exporter_failed_spans_total",
-                               "spans the exporter answered with a failure "
-                               "(write error, queue full, shutting down)",
-                               labels);
-    e->m_depth = halo_gauge("halo_exporter_queue_depth",
-                            "work waiting in the exporter (sqlite: batches; "
-                            "kafka: messages awaiting delivery reports)",
-                            labels);
-    e->m_write = halo_histogram(
-        "halo_exporter_write_seconds",
-        "time of one exporter write (sqlite: a transaction; kafka: a batch "
-        "from consume to its last delivery report)",
-        labels, halo_latency_buckets, halo_latency_buckets_n);
-}
 
 /* librdkafka's message.max.bytes: room for max_message_bytes, and for a
  * lone span over it up to the receivers' 64 MiB request limit. */
@@ -556,7 +535,7 @@ static halo_status kafka_create(halo_component *self, halo_err *err)
     pthread_mutex_init(&e->log_mu, NULL);
     pthread_cond_init(&e->idle_cv, NULL);
     self->ctx = e;
-    register_metrics(e, self->id);
+    halo_exporter_metrics_register(&e->m, self->id ? self->id : "kafka");
     e->brokers_text = join_brokers(&cfg->brokers);
     if (!e->brokers_text)
         return halo_fail(err, HALO_ENOMEM, "out of memory");
@@ -673,7 +652,7 @@ static void kafka_shutdown(halo_component *self)
         LOG_INFO(e->prefix, "producer closed");
     }
     fail_leftovers(e);
-    halo_metric_set(e->m_depth, 0);
+    halo_metric_set(e->m.depth, 0);
     e->closed = true;
 }
 
