@@ -17,6 +17,7 @@
 #include "log.h"
 #include "receivers/otlp/otlp_codec.h"
 #include "service.h"
+#include "storage/store.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -337,20 +338,16 @@ static char *store_config(const char *spec, halo_err *err)
     halo_buf b = HALO_BUF_INIT;
     halo_buf_puts(&b, "processors:\n  agent_identity: {}\n  batch: {}\n"
                       "exporters:\n");
-    const char *exp;
-    if (strncmp(spec, "sqlite:", 7) == 0) {
+    const char *exp, *target;
+    halo_store_kind kind = halo_store_spec_parse(spec, &target);
+    if (kind == HALO_STORE_SQLITE) {
         exp = "sqlite";
         halo_buf_puts(&b, "  sqlite:\n    path: ");
-        yaml_literal(&b, spec + 7);
-    } else if (strncmp(spec, "postgresql://", 13) == 0 ||
-               strncmp(spec, "postgres://", 11) == 0 ||
-               strncmp(spec, "postgres:", 9) == 0) {
+        yaml_literal(&b, target);
+    } else if (kind == HALO_STORE_POSTGRES) {
         exp = "postgres";
         halo_buf_puts(&b, "  postgres:\n    dsn: ");
-        yaml_literal(&b, strncmp(spec, "postgres:", 9) == 0 &&
-                                 strncmp(spec, "postgres://", 11) != 0
-                             ? spec + 9
-                             : spec);
+        yaml_literal(&b, target);
     } else {
         halo_buf_free(&b);
         halo_errf(err, "invalid store: expected postgresql://..., "

@@ -222,6 +222,16 @@ int halo_store_schema_version(void);
 halo_status halo_store_open_pg(const char *dsn, const halo_store_opts *opts,
                                halo_store **out, halo_err *err);
 
+/* What a store spec names (below): the backend and its target (the DSN
+ * for PostgreSQL, the path for SQLite), a suffix of the spec.
+ * HALO_STORE_INVALID when it fits no form. */
+typedef enum {
+    HALO_STORE_INVALID = 0,
+    HALO_STORE_SQLITE,
+    HALO_STORE_POSTGRES
+} halo_store_kind;
+halo_store_kind halo_store_spec_parse(const char *spec, const char **target);
+
 /* Open the store a spec names (store_open.c):
  *   postgresql://... or postgres://...   PostgreSQL, the spec is the DSN
  *   postgres:KEY=VALUE ...               PostgreSQL, libpq key=value DSN

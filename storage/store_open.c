@@ -19,6 +19,23 @@ static bool has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+halo_store_kind halo_store_spec_parse(const char *spec, const char **target)
+{
+    spec = spec ? spec : "";
+    *target = spec;
+    if (has_prefix(spec, "postgresql://") || has_prefix(spec, "postgres://"))
+        return HALO_STORE_POSTGRES;
+    if (has_prefix(spec, "postgres:")) {
+        *target = spec + strlen("postgres:");
+        return HALO_STORE_POSTGRES;
+    }
+    if (has_prefix(spec, "sqlite:")) {
+        *target = spec + strlen("sqlite:");
+        return HALO_STORE_SQLITE;
+    }
+    return HALO_STORE_INVALID;
+}
+
 halo_status halo_store_open(const char *spec, const halo_store_opts *opts,
                             halo_store **out, halo_err *err)
 {
@@ -27,13 +44,15 @@ halo_status halo_store_open(const char *spec, const halo_store_opts *opts,
         o = *opts;
     *out = NULL;
     spec = spec ? spec : "";
-    if (has_prefix(spec, "postgresql://") || has_prefix(spec, "postgres://"))
-        return halo_store_open_pg(spec, &o, out, err);
-    if (has_prefix(spec, "postgres:"))
-        return halo_store_open_pg(spec + strlen("postgres:"), &o, out, err);
-    if (has_prefix(spec, "sqlite:")) {
-        o.path = spec + strlen("sqlite:");
+    const char *target;
+    switch (halo_store_spec_parse(spec, &target)) {
+    case HALO_STORE_POSTGRES:
+        return halo_store_open_pg(target, &o, out, err);
+    case HALO_STORE_SQLITE:
+        o.path = target;
         return halo_store_open_sqlite(&o, out, err);
+    case HALO_STORE_INVALID:
+        break;
     }
     char shown[HALO_ERR_MAX / 2];
     halo_pg_redact_dsn(spec, shown, sizeof shown);
