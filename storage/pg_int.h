@@ -72,4 +72,34 @@ halo_status pgr_agent_stats(halo_store *st, uint64_t since_ns,
 halo_status pgr_put_report(halo_store *st, const halo_report_row *r,
                            halo_err *err);
 
+/* list_reports: the filter as SQL over `reports`. f's strings must
+ * outlive q. */
+void pgr_reports_query(const halo_report_filter *f, pgr_query *q);
+halo_status pgr_list_reports(halo_store *st, const halo_report_filter *f,
+                             halo_arena *arena, halo_report_row **rows,
+                             size_t *n, halo_err *err);
+halo_status pgr_get_report(halo_store *st, const char *id, halo_arena *arena,
+                           halo_report_row *out, halo_err *err);
+
+/* scan_window, in a READ ONLY REPEATABLE READ transaction: a cursor
+ * (DECLARE halo_scan, this query) over the window's traces by the index
+ * (agent_id, start_time), fetched in batches; their spans by groups of
+ * traces, one query per group (PGR_SQL_SCAN_SPANS: the primary key by
+ * trace id, pruned to the day partitions of the group's times), the next
+ * group's query running while the callbacks see the current one.
+ * f->agent_id must outlive q. */
+void pgr_scan_traces_query(const halo_scan_filter *f, pgr_query *q);
+extern const char PGR_SQL_SCAN_SPANS[];
+halo_status pgr_scan_window(halo_store *st, const halo_scan_filter *f,
+                            halo_scan_fn fn, void *ctx, halo_err *err);
+
+/* Analyzer run claims (pg_runs.c). */
+halo_status pgr_claim_run(halo_store *st, const halo_run_key *k,
+                          const char *owner, uint64_t now_ns, uint64_t lease_ns,
+                          halo_claim_result *res, halo_err *err);
+halo_status pgr_finish_run(halo_store *st, const halo_run_key *k,
+                           const char *owner, uint64_t now_ns, bool ok,
+                           const char *report_id, const char *error,
+                           halo_err *err);
+
 #endif

@@ -129,6 +129,26 @@ static const char SCHEMA_V1[] =
     ");"
     "CREATE INDEX reports_agent_window ON reports (agent_id, window_start);";
 
+/* One row per scheduled analyzer run (store.h claim_run/finish_run): the
+ * key is the run, the rest its claim (owner, lease), state and outcome. */
+static const char SCHEMA_V3[] =
+    "CREATE TABLE analyzer_runs ("
+    " schedule text NOT NULL,"
+    " agent_id text NOT NULL,"
+    " window_start timestamptz NOT NULL,"
+    " window_end timestamptz NOT NULL,"
+    " window_start_unix_nano bigint NOT NULL,"
+    " owner text NOT NULL,"
+    " lease_until_unix_nano bigint NOT NULL,"
+    " status text NOT NULL CHECK (status IN ('running', 'done', 'failed')),"
+    " attempts integer NOT NULL DEFAULT 0,"
+    " last_error text,"
+    " report_id text,"
+    " claimed_at timestamptz,"
+    " finished_at timestamptz,"
+    " PRIMARY KEY (schedule, agent_id, window_start_unix_nano)"
+    ");";
+
 static const struct migration {
     int version;
     const char *name; /* recorded in schema_migrations; no quotes */
@@ -138,6 +158,8 @@ static const struct migration {
     /* where plain JSON loses a value's type (core/json_types.c); added to
      * every partition */
     {2, "spans.value_types", "ALTER TABLE spans ADD COLUMN value_types json;"},
+    /* the analyzer's scheduled runs, claimed by one instance each */
+    {3, "analyzer_runs", SCHEMA_V3},
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 

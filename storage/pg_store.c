@@ -5,7 +5,9 @@
  * The store is one libpq connection used by one thread at a time, like a
  * SQLite handle. The schema (migrations, daily partitions of `spans`,
  * retention) is pg_schema.c's, the write path pg_write.c's; the queries
- * are pg_read.c's. This file wires them into a halo_store:
+ * are pg_read.c's (with the analyzer's window scan and reports), the
+ * analyzer's run claims pg_runs.c's. This file wires them into a
+ * halo_store:
  *
  *   open (writable)   connect, migrate, create the day partitions from
  *                     yesterday to two days ahead (the exporter keeps
@@ -245,6 +247,11 @@ static const halo_store_ops pg_ops = {
     .get_trace = pgr_get_trace,
     .agent_stats = pgr_agent_stats,
     .put_report = pgr_put_report,
+    .list_reports = pgr_list_reports,
+    .get_report = pgr_get_report,
+    .scan_window = pgr_scan_window,
+    .claim_run = pgr_claim_run,
+    .finish_run = pgr_finish_run,
     .close = pgs_close,
 };
 

@@ -1,9 +1,10 @@
 /*
  * sqlite.c -- the SQLite backend of the store (store.h): open and close,
- * the write path, retention and reports. The queries are in sqlite_read.c,
- * the schema and its migrations in sqlite_schema.c, the background
- * checkpointer in sqlite_ckpt.c. Columns are documented in
- * storage/README.md.
+ * the write path, retention and storing reports. The queries (reading
+ * reports, the analyzer's window scan too) are in sqlite_read.c, the
+ * analyzer's run claims in sqlite_runs.c, the schema and its migrations in
+ * sqlite_schema.c, the background checkpointer in sqlite_ckpt.c. Columns
+ * are documented in storage/README.md.
  *
  * Write path, in two steps (store.h). prepare() (sqlite_rows.c) encodes a
  * batch into self-contained rows -- hex ids, ISO times, the JSON columns,
@@ -562,9 +563,8 @@ static halo_status insert_all(sq_store *s, halo_store_rows *const *rows,
     return HALO_OK;
 }
 
-/* The error for a write to a store opened read-only, else HALO_OK. */
-static halo_status check_writable(const sq_store *s, const char *verb,
-                                  halo_err *err)
+halo_status sq_check_writable(const sq_store *s, const char *verb,
+                              halo_err *err)
 {
     if (!s->read_only)
         return HALO_OK;
@@ -579,7 +579,7 @@ static halo_status sq_write_rows(halo_store *base, halo_store_rows *const *rows,
 {
     sq_store *s = (sq_store *)base;
     halo_write_stats ws = {0, 0, 0};
-    halo_status wst = check_writable(s, "write", err);
+    halo_status wst = sq_check_writable(s, "write", err);
     if (wst != HALO_OK)
         return wst;
     size_t total = 0;
@@ -611,7 +611,7 @@ static halo_status sq_write_batches(halo_store *base,
                                     halo_write_stats *stats, halo_err *err)
 {
     sq_store *s = (sq_store *)base;
-    halo_status wst = check_writable(s, "write", err);
+    halo_status wst = sq_check_writable(s, "write", err);
     if (wst != HALO_OK)
         return wst;
     halo_store_rows **rows = calloc(n ? n : 1, sizeof *rows);
@@ -654,7 +654,7 @@ static halo_status sq_retention_step(halo_store *base, uint64_t cutoff_ns,
     int64_t d_spans = 0, d_traces = 0;
     *deleted = 0;
     *more = false;
-    halo_status wst = check_writable(s, "delete", err);
+    halo_status wst = sq_check_writable(s, "delete", err);
     if (wst != HALO_OK)
         return wst;
     halo_iso_from_ns(cutoff_ns, cutoff);
@@ -678,7 +678,7 @@ static halo_status sq_put_report(halo_store *base, const halo_report_row *r,
                                  halo_err *err)
 {
     sq_store *s = (sq_store *)base;
-    halo_status wst = check_writable(s, "write", err);
+    halo_status wst = sq_check_writable(s, "write", err);
     if (wst != HALO_OK)
         return wst;
     if (!r->id || !*r->id)
@@ -804,6 +804,11 @@ static const halo_store_ops sq_ops = {
     .get_trace = sq_get_trace,
     .agent_stats = sq_agent_stats,
     .put_report = sq_put_report,
+    .list_reports = sq_list_reports,
+    .get_report = sq_get_report,
+    .scan_window = sq_scan_window,
+    .claim_run = sq_claim_run,
+    .finish_run = sq_finish_run,
     .close = sq_close,
 };
 

@@ -225,6 +225,25 @@ halo_status sq_get_trace(halo_store *st, const uint8_t trace_id[16],
 halo_status sq_agent_stats(halo_store *st, uint64_t since_ns, uint64_t until_ns,
                            halo_arena *arena, halo_agent_stats **rows,
                            size_t *n, halo_err *err);
+halo_status sq_scan_window(halo_store *st, const halo_scan_filter *f,
+                           halo_scan_fn fn, void *ctx, halo_err *err);
+halo_status sq_list_reports(halo_store *st, const halo_report_filter *f,
+                            halo_arena *arena, halo_report_row **rows,
+                            size_t *n, halo_err *err);
+halo_status sq_get_report(halo_store *st, const char *id, halo_arena *arena,
+                          halo_report_row *out, halo_err *err);
+
+/* Analyzer run claims (sqlite_runs.c). */
+halo_status sq_claim_run(halo_store *st, const halo_run_key *k,
+                         const char *owner, uint64_t now_ns, uint64_t lease_ns,
+                         halo_claim_result *res, halo_err *err);
+halo_status sq_finish_run(halo_store *st, const halo_run_key *k,
+                          const char *owner, uint64_t now_ns, bool ok,
+                          const char *report_id, const char *error,
+                          halo_err *err);
+/* The error for a write to a store opened read-only, else HALO_OK. */
+halo_status sq_check_writable(const sq_store *s, const char *verb,
+                              halo_err *err);
 
 /* Prepared rows (sqlite_rows.c): store.h's prepare and free_rows. */
 halo_status sq_prepare(halo_store *st, const halo_batch *b,

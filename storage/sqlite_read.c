@@ -1,6 +1,8 @@
 /*
  * sqlite_read.c -- the query side of the SQLite backend (store.h):
- * listing traces, rebuilding one trace's spans, per-agent statistics.
+ * listing traces, rebuilding one trace's spans, per-agent statistics,
+ * reading reports, the analyzer's window scan (storage/README.md says how
+ * it streams).
  *
  * Rows are read with prepared statements and bound parameters only (the
  * list query is assembled from fixed fragments, never from user text) and
@@ -14,6 +16,7 @@
  */
 #include "sqlite_int.h"
 #include "store_rebuild.h"
+#include "store_scan.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -151,4 +154,189 @@ halo_status sq_agent_stats(halo_store *base, uint64_t since_ns,
     }
     sqlite3_finalize(st);
     return rb_acc_finish(&a, ret, (void **)rows, n, err);
+}
+
+/* ---- scan_window --------------------------------------------------------- */
+
+/* The window's traces by the index (agent_id, start_time); then, per
+ * trace, its spans by the unique index (trace_id, span_id), ordered in C
+ * (store_scan.c). The whole scan is one read transaction: one snapshot,
+ * whatever the writers do meanwhile. Only the current trace is in memory.
+ * input/output are cut in C: SQLite's substr() counts characters, and
+ * nothing crosses a network here. */
+static const char SQL_SCAN_TRACES[] =
+    "SELECT " RB_TRACE_COLUMNS " FROM traces"
+    " WHERE agent_id = ?1 AND start_time >= ?2 AND start_time < ?3";
+
+static const char SQL_SCAN_SPANS[] =
+    "SELECT " SS_SPAN_COLUMNS("s.input", "s.output") " FROM spans s"
+                                                     " WHERE s.trace_id = ?1";
+
+/* The spans of the trace just begun in sc. */
+static halo_status scan_spans(sq_store *s, sqlite3_stmt *sp, ss_scan *sc,
+                              halo_err *err)
+{
+    const rb_cols cols = {sp, col_text, col_i64, col_f64, col_null};
+    halo_status st = HALO_OK;
+    sqlite3_bind_text(sp, 1, sc->trace.trace_id, -1, SQLITE_STATIC);
+    for (;;) {
+        int rc = sqlite3_step(sp);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            st = sq_fail(s, err, "scan a window's spans");
+            break;
+        }
+        st = ss_add_span(sc, &cols, 0, err);
+        if (st != HALO_OK)
+            break;
+    }
+    sqlite3_reset(sp);
+    return st;
+}
+
+static halo_status scan_all(sq_store *s, sqlite3_stmt *tr, sqlite3_stmt *sp,
+                            ss_scan *sc, halo_err *err)
+{
+    const rb_cols cols = {tr, col_text, col_i64, col_f64, col_null};
+    while (!sc->stopped) {
+        int rc = sqlite3_step(tr);
+        if (rc == SQLITE_DONE)
+            return HALO_OK;
+        if (rc != SQLITE_ROW)
+            return sq_fail(s, err, "scan a window's traces");
+        halo_status st = ss_begin_trace(sc, &cols, 0, err);
+        if (st == HALO_OK)
+            st = scan_spans(s, sp, sc, err);
+        if (st != HALO_OK)
+            return st;
+        ss_flush(sc);
+    }
+    return HALO_OK;
+}
+
+halo_status sq_scan_window(halo_store *base, const halo_scan_filter *f,
+                           halo_scan_fn fn, void *ctx, halo_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *tr = NULL, *sp = NULL;
+    char since[31], until[31];
+    ss_scan sc;
+    if (!f->agent_id)
+        return halo_fail(err, HALO_EINVAL, "invalid scan: no agent id");
+    if (f->until_ns <= f->since_ns)
+        return HALO_OK;
+    ss_init(&sc, fn, ctx, ss_max_text(f));
+    halo_iso_from_ns(f->since_ns, since);
+    halo_iso_from_ns(f->until_ns, until);
+    halo_status st = sq_exec(s, "BEGIN", "begin a scan", err);
+    if (st != HALO_OK)
+        return st;
+    if (sqlite3_prepare_v2(s->db, SQL_SCAN_TRACES, -1, &tr, NULL) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, SQL_SCAN_SPANS, -1, &sp, NULL) != SQLITE_OK)
+        st = sq_fail(s, err, "prepare the window scan");
+    if (st == HALO_OK) {
+        sqlite3_bind_text(tr, 1, f->agent_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(tr, 2, since, -1, SQLITE_STATIC);
+        sqlite3_bind_text(tr, 3, until, -1, SQLITE_STATIC);
+        st = scan_all(s, tr, sp, &sc, err);
+    }
+    sqlite3_finalize(tr);
+    sqlite3_finalize(sp);
+    ss_free(&sc);
+    if (st == HALO_OK)
+        return sq_exec(s, "COMMIT", "end a scan", err);
+    sq_rollback(s);
+    return st;
+}
+
+/* ---- reports ------------------------------------------------------------- */
+
+#define REPORT_LIST_COLUMNS                                                    \
+    "id, agent_id, schedule, window_start, window_end, generated_at, mode, "   \
+    "model"
+#define REPORT_COLUMNS REPORT_LIST_COLUMNS ", json, markdown"
+
+halo_status sq_list_reports(halo_store *base, const halo_report_filter *f,
+                            halo_arena *arena, halo_report_row **rows,
+                            size_t *n, halo_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *st = NULL;
+    char sql[384];
+    rb_reports l = {arena, NULL, 0, 0};
+    *rows = NULL;
+    *n = 0;
+    snprintf(sql, sizeof sql,
+             "SELECT " REPORT_LIST_COLUMNS " FROM reports WHERE 1%s%s"
+             " ORDER BY window_start DESC, id DESC LIMIT ?3",
+             f->agent_id ? " AND agent_id = ?1" : "",
+             f->schedule ? " AND schedule = ?2" : "");
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return sq_fail(s, err, "prepare the report list");
+    sqlite3_bind_text(st, 1, f->agent_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, f->schedule, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, f->limit > 0 ? f->limit : -1);
+    const rb_cols cols = {st, col_text, col_i64, col_f64, col_null};
+    halo_status ret = HALO_OK;
+    for (;;) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            ret = sq_fail(s, err, "list reports");
+            break;
+        }
+        ret = rb_reports_add(&l, &cols, err);
+        if (ret != HALO_OK)
+            break;
+    }
+    sqlite3_finalize(st);
+    if (ret == HALO_OK) {
+        *rows = l.rows;
+        *n = l.n;
+    }
+    return ret;
+}
+
+/* Reports whose id is id (exact) or, when !exact, starts with it; at most
+ * two rows read (two: ambiguous). */
+static halo_status find_reports(sq_store *s, const char *id, bool exact,
+                                halo_arena *arena, halo_report_row *out,
+                                int *found, halo_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    *found = 0;
+    const char *sql =
+        exact ? "SELECT " REPORT_COLUMNS " FROM reports WHERE id = ?1"
+              : "SELECT " REPORT_COLUMNS " FROM reports"
+                " WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id LIMIT 2";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return sq_fail(s, err, "prepare a report lookup");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    const rb_cols cols = {st, col_text, col_i64, col_f64, col_null};
+    halo_status ret = HALO_OK;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && ret == HALO_OK)
+        if ((*found)++ == 0)
+            ret = rb_report_row(&cols, RB_REPORT_COLUMNS, arena, out, err);
+    if (ret == HALO_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        ret = sq_fail(s, err, "read a report");
+    sqlite3_finalize(st);
+    return ret;
+}
+
+halo_status sq_get_report(halo_store *base, const char *id, halo_arena *arena,
+                          halo_report_row *out, halo_err *err)
+{
+    sq_store *s = (sq_store *)base;
+    int found = 0;
+    memset(out, 0, sizeof *out);
+    if (!id || !*id)
+        return halo_fail(err, HALO_EINVAL, "invalid report id: empty");
+    halo_status st = find_reports(s, id, true, arena, out, &found, err);
+    if (st == HALO_OK && !found && strlen(id) >= 6)
+        st = find_reports(s, id, false, arena, out, &found, err);
+    return rb_report_found(id, found, st, out, err);
 }

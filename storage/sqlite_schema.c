@@ -102,6 +102,27 @@ static const char SCHEMA_V1[] =
     ");"
     "CREATE INDEX reports_agent_window ON reports (agent_id, window_start);";
 
+/* One row per scheduled analyzer run (store.h claim_run/finish_run):
+ * the key is the run, the rest its claim (owner, lease), its state and
+ * its outcome. */
+static const char SCHEMA_V3[] =
+    "CREATE TABLE analyzer_runs ("
+    " schedule TEXT NOT NULL,"
+    " agent_id TEXT NOT NULL,"
+    " window_start TEXT NOT NULL,"
+    " window_end TEXT NOT NULL,"
+    " window_start_unix_nano INTEGER NOT NULL,"
+    " owner TEXT NOT NULL,"
+    " lease_until_unix_nano INTEGER NOT NULL,"
+    " status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " report_id TEXT,"
+    " claimed_at TEXT,"
+    " finished_at TEXT,"
+    " PRIMARY KEY (schedule, agent_id, window_start_unix_nano)"
+    ") WITHOUT ROWID;";
+
 static const struct migration {
     int version;
     const char *sql;
@@ -109,6 +130,8 @@ static const struct migration {
     {1, SCHEMA_V1},
     /* where plain JSON loses a value's type (core/json_types.c) */
     {2, "ALTER TABLE spans ADD COLUMN value_types TEXT;"},
+    /* the analyzer's scheduled runs, claimed by one instance each */
+    {3, SCHEMA_V3},
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 

@@ -124,6 +124,76 @@ typedef struct halo_report_row {
     const char *markdown;
 } halo_report_row;
 
+/* Which reports list_reports() returns: newest window first (ties: id). */
+typedef struct halo_report_filter {
+    const char *agent_id; /* NULL: every agent */
+    const char *schedule; /* NULL: every schedule */
+    int64_t limit;        /* <= 0: no limit */
+} halo_report_filter;
+
+/* ---- the analyzer's window scan (scan_window) ------------------------- */
+
+/* One span as the detectors read it: the normalized fields only (DESIGN §5),
+ * never the raw attributes. Strings are NULL when the column is NULL;
+ * input/output are cut to the filter's max_text bytes (at a UTF-8
+ * character boundary). Valid only during the callback. */
+typedef struct halo_scan_span {
+    char span_id[17];        /* 16 hex digits */
+    char parent_span_id[17]; /* "" for a root span */
+    const char *name;
+    const char *span_type; /* "LLM", "TOOL", ...; never NULL ("UNKNOWN") */
+    const char *tool_name;
+    const char *model;
+    const char *status_message;
+    const char *input;
+    const char *output;
+    uint64_t start_ns;
+    uint64_t end_ns;
+    double duration_ms;
+    int status_code;       /* HALO_STATUS_* */
+    int64_t input_tokens;  /* -1 when unknown */
+    int64_t output_tokens; /* -1 when unknown */
+    double cost;           /* -1 when unknown */
+} halo_scan_span;
+
+/* One trace (run) of the window: its `traces` row and its spans ordered by
+ * start time (ties: span id). Valid only during the callback. */
+typedef struct halo_scan_trace {
+    const halo_trace_row *trace;
+    const halo_scan_span *spans;
+    size_t n;
+} halo_scan_trace;
+
+/* Called once per trace; a non-zero return stops the scan (scan_window
+ * then returns HALO_OK). */
+typedef int (*halo_scan_fn)(void *ctx, const halo_scan_trace *t);
+
+typedef struct halo_scan_filter {
+    const char *agent_id; /* required: the agent whose runs to read */
+    uint64_t since_ns;    /* trace start >= since */
+    uint64_t until_ns;    /* trace start < until */
+    size_t max_text;      /* input/output cut to this many bytes; 0: 4096 */
+} halo_scan_filter;
+
+/* ---- analyzer run claims (claim_run / finish_run) ---------------------- */
+
+/* One scheduled run: (schedule, agent_id, window_start) is unique in the
+ * store (`analyzer_runs`), which is how several halo instances on one
+ * database run each window exactly once. Times are the caller's clock (an
+ * injected one in tests), never the database's. */
+typedef struct halo_run_key {
+    const char *schedule;
+    const char *agent_id;
+    uint64_t window_start_ns;
+    uint64_t window_end_ns;
+} halo_run_key;
+
+typedef enum halo_claim_result {
+    HALO_CLAIM_TAKEN = 0, /* the caller holds the run now: do it */
+    HALO_CLAIM_DONE,      /* finished before (by anyone): skip */
+    HALO_CLAIM_HELD,      /* another owner holds a live lease: skip */
+} halo_claim_result;
+
 /* Spans of one batch, encoded for one backend (prepare()). Backends embed
  * this as the first member of their own row set. */
 typedef struct halo_store_rows {
@@ -184,6 +254,40 @@ typedef struct halo_store_ops {
                                halo_err *err);
     /* Insert or replace a report by id. */
     halo_status (*put_report)(halo_store *st, const halo_report_row *r,
+                              halo_err *err);
+    /* Reports matching f (json and markdown left NULL: get_report reads
+     * them), newest window first (ties: id descending). */
+    halo_status (*list_reports)(halo_store *st, const halo_report_filter *f,
+                                halo_arena *arena, halo_report_row **rows,
+                                size_t *n, halo_err *err);
+    /* One report by id, or by a unique prefix of at least 6 characters
+     * (HALO_EINVAL "report id prefix "X" is ambiguous" when several match).
+     * HALO_ENOTFOUND when none matches. */
+    halo_status (*get_report)(halo_store *st, const char *id, halo_arena *arena,
+                              halo_report_row *out, halo_err *err);
+    /* Every trace of f->agent_id starting in [since, until), one callback
+     * per trace (in any trace order), spans ordered inside each trace. The
+     * whole scan reads one consistent snapshot and holds at most a bounded
+     * number of traces in memory (it streams: a window of 1M spans must
+     * not be loaded at once). */
+    halo_status (*scan_window)(halo_store *st, const halo_scan_filter *f,
+                               halo_scan_fn fn, void *ctx, halo_err *err);
+    /* Claim run k for owner until now_ns + lease_ns. TAKEN when there was
+     * no claim, or the claim is owner's own (a renewal), or its lease
+     * expired before now_ns without the run finishing (its instance died
+     * mid-run); DONE when the run finished; HELD when another owner's lease
+     * is live. Atomic across processes and hosts sharing the database. */
+    halo_status (*claim_run)(halo_store *st, const halo_run_key *k,
+                             const char *owner, uint64_t now_ns,
+                             uint64_t lease_ns, halo_claim_result *res,
+                             halo_err *err);
+    /* End owner's claim on k. ok: the run is DONE for good (report_id
+     * recorded). !ok: the claim is released (the error recorded, attempts
+     * counted) so the next claim_run takes it again. HALO_ENOTFOUND when
+     * owner does not hold k (its lease was taken over). */
+    halo_status (*finish_run)(halo_store *st, const halo_run_key *k,
+                              const char *owner, uint64_t now_ns, bool ok,
+                              const char *report_id, const char *error,
                               halo_err *err);
     void (*close)(halo_store *st);
 } halo_store_ops;

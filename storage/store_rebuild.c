@@ -581,3 +581,49 @@ halo_status rb_report_values(const halo_report_row *r,
     memcpy(vals, v, sizeof v);
     return HALO_OK;
 }
+
+halo_status rb_report_row(const rb_cols *row, int n_cols, halo_arena *arena,
+                          halo_report_row *out, halo_err *err)
+{
+    rd r = {row, arena, false};
+    const char **f[RB_REPORT_COLUMNS] = {&out->id,         &out->agent_id,
+                                         &out->schedule,   &out->window_start,
+                                         &out->window_end, &out->generated_at,
+                                         &out->mode,       &out->model,
+                                         &out->json,       &out->markdown};
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < n_cols && i < RB_REPORT_COLUMNS; i++)
+        *f[i] = str(&r, i);
+    return r.oom ? oom(err) : HALO_OK;
+}
+
+halo_status rb_reports_add(rb_reports *l, const rb_cols *row, halo_err *err)
+{
+    if (l->n == l->cap) { /* a doubled arena array; the old one is left */
+        size_t nc = l->cap ? 2 * l->cap : 16;
+        halo_report_row *p = halo_arena_alloc(l->arena, nc * sizeof *p);
+        if (!p)
+            return oom(err);
+        if (l->n)
+            memcpy(p, l->rows, l->n * sizeof *p);
+        l->rows = p;
+        l->cap = nc;
+    }
+    halo_status st = rb_report_row(row, 8, l->arena, &l->rows[l->n], err);
+    if (st == HALO_OK)
+        l->n++;
+    return st;
+}
+
+halo_status rb_report_found(const char *id, int found, halo_status st,
+                            halo_report_row *out, halo_err *err)
+{
+    if (st == HALO_OK && found == 0)
+        st = halo_fail(err, HALO_ENOTFOUND, "report \"%s\" not found", id);
+    else if (st == HALO_OK && found > 1)
+        st = halo_fail(err, HALO_EINVAL, "report id prefix \"%s\" is ambiguous",
+                       id);
+    if (st != HALO_OK)
+        memset(out, 0, sizeof *out);
+    return st;
+}

@@ -112,4 +112,26 @@ halo_status rb_report_values(const halo_report_row *r,
                              const char *vals[RB_REPORT_COLUMNS],
                              halo_err *err);
 
+/* A `reports` row: its first n_cols columns in that order (8: every column
+ * but json and markdown, which stay NULL) into out, strings copied into
+ * arena. */
+halo_status rb_report_row(const rb_cols *row, int n_cols, halo_arena *arena,
+                          halo_report_row *out, halo_err *err);
+
+/* list_reports' results: rows (8 columns, rb_report_row) in an arena
+ * array that doubles as it grows. */
+typedef struct rb_reports {
+    halo_arena *arena;
+    halo_report_row *rows;
+    size_t n, cap;
+} rb_reports;
+halo_status rb_reports_add(rb_reports *l, const rb_cols *row, halo_err *err);
+
+/* get_report's outcome from the rows that matched id (found: 0, 1, or 2
+ * for several): st when it is a failure, HALO_ENOTFOUND "report "ID" not
+ * found", HALO_EINVAL "report id prefix "ID" is ambiguous", else HALO_OK.
+ * out is zeroed on failure. */
+halo_status rb_report_found(const char *id, int found, halo_status st,
+                            halo_report_row *out, halo_err *err);
+
 #endif

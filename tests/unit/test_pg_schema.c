@@ -113,10 +113,12 @@ TEST(migrate_empty_database)
                      "SELECT table_name FROM information_schema.tables"
                      " WHERE table_schema = 'public' ORDER BY 1",
                      got, sizeof got),
-              "reports\nschema_migrations\nspans\nspans_default\ntraces\n");
+              "analyzer_runs\nreports\nschema_migrations\nspans\n"
+              "spans_default\ntraces\n");
     /* the same column names as SQLite's */
-    static const char *const tables[] = {"spans", "traces", "reports"};
-    for (int i = 0; i < 3; i++) {
+    static const char *const tables[] = {"spans", "traces", "reports",
+                                         "analyzer_runs"};
+    for (int i = 0; i < 4; i++) {
         CHECK(sqlite_columns(tables[i], want, sizeof want));
         snprintf(sql, sizeof sql,
                  "SELECT column_name FROM information_schema.columns WHERE "
@@ -142,8 +144,11 @@ TEST(migrate_empty_database)
     CHECK_STR(q_text(c,
                      "SELECT indexname, regexp_replace(indexdef, '.* USING ',"
                      " '') FROM pg_indexes WHERE tablename IN ('spans',"
-                     " 'spans_default', 'traces', 'reports') ORDER BY 1",
+                     " 'spans_default', 'traces', 'reports',"
+                     " 'analyzer_runs') ORDER BY 1",
                      got, sizeof got),
+              "analyzer_runs_pkey|btree (schedule, agent_id, "
+              "window_start_unix_nano)\n"
               "reports_agent_window|btree (agent_id, window_start)\n"
               "reports_pkey|btree (id)\n"
               "spans_agent_start|btree (agent_id, start_time)\n"
@@ -168,7 +173,8 @@ TEST(migrate_empty_database)
                      "SELECT version, name FROM schema_migrations "
                      "ORDER BY version",
                      got, sizeof got),
-              "1|spans, traces, reports\n2|spans.value_types\n");
+              "1|spans, traces, reports\n2|spans.value_types\n"
+              "3|analyzer_runs\n");
     /* nanoseconds survive in the bigint column; an insert with no day
      * partition lands in the default one */
     CHECK(put_span(c, "t1", "s1", "2026-11-16 09:00:00.123456+00",
@@ -194,6 +200,13 @@ TEST(migrate_again_is_a_noop)
     CHECK_INT(pg_q_int(c, "SELECT max(version) FROM schema_migrations"),
               halo_pg_schema_version());
     CHECK_INT(PQtransactionStatus(c), PQTRANS_IDLE);
+    CHECK_INT(halo_pg_schema_version(), 3);
+    /* a database of the previous binary (version 2) gets analyzer_runs */
+    CHECK(pg_q_ok(c, "DROP TABLE analyzer_runs; DELETE FROM"
+                     " schema_migrations WHERE version = 3"));
+    CHECK_INT(halo_pg_migrate(c, &err), HALO_OK);
+    CHECK_INT(pg_q_int(c, "SELECT max(version) FROM schema_migrations"), 3);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM analyzer_runs"), 0);
     /* a database newer than this binary is refused, and left alone */
     CHECK(pg_q_ok(c, "INSERT INTO schema_migrations (version, name) VALUES "
                      "(99, 'future')"));

@@ -817,8 +817,21 @@ TEST(migrations_and_versions)
     CHECK_INT(sql_int(path, "SELECT max(version) FROM schema_migrations"),
               halo_store_schema_version());
     CHECK_INT(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN"
-                            " ('spans', 'traces', 'reports')"),
-              3);
+                            " ('spans', 'traces', 'reports', 'analyzer_runs')"),
+              4);
+    CHECK_INT(halo_store_schema_version(), 3);
+    /* a database of the previous binary (version 2) gets analyzer_runs;
+     * a reader refuses it until then */
+    CHECK_INT(sql_exec(path, "DROP TABLE analyzer_runs; DELETE FROM "
+                             "schema_migrations WHERE version = 3"),
+              SQLITE_OK);
+    CHECK(!open_store(path, true, &err));
+    CHECK_CONTAINS(err.msg, "has schema version 2, older than");
+    st = open_store(path, false, &err);
+    CHECK(st);
+    halo_store_close(st);
+    CHECK_INT(sql_int(path, "SELECT max(version) FROM schema_migrations"), 3);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM analyzer_runs"), 0);
     char *jm = sql_text(path, "PRAGMA journal_mode");
     CHECK_STR(jm, "wal");
     free(jm);
