@@ -11,7 +11,7 @@ CONFIG     ?= halo.yaml
 FUZZ_SECONDS ?= 30
 
 # Debian 12 packages needed to build, test and run.
-PKGS = build-essential cmake pkg-config \
+PKGS = build-essential cmake pkg-config tzdata \
        libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libmicrohttpd-dev \
        libyaml-dev libsqlite3-dev libjansson-dev zlib1g-dev librdkafka-dev libpq-dev sqlite3
 TEST_PKGS = curl kcat protobuf-compiler postgresql
