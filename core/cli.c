@@ -4,9 +4,13 @@
  */
 #include "cli.h"
 
+#include "storage/store.h"
+
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 extern const char halo_default_config[];
 extern const size_t halo_default_config_len;
@@ -101,7 +105,7 @@ static char *exporter_spec(const halo_node *exporters, const char *id,
 
 /* The store of a configuration: the exporter analyzer.store names, else
  * the first sqlite or postgres exporter. */
-static char *config_spec(const halo_node *root, halo_err *err)
+char *halo_config_store_spec(const halo_node *root, halo_err *err)
 {
     const halo_node *exps = halo_node_get(root, "exporters");
     const halo_node *store =
@@ -152,7 +156,7 @@ char *halo_cli_store_spec(const char *store_opt, const char *db_opt,
             halo_errlist_free(&errs);
             return NULL;
         }
-        spec = config_spec(root, err);
+        spec = halo_config_store_spec(root, err);
         halo_node_free(root);
         halo_errlist_free(&errs);
         return spec;
@@ -160,4 +164,56 @@ char *halo_cli_store_spec(const char *store_opt, const char *db_opt,
     if (!spec)
         halo_errf(err, "out of memory");
     return spec;
+}
+
+/* "2026-11-16T09:00:00Z", "2026-11-16T09:00:00.25Z", "2026-11-16 09:00:00"
+ * (UTC), "2026-11-16". */
+bool halo_cli_parse_iso(const char *s, uint64_t *ns)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *p = strptime(s, "%Y-%m-%d", &tm);
+    if (!p)
+        return false;
+    uint64_t frac = 0;
+    if (*p == 'T' || *p == ' ') {
+        p = strptime(p + 1, "%H:%M:%S", &tm);
+        if (!p)
+            return false;
+        if (*p == '.') {
+            uint64_t scale = 100000000u;
+            p++;
+            if (!isdigit((unsigned char)*p))
+                return false;
+            for (; isdigit((unsigned char)*p); p++, scale /= 10)
+                frac += (uint64_t)(*p - '0') * scale;
+        }
+    }
+    if (*p == 'Z')
+        p++;
+    if (*p)
+        return false;
+    time_t t = timegm(&tm);
+    if (t < 0)
+        return false;
+    *ns = (uint64_t)t * 1000000000u + frac;
+    return true;
+}
+
+halo_store *halo_cli_open_store(const char *cmd, const char *store_opt,
+                                const char *db_opt, const char *config_path,
+                                bool read_only)
+{
+    halo_err err = {{0}};
+    char *spec = halo_cli_store_spec(store_opt, db_opt, config_path, &err);
+    if (!spec) {
+        fprintf(stderr, "halo %s: %s\n", cmd, err.msg);
+        return NULL;
+    }
+    halo_store_opts o = {.read_only = read_only};
+    halo_store *st = NULL;
+    if (halo_store_open(spec, &o, &st, &err) != HALO_OK)
+        fprintf(stderr, "halo %s: %s\n", cmd, err.msg);
+    free(spec);
+    return st;
 }

@@ -10,6 +10,9 @@
 #include "service.h"
 #include "status.h"
 
+#include <stdbool.h>
+#include <stdint.h>
+
 enum { HALO_EXIT_OK = 0, HALO_EXIT_RUNTIME = 1, HALO_EXIT_USAGE = 2 };
 
 /* Load the configuration the CLI acts on: the file given with --config,
@@ -34,6 +37,33 @@ halo_service *halo_cli_build_service(const halo_node *root, halo_errlist *errs,
 char *halo_cli_store_spec(const char *store_opt, const char *db_opt,
                           const char *config_path, halo_err *err);
 
+/* The store spec of a loaded configuration (the rule above, without the
+ * options). malloc'd, or NULL with err set. */
+char *halo_config_store_spec(const halo_node *root, halo_err *err);
+
+/* Open the store of halo_cli_store_spec(store_opt, db_opt, config_path)
+ * (read-only or writable). NULL after printing "halo CMD: why" to stderr. */
+struct halo_store;
+struct halo_store *halo_cli_open_store(const char *cmd, const char *store_opt,
+                                       const char *db_opt,
+                                       const char *config_path, bool read_only);
+
+/* A UTC time: "2026-11-16T09:00:00Z", "2026-11-16T09:00:00.25Z",
+ * "2026-11-16 09:00:00", "2026-11-16" -> ns since the epoch. */
+bool halo_cli_parse_iso(const char *s, uint64_t *ns);
+
+/* The --store/--db/--config lines of every store-reading command's help. */
+#define HALO_STORE_HELP                                                        \
+    "      --store S      the store to read: postgresql://USER@HOST:PORT/DB\n" \
+    "                     (a libpq URI; postgres:KEY=VALUE... for a libpq\n"   \
+    "                     key=value string) or sqlite:PATH\n"                  \
+    "      --db PATH      the SQLite database to read (sqlite:PATH)\n"         \
+    "  -c, --config FILE  read the store of this configuration: the "          \
+    "exporter\n"                                                               \
+    "                     analyzer.store names, else its first sqlite or\n"    \
+    "                     postgres exporter (default: $HALO_CONFIG, else\n"    \
+    "                     built in)\n"
+
 /* Subcommands; argv[0] is the subcommand name. Each handles --help. */
 int halo_cmd_serve(int argc, char **argv);
 int halo_cmd_validate(int argc, char **argv);
@@ -41,5 +71,7 @@ int halo_cmd_import(int argc, char **argv);
 int halo_cmd_export(int argc, char **argv);
 int halo_cmd_traces(int argc, char **argv);
 int halo_cmd_agents(int argc, char **argv);
+int halo_cmd_analyze(int argc, char **argv);
+int halo_cmd_reports(int argc, char **argv);
 
 #endif

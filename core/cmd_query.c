@@ -33,17 +33,6 @@
 
 /* ---- shared option handling ---------------------------------------------- */
 
-#define STORE_HELP                                                             \
-    "      --store S      the store to read: postgresql://USER@HOST:PORT/DB\n" \
-    "                     (a libpq URI; postgres:KEY=VALUE... for a libpq\n"   \
-    "                     key=value string) or sqlite:PATH\n"                  \
-    "      --db PATH      the SQLite database to read (sqlite:PATH)\n"         \
-    "  -c, --config FILE  read the store of this configuration: the "          \
-    "exporter\n"                                                               \
-    "                     analyzer.store names, else its first sqlite or\n"    \
-    "                     postgres exporter (default: $HALO_CONFIG, else\n"    \
-    "                     built in)\n"
-
 typedef struct qopts {
     const char *cmd; /* "traces list", for messages */
     const char *db;
@@ -166,40 +155,6 @@ static int parse_opts(int argc, char **argv, qopts *q, const char *help,
     return -1;
 }
 
-/* "2026-11-16T09:00:00Z", "2026-11-16T09:00:00.25Z", "2026-11-16 09:00:00"
- * (UTC), "2026-11-16". */
-static bool parse_iso(const char *s, uint64_t *ns)
-{
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    const char *p = strptime(s, "%Y-%m-%d", &tm);
-    if (!p)
-        return false;
-    uint64_t frac = 0;
-    if (*p == 'T' || *p == ' ') {
-        p = strptime(p + 1, "%H:%M:%S", &tm);
-        if (!p)
-            return false;
-        if (*p == '.') {
-            uint64_t scale = 100000000u;
-            p++;
-            if (!isdigit((unsigned char)*p))
-                return false;
-            for (; isdigit((unsigned char)*p); p++, scale /= 10)
-                frac += (uint64_t)(*p - '0') * scale;
-        }
-    }
-    if (*p == 'Z')
-        p++;
-    if (*p)
-        return false;
-    time_t t = timegm(&tm);
-    if (t < 0)
-        return false;
-    *ns = (uint64_t)t * 1000000000u + frac;
-    return true;
-}
-
 /* --since/--until: a duration back from now ("1h") or a UTC time. */
 static bool parse_when(const char *s, uint64_t *ns)
 {
@@ -209,7 +164,7 @@ static bool parse_when(const char *s, uint64_t *ns)
         *ns = (uint64_t)d >= now ? 1 : now - (uint64_t)d;
         return true;
     }
-    return parse_iso(s, ns);
+    return halo_cli_parse_iso(s, ns);
 }
 
 /* Option opt's value s (parse_when) into *ns; NULL leaves *ns as it is. An
@@ -235,18 +190,7 @@ static int runtime_error(const qopts *q, const char *msg)
 /* Open the store the options point at, read-only. NULL after printing. */
 static halo_store *open_db(const qopts *q)
 {
-    halo_err err = {{0}};
-    char *spec = halo_cli_store_spec(q->store, q->db, q->config, &err);
-    if (!spec) {
-        runtime_error(q, err.msg);
-        return NULL;
-    }
-    halo_store_opts o = {.read_only = true};
-    halo_store *st = NULL;
-    if (halo_store_open(spec, &o, &st, &err) != HALO_OK)
-        runtime_error(q, err.msg);
-    free(spec);
-    return st;
+    return halo_cli_open_store(q->cmd, q->store, q->db, q->config, true);
 }
 
 /* A trace id argument, 32 hex digits (either case), into bytes. An exit
@@ -340,7 +284,7 @@ static const char list_help[] =
     "                     (2026-11-16T09:00:00Z, 2026-11-16)\n"
     "      --until WHEN   only traces that started before WHEN\n"
     "      --errors       only traces with at least one ERROR span\n"
-    "      --limit N      at most N traces (default 50)\n" STORE_HELP
+    "      --limit N      at most N traces (default 50)\n" HALO_STORE_HELP
     "      --json         one JSON array instead of a table\n"
     "  -h, --help         this help\n";
 

@@ -10,6 +10,8 @@
  * worse than none).
  */
 #include "cli.h"
+
+#include "analyzer/scheduler.h"
 #include "log.h"
 #include "service.h"
 
@@ -50,6 +52,45 @@ static void *drain_watchdog(void *arg)
         _exit(HALO_EXIT_RUNTIME);
     }
     return NULL;
+}
+
+/* The analyzer's scheduler, when the configuration has schedules: it
+ * reads and writes the store analyzer.store names (halo_config_store_spec).
+ * False after logging why it cannot start. */
+static bool start_scheduler(const halo_node *root, halo_analyzer_config *acfg,
+                            halo_scheduler **out)
+{
+    halo_errlist errs = {0};
+    bool ok = halo_analyzer_config_parse(root, acfg, &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        LOG_ERROR("analyzer", "%s", errs.msgs[i]);
+    halo_errlist_free(&errs);
+    if (!ok)
+        return false;
+    if (acfg->n_schedules == 0) {
+        if (acfg->present)
+            LOG_INFO("analyzer", "no schedules configured: no reports will "
+                                 "be made (halo analyze makes one now)");
+        return true;
+    }
+    halo_err err = {{0}};
+    char *spec = halo_config_store_spec(root, &err);
+    if (!spec) {
+        LOG_ERROR("analyzer", "%s", err.msg);
+        return false;
+    }
+    halo_scheduler_opts o = {.cfg = acfg, .store_spec = spec};
+    halo_status st = halo_scheduler_new(&o, out, &err);
+    free(spec);
+    if (st == HALO_OK)
+        st = halo_scheduler_start(*out, &err);
+    if (st != HALO_OK) {
+        LOG_ERROR("analyzer", "could not start the scheduler: %s", err.msg);
+        halo_scheduler_free(*out);
+        *out = NULL;
+        return false;
+    }
+    return true;
 }
 
 static const char serve_help[] =
@@ -130,6 +171,15 @@ int halo_cmd_serve(int argc, char **argv)
         halo_node_free(root);
         return HALO_EXIT_RUNTIME;
     }
+    halo_analyzer_config acfg = {0};
+    halo_scheduler *sched = NULL;
+    if (!start_scheduler(root, &acfg, &sched)) {
+        halo_service_shutdown(svc);
+        halo_service_free(svc);
+        halo_analyzer_config_free(&acfg);
+        halo_node_free(root);
+        return HALO_EXIT_RUNTIME;
+    }
     LOG_INFO("service", "halo is running (pid %d)", (int)getpid());
     int sig = 0;
     for (;;) {
@@ -148,6 +198,8 @@ int halo_cmd_serve(int argc, char **argv)
     pthread_t wd;
     if (pthread_create(&wd, NULL, drain_watchdog, NULL) == 0)
         pthread_detach(wd);
+    halo_scheduler_free(sched); /* waits for a run in progress */
+    halo_analyzer_config_free(&acfg);
     halo_service_shutdown(svc);
     halo_service_free(svc);
     halo_node_free(root);

@@ -15,16 +15,6 @@
 #define HALO_VERSION "0.1.0"
 #endif
 
-static int cmd_not_built(int argc, char **argv)
-{
-    (void)argc;
-    fprintf(stderr,
-            "halo %s: not supported in this version: the analyzer is not "
-            "built yet\n",
-            argv[0]);
-    return HALO_EXIT_RUNTIME;
-}
-
 static const struct command {
     const char *name;
     int (*fn)(int, char **);
@@ -37,8 +27,8 @@ static const struct command {
     {"export", halo_cmd_export, "write a stored trace as OTLP-JSON"},
     {"traces", halo_cmd_traces, "list stored traces, show one as a tree"},
     {"agents", halo_cmd_agents, "per-agent runs, error rate, latency, cost"},
-    {"analyze", cmd_not_built, "analyze an agent's runs now (not built yet)"},
-    {"reports", cmd_not_built, "list and show reports (not built yet)"},
+    {"analyze", halo_cmd_analyze, "analyze an agent's runs now: a report"},
+    {"reports", halo_cmd_reports, "list and show the analyzer's reports"},
 };
 
 static void usage(FILE *f)

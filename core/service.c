@@ -14,6 +14,8 @@
  */
 #include "service.h"
 
+#include "analyzer/analyzer_config.h"
+
 #include "log.h"
 
 #include <stdatomic.h>
@@ -279,6 +281,35 @@ static void check_pipeline(build *b, const char *name, const halo_node *p)
     }
 }
 
+/* The analyzer section: its schema and schedules (analyzer_config.c), and
+ * that analyzer.store names a sqlite or postgres exporter. */
+static void check_analyzer(const halo_node *root, halo_errlist *errs)
+{
+    halo_analyzer_config acfg = {0};
+    halo_analyzer_config_parse(root, &acfg, errs);
+    const halo_node *store =
+        halo_node_get(halo_node_get(root, "analyzer"), "store");
+    if (acfg.store) {
+        const halo_node *exps = halo_node_get(root, "exporters");
+        const char *id = acfg.store;
+        const char *slash = strchr(id, '/');
+        size_t tl = slash ? (size_t)(slash - id) : strlen(id);
+        bool is_store = (tl == 6 && !strncmp(id, "sqlite", 6)) ||
+                        (tl == 8 && !strncmp(id, "postgres", 8));
+        if (!halo_node_get(exps, id))
+            halo_errlist_add(errs, store,
+                             "analyzer.store: no exporter \"%s\" is "
+                             "configured",
+                             id);
+        else if (!is_store)
+            halo_errlist_add(errs, store,
+                             "analyzer.store: \"%s\" is not a sqlite or "
+                             "postgres exporter",
+                             id);
+    }
+    halo_analyzer_config_free(&acfg);
+}
+
 static void check_service(build *b, const halo_node *root, int *log_level)
 {
     const halo_node *svc = halo_node_get(root, "service");
@@ -500,12 +531,7 @@ halo_service *halo_service_build(const halo_node *root, halo_errlist *errs,
                              "receivers, processors, exporters, extensions, "
                              "service)",
                              root->keys[i]);
-    const halo_node *an = halo_node_get(root, "analyzer");
-    if (an)
-        halo_errlist_add(errs, an,
-                         "analyzer: not supported in this version (the "
-                         "scheduled analyzer is not built yet); remove the "
-                         "section");
+    check_analyzer(root, errs);
     for (int k = HALO_RECEIVER; k <= HALO_EXTENSION; k++)
         parse_section(&b, root, (halo_kind)k, svc);
     check_service(&b, root, &svc->log_level);

@@ -425,7 +425,8 @@ TEST(service_rejects_structural_mistakes)
                               &ne, &nw, &built);
     CHECK(!built);
     CHECK_CONTAINS(text, "unknown top-level key \"bogus\"");
-    CHECK_CONTAINS(text, "analyzer: not supported in this version");
+    CHECK_CONTAINS(text, "analyzer.store: no exporter \"sqlite\" is "
+                         "configured");
     CHECK_CONTAINS(text, "only traces pipelines are supported");
     CHECK_CONTAINS(text, "at least one receiver is required");
     CHECK_CONTAINS(text, "\"debug\" is listed twice");

@@ -1,0 +1,71 @@
+/*
+ * analyzer_config.h -- the `analyzer:` section of halo.yaml (DESIGN §3, §7).
+ *
+ *   analyzer:
+ *     store: sqlite            # the exporter whose store the analyzer reads
+ *     reports_dir: reports
+ *     lease: 10m               # how long a claimed run stays claimed
+ *     llm: { base_url, model, api_key, timeout }   # the RLM engine's
+ *     detectors: { min_traces: 3, ... }            # analyzer.h thresholds
+ *     schedules:
+ *       - { name: hourly, every: hourly, window: 1h, agents: ["*"] }
+ *       - { name: nightly, every: daily, at: "02:00", timezone: Europe/Paris,
+ *           grace: 5m, catch_up: 7 }
+ *       - { name: workdays, cron: "0 9-17 * * mon-fri", window: 1h }
+ *
+ * Parsing checks every key with file:line like the components' sections,
+ * and each schedule's timing through halo_sched_parse.
+ */
+#ifndef HALO_ANALYZER_CONFIG_H
+#define HALO_ANALYZER_CONFIG_H
+
+#include "../core/config.h"
+#include "analyzer.h"
+#include "schedule.h"
+
+typedef struct halo_schedule_cfg {
+    char *name;
+    char *every;
+    char *at;
+    char *cron;
+    char *timezone;
+    int64_t window;      /* ns; 0: from the previous fire time */
+    int64_t grace;       /* ns */
+    int64_t catch_up;    /* windows */
+    halo_strlist agents; /* "*" = every agent active in the window */
+    char *prompt;        /* the RLM engine's (not built: detectors only) */
+    int64_t max_depth;
+    int64_t max_turns;
+    /* filled by halo_analyzer_config_parse */
+    halo_tz *tz;
+    halo_sched_spec spec;
+} halo_schedule_cfg;
+
+typedef struct halo_llm_cfg {
+    char *base_url;
+    char *model;
+    char *api_key;
+    int64_t timeout;
+} halo_llm_cfg;
+
+typedef struct halo_analyzer_config {
+    bool present; /* the section exists */
+    char *store;
+    char *reports_dir;
+    int64_t lease; /* ns */
+    halo_llm_cfg llm;
+    bool llm_present;
+    halo_detect_config detectors;
+    bool detectors_present;
+    halo_schedule_cfg *schedules;
+    size_t n_schedules;
+} halo_analyzer_config;
+
+/* Parse root's `analyzer` section (absent: defaults, no schedules) into
+ * cfg (zeroed by the caller). Every problem goes to errs with file:line;
+ * false when any was added. */
+bool halo_analyzer_config_parse(const halo_node *root,
+                                halo_analyzer_config *cfg, halo_errlist *errs);
+void halo_analyzer_config_free(halo_analyzer_config *cfg);
+
+#endif
