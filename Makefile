@@ -18,7 +18,7 @@ TEST_PKGS = curl kcat protobuf-compiler postgresql
 FUZZ_PKGS = clang libclang-rt-14-dev
 
 .PHONY: all build run test test-unit test-asan deps test-deps fuzz bench \
-        bench-sqlite bench-kafka bench-pg format \
+        bench-sqlite bench-kafka bench-pg bench-analyze format \
         format-check clean e2e-deps
 
 all: build
@@ -86,6 +86,9 @@ bench-kafka: build
 
 bench-pg: build test-deps
 	./bench/pg.sh
+
+bench-analyze: build test-deps
+	./bench/analyze.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
