@@ -507,27 +507,30 @@ static void llm_between(run_ctx *c, uint64_t from, uint64_t to, group *g)
     }
 }
 
+/* Chains of one tool's calls: a failed call, then the later calls with
+ * near-identical arguments (other calls of the tool in between, e.g. in
+ * parallel, are passed over), up to the first that succeeded. */
 static void retry_loops(run_ctx *c, const int32_t *calls, size_t m)
 {
     halo_detect *d = c->d;
-    size_t i = 0;
-    while (i < m) {
+    int32_t chain[64];
+    for (size_t i = 0; i < m; i++) {
         span_scratch *first = &c->sc[calls[i]];
-        if (first->claimed || !first->failed) {
-            i++;
+        if (first->claimed || !first->failed)
             continue;
-        }
-        size_t j = i + 1;
-        while (j < m && near_identical(d, first, &c->sc[calls[j]])) {
-            j++;
-            if (!c->sc[calls[j - 1]].failed)
+        size_t n = 0;
+        chain[n++] = calls[i];
+        for (size_t j = i + 1; j < m && n < 64; j++) {
+            span_scratch *x = &c->sc[calls[j]];
+            if (x->claimed || !near_identical(d, first, x))
+                continue;
+            chain[n++] = calls[j];
+            if (!x->failed)
                 break;
         }
-        int64_t retries = (int64_t)(j - i - 1);
-        if (retries < d->cfg.retry_min_retries) {
-            i++;
+        int64_t retries = (int64_t)n - 1;
+        if (retries < d->cfg.retry_min_retries)
             continue;
-        }
         group *g = detect_group(d, HALO_KIND_RETRY_LOOP, first->key, NULL,
                                 span_message(first->s));
         if (!g)
@@ -535,16 +538,15 @@ static void retry_loops(run_ctx *c, const int32_t *calls, size_t m)
         group_add_run(d, g, c->run);
         g->occurrences++;
         g->extra += retries;
-        span_scratch *last = &c->sc[calls[j - 1]];
-        for (size_t k = i; k < j; k++) {
-            span_scratch *x = &c->sc[calls[k]];
+        span_scratch *last = &c->sc[chain[n - 1]];
+        for (size_t k = 0; k < n; k++) {
+            span_scratch *x = &c->sc[chain[k]];
             group_add_span(d, g, x->s->span_id);
             if (x != last || x->failed)
                 g->wasted_ms += x->s->duration_ms;
             x->claimed = true;
         }
         llm_between(c, first->s->start_ns, last->s->start_ns, g);
-        i = j;
     }
 }
 
@@ -780,6 +782,9 @@ static void run_facts(run_ctx *c)
     ri->cost = tr->cost;
     ri->tokens = tr->input_tokens + tr->output_tokens;
     ri->main_model = main_model(c);
+    if (!c->n ||
+        !halo_hex_decode(c->sc[c->root].s->span_id, 16, ri->root_span, 8))
+        memset(ri->root_span, 0, 8);
 }
 
 halo_status halo_detect_add(halo_detect *d, const halo_scan_trace *t,

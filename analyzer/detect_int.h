@@ -38,7 +38,8 @@ typedef struct run_info {
     double duration_ms;
     double cost;
     int64_t tokens;
-    int32_t main_model; /* index in d->models, -1: none */
+    int32_t main_model;   /* index in d->models, -1: none */
+    uint8_t root_span[8]; /* all zero: none */
 } run_info;
 
 /* A run of the previous window (regressions). */

@@ -396,7 +396,8 @@ void findings_rank(halo_detect *d, halo_report *r)
         top = wc > top ? wc : top;
         f->severity = top >= 0.2 ? "high" : top >= 0.05 ? "medium" : "low";
     }
-    qsort(r->findings, r->n_findings, sizeof *r->findings, cmp_findings);
+    if (r->n_findings > 1)
+        qsort(r->findings, r->n_findings, sizeof *r->findings, cmp_findings);
     for (size_t i = 0; i < r->n_findings; i++)
         r->findings[i].rank = (int)i + 1;
 }

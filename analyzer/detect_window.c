@@ -368,6 +368,9 @@ static bool regression(halo_detect *d, const char *kind, halo_report *r)
         if (p[i].run < 0)
             continue;
         group_add_run(d, &g, p[i].run);
+        static const uint8_t none[8];
+        if (memcmp(d->runs[p[i].run].root_span, none, 8))
+            group_add_span_bytes(d, &g, d->runs[p[i].run].root_span);
         g.occurrences++;
         double extra = p[i].x - before;
         if (extra <= 0)
