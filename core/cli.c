@@ -217,3 +217,11 @@ halo_store *halo_cli_open_store(const char *cmd, const char *store_opt,
     free(spec);
     return st;
 }
+
+int halo_cli_usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "halo %s: ", cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see halo %s --help)\n", cmd);
+    return HALO_EXIT_USAGE;
+}

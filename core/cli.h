@@ -52,6 +52,11 @@ struct halo_store *halo_cli_open_store(const char *cmd, const char *store_opt,
  * "2026-11-16 09:00:00", "2026-11-16" -> ns since the epoch. */
 bool halo_cli_parse_iso(const char *s, uint64_t *ns);
 
+/* "halo CMD: <fmt with arg> (see halo CMD --help)" on stderr; returns
+ * HALO_EXIT_USAGE. */
+int halo_cli_usage_error(const char *cmd, const char *fmt, const char *arg)
+    __attribute__((format(printf, 2, 0)));
+
 /* The --store/--db/--config lines of every store-reading command's help. */
 #define HALO_STORE_HELP                                                        \
     "      --store S      the store to read: postgresql://USER@HOST:PORT/DB\n" \

@@ -26,14 +26,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static int usage_error(const char *cmd, const char *fmt, const char *arg)
-{
-    fprintf(stderr, "halo %s: ", cmd);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (see halo %s --help)\n", cmd);
-    return HALO_EXIT_USAGE;
-}
-
 /* --end: a UTC time or seconds since the epoch. */
 static bool parse_end(const char *s, uint64_t *ns)
 {
@@ -171,25 +163,25 @@ static int parse_analyze(int argc, char **argv, aopts *o)
             fputs(analyze_help, stdout);
             return HALO_EXIT_OK;
         case ':':
-            return usage_error("analyze", "option %s needs a value",
-                               argv[optind - 1]);
+            return halo_cli_usage_error("analyze", "option %s needs a value",
+                                        argv[optind - 1]);
         default:
-            return usage_error("analyze", "unknown option \"%s\"",
-                               argv[optind - 1]);
+            return halo_cli_usage_error("analyze", "unknown option \"%s\"",
+                                        argv[optind - 1]);
         }
     }
     if (optind < argc)
-        return usage_error("analyze", "unexpected argument \"%s\"",
-                           argv[optind]);
+        return halo_cli_usage_error("analyze", "unexpected argument \"%s\"",
+                                    argv[optind]);
     if (!o->agent || !*o->agent)
-        return usage_error("analyze", "%s", "--agent is required");
+        return halo_cli_usage_error("analyze", "%s", "--agent is required");
     if (o->store && o->db)
-        return usage_error("analyze", "%s",
-                           "--store and --db exclude each other");
+        return halo_cli_usage_error("analyze", "%s",
+                                    "--store and --db exclude each other");
     if (o->format && strcmp(o->format, "md") && strcmp(o->format, "json"))
-        return usage_error("analyze",
-                           "invalid --format \"%s\": expected md or json",
-                           o->format);
+        return halo_cli_usage_error(
+            "analyze", "invalid --format \"%s\": expected md or json",
+            o->format);
     return -1;
 }
 
@@ -245,19 +237,20 @@ int halo_cmd_analyze(int argc, char **argv)
         return rc;
     int64_t window = 24 * 3600 * (int64_t)1000000000;
     if (o.window && (!halo_parse_duration(o.window, &window) || window <= 0))
-        return usage_error("analyze",
-                           "invalid --window \"%s\": expected a duration "
-                           "such as 1h or 24h",
-                           o.window);
+        return halo_cli_usage_error(
+            "analyze",
+            "invalid --window \"%s\": expected a duration "
+            "such as 1h or 24h",
+            o.window);
     uint64_t end = halo_real_ns();
     if (o.end && !parse_end(o.end, &end))
-        return usage_error("analyze",
-                           "invalid --end \"%s\": expected a UTC time "
-                           "(2026-11-16T10:00:00Z) or epoch seconds",
-                           o.end);
+        return halo_cli_usage_error("analyze",
+                                    "invalid --end \"%s\": expected a UTC time "
+                                    "(2026-11-16T10:00:00Z) or epoch seconds",
+                                    o.end);
     if ((uint64_t)window >= end)
-        return usage_error("analyze", "%s",
-                           "--window reaches back before 1970");
+        return halo_cli_usage_error("analyze", "%s",
+                                    "--window reaches back before 1970");
     if (o.prompt) {
         fprintf(stderr, "halo analyze: --prompt: not supported in this "
                         "version: the RLM engine is not built yet (the "
@@ -375,10 +368,11 @@ static int parse_reports(int argc, char **argv, ropts *o)
             char *end;
             long long v = strtoll(optarg, &end, 10);
             if (!*optarg || *end || v <= 0)
-                return usage_error("reports",
-                                   "invalid --limit \"%s\": expected a "
-                                   "positive integer",
-                                   optarg);
+                return halo_cli_usage_error(
+                    "reports",
+                    "invalid --limit \"%s\": expected a "
+                    "positive integer",
+                    optarg);
             o->limit = v;
             break;
         }
@@ -386,20 +380,20 @@ static int parse_reports(int argc, char **argv, ropts *o)
             fputs(reports_help, stdout);
             return HALO_EXIT_OK;
         case ':':
-            return usage_error("reports", "option %s needs a value",
-                               argv[optind - 1]);
+            return halo_cli_usage_error("reports", "option %s needs a value",
+                                        argv[optind - 1]);
         default:
-            return usage_error("reports", "unknown option \"%s\"",
-                               argv[optind - 1]);
+            return halo_cli_usage_error("reports", "unknown option \"%s\"",
+                                        argv[optind - 1]);
         }
     }
     if (o->store && o->db)
-        return usage_error("reports", "%s",
-                           "--store and --db exclude each other");
+        return halo_cli_usage_error("reports", "%s",
+                                    "--store and --db exclude each other");
     if (o->format && strcmp(o->format, "md") && strcmp(o->format, "json"))
-        return usage_error("reports",
-                           "invalid --format \"%s\": expected md or json",
-                           o->format);
+        return halo_cli_usage_error(
+            "reports", "invalid --format \"%s\": expected md or json",
+            o->format);
     return -1;
 }
 
@@ -494,17 +488,18 @@ int halo_cmd_reports(int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (optind >= argc)
-        return usage_error("reports", "%s", "expected list or show");
+        return halo_cli_usage_error("reports", "%s", "expected list or show");
     const char *sub = argv[optind];
     bool list = !strcmp(sub, "list"), show = !strcmp(sub, "show");
     if (!list && !show)
-        return usage_error(
+        return halo_cli_usage_error(
             "reports", "unknown subcommand \"%s\": expected list or show", sub);
     if (list && optind + 1 < argc)
-        return usage_error("reports", "unexpected argument \"%s\"",
-                           argv[optind + 1]);
+        return halo_cli_usage_error("reports", "unexpected argument \"%s\"",
+                                    argv[optind + 1]);
     if (show && optind + 2 != argc)
-        return usage_error("reports", "%s", "show takes one report id");
+        return halo_cli_usage_error("reports", "%s",
+                                    "show takes one report id");
     halo_log_set_level(HALO_LOG_WARN);
     halo_store *st =
         halo_cli_open_store("reports", o.store, o.db, o.config, true);

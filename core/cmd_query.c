@@ -61,14 +61,6 @@ enum {
     O_TRACE_ID,
 };
 
-static int usage_error(const char *cmd, const char *fmt, const char *arg)
-{
-    fprintf(stderr, "halo %s: ", cmd);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (see halo %s --help)\n", cmd);
-    return HALO_EXIT_USAGE;
-}
-
 /* Parse argv: the common options (--db, --store, --config, --json, --help)
  * plus
  * `extra`. Options and arguments may come in any order; the arguments are
@@ -135,23 +127,24 @@ static int parse_opts(int argc, char **argv, qopts *q, const char *help,
             char *end;
             long long v = strtoll(optarg, &end, 10);
             if (*optarg == '\0' || *end != '\0' || v <= 0)
-                return usage_error(q->cmd,
-                                   "invalid --limit \"%s\": expected "
-                                   "a positive integer",
-                                   optarg);
+                return halo_cli_usage_error(q->cmd,
+                                            "invalid --limit \"%s\": expected "
+                                            "a positive integer",
+                                            optarg);
             q->limit = v;
             break;
         }
         case ':':
-            return usage_error(q->cmd, "option %s needs a value",
-                               argv[optind - 1]);
+            return halo_cli_usage_error(q->cmd, "option %s needs a value",
+                                        argv[optind - 1]);
         default:
-            return usage_error(q->cmd, "unknown option \"%s\"",
-                               argv[optind - 1]);
+            return halo_cli_usage_error(q->cmd, "unknown option \"%s\"",
+                                        argv[optind - 1]);
         }
     }
     if (q->store && q->db)
-        return usage_error(q->cmd, "%s", "--store and --db exclude each other");
+        return halo_cli_usage_error(q->cmd, "%s",
+                                    "--store and --db exclude each other");
     return -1;
 }
 
@@ -177,7 +170,7 @@ static int when_opt(const qopts *q, const char *opt, const char *s,
     char fmt[96];
     snprintf(fmt, sizeof fmt,
              "invalid %s \"%%s\": expected a duration (1h) or a UTC time", opt);
-    return usage_error(q->cmd, fmt, s);
+    return halo_cli_usage_error(q->cmd, fmt, s);
 }
 
 /* Prints "halo CMD: msg"; the runtime failure exit code. */
@@ -199,8 +192,8 @@ static int trace_id_arg(const qopts *q, const char *s, uint8_t id[16])
 {
     if (s && strlen(s) == 32 && halo_hex_decode(s, 32, id, 16))
         return -1;
-    return usage_error(q->cmd,
-                       "invalid trace id \"%s\": expected 32 hex digits", s);
+    return halo_cli_usage_error(
+        q->cmd, "invalid trace id \"%s\": expected 32 hex digits", s);
 }
 
 /* ---- formatting ---------------------------------------------------------- */
@@ -357,7 +350,8 @@ static int traces_list(int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (optind < argc)
-        return usage_error(q.cmd, "unexpected argument \"%s\"", argv[optind]);
+        return halo_cli_usage_error(q.cmd, "unexpected argument \"%s\"",
+                                    argv[optind]);
     halo_trace_filter f = {
         .agent_id = q.agent, .errors_only = q.errors, .limit = q.limit};
     if ((rc = when_opt(&q, "--since", q.since, &f.since_ns)) >= 0 ||
@@ -722,10 +716,10 @@ static int traces_show(int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (optind >= argc)
-        return usage_error(q.cmd, "%s", "no trace id given");
+        return halo_cli_usage_error(q.cmd, "%s", "no trace id given");
     if (optind + 1 < argc)
-        return usage_error(q.cmd, "unexpected argument \"%s\"",
-                           argv[optind + 1]);
+        return halo_cli_usage_error(q.cmd, "unexpected argument \"%s\"",
+                                    argv[optind + 1]);
     uint8_t id[16];
     if ((rc = trace_id_arg(&q, argv[optind], id)) >= 0)
         return rc;
@@ -756,7 +750,8 @@ static const char traces_help[] =
 int halo_cmd_traces(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error("traces", "%s", "missing subcommand (list, show)");
+        return halo_cli_usage_error("traces", "%s",
+                                    "missing subcommand (list, show)");
     const char *sub = argv[1];
     if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
         fputs(traces_help, stdout);
@@ -767,7 +762,8 @@ int halo_cmd_traces(int argc, char **argv)
         return traces_list(argc - 1, argv + 1);
     if (!strcmp(sub, "show"))
         return traces_show(argc - 1, argv + 1);
-    return usage_error("traces", "unknown subcommand \"%s\" (list, show)", sub);
+    return halo_cli_usage_error("traces",
+                                "unknown subcommand \"%s\" (list, show)", sub);
 }
 
 /* ---- halo agents --------------------------------------------------------- */
@@ -850,7 +846,8 @@ int halo_cmd_agents(int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (optind < argc)
-        return usage_error(q.cmd, "unexpected argument \"%s\"", argv[optind]);
+        return halo_cli_usage_error(q.cmd, "unexpected argument \"%s\"",
+                                    argv[optind]);
     uint64_t since = 0, until = 0;
     if ((rc = when_opt(&q, "--since", q.since ? q.since : "24h", &since)) >=
             0 ||
@@ -928,14 +925,15 @@ int halo_cmd_export(int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (optind < argc)
-        return usage_error(q.cmd, "unexpected argument \"%s\"", argv[optind]);
+        return halo_cli_usage_error(q.cmd, "unexpected argument \"%s\"",
+                                    argv[optind]);
     if (q.json)
-        return usage_error(q.cmd, "%s",
-                           "--json does not apply (the output "
-                           "is OTLP/JSON already)");
+        return halo_cli_usage_error(q.cmd, "%s",
+                                    "--json does not apply (the output "
+                                    "is OTLP/JSON already)");
     uint8_t id[16];
     if (!q.trace_id)
-        return usage_error(q.cmd, "%s", "--trace-id is required");
+        return halo_cli_usage_error(q.cmd, "%s", "--trace-id is required");
     if ((rc = trace_id_arg(&q, q.trace_id, id)) >= 0)
         return rc;
     halo_log_set_level(HALO_LOG_WARN);

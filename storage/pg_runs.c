@@ -73,17 +73,6 @@ static void ts_text(uint64_t ns, char out[HALO_ISO_NS_LEN])
     halo_iso_from_ns(ns, out);
 }
 
-static halo_status check_key(const halo_run_key *k, const char *owner,
-                             halo_err *err)
-{
-    if (!k->schedule || !*k->schedule || !k->agent_id || !*k->agent_id)
-        return halo_fail(err, HALO_EINVAL,
-                         "invalid run: schedule and agent id are required");
-    if (!owner || !*owner)
-        return halo_fail(err, HALO_EINVAL, "invalid run owner: empty");
-    return HALO_OK;
-}
-
 halo_status pgr_claim_run(halo_store *base, const halo_run_key *k,
                           const char *owner, uint64_t now_ns, uint64_t lease_ns,
                           halo_claim_result *res, halo_err *err)
@@ -94,7 +83,7 @@ halo_status pgr_claim_run(halo_store *base, const halo_run_key *k,
     uint64_t lease_end =
         now_ns + lease_ns < now_ns ? UINT64_MAX : now_ns + lease_ns;
     *res = HALO_CLAIM_HELD;
-    halo_status st = check_key(k, owner, err);
+    halo_status st = halo_run_key_check(k, owner, err);
     if (st == HALO_OK)
         st = pgs_can_write(s, "claim a run", err);
     if (st != HALO_OK)
@@ -129,7 +118,7 @@ halo_status pgr_finish_run(halo_store *base, const halo_run_key *k,
 {
     pg_store *s = (pg_store *)base;
     char now[HALO_ISO_NS_LEN], wsn[24];
-    halo_status st = check_key(k, owner, err);
+    halo_status st = halo_run_key_check(k, owner, err);
     if (st == HALO_OK)
         st = pgs_can_write(s, "finish a run", err);
     if (st != HALO_OK)

@@ -62,17 +62,6 @@ static int64_t ns_i64(uint64_t ns)
     return ns > INT64_MAX ? INT64_MAX : (int64_t)ns;
 }
 
-static halo_status check_key(const halo_run_key *k, const char *owner,
-                             halo_err *err)
-{
-    if (!k->schedule || !*k->schedule || !k->agent_id || !*k->agent_id)
-        return halo_fail(err, HALO_EINVAL,
-                         "invalid run: schedule and agent id are required");
-    if (!owner || !*owner)
-        return halo_fail(err, HALO_EINVAL, "invalid run owner: empty");
-    return HALO_OK;
-}
-
 /* Step a statement that returns at most one row: *row tells whether it
  * did; the statement is left on it (the caller resets). */
 static halo_status step_one(sq_store *s, sqlite3_stmt *st, bool *row,
@@ -144,7 +133,7 @@ halo_status sq_claim_run(halo_store *base, const halo_run_key *k,
     *res = HALO_CLAIM_HELD;
     halo_status st = sq_check_writable(s, "claim a run", err);
     if (st == HALO_OK)
-        st = check_key(k, owner, err);
+        st = halo_run_key_check(k, owner, err);
     if (st == HALO_OK)
         st = sq_exec(s, "BEGIN IMMEDIATE", "begin a run claim", err);
     if (st != HALO_OK)
@@ -172,7 +161,7 @@ halo_status sq_finish_run(halo_store *base, const halo_run_key *k,
     char now[HALO_ISO_NS_LEN], ws[HALO_ISO_NS_LEN];
     halo_status ret = sq_check_writable(s, "finish a run", err);
     if (ret == HALO_OK)
-        ret = check_key(k, owner, err);
+        ret = halo_run_key_check(k, owner, err);
     if (ret != HALO_OK)
         return ret;
     halo_iso_from_ns(now_ns, now);

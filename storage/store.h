@@ -369,6 +369,11 @@ static inline void halo_store_close(halo_store *st)
         st->ops->close(st);
 }
 
+/* HALO_EINVAL unless k names a schedule and an agent and owner is not
+ * empty (claim_run and finish_run of every backend check this first). */
+halo_status halo_run_key_check(const halo_run_key *k, const char *owner,
+                               halo_err *err);
+
 /* ns since the epoch -> "2026-11-16T09:00:00.123456789Z" (31 bytes with
  * the NUL). */
 #define HALO_ISO_NS_LEN 31

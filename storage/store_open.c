@@ -61,3 +61,14 @@ halo_status halo_store_open(const char *spec, const halo_store_opts *opts,
                      "postgres:KEY=VALUE... or sqlite:PATH",
                      shown);
 }
+
+halo_status halo_run_key_check(const halo_run_key *k, const char *owner,
+                               halo_err *err)
+{
+    if (!k->schedule || !*k->schedule || !k->agent_id || !*k->agent_id)
+        return halo_fail(err, HALO_EINVAL,
+                         "invalid run: schedule and agent id are required");
+    if (!owner || !*owner)
+        return halo_fail(err, HALO_EINVAL, "invalid run owner: empty");
+    return HALO_OK;
+}
