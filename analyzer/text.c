@@ -380,6 +380,8 @@ void halo_text_normalize_message(const char *s, halo_buf *b)
             const char *te = e;
             while (te > p && te[-1] == '.')
                 te--;
+            if (te == p) /* dots only: keep them, and move on */
+                te = e;
             put_token(b, p, te);
             p = te;
             continue;

@@ -611,6 +611,11 @@ TEST(text_normalization)
     CHECK_STR(b.data, "order <n> not found in shard <n> (req <id>, user "
                       "<s>)");
     halo_buf_reset(&b);
+    /* a token of dots only (found by fuzz_detect: it never ended) */
+    halo_text_normalize_message("... failed at step 3.", &b);
+    halo_buf_putc(&b, '\0');
+    CHECK_STR(b.data, "... failed at step <n>.");
+    halo_buf_reset(&b);
     halo_text_normalize_args("{ \"b\": 1,\n \"a\": [2, 3] }", &b);
     halo_buf_putc(&b, '\0');
     CHECK_STR(b.data, "{\"a\":[2,3],\"b\":1}");
