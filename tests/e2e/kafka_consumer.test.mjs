@@ -218,10 +218,13 @@ describe('two halo-persist in one consumer group', { timeout: ms(150000) },
            process.stdout.write(`# spans stored per consumer: ` +
                                 `${counts.join(', ')} of ${acked.size}\n`);
            assert.ok(counts.every((c) => c > 0), `per consumer: ${counts}`);
-           /* split, not each consuming everything (a redelivery after a
-            * rebalance may count a span twice, never all of them) */
-           assert.ok(counts.every((c) => c < acked.size),
-                     `a consumer stored all ${acked.size} spans: ${counts}`);
+           /* split, not each consuming everything. The metric counts
+            * spans written, duplicates included: after a rebalance one
+            * consumer may re-read a partition's uncommitted tail (and a
+            * loaded machine makes that tail long), so one count alone can
+            * exceed what was sent; both together stay under twice it. */
+           assert.ok(counts[0] + counts[1] < 2 * acked.size,
+                     `each consumer stored all ${acked.size} spans: ${counts}`);
            assert.ok(counts[0] + counts[1] >= acked.size,
                      `the consumers stored ${counts} spans, ${acked.size} sent`);
        });
