@@ -153,8 +153,10 @@ typedef struct halo_analyze_req {
     uint64_t window_start_ns;
     uint64_t window_end_ns;
     const halo_detect_config *cfg; /* NULL: defaults */
-    /* Progress on long scans (NULL: none): called every ~10k runs. */
-    void (*progress)(void *ctx, int64_t runs_done, int64_t runs_total);
+    /* Progress on long scans (NULL: none): called about once a second
+     * while runs are read; returning false stops the analysis
+     * (HALO_ESHUTDOWN "analysis stopped"). */
+    bool (*progress)(void *ctx, int64_t runs_done, int64_t runs_total);
     void *progress_ctx;
 } halo_analyze_req;
 

@@ -30,7 +30,7 @@ static const halo_field schedule_schema[] = {
      "the span of time a run analyzes (0: since the previous fire time)"},
     {"grace", HALO_F_DURATION, SOFF(grace), "5m", 0, 8.64e14, NULL, NULL, 0,
      "wait this long after a window ends, for late spans"},
-    {"catch_up", HALO_F_INT, SOFF(catch_up), "24", 1, 100000, NULL, NULL, 0,
+    {"catch_up", HALO_F_INT, SOFF(catch_up), "24", 1, 1000, NULL, NULL, 0,
      "missed windows run after downtime, at most"},
     {"agents", HALO_F_STRLIST, SOFF(agents), "*", 0, 0, NULL, NULL, 0,
      "agent ids to report on; \"*\": every agent active in the window"},

@@ -200,7 +200,14 @@ group *detect_group(halo_detect *d, const char *kind, const char *subject,
         d->oom = true;
         return NULL;
     }
+    /* room first: every interned key must have its group (the free walks
+     * them all) */
     size_t before = d->group_keys.n;
+    if (!grow((void **)&d->groups, before, &d->cap_groups, sizeof *d->groups)) {
+        halo_buf_free(&k);
+        d->oom = true;
+        return NULL;
+    }
     int32_t idx = strmap_intern(&d->group_keys, k.data, k.len);
     halo_buf_free(&k);
     if (idx < 0) {
@@ -209,11 +216,6 @@ group *detect_group(halo_detect *d, const char *kind, const char *subject,
     }
     if ((size_t)idx < before)
         return &d->groups[idx];
-    if (!grow((void **)&d->groups, (size_t)idx, &d->cap_groups,
-              sizeof *d->groups)) {
-        d->oom = true;
-        return NULL;
-    }
     group *g = &d->groups[idx];
     memset(g, 0, sizeof *g);
     g->kind = kind;
@@ -304,7 +306,7 @@ void halo_detect_add_previous(halo_detect *d, const halo_trace_row *t)
     p->start_ns = t->start_ns;
     p->duration_ms = t->duration_ms;
     p->cost = t->cost;
-    p->tokens = t->input_tokens + t->output_tokens;
+    p->tokens = tok_add(t->input_tokens, t->output_tokens);
 }
 
 /* ---- the per-run pass ---------------------------------------------------- */
@@ -378,19 +380,18 @@ static int32_t step_index(halo_detect *d, const halo_scan_span *s)
         return -1;
     size_t len = (size_t)n < sizeof key ? (size_t)n : sizeof key - 1;
     size_t before = d->steps.n;
+    if (!grow((void **)&d->step_lat, before, &d->cap_steps,
+              sizeof *d->step_lat)) {
+        d->oom = true;
+        return -1;
+    }
     int32_t i = strmap_intern(&d->steps, key, len);
     if (i < 0) {
         d->oom = true;
         return -1;
     }
-    if ((size_t)i >= before) {
-        if (!grow((void **)&d->step_lat, (size_t)i, &d->cap_steps,
-                  sizeof *d->step_lat)) {
-            d->oom = true;
-            return -1;
-        }
+    if ((size_t)i >= before)
         memset(&d->step_lat[i], 0, sizeof d->step_lat[i]);
-    }
     return i;
 }
 
@@ -403,7 +404,8 @@ static void add_sample(halo_detect *d, int32_t step, const halo_scan_span *s,
         return;
     }
     step_sample *x = &v->v[v->n++];
-    x->ms = s->duration_ms;
+    /* a clock gone backwards or a NaN must not upset the sorts */
+    x->ms = isfinite(s->duration_ms) && s->duration_ms > 0 ? s->duration_ms : 0;
     x->run = run;
     if (!halo_hex_decode(s->span_id, 16, x->span_id, 8))
         memset(x->span_id, 0, 8);
@@ -501,8 +503,8 @@ static void llm_between(run_ctx *c, uint64_t from, uint64_t to, group *g)
         const halo_scan_span *s = c->sc[i].s;
         if (!c->sc[i].llm || s->start_ns <= from || s->start_ns >= to)
             continue;
-        g->wasted_tokens += (s->input_tokens > 0 ? s->input_tokens : 0) +
-                            (s->output_tokens > 0 ? s->output_tokens : 0);
+        g->wasted_tokens = tok_add(g->wasted_tokens,
+                                   tok_add(s->input_tokens, s->output_tokens));
         g->wasted_cost += s->cost > 0 ? s->cost : 0;
     }
 }
@@ -514,13 +516,15 @@ static void retry_loops(run_ctx *c, const int32_t *calls, size_t m)
 {
     halo_detect *d = c->d;
     int32_t chain[64];
+    if (m > 1024)
+        m = 1024; /* bounded work for pathological runs */
     for (size_t i = 0; i < m; i++) {
         span_scratch *first = &c->sc[calls[i]];
         if (first->claimed || !first->failed)
             continue;
         size_t n = 0;
         chain[n++] = calls[i];
-        for (size_t j = i + 1; j < m && n < 64; j++) {
+        for (size_t j = i + 1; j < m && j <= i + 64 && n < 64; j++) {
             span_scratch *x = &c->sc[calls[j]];
             if (x->claimed || !near_identical(d, first, x))
                 continue;
@@ -568,8 +572,8 @@ static void duplicates(run_ctx *c, const int32_t *calls, size_t m)
             continue;
         for (size_t i = 0; i < j; i++) {
             span_scratch *a = &c->sc[calls[i]];
-            if (a->claimed || a->failed || !same_output(a->s, b->s) ||
-                strcmp(args_of(a), args_of(b)))
+            if (a->claimed || a->failed || !a->s->input || !b->s->input ||
+                !same_output(a->s, b->s) || strcmp(args_of(a), args_of(b)))
                 continue;
             group *g = detect_group(d, HALO_KIND_DUPLICATE_CALL, b->key, NULL,
                                     b->s->input);
@@ -626,8 +630,9 @@ static void context_growth(run_ctx *c)
         (double)ups < 0.8 * (double)(k - 1) ||
         (double)prev < d->cfg.context_growth * (double)(first > 0 ? first : 1))
         return;
-    span_scratch *root = &c->sc[c->root];
-    bool ends_badly = error_status(root->s) || error_status(last->s) ||
+    span_scratch *root = c->root < c->n ? &c->sc[c->root] : NULL;
+    bool ends_badly = (root && error_status(root->s)) ||
+                      error_status(last->s) ||
                       halo_text_is_empty_output(last->s->output) ||
                       says(halo_text_says_context_limit, last->s);
     if (!ends_badly)
@@ -644,9 +649,9 @@ static void context_growth(run_ctx *c)
         span_scratch *x = &c->sc[i];
         if (x->llm && x->s->input_tokens >= 0) {
             group_add_span(d, g, x->s->span_id);
-            g->wasted_tokens +=
-                x->s->input_tokens +
-                (x->s->output_tokens > 0 ? x->s->output_tokens : 0);
+            g->wasted_tokens =
+                tok_add(g->wasted_tokens,
+                        tok_add(x->s->input_tokens, x->s->output_tokens));
             g->wasted_cost += x->s->cost > 0 ? x->s->cost : 0;
         }
         if (x == last || x == root ||
@@ -679,7 +684,7 @@ static void silent_failures(run_ctx *c)
 /* Did a later call of the same step succeed (and the run end well)? */
 static bool recovered(run_ctx *c, size_t i)
 {
-    if (error_status(c->sc[c->root].s))
+    if (c->root < c->n && error_status(c->sc[c->root].s))
         return false;
     for (size_t j = i + 1; j < c->n; j++)
         if (c->sc[j].step == c->sc[i].step && !c->sc[j].failed)
@@ -714,8 +719,9 @@ static void error_clusters(run_ctx *c)
         if (!recovered(c, i) && g->last_unrec != c->run) {
             g->last_unrec = c->run;
             g->unrec_runs++;
-            g->wasted_tokens +=
-                c->t->trace->input_tokens + c->t->trace->output_tokens;
+            g->wasted_tokens =
+                tok_add(g->wasted_tokens, tok_add(c->t->trace->input_tokens,
+                                                  c->t->trace->output_tokens));
             g->wasted_cost += c->t->trace->cost;
         }
     }
@@ -780,7 +786,7 @@ static void run_facts(run_ctx *c)
     ri->start_ns = tr->start_ns;
     ri->duration_ms = tr->duration_ms;
     ri->cost = tr->cost;
-    ri->tokens = tr->input_tokens + tr->output_tokens;
+    ri->tokens = tok_add(tr->input_tokens, tr->output_tokens);
     ri->main_model = main_model(c);
     if (!c->n ||
         !halo_hex_decode(c->sc[c->root].s->span_id, 16, ri->root_span, 8))
@@ -793,8 +799,9 @@ halo_status halo_detect_add(halo_detect *d, const halo_scan_trace *t,
     if (!grow((void **)&d->runs, d->n_runs, &d->cap_runs, sizeof *d->runs) ||
         !ensure_scratch(d, t->n ? t->n : 1))
         return halo_fail(err, HALO_ENOMEM, "out of memory analyzing a run");
-    run_ctx c = {d, t, d->sc, t->n, (int32_t)d->n_runs++, 0};
-    bool root_found = false;
+    /* the root: the first span without a parent; none (SIZE_MAX) when the
+     * trace's root was not stored */
+    run_ctx c = {d, t, d->sc, t->n, (int32_t)d->n_runs++, SIZE_MAX};
     for (size_t i = 0; i < t->n; i++) {
         const halo_scan_span *s = &t->spans[i];
         span_scratch *x = &c.sc[i];
@@ -806,10 +813,8 @@ halo_status halo_detect_add(halo_detect *d, const halo_scan_trace *t,
                     (!x->llm && halo_text_carries_error(s->output));
         x->key = x->tool && s->tool_name ? s->tool_name : nz(s->name);
         x->step = step_index(d, s);
-        if (!s->parent_span_id[0] && !root_found) {
+        if (!s->parent_span_id[0] && c.root == SIZE_MAX)
             c.root = i;
-            root_found = true;
-        }
     }
     run_facts(&c);
     if (t->n) {

@@ -16,6 +16,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* a + b for token counts: negatives (unknown) count as 0, the sum
+ * saturates at INT64_MAX (counts come from users' attributes). */
+static inline int64_t tok_add(int64_t a, int64_t b)
+{
+    if (a < 0)
+        a = 0;
+    if (b < 0)
+        b = 0;
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
 /* A string -> index map (open addressing); owns copies of its keys. */
 typedef struct strmap {
     char **keys; /* by index */

@@ -6,6 +6,7 @@
  * given a severity, sorted and ranked (README.md, Impact).
  */
 #include "detect_int.h"
+#include "text.h"
 
 #include "../core/buf.h"
 #include "../core/span.h"
@@ -39,32 +40,9 @@ halo_finding *finding_new(halo_report *r)
     return f;
 }
 
-/* An example message fit for one line of text: control characters and
- * quotes replaced, cut to 120 bytes at a character boundary. */
 static void example_text(const char *s, char *out, size_t cap)
 {
-    size_t n = 0;
-    const char *p = s ? s : "";
-    for (; *p && n + 4 < cap && n < 120; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c < 0x20 || c == '`' || c == '"')
-            c = c == '"' ? '\'' : ' ';
-        if (c == ' ' && n && out[n - 1] == ' ')
-            continue;
-        out[n++] = (char)c;
-    }
-    if (*p) {
-        /* cut inside a character: drop its first bytes */
-        if (((unsigned char)*p & 0xC0) == 0x80) {
-            while (n > 0 && ((unsigned char)out[n - 1] & 0xC0) == 0x80)
-                n--;
-            if (n > 0 && ((unsigned char)out[n - 1] & 0xC0) == 0xC0)
-                n--;
-        }
-        memcpy(out + n, "...", 3);
-        n += 3;
-    }
-    out[n] = '\0';
+    halo_text_one_line(s, out, cap < 124 ? cap : 124);
 }
 
 /* "TOOL:search" -> "tool `search`", "LLM:gpt-4o" -> "model `gpt-4o`". */
@@ -105,7 +83,10 @@ static bool word(const halo_detect *d, const group *g, halo_finding *f)
 {
     size_t n = g->n_runs, total = d->n_runs;
     double share = total ? 100.0 * (double)n / (double)total : 0;
-    const char *s = g->subject;
+    /* names come from users' spans: one line, no Markdown code breaks */
+    char subj[400];
+    halo_text_one_line(g->subject, subj, sizeof subj);
+    const char *s = subj;
     long long occ = (long long)g->occurrences;
     char ex[160];
     example_text(g->example, ex, sizeof ex);

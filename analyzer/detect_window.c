@@ -36,8 +36,26 @@ static void group_release(group *g)
 
 /* ---- slow_span ----------------------------------------------------------- */
 
-static bool slow_step(halo_detect *d, size_t step, double *tmp, int32_t *mark,
-                      double *p50_out, bool *reported, halo_report *r)
+/* Spans a log-normal body with the step's median and spread (estimated
+ * robustly: the median absolute deviation of log durations, which slow
+ * spans in a minority of calls barely move) would put at or above thr. */
+static double expected_above(const double *sorted, size_t n, double thr,
+                             double *dev)
+{
+    double mu = log(pct(sorted, n, 0.5) > 1e-3 ? pct(sorted, n, 0.5) : 1e-3);
+    for (size_t i = 0; i < n; i++)
+        dev[i] = fabs(log(sorted[i] > 1e-3 ? sorted[i] : 1e-3) - mu);
+    qsort(dev, n, sizeof *dev, cmp_double);
+    double sd = 1.4826 * pct(dev, n, 0.5);
+    if (sd < 0.05)
+        sd = 0.05;
+    double z = (log(thr) - mu) / sd;
+    return (double)n * 0.5 * erfc(z / sqrt(2.0));
+}
+
+static bool slow_step(halo_detect *d, size_t step, double *tmp, double *dev,
+                      int32_t *mark, double *p50_out, bool *reported,
+                      halo_report *r)
 {
     const step_samples *v = &d->step_lat[step];
     *p50_out = -1;
@@ -55,12 +73,11 @@ static bool slow_step(halo_detect *d, size_t step, double *tmp, int32_t *mark,
         thr = p50 + excess;
     if (!(thr > 0))
         return true;
-    size_t runs = 0, n_slow = 0, n_band = 0;
+    double expected = expected_above(tmp, v->n, thr, dev);
+    size_t runs = 0, n_slow = 0;
     for (size_t i = 0; i < v->n; i++) {
-        if (v->v[i].ms < thr) {
-            n_band += v->v[i].ms >= thr / 2;
+        if (v->v[i].ms < thr)
             continue;
-        }
         tmp[n_slow++] = v->v[i].ms;
         if (mark[v->v[i].run] != (int32_t)step) {
             mark[v->v[i].run] = (int32_t)step;
@@ -68,8 +85,9 @@ static bool slow_step(halo_detect *d, size_t step, double *tmp, int32_t *mark,
         }
     }
     /* A slow mode apart from the step's body, not the tail of a wide
-     * distribution: fewer spans just below the threshold than above it. */
-    if ((int64_t)runs < detect_needed_runs(d) || n_band > n_slow)
+     * distribution: far more slow spans than the body itself explains. */
+    if ((int64_t)runs < detect_needed_runs(d) ||
+        (double)n_slow <= 3 * expected + 3)
         return true;
     *reported = true; /* not judged against its peers again */
     group g = {0};
@@ -123,13 +141,7 @@ static bool slow_vs_peers(halo_detect *d, size_t step, const double *p50s,
     g.last_unrec = -1;
     bool ok = g.subject != NULL;
     for (size_t i = 0; ok && i < v->n; i++) {
-        if (!g.n_runs || g.runs[g.n_runs - 1] != v->v[i].run) {
-            bool seen = false; /* runs arrive in order, spans within one */
-            for (size_t k = g.n_runs; k > 0 && !seen; k--)
-                seen = g.runs[k - 1] == v->v[i].run;
-            if (!seen)
-                group_add_run(d, &g, v->v[i].run);
-        }
+        group_add_run(d, &g, v->v[i].run); /* samples are in run order */
         group_add_span_bytes(d, &g, v->v[i].span_id);
         g.occurrences++;
         if (v->v[i].ms > peers)
@@ -155,18 +167,20 @@ static bool slow_spans(halo_detect *d, halo_report *r)
     if (max < d->steps.n)
         max = d->steps.n;
     double *tmp = malloc((max ? max : 1) * sizeof *tmp);
+    double *dev = malloc((max ? max : 1) * sizeof *dev);
     double *p50s = malloc((d->steps.n ? d->steps.n : 1) * sizeof *p50s);
     bool *rep = calloc(d->steps.n ? d->steps.n : 1, sizeof *rep);
     int32_t *mark = malloc((d->n_runs ? d->n_runs : 1) * sizeof *mark);
-    bool ok = tmp && mark && p50s && rep;
+    bool ok = tmp && dev && mark && p50s && rep;
     for (size_t i = 0; ok && i < d->n_runs; i++)
         mark[i] = -1;
     for (size_t s = 0; ok && s < d->steps.n; s++)
-        ok = slow_step(d, s, tmp, mark, &p50s[s], &rep[s], r);
+        ok = slow_step(d, s, tmp, dev, mark, &p50s[s], &rep[s], r);
     for (size_t s = 0; ok && s < d->steps.n; s++)
         if (p50s[s] >= 0 && !rep[s])
             ok = slow_vs_peers(d, s, p50s, tmp, r);
     free(rep);
+    free(dev);
     free(tmp);
     free(p50s);
     free(mark);
@@ -380,7 +394,8 @@ static bool regression(halo_detect *d, const char *kind, halo_report *r)
         else if (use_cost)
             g.wasted_cost += extra;
         else
-            g.wasted_tokens += (int64_t)extra;
+            g.wasted_tokens = tok_add(
+                g.wasted_tokens, extra < 9e18 ? (int64_t)extra : INT64_MAX);
     }
     ok = ok && !d->oom && finding_from_group(d, &g, r);
     group_release(&g);

@@ -224,11 +224,14 @@ char *halo_report_markdown(const halo_report *r)
     iso(r->window_end_ns, we);
     iso(r->generated_at_ns, gen);
     const halo_report_stats *s = &r->stats;
-    halo_buf_printf(&b, "# halo report: %s\n\n", r->agent_id);
+    char agent[300], sched[300];
+    halo_text_one_line(r->agent_id, agent, sizeof agent);
+    halo_text_one_line(r->schedule, sched, sizeof sched);
+    halo_buf_printf(&b, "# halo report: %s\n\n", agent);
     halo_buf_printf(&b,
                     "Schedule `%s`, window %s to %s, generated %s by the %s "
                     "(report `%s`).\n\n",
-                    r->schedule, ws, we, gen, r->mode, r->id);
+                    sched, ws, we, gen, r->mode, r->id);
     halo_buf_puts(&b, "## Summary\n\n");
     if (s->traces == 0)
         halo_buf_puts(&b, "No runs of this agent in this window.\n\n");

@@ -15,6 +15,7 @@
 #include "../core/arena.h"
 #include "../core/buf.h"
 #include "../core/clock.h"
+#include "text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +30,7 @@ typedef struct scan_ctx {
     const halo_analyze_req *req;
     int64_t done;
     int64_t total;
+    uint64_t last_progress; /* monotonic ns */
     halo_status st;
     halo_err err;
 } scan_ctx;
@@ -39,8 +41,17 @@ static int on_trace(void *ctx, const halo_scan_trace *t)
     c->st = halo_detect_add(c->d, t, &c->err);
     if (c->st != HALO_OK)
         return 1;
-    if (++c->done % 10000 == 0 && c->req->progress)
-        c->req->progress(c->req->progress_ctx, c->done, c->total);
+    /* the clock is read every 64 runs, progress told once a second */
+    if (++c->done % 64 != 0 || !c->req->progress)
+        return 0;
+    uint64_t now = halo_mono_ns();
+    if (now - c->last_progress < 1000000000u)
+        return 0;
+    c->last_progress = now;
+    if (!c->req->progress(c->req->progress_ctx, c->done, c->total)) {
+        c->st = halo_fail(&c->err, HALO_ESHUTDOWN, "analysis stopped");
+        return 1;
+    }
     return 0;
 }
 
@@ -121,7 +132,7 @@ halo_status halo_analyze(halo_store *st, const halo_analyze_req *req,
     if ((s = window_stats(st, req, &r->stats, err)) != HALO_OK ||
         (s = previous_window(st, req, d, err)) != HALO_OK)
         goto fail;
-    scan_ctx c = {d, req, 0, r->stats.traces, HALO_OK, {{0}}};
+    scan_ctx c = {d, req, 0, r->stats.traces, halo_mono_ns(), HALO_OK, {{0}}};
     halo_scan_filter f = {req->agent_id, req->window_start_ns,
                           req->window_end_ns, 0};
     if ((s = st->ops->scan_window(st, &f, on_trace, &c, err)) != HALO_OK)
@@ -146,20 +157,25 @@ fail:
 /* ---- saving -------------------------------------------------------------- */
 
 /* A name safe as one path component: '/', control characters and a
- * leading '.' become '_'. */
+ * leading '.' become '_', at most 200 bytes; when anything had to change,
+ * "-" and 8 hex digits of the name's hash follow, so two different names
+ * ("a/b", "a_b") never share a directory. */
 static void safe_component(const char *s, char *out, size_t cap)
 {
-    size_t n = 0;
-    for (const char *p = s; *p && n + 1 < cap; p++) {
+    size_t n = 0, len = strlen(s);
+    bool changed = len == 0 || len > 200;
+    for (const char *p = s; *p && n < 200 && n + 1 < cap; p++) {
         unsigned char c = (unsigned char)*p;
-        out[n] = (c == '/' || c < 0x20 || c == 0x7f || (n == 0 && c == '.'))
-                     ? '_'
-                     : (char)c;
-        n++;
+        bool bad = c == '/' || c < 0x20 || c == 0x7f || (n == 0 && c == '.');
+        out[n++] = bad ? '_' : (char)c;
+        changed |= bad;
     }
     if (n == 0)
         out[n++] = '_';
     out[n] = '\0';
+    if (changed && n + 10 < cap)
+        snprintf(out + n, cap - n, "-%08x",
+                 (unsigned)(halo_text_hash(s, len) & 0xffffffffu));
 }
 
 static halo_status mkdirs(char *path, halo_err *err)

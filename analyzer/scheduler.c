@@ -17,15 +17,27 @@
 
 #include "../core/clock.h"
 #include "../core/log.h"
+#include "text.h"
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define PREFIX "analyzer"
+
+/* A run that failed: not tried again before `next` (ns, the scheduler's
+ * clock), the delay doubling from 30 s up to an hour. */
+typedef struct backoff {
+    uint64_t key; /* hash of (schedule, agent, window start); 0: free */
+    uint64_t next;
+    uint64_t delay;
+} backoff;
+
+enum { N_BACKOFF = 256 };
 
 struct halo_scheduler {
     halo_scheduler_opts o;
@@ -34,9 +46,10 @@ struct halo_scheduler {
     halo_store *rw;
     halo_store *ro;
     int64_t *last_done; /* per schedule: newest fire with every run done */
+    backoff backoffs[N_BACKOFF];
     pthread_t thread;
     bool running;
-    bool stop;
+    atomic_bool stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };
@@ -63,6 +76,13 @@ halo_status halo_scheduler_new(const halo_scheduler_opts *o,
     halo_scheduler *s = calloc(1, sizeof *s);
     if (!s)
         return halo_fail(err, HALO_ENOMEM, "out of memory");
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&s->stop, false);
     s->o = *o;
     s->spec = strdup(o->store_spec ? o->store_spec : "");
     s->last_done = calloc(o->cfg->n_schedules ? o->cfg->n_schedules : 1,
@@ -77,12 +97,6 @@ halo_status halo_scheduler_new(const halo_scheduler_opts *o,
         snprintf(s->owner, sizeof s->owner, "%s", o->owner);
     else
         make_owner(s->owner, sizeof s->owner);
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
     *out = s;
     return HALO_OK;
 }
@@ -116,25 +130,43 @@ typedef struct run_ctx {
     uint64_t last_renew;
 } run_ctx;
 
-/* Progress of a long scan: renew the claim now and then. */
-static void renew(void *ctx, int64_t done, int64_t total)
+/* Renew the claim when a third of the lease has passed (force: now).
+ * False when the claim is lost (taken over) or the scheduler stops: the
+ * run must end without saving. */
+static bool renew_claim(run_ctx *c, bool force)
+{
+    if (atomic_load(&c->s->stop))
+        return false;
+    uint64_t now = now_ns(c->s);
+    uint64_t lease = (uint64_t)c->s->o.cfg->lease;
+    if (!force && now - c->last_renew < lease / 3)
+        return true;
+    halo_claim_result res;
+    halo_err err = {{0}};
+    halo_status st = c->s->rw->ops->claim_run(c->s->rw, c->key, c->s->owner,
+                                              now, lease, &res, &err);
+    if (st == HALO_OK && res == HALO_CLAIM_TAKEN) {
+        c->last_renew = now;
+        return true;
+    }
+    if (st != HALO_OK) { /* the database: keep going, the lease may hold */
+        LOG_WARN(PREFIX, "could not renew the claim on a run of agent %s: %s",
+                 c->key->agent_id, err.msg);
+        return true;
+    }
+    LOG_WARN(PREFIX,
+             "the run of agent %s was taken over by another "
+             "instance (its lease expired): abandoned",
+             c->key->agent_id);
+    return false;
+}
+
+/* Progress of a long scan. */
+static bool renew(void *ctx, int64_t done, int64_t total)
 {
     (void)done;
     (void)total;
-    run_ctx *c = ctx;
-    uint64_t now = now_ns(c->s);
-    uint64_t lease = (uint64_t)c->s->o.cfg->lease;
-    if (now - c->last_renew < lease / 3)
-        return;
-    halo_claim_result res;
-    halo_err err = {{0}};
-    if (c->s->rw->ops->claim_run(c->s->rw, c->key, c->s->owner, now, lease,
-                                 &res, &err) == HALO_OK &&
-        res == HALO_CLAIM_TAKEN)
-        c->last_renew = now;
-    else
-        LOG_WARN(PREFIX, "could not renew the claim on a run of agent %s: %s",
-                 c->key->agent_id, err.msg[0] ? err.msg : "taken over");
+    return renew_claim(ctx, false);
 }
 
 /* Analyze and save one claimed run. */
@@ -155,11 +187,50 @@ static halo_status do_run(halo_scheduler *s, const halo_schedule_cfg *sc,
     halo_status st = halo_analyze(s->ro, &req, &r, err);
     if (st != HALO_OK)
         return st;
+    if (!renew_claim(&rc, true)) { /* still ours? */
+        halo_report_free(r);
+        return halo_fail(err, HALO_ESHUTDOWN, "the run's claim was lost");
+    }
     st = halo_report_save(s->rw, r, s->o.cfg->reports_dir, err);
     snprintf(report_id, 40, "%s", r->id);
     *n_findings = r->n_findings;
     halo_report_free(r);
     return st;
+}
+
+static uint64_t run_hash(const halo_run_key *k)
+{
+    char buf[600];
+    int n = snprintf(buf, sizeof buf, "%s\x1f%s\x1f%llu", k->schedule,
+                     k->agent_id, (unsigned long long)k->window_start_ns);
+    uint64_t h = halo_text_hash(buf, n > 0 ? (size_t)n : 0);
+    return h ? h : 1;
+}
+
+static backoff *backoff_find(halo_scheduler *s, uint64_t key)
+{
+    for (size_t i = 0; i < N_BACKOFF; i++)
+        if (s->backoffs[i].key == key)
+            return &s->backoffs[i];
+    return NULL;
+}
+
+/* A failure of run key: the next try waits twice as long as the last. */
+static uint64_t backoff_fail(halo_scheduler *s, uint64_t key, uint64_t now)
+{
+    backoff *b = backoff_find(s, key);
+    if (!b) { /* a free slot, else the one due soonest */
+        b = &s->backoffs[0];
+        for (size_t i = 0; i < N_BACKOFF && b->key; i++)
+            if (!s->backoffs[i].key || s->backoffs[i].next < b->next)
+                b = &s->backoffs[i];
+        *b = (backoff){key, 0, 0};
+    }
+    uint64_t max = 3600ull * 1000000000u;
+    b->delay = b->delay ? (b->delay * 2 > max ? max : b->delay * 2)
+                        : 30ull * 1000000000u;
+    b->next = now + b->delay;
+    return b->delay;
 }
 
 /* Claim, run, finish one (schedule, agent, window). *done: the run is
@@ -169,6 +240,12 @@ static halo_status one_run(halo_scheduler *s, const halo_schedule_cfg *sc,
                            bool *done, halo_err *err)
 {
     *done = false;
+    uint64_t key = run_hash(k);
+    backoff *bo = backoff_find(s, key);
+    if (bo && now_ns(s) < bo->next) {
+        ts->skipped++; /* failed lately: waiting for its next try */
+        return HALO_OK;
+    }
     halo_claim_result res;
     uint64_t lease = (uint64_t)s->o.cfg->lease;
     halo_status st =
@@ -197,12 +274,18 @@ static halo_status one_run(halo_scheduler *s, const halo_schedule_cfg *sc,
                                rs == HALO_OK ? NULL : rerr.msg, &ferr);
     if (rs != HALO_OK) {
         ts->failed++;
+        if (rs == HALO_ESHUTDOWN) /* stopping, or taken over */
+            return HALO_OK;
+        uint64_t delay = backoff_fail(s, key, now_ns(s));
         LOG_ERROR(PREFIX,
                   "schedule %s, agent %s, window from %.19sZ: the run "
-                  "failed (retried on the next tick): %s",
-                  sc->name, k->agent_id, ws, rerr.msg);
+                  "failed (tried again in %llu s): %s",
+                  sc->name, k->agent_id, ws,
+                  (unsigned long long)(delay / 1000000000u), rerr.msg);
         return HALO_OK;
     }
+    if (bo)
+        bo->key = 0; /* succeeded: forget its failures */
     if (fs != HALO_OK) {
         LOG_WARN(PREFIX,
                  "schedule %s, agent %s: report %s written, but the "
@@ -247,6 +330,10 @@ static halo_status one_window(halo_scheduler *s, const halo_schedule_cfg *sc,
         st =
             s->ro->ops->agent_stats(s->ro, start_ns, end_ns, a, &rows, &n, err);
     for (size_t i = 0; st == HALO_OK && i < n + sc->agents.n; i++) {
+        if (atomic_load(&s->stop)) {
+            *all_done = false;
+            break;
+        }
         const char *agent;
         if (i < n) {
             if (!rows[i].agent_id || rows[i].runs <= 0)
@@ -280,7 +367,7 @@ halo_status halo_scheduler_tick(halo_scheduler *s, halo_tick_stats *ts,
     int64_t now = (int64_t)(now_ns(s) / 1000000000u);
     for (size_t i = 0; i < cfg->n_schedules; i++) {
         const halo_schedule_cfg *sc = &cfg->schedules[i];
-        int max = sc->catch_up > 1000 ? 1000 : (int)sc->catch_up;
+        int max = (int)sc->catch_up; /* 1..1000 (analyzer_config.c) */
         int64_t fires[1000];
         int n =
             halo_sched_due(&sc->spec, now, sc->grace / 1000000000, fires, max);
@@ -330,7 +417,7 @@ static void *loop(void *arg)
     halo_scheduler *s = arg;
     int64_t retry = s->o.retry_ns > 0 ? s->o.retry_ns : 30 * 1000000000LL;
     pthread_mutex_lock(&s->mu);
-    while (!s->stop) {
+    while (!atomic_load(&s->stop)) {
         pthread_mutex_unlock(&s->mu);
         halo_tick_stats ts;
         halo_err err = {{0}};
@@ -378,7 +465,7 @@ void halo_scheduler_stop(halo_scheduler *s)
     if (!s || !s->running)
         return;
     pthread_mutex_lock(&s->mu);
-    s->stop = true;
+    atomic_store(&s->stop, true);
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);

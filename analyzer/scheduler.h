@@ -7,8 +7,10 @@
  * with runs in the window for "*"), and for each (schedule, agent, window)
  * claims the run in the store (claim_run: exactly once across every halo
  * instance on one database), analyzes, saves the report, and marks the run
- * done. A failed run is logged and released, so the next tick retries it;
- * nothing a run does can stop the daemon. A run whose instance died keeps
+ * done. A failed run is logged and released, and tried again after a
+ * back-off (30 s, doubling up to an hour); nothing a run does can stop the
+ * daemon. A long run renews its claim while it reads, and checks it is
+ * still its own before saving; stopping the scheduler ends a run early. A run whose instance died keeps
  * its claim until the lease expires, then any instance takes it over.
  *
  * The clock is injectable: tests drive halo_scheduler_tick() by hand with

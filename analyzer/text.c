@@ -63,8 +63,16 @@ static bool member_says_error(const char *key, size_t klen, const char *v)
     bool is_null = !strncmp(v, "null", 4);
     bool is_false = !strncmp(v, "false", 5);
     bool is_true = !strncmp(v, "true", 4);
+    /* a count of zero errors is no error: 0, 0.0 */
+    bool zero = false;
+    if (v[0] == '0') {
+        const char *q = v + 1;
+        if (*q == '.')
+            q += 1 + strspn(q + 1, "0");
+        zero = !isdigit((unsigned char)*q);
+    }
     bool empty = !strncmp(v, "\"\"", 2) || *v == '}' || *v == ',' ||
-                 !strncmp(v, "[]", 2) || !strncmp(v, "{}", 2) || !*v;
+                 !strncmp(v, "[]", 2) || !strncmp(v, "{}", 2) || !*v || zero;
     if (KEY_IS("error") || KEY_IS("errors") || KEY_IS("exception") ||
         KEY_IS("error_message") || KEY_IS("errormessage"))
         return !is_null && !is_false && !empty;
@@ -118,9 +126,16 @@ static bool json_object_says_error(const char *s)
 }
 
 /* A word that ends in "Error:" or "Exception:" (ValueError:, java.io.
- * IOException:), starting at a word boundary. */
-static bool has_error_class(const char *s)
+ * IOException:) on the first line (at most 200 bytes): a text that opens
+ * with an exception, not a document that mentions one further down. */
+static bool has_error_class(const char *full)
 {
+    char s[201];
+    size_t n = strcspn(full, "\n");
+    if (n > 200)
+        n = 200;
+    memcpy(s, full, n);
+    s[n] = '\0';
     const char *tails[] = {"Error:", "Exception:", NULL};
     for (size_t t = 0; tails[t]; t++) {
         size_t tl = strlen(tails[t]);
@@ -346,7 +361,22 @@ static void put_token(halo_buf *b, const char *p, const char *e)
         halo_buf_puts(b, "<uuid>");
         return;
     }
-    halo_buf_puts(b, all_num ? "<n>" : "<id>");
+    if (all_num) {
+        halo_buf_puts(b, "<n>");
+        return;
+    }
+    /* an id: 8+ hex digits, or a run of 3+ digits (ORD-106167, req_8f3a2
+     * is hex); names with a digit or two stay (gpt-4o, v2, utf8, ERR_42) */
+    size_t hex = 0, run = 0, max_run = 0;
+    for (const char *q = p; q < e; q++) {
+        hex += isxdigit((unsigned char)*q) != 0;
+        run = isdigit((unsigned char)*q) ? run + 1 : 0;
+        max_run = run > max_run ? run : max_run;
+    }
+    if ((hex == (size_t)(e - p) && hex >= 8) || max_run >= 3)
+        halo_buf_puts(b, "<id>");
+    else
+        halo_buf_append(b, p, (size_t)(e - p));
 }
 
 void halo_text_normalize_message(const char *s, halo_buf *b)
@@ -504,4 +534,38 @@ double halo_text_similarity(const char *a, const char *b)
         }
     }
     return (double)common / (double)(na + nb - common);
+}
+
+void halo_text_one_line(const char *s, char *out, size_t cap)
+{
+    if (cap == 0)
+        return;
+    size_t n = 0, max = cap > 4 ? cap - 4 : 0;
+    const char *p = s ? s : "";
+    for (; *p && n < max; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '\x1f') {
+            out[n++] = (char)c; /* a field separator of the caller's */
+            continue;
+        }
+        if (c < 0x20 || c == 0x7f || c == '`' || c == '"')
+            c = c == '"' ? '\'' : ' ';
+        if (c == ' ' && n && out[n - 1] == ' ')
+            continue;
+        out[n++] = (char)c;
+    }
+    if (*p) {
+        /* cut inside a character: drop its first bytes */
+        if (((unsigned char)*p & 0xC0) == 0x80) {
+            while (n > 0 && ((unsigned char)out[n - 1] & 0xC0) == 0x80)
+                n--;
+            if (n > 0 && ((unsigned char)out[n - 1] & 0xC0) == 0xC0)
+                n--;
+        }
+        if (n + 3 < cap) {
+            memcpy(out + n, "...", 3);
+            n += 3;
+        }
+    }
+    out[n] = '\0';
 }

@@ -44,6 +44,13 @@ void halo_text_normalize_args(const char *s, halo_buf *b);
  * digits, lower-cased), 1.0 when both have no words. */
 double halo_text_similarity(const char *a, const char *b);
 
+/* s fit for one line of Markdown, into out (cap bytes, NUL-terminated):
+ * control characters become spaces (runs collapsed), backticks spaces and
+ * double quotes single ones, so a name cannot close a code span, start a
+ * heading or embed a link target; cut with "..." at a character boundary.
+ * The byte 0x1f is kept (callers use it as a field separator). */
+void halo_text_one_line(const char *s, char *out, size_t cap);
+
 /* 64-bit FNV-1a of n bytes. */
 uint64_t halo_text_hash(const void *p, size_t n);
 

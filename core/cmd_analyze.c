@@ -26,6 +26,15 @@
 #include <string.h>
 #include <unistd.h>
 
+/* getopt's unknown option: a short one is optopt ("-x" inside "-xq"), a
+ * long one the argument just read. */
+static int unknown_option(const char *cmd, char **argv)
+{
+    char shortopt[3] = {'-', (char)optopt, '\0'};
+    return halo_cli_usage_error(cmd, "unknown option \"%s\"",
+                                optopt ? shortopt : argv[optind - 1]);
+}
+
 /* --end: a UTC time or seconds since the epoch. */
 static bool parse_end(const char *s, uint64_t *ns)
 {
@@ -166,8 +175,7 @@ static int parse_analyze(int argc, char **argv, aopts *o)
             return halo_cli_usage_error("analyze", "option %s needs a value",
                                         argv[optind - 1]);
         default:
-            return halo_cli_usage_error("analyze", "unknown option \"%s\"",
-                                        argv[optind - 1]);
+            return unknown_option("analyze", argv);
         }
     }
     if (optind < argc)
@@ -185,11 +193,12 @@ static int parse_analyze(int argc, char **argv, aopts *o)
     return -1;
 }
 
-static void progress(void *ctx, int64_t done, int64_t total)
+static bool progress(void *ctx, int64_t done, int64_t total)
 {
     (void)ctx;
     fprintf(stderr, "\ranalyzed %" PRId64 " of %" PRId64 " runs", done, total);
     fflush(stderr);
+    return true;
 }
 
 static int write_output(const char *path, const char *text)
@@ -200,8 +209,9 @@ static int write_output(const char *path, const char *text)
         return HALO_EXIT_RUNTIME;
     }
     fputs(text, f);
-    if (path && fclose(f) != 0) {
-        fprintf(stderr, "halo analyze: could not write \"%s\": %m\n", path);
+    if (path ? fclose(f) != 0 : (fflush(f) != 0 || ferror(f))) {
+        fprintf(stderr, "halo analyze: could not write \"%s\": %m\n",
+                path ? path : "stdout");
         return HALO_EXIT_RUNTIME;
     }
     return HALO_EXIT_OK;
@@ -383,8 +393,7 @@ static int parse_reports(int argc, char **argv, ropts *o)
             return halo_cli_usage_error("reports", "option %s needs a value",
                                         argv[optind - 1]);
         default:
-            return halo_cli_usage_error("reports", "unknown option \"%s\"",
-                                        argv[optind - 1]);
+            return unknown_option("reports", argv);
         }
     }
     if (o->store && o->db)

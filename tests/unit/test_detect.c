@@ -479,6 +479,30 @@ TEST(slow_step_found_wide_latency_is_not)
     halo_detect_free(d);
 }
 
+/* A tool with a wide but ordinary latency distribution (log-sd 1.3: p95
+ * about 8x the median) has a long tail, not a slow mode. */
+TEST(wide_latency_distribution_is_not_slow)
+{
+    for (int sigma10 = 10; sigma10 <= 14; sigma10 += 2) {
+        halo_detect *d = halo_detect_new(NULL);
+        for (int i = 0; i < 240; i++) {
+            clean_run(&R, i, "gpt-4o-mini", 120);
+            for (int k = 0; k < 4; k++) {
+                char in[48];
+                snprintf(in, sizeof in, "{\"url\": \"u%d-%d\"}", i, k);
+                tool(&R, "browse", jitter(1000, sigma10 / 10.0), HALO_STATUS_OK,
+                     in, "<html>");
+            }
+            add(d, &R);
+        }
+        halo_report *r = finish(d);
+        dump(r);
+        CHECK_INT(count_kind(r, HALO_KIND_SLOW_SPAN), 0);
+        halo_report_free(r);
+        halo_detect_free(d);
+    }
+}
+
 static void render_run(rb *r, int run)
 {
     clean_run(r, run, "gpt-4o-mini", 120);
@@ -584,6 +608,10 @@ TEST(text_error_recognition)
     CHECK(halo_text_carries_error("raised ValueError: bad"));
     CHECK(!halo_text_carries_error("{\"error\": null, \"rows\": [1]}"));
     CHECK(!halo_text_carries_error("{\"errors\": []}"));
+    CHECK(!halo_text_carries_error("{\"updated\": 3, \"errors\": 0}"));
+    CHECK(!halo_text_carries_error("{\"errors\": 0.0}"));
+    CHECK(halo_text_carries_error("{\"errors\": 2}"));
+    CHECK(!halo_text_carries_error("The docs explain it.\nTypeError: x"));
     CHECK(!halo_text_carries_error(
         "{\"jobs\": [{\"status\": \"failed\", \"id\": 1}]}"));
     CHECK(!halo_text_carries_error("error handling is described below"));
@@ -615,6 +643,10 @@ TEST(text_normalization)
     halo_text_normalize_message("... failed at step 3.", &b);
     halo_buf_putc(&b, '\0');
     CHECK_STR(b.data, "... failed at step <n>.");
+    halo_buf_reset(&b);
+    halo_text_normalize_message("gpt-4o v2 ERR_42 ORD-106167 deadbeef00", &b);
+    halo_buf_putc(&b, '\0');
+    CHECK_STR(b.data, "gpt-4o v2 ERR_42 <id> <id>");
     halo_buf_reset(&b);
     halo_text_normalize_args("{ \"b\": 1,\n \"a\": [2, 3] }", &b);
     halo_buf_putc(&b, '\0');
@@ -689,6 +721,33 @@ TEST(report_json_follows_the_contract_and_markdown_its_layout)
     CHECK_CONTAINS(md, "- **Examples:** `000000000000000000000000000000c9`");
     CHECK_CONTAINS(md, "- **Hypothesis:** ");
     CHECK_CONTAINS(md, "- **Recommendation:** ");
+    free(md);
+    halo_report_free(r);
+}
+
+static void evil_run(rb *r, int run)
+{
+    begin(r, run, T0 + (uint64_t)run * 60000000000ull);
+    tool(r, "evil`\n\n# Injected\n![x](http://x.example/p.png)", 5,
+         HALO_STATUS_ERROR, "{}", NULL)
+        ->status_message = "Tool 'evil' not found";
+    end(r, HALO_STATUS_OK);
+}
+
+/* Names come from users' spans: they cannot break out of the Markdown. */
+TEST(markdown_names_stay_on_one_line)
+{
+    halo_report *r = with_pattern(evil_run, 9);
+    r->agent_id = strdup("agent\n# fake heading");
+    r->schedule = strdup("s`x");
+    r->mode = "detectors";
+    CHECK(r->n_findings == 1);
+    CHECK(!strchr(r->findings[0].title, '\n'));
+    char *md = halo_report_markdown(r);
+    CHECK(md != NULL);
+    CHECK(!strstr(md, "\n# Injected"));
+    CHECK(!strstr(md, "\n# fake heading"));
+    CHECK_CONTAINS(md, "# halo report: agent # fake heading\n");
     free(md);
     halo_report_free(r);
 }

@@ -4,7 +4,7 @@
  * the grace delay, catch-up up to its limit, exactly one report per
  * (schedule, agent, window) with two instances on one database, a run
  * abandoned mid-way (its instance "died") taken over once its lease
- * expired, and a failed run retried on the next tick.
+ * expired, and a failed run retried after a back-off.
  *
  * The stored data: agent a1 has one run in each hour 09:00..14:59 of
  * 2025-11-16 (UTC), agent a2 in 09:00..11:59.
@@ -347,7 +347,7 @@ TEST(restart_mid_run_taken_over_after_lease_postgres)
 /* ---- a failed run -----------------------------------------------------------
  */
 
-TEST(failed_run_is_retried_on_the_next_tick)
+TEST(failed_run_is_retried_after_a_backoff)
 {
     char spec[600], dir[300];
     halo_analyzer_config cfg = {0};
@@ -374,6 +374,11 @@ TEST(failed_run_is_retried_on_the_next_tick)
     CHECK_INT(ts.failed, 4);
     CHECK_INT(ts.runs, 0);
     cfg.reports_dir = good;
+    /* a failed run waits (30 s, doubling) before its next try */
+    now += 10ull * 1000000000ull;
+    CHECK(halo_scheduler_tick(s, &ts, &err) == HALO_OK);
+    CHECK_INT(ts.runs + ts.failed, 0);
+    CHECK_INT(ts.skipped, 4);
     now += MIN_NS;
     CHECK(halo_scheduler_tick(s, &ts, &err) == HALO_OK);
     CHECK_INT(ts.failed, 0);
