@@ -17,6 +17,7 @@
 
 #include "../core/clock.h"
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "text.h"
 
 #include <inttypes.h>
@@ -39,6 +40,35 @@ typedef struct backoff {
 
 enum { N_BACKOFF = 256 };
 
+/* Per schedule, on the metrics extension's /metrics. */
+typedef struct sched_metrics {
+    halo_metric *reports;  /* halo_analyzer_reports_total */
+    halo_metric *failed;   /* halo_analyzer_failed_runs_total */
+    halo_metric *findings; /* halo_analyzer_findings_total */
+    halo_metric *seconds;  /* halo_analyzer_run_seconds */
+} sched_metrics;
+
+static void register_metrics(sched_metrics *m, const char *schedule)
+{
+    static const double bounds[] = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+    char labels[200], name[120];
+    size_t n = 0;
+    for (const char *p = schedule; *p && n + 1 < sizeof name; p++)
+        name[n++] = (*p == '"' || *p == '\\' || *p == '\n') ? '_' : *p;
+    name[n] = '\0';
+    snprintf(labels, sizeof labels, "schedule=\"%s\"", name);
+    m->reports = halo_counter("halo_analyzer_reports_total",
+                              "reports written by the scheduler", labels);
+    m->failed =
+        halo_counter("halo_analyzer_failed_runs_total",
+                     "scheduled runs that failed (retried later)", labels);
+    m->findings = halo_counter("halo_analyzer_findings_total",
+                               "findings in the reports written", labels);
+    m->seconds = halo_histogram("halo_analyzer_run_seconds",
+                                "time to analyze a window and save its report",
+                                labels, bounds, sizeof bounds / sizeof *bounds);
+}
+
 struct halo_scheduler {
     halo_scheduler_opts o;
     char *spec;
@@ -47,6 +77,7 @@ struct halo_scheduler {
     halo_store *ro;
     int64_t *last_done; /* per schedule: newest fire with every run done */
     backoff backoffs[N_BACKOFF];
+    sched_metrics *metrics; /* per schedule */
     pthread_t thread;
     bool running;
     atomic_bool stop;
@@ -87,12 +118,16 @@ halo_status halo_scheduler_new(const halo_scheduler_opts *o,
     s->spec = strdup(o->store_spec ? o->store_spec : "");
     s->last_done = calloc(o->cfg->n_schedules ? o->cfg->n_schedules : 1,
                           sizeof *s->last_done);
-    if (!s->spec || !s->last_done) {
+    s->metrics = calloc(o->cfg->n_schedules ? o->cfg->n_schedules : 1,
+                        sizeof *s->metrics);
+    if (!s->spec || !s->last_done || !s->metrics) {
         halo_scheduler_free(s);
         return halo_fail(err, HALO_ENOMEM, "out of memory");
     }
-    for (size_t i = 0; i < o->cfg->n_schedules; i++)
+    for (size_t i = 0; i < o->cfg->n_schedules; i++) {
         s->last_done[i] = INT64_MIN;
+        register_metrics(&s->metrics[i], o->cfg->schedules[i].name);
+    }
     if (o->owner)
         snprintf(s->owner, sizeof s->owner, "%s", o->owner);
     else
@@ -272,8 +307,10 @@ static halo_status one_run(halo_scheduler *s, const halo_schedule_cfg *sc,
     halo_status fs =
         s->rw->ops->finish_run(s->rw, k, s->owner, now_ns(s), rs == HALO_OK, id,
                                rs == HALO_OK ? NULL : rerr.msg, &ferr);
+    sched_metrics *m = &s->metrics[sc - s->o.cfg->schedules];
     if (rs != HALO_OK) {
         ts->failed++;
+        halo_metric_add(m->failed, 1);
         if (rs == HALO_ESHUTDOWN) /* stopping, or taken over */
             return HALO_OK;
         uint64_t delay = backoff_fail(s, key, now_ns(s));
@@ -295,6 +332,9 @@ static halo_status one_run(halo_scheduler *s, const halo_schedule_cfg *sc,
     }
     ts->runs++;
     *done = true;
+    halo_metric_add(m->reports, 1);
+    halo_metric_add(m->findings, (double)nf);
+    halo_metric_observe(m->seconds, (double)(halo_mono_ns() - t0) / 1e9);
     LOG_INFO(PREFIX,
              "schedule %s, agent %s, window from %.19sZ: report %s, %zu "
              "finding%s (%.2f s)",
@@ -481,6 +521,7 @@ void halo_scheduler_free(halo_scheduler *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s->last_done);
+    free(s->metrics);
     free(s->spec);
     free(s);
 }

@@ -16,6 +16,7 @@
 #include "analyzer/analyzer_config.h"
 #include "analyzer/scheduler.h"
 #include "core/config.h"
+#include "core/metrics.h"
 #include "storage/store.h"
 
 #include <pthread.h>
@@ -166,6 +167,13 @@ static void alignment(bool pg, int *halo_test_failed)
     CHECK_INT(count_reports(spec, "a1", "2025-11-16T10:00:00"), 0);
     CHECK_INT(count_reports(spec, "a2", NULL), 1);
     CHECK_INT(count_reports(spec, "a2", "2025-11-16T11:00:00"), 1);
+    halo_buf mb = HALO_BUF_INIT;
+    halo_metrics_render(&mb);
+    halo_buf_putc(&mb, '\0');
+    CHECK_CONTAINS(mb.data, "halo_analyzer_reports_total{schedule=\"hourly\"}");
+    CHECK_CONTAINS(mb.data, "halo_analyzer_run_seconds_count{schedule="
+                            "\"hourly\"}");
+    halo_buf_free(&mb);
     char path[512];
     snprintf(path, sizeof path, "%s/a1/hourly/2025-11-16T13:00:00Z.json", dir);
     CHECK(file_exists(path));
