@@ -13,7 +13,8 @@ FUZZ_SECONDS ?= 30
 # Debian 12 packages needed to build, test and run.
 PKGS = build-essential cmake pkg-config tzdata \
        libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libmicrohttpd-dev \
-       libyaml-dev libsqlite3-dev libjansson-dev zlib1g-dev librdkafka-dev libpq-dev sqlite3
+       libyaml-dev libsqlite3-dev libjansson-dev zlib1g-dev librdkafka-dev libpq-dev sqlite3 \
+       libcurl4-openssl-dev
 TEST_PKGS = curl kcat protobuf-compiler postgresql
 FUZZ_PKGS = clang libclang-rt-14-dev
 
