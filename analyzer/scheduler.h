@@ -10,8 +10,9 @@
  * done. A failed run is logged and released, and tried again after a
  * back-off (30 s, doubling up to an hour); nothing a run does can stop the
  * daemon. A long run renews its claim while it reads, and checks it is
- * still its own before saving; stopping the scheduler ends a run early. A run whose instance died keeps
- * its claim until the lease expires, then any instance takes it over.
+ * still its own before saving; stopping the scheduler ends a run early. A run
+ * whose instance died keeps its claim until the lease expires, then any
+ * instance takes it over.
  *
  * The clock is injectable: tests drive halo_scheduler_tick() by hand with
  * a fake clock; `halo serve` runs halo_scheduler_start()'s thread on the
