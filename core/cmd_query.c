@@ -16,6 +16,7 @@
  */
 #include "cli.h"
 #include "clock.h"
+#include "trace_tree.h"
 
 #include "buf.h"
 #include "log.h"
@@ -198,32 +199,6 @@ static int trace_id_arg(const qopts *q, const char *s, uint8_t id[16])
 
 /* ---- formatting ---------------------------------------------------------- */
 
-static void fmt_duration(double ms, char *out, size_t n)
-{
-    if (ms < 0)
-        snprintf(out, n, "-");
-    else if (ms < 10)
-        snprintf(out, n, "%.2fms", ms);
-    else if (ms < 1000)
-        snprintf(out, n, "%.1fms", ms);
-    else if (ms < 60000)
-        snprintf(out, n, "%.2fs", ms / 1000);
-    else if (ms < 3600000)
-        snprintf(out, n, "%dm%02ds", (int)(ms / 60000), (int)(ms / 1000) % 60);
-    else
-        snprintf(out, n, "%dh%02dm", (int)(ms / 3600000),
-                 (int)(ms / 60000) % 60);
-}
-
-/* "2026-11-16T09:00:00.123456789Z" -> "2026-11-16T09:00:00Z". */
-static void fmt_start(const char *iso, char *out, size_t n)
-{
-    if (!iso || strlen(iso) < 19)
-        snprintf(out, n, "-");
-    else
-        snprintf(out, n, "%.19sZ", iso);
-}
-
 /* s cut to max bytes (on a UTF-8 boundary) with "..." when longer. */
 static void fmt_cut(const char *s, size_t max, char *out, size_t n)
 {
@@ -322,8 +297,8 @@ static void print_trace_table(const halo_trace_row *rows, size_t n)
     for (size_t i = 0; i < n; i++) {
         const halo_trace_row *t = &rows[i];
         char start[32], dur[32], agent[64], root[80];
-        fmt_start(t->start_time, start, sizeof start);
-        fmt_duration(t->duration_ms, dur, sizeof dur);
+        halo_fmt_start(t->start_time, start, sizeof start);
+        halo_fmt_duration(t->duration_ms, dur, sizeof dur);
         fmt_cut(t->agent_id, 32, agent, sizeof agent);
         if (t->root_name)
             fmt_cut(t->root_name, 60, root, sizeof root);
@@ -399,210 +374,16 @@ static const char show_help[] =
     "      --json         the spans in tree order as JSON, with their depth\n"
     "  -h, --help         this help\n";
 
-typedef struct tree {
-    const halo_span *spans;
-    size_t n;
-    size_t *order;      /* span indexes sorted by span id */
-    size_t *first;      /* first child, or SIZE_MAX */
-    size_t *last;       /* last child */
-    size_t *next;       /* next sibling */
-    unsigned char *why; /* 0 root/child, 1 parent missing, 2 parent cycle */
-    bool *seen;
-} tree;
-
-static int cmp_span_id(const void *a, const void *b, void *spans)
-{
-    const halo_span *x = (const halo_span *)spans + *(const size_t *)a;
-    const halo_span *y = (const halo_span *)spans + *(const size_t *)b;
-    return memcmp(x->span_id, y->span_id, 8);
-}
-
-/* Index of the span with this id; SIZE_MAX when absent. */
-static size_t find_span(const tree *t, const uint8_t id[8])
-{
-    size_t lo = 0, hi = t->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = memcmp(t->spans[t->order[mid]].span_id, id, 8);
-        if (c == 0)
-            return t->order[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return SIZE_MAX;
-}
-
-static bool tree_build(tree *t, const halo_span *spans, size_t n)
-{
-    memset(t, 0, sizeof *t);
-    t->spans = spans;
-    t->n = n;
-    t->order = malloc(n * sizeof *t->order);
-    t->first = malloc(n * sizeof *t->first);
-    t->last = malloc(n * sizeof *t->last);
-    t->next = malloc(n * sizeof *t->next);
-    t->why = calloc(n, 1);
-    t->seen = calloc(n, sizeof *t->seen);
-    if (!t->order || !t->first || !t->last || !t->next || !t->why || !t->seen)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        t->order[i] = i;
-        t->first[i] = t->last[i] = t->next[i] = SIZE_MAX;
-    }
-    qsort_r(t->order, n, sizeof *t->order, cmp_span_id, (void *)spans);
-    /* spans come in start order, so children lists are in start order */
-    for (size_t i = 0; i < n; i++) {
-        if (halo_span_is_root(&spans[i]))
-            continue;
-        size_t p = find_span(t, spans[i].parent_span_id);
-        if (p == SIZE_MAX || p == i) {
-            t->why[i] = 1;
-            continue;
-        }
-        if (t->last[p] == SIZE_MAX)
-            t->first[p] = i;
-        else
-            t->next[t->last[p]] = i;
-        t->last[p] = i;
-    }
-    return true;
-}
-
-static void tree_free(tree *t)
-{
-    free(t->order);
-    free(t->first);
-    free(t->last);
-    free(t->next);
-    free(t->why);
-    free(t->seen);
-}
-
-typedef struct frame {
-    size_t span;
-    size_t depth;
-    bool last;
-} frame;
-
-typedef void (*visit_fn)(void *ud, const tree *t, size_t span, size_t depth,
-                         const bool *last_at);
-
-/* Depth-first from top, children in start order, with an explicit stack
- * (a deep trace must not overflow the C stack). last_at[d] tells whether
- * the ancestor at depth d was its parent's last child. */
-static bool tree_walk(tree *t, size_t top, frame *stack, bool *last_at,
-                      visit_fn fn, void *ud)
-{
-    size_t sp = 0;
-    stack[sp++] = (frame){top, 0, true};
-    while (sp) {
-        frame f = stack[--sp];
-        if (t->seen[f.span])
-            continue;
-        t->seen[f.span] = true;
-        last_at[f.depth] = f.last;
-        fn(ud, t, f.span, f.depth, last_at);
-        /* push children in reverse so the first is visited first */
-        size_t count = 0;
-        for (size_t c = t->first[f.span]; c != SIZE_MAX; c = t->next[c])
-            count++;
-        size_t base = sp + count;
-        size_t k = 0;
-        for (size_t c = t->first[f.span]; c != SIZE_MAX; c = t->next[c], k++)
-            stack[base - 1 - k] = (frame){c, f.depth + 1, k == count - 1};
-        sp = base;
-    }
-    return true;
-}
-
-/* Every span once: top-level spans (roots, parent missing) in start order,
- * then whatever a parent cycle hid. */
-static bool tree_walk_all(tree *t, visit_fn fn, void *ud)
-{
-    /* each span is pushed at most once per parent edge: n entries suffice
-     * plus the top */
-    frame *stack = malloc((t->n + 1) * sizeof *stack);
-    bool *last_at = calloc(t->n + 1, sizeof *last_at);
-    if (!stack || !last_at) {
-        free(stack);
-        free(last_at);
-        return false;
-    }
-    for (size_t i = 0; i < t->n; i++)
-        if (halo_span_is_root(&t->spans[i]) || t->why[i] == 1)
-            tree_walk(t, i, stack, last_at, fn, ud);
-    for (size_t i = 0; i < t->n; i++) {
-        if (!t->seen[i]) {
-            t->why[i] = 2;
-            tree_walk(t, i, stack, last_at, fn, ud);
-        }
-    }
-    free(stack);
-    free(last_at);
-    return true;
-}
-
-typedef struct show_ctx {
+typedef struct json_ctx {
     halo_buf *out;
-    bool color;
-    bool json;
     size_t count;
-} show_ctx;
+} json_ctx;
 
-static double span_ms(const halo_span *s)
-{
-    return (double)(int64_t)(s->end_ns - s->start_ns) / 1e6;
-}
-
-static void show_line(void *ud, const tree *t, size_t i, size_t depth,
-                      const bool *last_at)
-{
-    show_ctx *c = ud;
-    halo_buf *b = c->out;
-    const halo_span *s = &t->spans[i];
-    for (size_t d = 1; d < depth; d++)
-        halo_buf_puts(b, last_at[d] ? "   " : "\xe2\x94\x82  ");
-    if (depth > 0)
-        halo_buf_puts(b, last_at[depth] ? "\xe2\x94\x94\xe2\x94\x80 "
-                                        : "\xe2\x94\x9c\xe2\x94\x80 ");
-    char dur[32];
-    fmt_duration(span_ms(s), dur, sizeof dur);
-    halo_buf_printf(b, "%s  %s  %s  ", s->name && *s->name ? s->name : "-",
-                    s->d.span_type ? s->d.span_type : "-", dur);
-    if (s->status_code == HALO_STATUS_ERROR) {
-        halo_buf_printf(b, "%sERROR%s%s%s", c->color ? "\x1b[1;31m" : "",
-                        *s->status_message ? ": " : "", s->status_message,
-                        c->color ? "\x1b[0m" : "");
-    } else {
-        halo_buf_puts(b, halo_status_code_name(s->status_code));
-    }
-    if (s->d.tool_name)
-        halo_buf_printf(b, "  tool=%s", s->d.tool_name);
-    if (s->d.model)
-        halo_buf_printf(b, "  model=%s", s->d.model);
-    if (s->d.has_input_tokens)
-        halo_buf_printf(b, "  in=%" PRId64, s->d.input_tokens);
-    if (s->d.has_output_tokens)
-        halo_buf_printf(b, "  out=%" PRId64, s->d.output_tokens);
-    if (s->d.has_cost)
-        halo_buf_printf(b, "  cost=%.4f", s->d.cost);
-    if (t->why[i] == 1) {
-        char pid[17];
-        halo_hex_encode(s->parent_span_id, 8, pid);
-        halo_buf_printf(b, "  (orphan: parent %s not stored)", pid);
-    } else if (t->why[i] == 2) {
-        halo_buf_puts(b, "  (in a parent cycle)");
-    }
-    halo_buf_putc(b, '\n');
-}
-
-static void show_json_span(void *ud, const tree *t, size_t i, size_t depth,
+static void show_json_span(void *ud, const halo_tree *t, size_t i, size_t depth,
                            const bool *last_at)
 {
     (void)last_at;
-    show_ctx *c = ud;
+    json_ctx *c = ud;
     halo_buf *b = c->out;
     const halo_span *s = &t->spans[i];
     char sid[17], pid[17], start[HALO_ISO_NS_LEN];
@@ -622,7 +403,7 @@ static void show_json_span(void *ud, const tree *t, size_t i, size_t depth,
     halo_buf_putc(b, ',');
     json_key_str(b, "span_type", s->d.span_type);
     halo_buf_printf(b, ",\"start_time\":\"%s\",\"duration_ms\":", start);
-    halo_buf_json_double(b, span_ms(s));
+    halo_buf_json_double(b, halo_span_ms(s));
     halo_buf_printf(b, ",\"status_code\":\"%s\",",
                     halo_status_code_name(s->status_code));
     json_key_str(b, "status_message", s->status_message);
@@ -648,46 +429,23 @@ static void show_json_span(void *ud, const tree *t, size_t i, size_t depth,
     halo_buf_putc(b, '}');
 }
 
-/* Header line: id, agent, start, duration, counts. */
-static void show_header(halo_buf *b, const char *tid, const halo_span *sp,
-                        size_t n)
-{
-    uint64_t start = UINT64_MAX, end = 0;
-    size_t errors = 0;
-    const char *agent = NULL;
-    for (size_t i = 0; i < n; i++) {
-        start = sp[i].start_ns < start ? sp[i].start_ns : start;
-        end = sp[i].end_ns > end ? sp[i].end_ns : end;
-        errors += sp[i].status_code == HALO_STATUS_ERROR;
-        if (!agent || halo_span_is_root(&sp[i]))
-            agent = sp[i].d.agent_id ? sp[i].d.agent_id : agent;
-    }
-    char iso[HALO_ISO_NS_LEN], st[32], dur[32];
-    halo_iso_from_ns(start, iso);
-    fmt_start(iso, st, sizeof st);
-    fmt_duration((double)(int64_t)(end - start) / 1e6, dur, sizeof dur);
-    halo_buf_printf(b,
-                    "trace %s  agent=%s  start=%s  duration=%s  spans=%zu"
-                    "  errors=%zu\n\n",
-                    tid, agent ? agent : "-", st, dur, n, errors);
-}
-
 static int show_spans(const qopts *q, const char *tid, const halo_span *sp,
                       size_t n)
 {
-    tree t;
     halo_buf b = HALO_BUF_INIT;
-    show_ctx c = {&b, !q->json && isatty(STDOUT_FILENO), q->json, 0};
-    bool ok = tree_build(&t, sp, n);
-    if (ok && q->json) {
+    bool ok;
+    if (q->json) {
+        halo_tree t;
+        json_ctx c = {&b, 0};
+        ok = halo_tree_build(&t, sp, n);
         halo_buf_printf(&b, "{\"trace_id\":\"%s\",\"spans\":[", tid);
-        ok = tree_walk_all(&t, show_json_span, &c);
+        ok = ok && halo_tree_walk_all(&t, show_json_span, &c);
         halo_buf_puts(&b, "]}");
-    } else if (ok) {
-        show_header(&b, tid, sp, n);
-        ok = tree_walk_all(&t, show_line, &c);
+        halo_tree_free(&t);
+    } else {
+        halo_trace_text_opts o = {.color = isatty(STDOUT_FILENO)};
+        ok = halo_trace_text(tid, sp, n, &o, &b);
     }
-    tree_free(&t);
     if (!ok || b.oom) {
         halo_buf_free(&b);
         return runtime_error(q, "out of memory");
@@ -825,8 +583,8 @@ static void agents_table(const halo_agent_stats *r, size_t n)
             fmt_cut(r[i].agent_id, 40, agent, sizeof agent);
         else
             snprintf(agent, sizeof agent, "(none)");
-        fmt_duration(r[i].p50_ms, p50, sizeof p50);
-        fmt_duration(r[i].p95_ms, p95, sizeof p95);
+        halo_fmt_duration(r[i].p50_ms, p50, sizeof p50);
+        halo_fmt_duration(r[i].p95_ms, p95, sizeof p95);
         snprintf(rate, sizeof rate, "%.1f%%", r[i].error_rate * 100);
         printf("%-*s  %6" PRId64 "  %10s  %9s  %9s  %10" PRId64 "  %10" PRId64
                "  %10.4f\n",

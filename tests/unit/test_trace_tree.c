@@ -1,0 +1,74 @@
+/*
+ * test_trace_tree.c -- one trace drawn as a tree (core/trace_tree.c): the
+ * text `halo traces show` prints and the analyzer's view_trace tool sends,
+ * with inputs and outputs on their own lines, cut at a character boundary;
+ * orphans and parent cycles shown once each, never a hang.
+ */
+#include "core/trace_tree.h"
+#include "harness.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void span(halo_span *s, int id, int parent, const char *name,
+                 uint64_t start_ms)
+{
+    memset(s, 0, sizeof *s);
+    s->span_id[7] = (uint8_t)id;
+    if (parent)
+        s->parent_span_id[7] = (uint8_t)parent;
+    s->name = name;
+    s->status_message = "";
+    s->start_ns = 1795000000000000000ull + start_ms * 1000000ull;
+    s->end_ns = s->start_ns + 5000000ull;
+    s->d.span_type = parent ? "TOOL" : "AGENT";
+}
+
+TEST(tree_text_with_inputs_and_outputs)
+{
+    halo_span sp[4];
+    span(&sp[0], 1, 0, "agent.run", 0);
+    span(&sp[1], 2, 1, "search", 1);
+    sp[1].d.tool_name = "search";
+    sp[1].d.input = "{\"q\": \"line one\nline two\"}";
+    sp[1].d.output = "r\xc3\xa9sultat tr\xc3\xa8s long";
+    span(&sp[2], 3, 1, "fetch", 2);
+    sp[2].status_code = HALO_STATUS_ERROR;
+    sp[2].status_message = "timeout";
+    span(&sp[3], 4, 9, "orphan", 3); /* parent 9 not stored */
+    halo_buf b = HALO_BUF_INIT;
+    halo_trace_text_opts o = {.io_max = 8};
+    CHECK(halo_trace_text("t1", sp, 4, &o, &b));
+    halo_buf_putc(&b, '\0');
+    fprintf(stderr, "%s", b.data);
+    CHECK_CONTAINS(b.data, "trace t1  agent=-");
+    CHECK_CONTAINS(b.data, "\xe2\x94\x9c\xe2\x94\x80 search  TOOL");
+    CHECK_CONTAINS(b.data, "    input: {\"q\": \"l...\n");
+    /* cut at 8 bytes would split the 'é' of "résultat": kept whole */
+    CHECK_CONTAINS(b.data, "    output: r\xc3\xa9sulta...\n");
+    CHECK_CONTAINS(b.data, "fetch  TOOL  5.00ms  ERROR: timeout");
+    CHECK_CONTAINS(b.data, "orphan  TOOL  5.00ms  UNSET  (orphan: parent "
+                           "0000000000000009 not stored)");
+    halo_buf_free(&b);
+    /* without io_max: no input/output lines (halo traces show) */
+    halo_trace_text_opts plain = {0};
+    CHECK(halo_trace_text("t1", sp, 4, &plain, &b));
+    halo_buf_putc(&b, '\0');
+    CHECK(!strstr(b.data, "input:"));
+    halo_buf_free(&b);
+}
+
+TEST(parent_cycle_is_drawn_once)
+{
+    halo_span sp[3];
+    span(&sp[0], 1, 2, "a", 0);
+    span(&sp[1], 2, 3, "b", 1);
+    span(&sp[2], 3, 1, "c", 2);
+    halo_buf b = HALO_BUF_INIT;
+    CHECK(halo_trace_text("t2", sp, 3, NULL, &b));
+    halo_buf_putc(&b, '\0');
+    CHECK_CONTAINS(b.data, "(in a parent cycle)");
+    const char *first = strstr(b.data, "\na  ");
+    CHECK(first && !strstr(first + 1, "\na  "));
+    halo_buf_free(&b);
+}
