@@ -115,7 +115,16 @@ typedef struct halo_report {
     halo_finding *findings;
     size_t n_findings;
     halo_report_budget budget;
+    /* the window's totals, for the waste shares (not rendered) */
+    double total_ms;
+    double total_tokens;
+    double total_cost;
 } halo_report;
+
+/* Score each finding (its fraction plus the shares of the window's time,
+ * tokens and cost it wasted: README.md, Impact), set its severity, sort
+ * and number them. Uses r->total_*. */
+void halo_findings_rank(halo_report *r);
 
 void halo_report_free(halo_report *r);
 

@@ -869,6 +869,17 @@ halo_status halo_detect_finish(halo_detect *d, halo_report *r, halo_err *err)
     halo_status st = detect_window_findings(d, r, err);
     if (st != HALO_OK)
         return st;
-    findings_rank(d, r);
+    /* the window's totals, for the waste shares */
+    double ms = 0, cost = 0;
+    int64_t tokens = 0;
+    for (size_t i = 0; i < d->n_runs; i++) {
+        ms += d->runs[i].duration_ms;
+        cost += d->runs[i].cost;
+        tokens = tok_add(tokens, d->runs[i].tokens);
+    }
+    r->total_ms = ms;
+    r->total_tokens = (double)tokens;
+    r->total_cost = cost;
+    halo_findings_rank(r);
     return HALO_OK;
 }

@@ -139,8 +139,6 @@ bool finding_from_group(halo_detect *d, const group *g, halo_report *r);
 halo_finding *finding_new(halo_report *r);
 /* malloc'd printf. */
 char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Score, severity, then sort and rank r's findings. */
-void findings_rank(halo_detect *d, halo_report *r);
 /* The threshold of runs a pattern needs in this window. */
 int64_t detect_needed_runs(const halo_detect *d);
 

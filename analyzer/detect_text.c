@@ -357,14 +357,9 @@ static int cmp_findings(const void *a, const void *b)
     return c ? c : strcmp(x->title, y->title);
 }
 
-void findings_rank(halo_detect *d, halo_report *r)
+void halo_findings_rank(halo_report *r)
 {
-    double ms = 0, cost = 0, tokens = 0;
-    for (size_t i = 0; i < d->n_runs; i++) {
-        ms += d->runs[i].duration_ms;
-        cost += d->runs[i].cost;
-        tokens += (double)d->runs[i].tokens;
-    }
+    double ms = r->total_ms, cost = r->total_cost, tokens = r->total_tokens;
     for (size_t i = 0; i < r->n_findings; i++) {
         halo_finding *f = &r->findings[i];
         double waste = share(f->wasted_ms, ms);
