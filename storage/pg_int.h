@@ -93,6 +93,13 @@ extern const char PGR_SQL_SCAN_SPANS[];
 halo_status pgr_scan_window(halo_store *st, const halo_scan_filter *f,
                             halo_scan_fn fn, void *ctx, halo_err *err);
 
+/* The analyzer's sql and search tools (pg_tools.c). */
+halo_status pgt_sql_query(halo_store *st, const halo_sql_req *req,
+                          halo_arena *arena, char **text, halo_err *err);
+halo_status pgt_search_spans(halo_store *st, const halo_search_req *req,
+                             halo_arena *arena, halo_search_hit **hits,
+                             size_t *n, halo_err *err);
+
 /* Analyzer run claims (pg_runs.c). */
 halo_status pgr_claim_run(halo_store *st, const halo_run_key *k,
                           const char *owner, uint64_t now_ns, uint64_t lease_ns,

@@ -252,6 +252,8 @@ static const halo_store_ops pg_ops = {
     .scan_window = pgr_scan_window,
     .claim_run = pgr_claim_run,
     .finish_run = pgr_finish_run,
+    .sql_query = pgt_sql_query,
+    .search_spans = pgt_search_spans,
     .close = pgs_close,
 };
 

@@ -809,6 +809,8 @@ static const halo_store_ops sq_ops = {
     .scan_window = sq_scan_window,
     .claim_run = sq_claim_run,
     .finish_run = sq_finish_run,
+    .sql_query = sq_sql_query,
+    .search_spans = sq_search_spans,
     .close = sq_close,
 };
 

@@ -233,6 +233,13 @@ halo_status sq_list_reports(halo_store *st, const halo_report_filter *f,
 halo_status sq_get_report(halo_store *st, const char *id, halo_arena *arena,
                           halo_report_row *out, halo_err *err);
 
+/* The analyzer's sql and search tools (sqlite_tools.c). */
+halo_status sq_sql_query(halo_store *st, const halo_sql_req *req,
+                         halo_arena *arena, char **text, halo_err *err);
+halo_status sq_search_spans(halo_store *st, const halo_search_req *req,
+                            halo_arena *arena, halo_search_hit **hits,
+                            size_t *n, halo_err *err);
+
 /* Analyzer run claims (sqlite_runs.c). */
 halo_status sq_claim_run(halo_store *st, const halo_run_key *k,
                          const char *owner, uint64_t now_ns, uint64_t lease_ns,

@@ -206,6 +206,72 @@ typedef struct halo_write_stats {
     int64_t fixed_up;   /* stored spans that took their root's identity */
 } halo_write_stats;
 
+/* ---- the analyzer's tools (sql_query / search_spans) -------------------- */
+
+/* The RLM engine's `sql` tool (DESIGN §7): one read-only statement of the
+ * model's over the relations `spans` and `traces`, which inside the tool
+ * hold only the scope's rows: the traces of agent_id that started in
+ * [since_ns, until_ns) (0: unbounded) and their spans. Both relations have
+ * the columns and column order of SQLite's tables (storage/README.md),
+ * times as ISO-8601 text with 9 digits in both backends (use
+ * *_unix_nano for arithmetic); nothing else in the database is visible.
+ *
+ * The result is text for a model: a header line of column names, then one
+ * line per row, cells separated by tabs (backslash, tab, newline, CR and
+ * other control bytes escaped as \\ \t \n \r \xNN; NULL as "NULL";
+ * numbers formatted the same way by both backends), each cell cut at
+ * max_cell bytes (at a UTF-8 boundary, "..." appended), then a footer:
+ *
+ *   (N rows)                         every row shown
+ *   (showing N of M rows)            max_rows or max_bytes reached; M the
+ *   (showing N of M+ rows)           total, "M+" when counting stopped
+ *                                    (10000 rows past the last shown, or
+ *                                    the timeout)
+ *
+ * A refused or failed statement is HALO_EINVAL with text for the model in
+ * err->msg: "only one statement is allowed", "only SELECT statements are
+ * allowed", "write access is not allowed", "table "X" is not available:
+ * query spans and traces", "function X is not allowed", "schema-qualified
+ * names are not allowed: query spans and traces", "statement timed out
+ * after N ms", or the database's own error text. Other statuses (HALO_EIO,
+ * HALO_ERETRY) are the store's failures, not the model's. */
+typedef struct halo_sql_req {
+    const char *agent_id; /* required */
+    uint64_t since_ns;    /* trace start >= since; 0: no lower bound */
+    uint64_t until_ns;    /* trace start < until; 0: no upper bound */
+    const char *sql;      /* ONE SELECT (or WITH ... SELECT, VALUES) */
+    int64_t max_rows;     /* rows shown; <= 0: 100 */
+    size_t max_bytes;     /* bytes of the whole text; 0: 16384 */
+    size_t max_cell;      /* bytes of one cell; 0: 500 */
+    int64_t timeout_ms;   /* the whole call; <= 0: 5000 */
+} halo_sql_req;
+
+/* The `search` tool: spans of the scope (as halo_sql_req's) whose input,
+ * output or status_message contains query, ASCII case-insensitively (every
+ * other byte, % and _ included, matches itself). One hit per matching
+ * field, spans ordered by start time (ties: trace id, span id), fields in
+ * the order input, output, status_message; at most limit hits. */
+typedef struct halo_search_req {
+    const char *agent_id; /* required */
+    uint64_t since_ns;    /* as halo_sql_req */
+    uint64_t until_ns;
+    const char *query; /* not empty */
+    int64_t limit;     /* <= 0: 20 */
+    size_t snippet;    /* bytes of text around the first match; 0: 160 */
+} halo_search_req;
+
+typedef struct halo_search_hit {
+    char trace_id[33];
+    char span_id[17];
+    const char *name;
+    const char *field; /* "input" | "output" | "status_message" */
+    /* About `snippet` bytes around the first match, cut at UTF-8
+     * boundaries, "..." where the field's text goes on. */
+    const char *snippet;
+    size_t match_off; /* byte offset of the match in the field */
+    uint64_t start_ns;
+} halo_search_hit;
+
 /* ---- the vtable -------------------------------------------------------- */
 
 typedef struct halo_store_ops {
@@ -289,6 +355,17 @@ typedef struct halo_store_ops {
                               const char *owner, uint64_t now_ns, bool ok,
                               const char *report_id, const char *error,
                               halo_err *err);
+    /* The `sql` tool (halo_sql_req above): *text (in arena) is the result
+     * for the model; HALO_EINVAL with the model's error in err otherwise.
+     * Runs in a read-only snapshot on a connection of its own (SQLite) or
+     * in a READ ONLY transaction that leaves nothing behind (PostgreSQL);
+     * allowed on read-only stores. */
+    halo_status (*sql_query)(halo_store *st, const halo_sql_req *req,
+                             halo_arena *arena, char **text, halo_err *err);
+    /* The `search` tool (halo_search_req above): hits[0..*n) in arena. */
+    halo_status (*search_spans)(halo_store *st, const halo_search_req *req,
+                                halo_arena *arena, halo_search_hit **hits,
+                                size_t *n, halo_err *err);
     void (*close)(halo_store *st);
 } halo_store_ops;
 
