@@ -52,7 +52,15 @@ static const halo_field llm_schema[] = {
     {"api_key", HALO_F_STRING, offsetof(halo_llm_cfg, api_key), NULL, 0, 0,
      NULL, NULL, 0, "API key (sent as a bearer token)"},
     {"timeout", HALO_F_DURATION, offsetof(halo_llm_cfg, timeout), "120s", 1e9,
-     3.6e12, NULL, NULL, 0, "per request"},
+     3.6e12, NULL, NULL, 0, "per call: every attempt and wait between them"},
+    {"temperature", HALO_F_DOUBLE, offsetof(halo_llm_cfg, temperature), "0.2",
+     0, 2, NULL, NULL, 0, "sampling temperature"},
+    {"max_tokens", HALO_F_INT, offsetof(halo_llm_cfg, max_tokens), "4096", 0,
+     1e7, NULL, NULL, 0, "completion tokens per call (0: not sent)"},
+    {"max_retries", HALO_F_INT, offsetof(halo_llm_cfg, max_retries), "4", 0, 20,
+     NULL, NULL, 0, "retries on 429, 5xx and connection errors"},
+    {"headers", HALO_F_STRLIST, offsetof(halo_llm_cfg, headers), NULL, 0, 0,
+     NULL, NULL, 0, "extra request headers, \"Name: value\" each"},
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, NULL},
 };
 

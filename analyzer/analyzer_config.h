@@ -41,11 +41,17 @@ typedef struct halo_schedule_cfg {
     halo_sched_spec spec;
 } halo_schedule_cfg;
 
+/* The RLM engine's model: an OpenAI-compatible chat-completions server
+ * (analyzer/llm.h, LLM.md). */
 typedef struct halo_llm_cfg {
-    char *base_url;
+    char *base_url; /* ".../v1": POST {base_url}/chat/completions */
     char *model;
-    char *api_key;
-    int64_t timeout;
+    char *api_key;        /* bearer token; NULL/"": none sent; never logged */
+    int64_t timeout;      /* ns: one call, retries and waits included */
+    double temperature;   /* 0..2 */
+    int64_t max_tokens;   /* 0: not sent (the server's default) */
+    int64_t max_retries;  /* on 429/5xx/connection errors */
+    halo_strlist headers; /* extra "Name: value" request headers */
 } halo_llm_cfg;
 
 typedef struct halo_analyzer_config {
