@@ -115,6 +115,7 @@ typedef struct halo_report {
     halo_finding *findings;
     size_t n_findings;
     halo_report_budget budget;
+    char *note; /* a remark for people (Markdown only), NULL: none */
     /* the window's totals, for the waste shares (not rendered) */
     double total_ms;
     double total_tokens;
@@ -162,9 +163,9 @@ typedef struct halo_analyze_req {
     uint64_t window_start_ns;
     uint64_t window_end_ns;
     const halo_detect_config *cfg; /* NULL: defaults */
-    /* Progress on long scans (NULL: none): called about once a second
-     * while runs are read; returning false stops the analysis
-     * (HALO_ESHUTDOWN "analysis stopped"). */
+    /* Progress on long work (NULL: none): called about once a second
+     * while runs are read, and before every request to the model (then
+     * with -1, -1); returning false stops the analysis (HALO_ESHUTDOWN). */
     bool (*progress)(void *ctx, int64_t runs_done, int64_t runs_total);
     void *progress_ctx;
 } halo_analyze_req;
@@ -172,6 +173,15 @@ typedef struct halo_analyze_req {
 /* Analyze req's window in st: stats, detectors, ranked findings. */
 halo_status halo_analyze(halo_store *st, const halo_analyze_req *req,
                          halo_report **out, halo_err *err);
+
+/* reports_dir/<agent>/<schedule>/<window-start> (the directories
+ * created) into out: the report's files are this plus ".json", ".md",
+ * ".transcript.jsonl". Agent and schedule names are made safe and
+ * distinct as path components. */
+halo_status halo_report_base_path(const char *reports_dir, const char *agent_id,
+                                  const char *schedule,
+                                  uint64_t window_start_ns, char *out,
+                                  size_t cap, halo_err *err);
 
 /* Store the report (the `reports` table) and, when reports_dir is not
  * NULL, write reports_dir/<agent>/<schedule>/<window-start>.{json,md}

@@ -35,11 +35,17 @@ static const halo_field schedule_schema[] = {
     {"agents", HALO_F_STRLIST, SOFF(agents), "*", 0, 0, NULL, NULL, 0,
      "agent ids to report on; \"*\": every agent active in the window"},
     {"prompt", HALO_F_STRING, SOFF(prompt), NULL, 0, 0, NULL, NULL, 0,
-     "the RLM engine's question (not built yet: detectors only)"},
+     "the RLM engine's question (default: analyzer/prompts/default.md)"},
     {"max_depth", HALO_F_INT, SOFF(max_depth), "2", 0, 10, NULL, NULL, 0,
      "RLM: sub-call depth"},
     {"max_turns", HALO_F_INT, SOFF(max_turns), "20", 1, 1000, NULL, NULL, 0,
      "RLM: turns per call"},
+    {"span_limit", HALO_F_INT, SOFF(span_limit), "200", 1, 100000, NULL, NULL,
+     0, "RLM: spans of one run view_trace shows"},
+    {"token_budget", HALO_F_INT, SOFF(token_budget), "500000", 0, 1e10, NULL,
+     NULL, 0, "RLM: prompt + completion tokens of every call (0: none)"},
+    {"timeout", HALO_F_DURATION, SOFF(timeout), "15m", 1e9, 8.64e13, NULL, NULL,
+     0, "RLM: wall-clock time of one investigation"},
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, NULL},
 };
 #undef SOFF
@@ -76,6 +82,9 @@ static const halo_field analyzer_schema[] = {
      AOFF(llm_present), "the RLM engine's model"},
     {"detectors", HALO_F_SECTION, AOFF(detectors), NULL, 0, 0, NULL,
      halo_detect_schema, AOFF(detectors_present), "detector thresholds"},
+    {"redaction", HALO_F_SECTION, AOFF(redaction), NULL, 0, 0, NULL,
+     halo_redact_schema, AOFF(redaction_present),
+     "what is removed from span contents before they reach a model"},
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, NULL},
 };
 #undef AOFF
@@ -195,4 +204,19 @@ void halo_analyzer_config_free(halo_analyzer_config *cfg)
     free(cfg->schedules);
     halo_config_release(analyzer_schema, cfg);
     memset(cfg, 0, sizeof *cfg);
+}
+
+void halo_schedule_cfg_defaults(halo_schedule_cfg *s)
+{
+    memset(s, 0, sizeof *s);
+    halo_errlist errs = {0};
+    halo_config_apply(schedule_schema, NULL, s, "schedule", &errs);
+    halo_errlist_free(&errs);
+}
+
+void halo_schedule_cfg_release(halo_schedule_cfg *s)
+{
+    halo_config_release(schedule_schema, s);
+    halo_tz_free(s->tz);
+    memset(s, 0, sizeof *s);
 }

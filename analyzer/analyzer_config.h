@@ -7,6 +7,7 @@
  *     lease: 10m               # how long a claimed run stays claimed
  *     llm: { base_url, model, api_key, timeout }   # the RLM engine's
  *     detectors: { min_traces: 3, ... }            # analyzer.h thresholds
+ *     redaction: { keys: [...], patterns: [...] }  # redact.h
  *     schedules:
  *       - { name: hourly, every: hourly, window: 1h, agents: ["*"] }
  *       - { name: nightly, every: daily, at: "02:00", timezone: Europe/Paris,
@@ -21,6 +22,7 @@
 
 #include "../core/config.h"
 #include "analyzer.h"
+#include "redact.h"
 #include "schedule.h"
 
 typedef struct halo_schedule_cfg {
@@ -29,13 +31,16 @@ typedef struct halo_schedule_cfg {
     char *at;
     char *cron;
     char *timezone;
-    int64_t window;      /* ns; 0: from the previous fire time */
-    int64_t grace;       /* ns */
-    int64_t catch_up;    /* windows */
-    halo_strlist agents; /* "*" = every agent active in the window */
-    char *prompt;        /* the RLM engine's (not built: detectors only) */
-    int64_t max_depth;
-    int64_t max_turns;
+    int64_t window;       /* ns; 0: from the previous fire time */
+    int64_t grace;        /* ns */
+    int64_t catch_up;     /* windows */
+    halo_strlist agents;  /* "*" = every agent active in the window */
+    char *prompt;         /* the RLM engine's (not built: detectors only) */
+    int64_t max_depth;    /* RLM: sub-call nesting */
+    int64_t max_turns;    /* RLM: turns per call */
+    int64_t span_limit;   /* RLM: spans view_trace shows */
+    int64_t token_budget; /* RLM: tokens over every call, 0: none */
+    int64_t timeout;      /* RLM: ns for the whole investigation */
     /* filled by halo_analyzer_config_parse */
     halo_tz *tz;
     halo_sched_spec spec;
@@ -63,6 +68,8 @@ typedef struct halo_analyzer_config {
     bool llm_present;
     halo_detect_config detectors;
     bool detectors_present;
+    halo_redact_cfg redaction;
+    bool redaction_present;
     halo_schedule_cfg *schedules;
     size_t n_schedules;
 } halo_analyzer_config;
@@ -73,5 +80,10 @@ typedef struct halo_analyzer_config {
 bool halo_analyzer_config_parse(const halo_node *root,
                                 halo_analyzer_config *cfg, halo_errlist *errs);
 void halo_analyzer_config_free(halo_analyzer_config *cfg);
+
+/* A schedule's defaults (for `halo analyze`, which has no schedule):
+ * release with halo_schedule_cfg_release. */
+void halo_schedule_cfg_defaults(halo_schedule_cfg *s);
+void halo_schedule_cfg_release(halo_schedule_cfg *s);
 
 #endif

@@ -37,6 +37,7 @@ void halo_report_free(halo_report *r)
     free(r->agent_id);
     free(r->schedule);
     free(r->model);
+    free(r->note);
     free(r);
 }
 
@@ -232,6 +233,11 @@ char *halo_report_markdown(const halo_report *r)
                     "Schedule `%s`, window %s to %s, generated %s by the %s "
                     "(report `%s`).\n\n",
                     sched, ws, we, gen, r->mode, r->id);
+    if (r->note) {
+        char note[600];
+        halo_text_one_line(r->note, note, sizeof note);
+        halo_buf_printf(&b, "> **Note:** %s\n\n", note);
+    }
     halo_buf_puts(&b, "## Summary\n\n");
     if (s->traces == 0)
         halo_buf_puts(&b, "No runs of this agent in this window.\n\n");

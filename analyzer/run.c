@@ -229,27 +229,40 @@ static halo_status write_file(const char *path, const char *text, halo_err *err)
     return HALO_OK;
 }
 
+halo_status halo_report_base_path(const char *dir, const char *agent_id,
+                                  const char *schedule,
+                                  uint64_t window_start_ns, char *out,
+                                  size_t cap, halo_err *err)
+{
+    char agent[256], sched[256], start[HALO_ISO_NS_LEN];
+    safe_component(agent_id, agent, sizeof agent);
+    safe_component(schedule, sched, sizeof sched);
+    halo_iso_from_ns(window_start_ns, start);
+    if (window_start_ns % 1000000000u == 0)
+        strcpy(start + 19, "Z");
+    int n = snprintf(out, cap, "%s/%s/%s", dir, agent, sched);
+    if (n < 0 || (size_t)n + HALO_ISO_NS_LEN + 2 >= cap)
+        return halo_fail(err, HALO_EINVAL, "reports_dir path is too long");
+    halo_status s = mkdirs(out, err);
+    if (s == HALO_OK)
+        snprintf(out + n, cap - (size_t)n, "/%s", start);
+    return s;
+}
+
 static halo_status save_files(const halo_report *r, const char *dir,
                               const char *json, const char *md, halo_err *err)
 {
-    char agent[256], sched[256], start[HALO_ISO_NS_LEN];
-    safe_component(r->agent_id, agent, sizeof agent);
-    safe_component(r->schedule, sched, sizeof sched);
-    halo_iso_from_ns(r->window_start_ns, start);
-    if (r->window_start_ns % 1000000000u == 0)
-        strcpy(start + 19, "Z");
     char path[4096];
-    int n = snprintf(path, sizeof path, "%s/%s/%s", dir, agent, sched);
-    if (n < 0 || (size_t)n >= sizeof path - 64)
-        return halo_fail(err, HALO_EINVAL, "reports_dir path is too long");
-    halo_status s = mkdirs(path, err);
+    halo_status s =
+        halo_report_base_path(dir, r->agent_id, r->schedule, r->window_start_ns,
+                              path, sizeof path - 8, err);
     if (s != HALO_OK)
         return s;
     size_t base = strlen(path);
-    snprintf(path + base, sizeof path - base, "/%s.json", start);
+    snprintf(path + base, sizeof path - base, ".json");
     if ((s = write_file(path, json, err)) != HALO_OK)
         return s;
-    snprintf(path + base, sizeof path - base, "/%s.md", start);
+    snprintf(path + base, sizeof path - base, ".md");
     return write_file(path, md, err);
 }
 

@@ -14,6 +14,7 @@
  * it, drops the handles and tries again on the next tick.
  */
 #include "scheduler.h"
+#include "rlm.h"
 
 #include "../core/clock.h"
 #include "../core/log.h"
@@ -219,7 +220,8 @@ static halo_status do_run(halo_scheduler *s, const halo_schedule_cfg *sc,
     req.progress = renew;
     req.progress_ctx = &rc;
     halo_report *r = NULL;
-    halo_status st = halo_analyze(s->ro, &req, &r, err);
+    halo_investigate_opts io = {s->o.cfg, sc, NULL, s->o.cfg->reports_dir};
+    halo_status st = halo_investigate(s->ro, &req, &io, &r, err);
     if (st != HALO_OK)
         return st;
     if (!renew_claim(&rc, true)) { /* still ours? */
@@ -493,9 +495,9 @@ halo_status halo_scheduler_start(halo_scheduler *s, halo_err *err)
                  sc->cron ? sc->cron : sc->every, sc->at ? " at " : "",
                  sc->at ? sc->at : "", sc->timezone, sc->grace / 1000000000,
                  sc->catch_up,
-                 sc->prompt ? "; prompt ignored: the RLM engine is not built "
-                              "yet, detectors only"
-                            : "");
+                 s->o.cfg->llm.base_url && *s->o.cfg->llm.base_url
+                     ? "; with the model"
+                     : "; detectors only (no analyzer.llm)");
     }
     return HALO_OK;
 }

@@ -17,6 +17,7 @@
 
 #include "analyzer/analyzer.h"
 #include "analyzer/analyzer_config.h"
+#include "analyzer/rlm.h"
 #include "storage/store.h"
 
 #include <getopt.h>
@@ -196,6 +197,11 @@ static int parse_analyze(int argc, char **argv, aopts *o)
 static bool progress(void *ctx, int64_t done, int64_t total)
 {
     (void)ctx;
+    if (done < 0) { /* a request to the model */
+        fprintf(stderr, "\rasking the model...                    ");
+        fflush(stderr);
+        return true;
+    }
     fprintf(stderr, "\ranalyzed %" PRId64 " of %" PRId64 " runs", done, total);
     fflush(stderr);
     return true;
@@ -261,15 +267,16 @@ int halo_cmd_analyze(int argc, char **argv)
     if ((uint64_t)window >= end)
         return halo_cli_usage_error("analyze", "%s",
                                     "--window reaches back before 1970");
-    if (o.prompt) {
-        fprintf(stderr, "halo analyze: --prompt: not supported in this "
-                        "version: the RLM engine is not built yet (the "
-                        "detectors run without a prompt)\n");
-        return HALO_EXIT_RUNTIME;
-    }
     halo_log_set_level(HALO_LOG_WARN);
     halo_analyzer_config acfg = {0};
     if (!load_analyzer_config("analyze", o.config, &acfg)) {
+        halo_analyzer_config_free(&acfg);
+        return HALO_EXIT_RUNTIME;
+    }
+    if (o.prompt && !(acfg.llm.base_url && *acfg.llm.base_url)) {
+        fprintf(stderr, "halo analyze: --prompt needs a model: set "
+                        "analyzer.llm.base_url (and model) in the "
+                        "configuration\n");
         halo_analyzer_config_free(&acfg);
         return HALO_EXIT_RUNTIME;
     }
@@ -290,7 +297,9 @@ int halo_cmd_analyze(int argc, char **argv)
     halo_report *r = NULL;
     halo_err err = {{0}};
     uint64_t t0 = halo_mono_ns();
-    halo_status s = halo_analyze(st, &req, &r, &err);
+    const char *dir = o.reports_dir ? o.reports_dir : acfg.reports_dir;
+    halo_investigate_opts io = {&acfg, NULL, o.prompt, o.no_save ? NULL : dir};
+    halo_status s = halo_investigate(st, &req, &io, &r, &err);
     halo_store_close(st);
     if (req.progress)
         fputc('\n', stderr);

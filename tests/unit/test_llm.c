@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "harness.h"
+#include "llm_mock.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -27,165 +28,9 @@
 
 #define KEY "sk-test-5ecret-DO-NOT-LEAK"
 
-/* ---- the mock server process ----------------------------------------------
- */
-
-typedef struct mock {
-    pid_t pid;
-    int out_fd;
-    char base_url[128];
-    char record[600];
-} mock;
-
-static mock *running[4];
-
 static uint64_t now_ms(void)
 {
     return halo_mono_ns() / 1000000u;
-}
-
-static const char *mock_path(void)
-{
-    static char path[PATH_MAX];
-    const char *env = getenv("HALO_LLM_MOCK");
-    if (env && *env)
-        return env;
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 32);
-    if (n <= 0)
-        return "halo-llm-mock";
-    path[n] = '\0';
-    char *slash = strrchr(path, '/');
-    snprintf(slash ? slash + 1 : path, 32, "halo-llm-mock");
-    return path;
-}
-
-static void mock_stop(mock *m)
-{
-    if (m->pid <= 0)
-        return;
-    kill(m->pid, SIGTERM);
-    int status;
-    uint64_t end = now_ms() + 5000;
-    while (waitpid(m->pid, &status, WNOHANG) == 0) {
-        if (now_ms() > end) {
-            kill(m->pid, SIGKILL);
-            waitpid(m->pid, &status, 0);
-            break;
-        }
-        struct timespec ts = {0, 2000000};
-        nanosleep(&ts, NULL);
-    }
-    close(m->out_fd);
-    for (int i = 0; i < 4; i++)
-        if (running[i] == m)
-            running[i] = NULL;
-    m->pid = 0;
-}
-
-static void stop_all(void)
-{
-    for (int i = 0; i < 4; i++)
-        if (running[i])
-            mock_stop(running[i]);
-}
-
-/* Its "listening 127.0.0.1:PORT" line, within 10 s. */
-static bool read_listening(mock *m)
-{
-    char buf[256];
-    size_t n = 0;
-    uint64_t end = now_ms() + 10000;
-    while (n + 1 < sizeof buf && now_ms() < end) {
-        struct pollfd p = {.fd = m->out_fd, .events = POLLIN};
-        if (poll(&p, 1, (int)(end - now_ms())) <= 0)
-            continue;
-        ssize_t r = read(m->out_fd, buf + n, sizeof buf - 1 - n);
-        if (r <= 0)
-            return false;
-        n += (size_t)r;
-        buf[n] = '\0';
-        char *nl = strchr(buf, '\n');
-        if (!nl)
-            continue;
-        *nl = '\0';
-        if (strncmp(buf, "listening ", 10) != 0)
-            return false;
-        snprintf(m->base_url, sizeof m->base_url, "http://%.64s/v1", buf + 10);
-        return true;
-    }
-    return false;
-}
-
-/* Start a mock serving script (JSON lines) under name. */
-static bool mock_start(mock *m, const char *name, const char *script)
-{
-    static bool registered;
-    memset(m, 0, sizeof *m);
-    char spath[600];
-    snprintf(spath, sizeof spath, "%s/%s.script", halo_test_tmpdir(), name);
-    snprintf(m->record, sizeof m->record, "%s/%s.record", halo_test_tmpdir(),
-             name);
-    FILE *f = fopen(spath, "w");
-    if (!f)
-        return false;
-    fputs(script, f);
-    fclose(f);
-    unlink(m->record);
-    int out[2];
-    if (pipe(out) != 0)
-        return false;
-    const char *path = mock_path();
-    const char *argv[] = {"halo-llm-mock", "--script", spath,
-                          "--record",      m->record,  NULL};
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        close(out[1]);
-        execv(path, (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-    if (pid < 0) {
-        close(out[0]);
-        return false;
-    }
-    fcntl(out[0], F_SETFD, FD_CLOEXEC);
-    m->pid = pid;
-    m->out_fd = out[0];
-    for (int i = 0; i < 4; i++)
-        if (!running[i]) {
-            running[i] = m;
-            break;
-        }
-    if (!registered)
-        atexit(stop_all);
-    registered = true;
-    if (!read_listening(m)) {
-        fprintf(stderr, "  %s did not start\n", path);
-        mock_stop(m);
-        return false;
-    }
-    return true;
-}
-
-/* The recorded requests as a JSON array (one element per request). */
-static json_t *mock_requests(const mock *m)
-{
-    json_t *arr = json_array();
-    FILE *f = fopen(m->record, "r");
-    if (!f)
-        return arr;
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, f) > 0) {
-        json_t *v = json_loads(line, 0, NULL);
-        if (v)
-            json_array_append_new(arr, v);
-    }
-    free(line);
-    fclose(f);
-    return arr;
 }
 
 /* ---- helpers ----------------------------------------------------------------
@@ -231,10 +76,10 @@ static json_t *weather_tools(void)
 
 TEST(plain_answer)
 {
-    mock m;
-    CHECK(mock_start(&m, "plain",
-                     OK_TURN("{\"role\":\"assistant\",\"content\":\"All "
-                             "good.\"}")));
+    llm_mock m;
+    CHECK(llm_mock_start(&m, "plain",
+                         OK_TURN("{\"role\":\"assistant\",\"content\":\"All "
+                                 "good.\"}")));
     halo_llm_cfg cfg = cfg_for(m.base_url);
     halo_llm *c = NULL;
     halo_err err = {{0}};
@@ -258,7 +103,7 @@ TEST(plain_answer)
               "All good.");
     halo_llm_reply_clear(&r);
 
-    json_t *reqs = mock_requests(&m);
+    json_t *reqs = llm_mock_requests(&m);
     CHECK_INT(json_array_size(reqs), 1);
     json_t *q = json_array_get(reqs, 0);
     CHECK_STR(json_string_value(json_object_get(q, "path")),
@@ -277,16 +122,16 @@ TEST(plain_answer)
     json_decref(reqs);
     json_decref(msgs);
     halo_llm_free(c);
-    mock_stop(&m);
+    llm_mock_stop(&m);
 }
 
 /* Three turns: a call with string arguments, one with object arguments
- * and no id, then the answer -- which the mock gives only when the
+ * and no id, then the answer -- which the llm_mock gives only when the
  * request carries the second tool result under the generated id. */
 TEST(tool_call_round_trip)
 {
-    mock m;
-    CHECK(mock_start(
+    llm_mock m;
+    CHECK(llm_mock_start(
         &m, "tools",
         OK_TURN("{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{"
                 "\"id\":\"call_abc\",\"type\":\"function\",\"function\":{"
@@ -344,7 +189,7 @@ TEST(tool_call_round_trip)
     CHECK_INT(r.prompt_tokens, -1); /* no usage */
     halo_llm_reply_clear(&r);
 
-    json_t *reqs = mock_requests(&m);
+    json_t *reqs = llm_mock_requests(&m);
     CHECK_INT(json_array_size(reqs), 3);
     json_t *q = json_array_get(reqs, 2);
     CHECK_STR(json_string_value(json_object_get(json_object_get(q, "headers"),
@@ -362,20 +207,21 @@ TEST(tool_call_round_trip)
     json_decref(msgs);
     json_decref(tools);
     halo_llm_free(c);
-    mock_stop(&m);
+    llm_mock_stop(&m);
 }
 
 TEST(malformed_tool_arguments_are_for_the_model)
 {
-    mock m;
-    CHECK(mock_start(&m, "malformed",
-                     OK_TURN("{\"role\":\"assistant\",\"tool_calls\":["
-                             "{\"id\":\"a\",\"function\":{\"name\":\"search\","
-                             "\"arguments\":\"{\\\"q\\\": \\\"tim\"}},"
-                             "{\"id\":\"b\",\"function\":{\"name\":\"search\","
-                             "\"arguments\":\"[1,2]\"}},"
-                             "{\"id\":\"c\",\"function\":{\"name\":\"list\","
-                             "\"arguments\":\"\"}}]}")));
+    llm_mock m;
+    CHECK(llm_mock_start(
+        &m, "malformed",
+        OK_TURN("{\"role\":\"assistant\",\"tool_calls\":["
+                "{\"id\":\"a\",\"function\":{\"name\":\"search\","
+                "\"arguments\":\"{\\\"q\\\": \\\"tim\"}},"
+                "{\"id\":\"b\",\"function\":{\"name\":\"search\","
+                "\"arguments\":\"[1,2]\"}},"
+                "{\"id\":\"c\",\"function\":{\"name\":\"list\","
+                "\"arguments\":\"\"}}]}")));
     halo_llm_cfg cfg = cfg_for(m.base_url);
     halo_llm *c = NULL;
     halo_err err = {{0}};
@@ -396,16 +242,17 @@ TEST(malformed_tool_arguments_are_for_the_model)
     halo_llm_reply_clear(&r);
     json_decref(msgs);
     halo_llm_free(c);
-    mock_stop(&m);
+    llm_mock_stop(&m);
 }
 
 TEST(retry_after_is_honoured)
 {
-    mock m;
-    CHECK(mock_start(&m, "429",
-                     "{\"status\":429,\"headers\":{\"Retry-After\":\"1\"},"
-                     "\"body\":{\"error\":{\"message\":\"rate limited\"}}}\n" //
-                     OK_TURN("{\"role\":\"assistant\",\"content\":\"ok\"}")));
+    llm_mock m;
+    CHECK(llm_mock_start(
+        &m, "429",
+        "{\"status\":429,\"headers\":{\"Retry-After\":\"1\"},"
+        "\"body\":{\"error\":{\"message\":\"rate limited\"}}}\n" //
+        OK_TURN("{\"role\":\"assistant\",\"content\":\"ok\"}")));
     halo_llm_cfg cfg = cfg_for(m.base_url);
     halo_llm *c = NULL;
     halo_err err = {{0}};
@@ -423,23 +270,23 @@ TEST(retry_after_is_honoured)
     CHECK(took >= 950);
     CHECK(took < 5000);
     halo_llm_reply_clear(&r);
-    json_t *reqs = mock_requests(&m);
+    json_t *reqs = llm_mock_requests(&m);
     CHECK_INT(json_array_size(reqs), 2);
     json_decref(reqs);
     json_decref(msgs);
     halo_llm_free(c);
-    mock_stop(&m);
+    llm_mock_stop(&m);
 }
 
 TEST(overloaded_server_gives_eretry)
 {
-    mock m;
+    llm_mock m;
     const char *t503 = "{\"status\":503,\"body\":{\"error\":{\"message\":"
                        "\"overloaded\"}}}\n";
     char script[1024];
     snprintf(script, sizeof script, "%s%s%s%s", t503, t503, t503,
              OK_TURN("{\"content\":\"too late\"}"));
-    CHECK(mock_start(&m, "503", script));
+    CHECK(llm_mock_start(&m, "503", script));
     halo_llm_cfg cfg = cfg_for(m.base_url);
     halo_llm *c = NULL;
     halo_err err = {{0}};
@@ -450,19 +297,19 @@ TEST(overloaded_server_gives_eretry)
     CHECK_CONTAINS(err.msg, "HTTP 503: overloaded");
     CHECK_CONTAINS(err.msg, "gave up after 3 attempts");
     CHECK(r.message == NULL && r.content == NULL);
-    json_t *reqs = mock_requests(&m);
+    json_t *reqs = llm_mock_requests(&m);
     CHECK_INT(json_array_size(reqs), 3); /* max_retries 2: 3 attempts */
     json_decref(reqs);
     json_decref(msgs);
     halo_llm_free(c);
-    mock_stop(&m);
+    llm_mock_stop(&m);
 }
 
 TEST(dropped_connection_is_retried)
 {
-    mock m;
-    CHECK(mock_start(&m, "drop",
-                     "{\"drop\":true}\n" OK_TURN("{\"content\":\"back\"}")));
+    llm_mock m;
+    CHECK(llm_mock_start(
+        &m, "drop", "{\"drop\":true}\n" OK_TURN("{\"content\":\"back\"}")));
     halo_llm_cfg cfg = cfg_for(m.base_url);
     halo_llm *c = NULL;
     halo_err err = {{0}};
@@ -478,7 +325,7 @@ TEST(dropped_connection_is_retried)
     halo_llm_reply_clear(&r);
     json_decref(msgs);
     halo_llm_free(c);
-    mock_stop(&m);
+    llm_mock_stop(&m);
 }
 
 /* A port nothing listens on: bound, then closed. */
@@ -520,9 +367,9 @@ TEST(unreachable_server_gives_eretry_quickly)
 
 TEST(slow_server_times_out)
 {
-    mock m;
-    CHECK(mock_start(&m, "slow",
-                     "{\"delay_ms\":3000,\"body\":{\"choices\":[]}}\n"));
+    llm_mock m;
+    CHECK(llm_mock_start(&m, "slow",
+                         "{\"delay_ms\":3000,\"body\":{\"choices\":[]}}\n"));
     halo_llm_cfg cfg = cfg_for(m.base_url);
     cfg.timeout = 1000000000ll;
     halo_llm *c = NULL;
@@ -537,17 +384,17 @@ TEST(slow_server_times_out)
     CHECK_CONTAINS(err.msg, "imeout");
     json_decref(msgs);
     halo_llm_free(c);
-    mock_stop(&m);
+    llm_mock_stop(&m);
 }
 
 TEST(bad_request_gives_einval_with_the_servers_message)
 {
-    mock m;
-    CHECK(mock_start(&m, "400",
-                     "{\"status\":400,\"body\":{\"error\":{\"message\":"
-                     "\"max_tokens is too large: 999999\",\"type\":"
-                     "\"invalid_request_error\"}}}\n" //
-                     OK_TURN("{\"content\":\"not reached\"}")));
+    llm_mock m;
+    CHECK(llm_mock_start(&m, "400",
+                         "{\"status\":400,\"body\":{\"error\":{\"message\":"
+                         "\"max_tokens is too large: 999999\",\"type\":"
+                         "\"invalid_request_error\"}}}\n" //
+                         OK_TURN("{\"content\":\"not reached\"}")));
     halo_llm_cfg cfg = cfg_for(m.base_url);
     halo_llm *c = NULL;
     halo_err err = {{0}};
@@ -556,21 +403,22 @@ TEST(bad_request_gives_einval_with_the_servers_message)
     halo_llm_reply r;
     CHECK_INT(halo_llm_chat(c, msgs, NULL, &r, &err), HALO_EINVAL);
     CHECK_CONTAINS(err.msg, "HTTP 400: max_tokens is too large: 999999");
-    json_t *reqs = mock_requests(&m);
+    json_t *reqs = llm_mock_requests(&m);
     CHECK_INT(json_array_size(reqs), 1); /* not retried */
     json_decref(reqs);
     json_decref(msgs);
     halo_llm_free(c);
-    mock_stop(&m);
+    llm_mock_stop(&m);
 }
 
 TEST(undecodable_reply_gives_einval)
 {
-    mock m;
-    CHECK(mock_start(&m, "garbage",
-                     "{\"body\":\"<html>bad gateway</html>\"}\n"
-                     "{\"body\":{\"choices\":[{\"message\":{\"content\":7}}]}}"
-                     "\n"));
+    llm_mock m;
+    CHECK(llm_mock_start(
+        &m, "garbage",
+        "{\"body\":\"<html>bad gateway</html>\"}\n"
+        "{\"body\":{\"choices\":[{\"message\":{\"content\":7}}]}}"
+        "\n"));
     halo_llm_cfg cfg = cfg_for(m.base_url);
     halo_llm *c = NULL;
     halo_err err = {{0}};
@@ -586,7 +434,7 @@ TEST(undecodable_reply_gives_einval)
                    "string");
     json_decref(msgs);
     halo_llm_free(c);
-    mock_stop(&m);
+    llm_mock_stop(&m);
 }
 
 TEST(oversized_reply_gives_etoobig)
@@ -597,8 +445,8 @@ TEST(oversized_reply_gives_etoobig)
     int off = sprintf(script, "{\"body\":\"");
     memset(script + off, 'x', n);
     strcpy(script + off + n, "\"}\n");
-    mock m;
-    bool started = mock_start(&m, "big", script);
+    llm_mock m;
+    bool started = llm_mock_start(&m, "big", script);
     free(script);
     CHECK(started);
     halo_llm_cfg cfg = cfg_for(m.base_url);
@@ -611,7 +459,7 @@ TEST(oversized_reply_gives_etoobig)
     CHECK_CONTAINS(err.msg, "over 8388608 bytes");
     json_decref(msgs);
     halo_llm_free(c);
-    mock_stop(&m);
+    llm_mock_stop(&m);
 }
 
 /* ---- the key ----------------------------------------------------------------
@@ -658,13 +506,14 @@ static char *capture_end(capture *cp)
  * no log line or error message; the extra headers are sent. */
 TEST(api_key_is_sent_but_never_shown)
 {
-    mock m;
-    CHECK(mock_start(&m, "key",
-                     "{\"status\":401,\"body\":{\"error\":{\"message\":"
-                     "\"Incorrect API key provided: " KEY "\"}}}\n"
-                     "{\"status\":503,\"headers\":{\"retry-after-ms\":\"200\"},"
-                     "\"body\":\"upstream " KEY " down\"}\n" //
-                     OK_TURN("{\"content\":\"fine\"}")));
+    llm_mock m;
+    CHECK(llm_mock_start(
+        &m, "key",
+        "{\"status\":401,\"body\":{\"error\":{\"message\":"
+        "\"Incorrect API key provided: " KEY "\"}}}\n"
+        "{\"status\":503,\"headers\":{\"retry-after-ms\":\"200\"},"
+        "\"body\":\"upstream " KEY " down\"}\n" //
+        OK_TURN("{\"content\":\"fine\"}")));
     halo_llm_cfg cfg = cfg_for(m.base_url);
     cfg.api_key = KEY;
     char *hdrs[] = {"X-Title: halo", "OpenAI-Organization: org-42"};
@@ -702,7 +551,7 @@ TEST(api_key_is_sent_but_never_shown)
     CHECK(!strstr(log, "org-42"));
     free(log);
 
-    json_t *reqs = mock_requests(&m);
+    json_t *reqs = llm_mock_requests(&m);
     CHECK_INT(json_array_size(reqs), 3);
     for (size_t i = 0; i < 3; i++) {
         json_t *hd = json_object_get(json_array_get(reqs, i), "headers");
@@ -715,7 +564,7 @@ TEST(api_key_is_sent_but_never_shown)
     json_decref(reqs);
     json_decref(msgs);
     halo_llm_free(c);
-    mock_stop(&m);
+    llm_mock_stop(&m);
 }
 
 /* ---- configuration
@@ -929,8 +778,8 @@ TEST(config_keys)
 /* max_tokens 0 leaves the field out of the request. */
 TEST(max_tokens_zero_is_not_sent)
 {
-    mock m;
-    CHECK(mock_start(&m, "notokens", OK_TURN("{\"content\":\"k\"}")));
+    llm_mock m;
+    CHECK(llm_mock_start(&m, "notokens", OK_TURN("{\"content\":\"k\"}")));
     halo_llm_cfg cfg = cfg_for(m.base_url);
     cfg.max_tokens = 0;
     cfg.temperature = 1;
@@ -941,7 +790,7 @@ TEST(max_tokens_zero_is_not_sent)
     halo_llm_reply r;
     CHECK_INT(halo_llm_chat(c, msgs, NULL, &r, &err), HALO_OK);
     halo_llm_reply_clear(&r);
-    json_t *reqs = mock_requests(&m);
+    json_t *reqs = llm_mock_requests(&m);
     json_t *b = json_object_get(json_array_get(reqs, 0), "body");
     CHECK(b);
     CHECK(!json_object_get(b, "max_tokens"));
@@ -949,5 +798,5 @@ TEST(max_tokens_zero_is_not_sent)
     json_decref(reqs);
     json_decref(msgs);
     halo_llm_free(c);
-    mock_stop(&m);
+    llm_mock_stop(&m);
 }
