@@ -470,6 +470,41 @@ static halo_status apply_final(rlm *R, const json_t *args, halo_report *r,
 /* ---- the investigation
  * ---------------------------------------------------------- */
 
+/* Set R up for one investigation or chat: the client, the transcript. */
+static halo_status rlm_open(rlm *R, halo_store *st, const halo_analyze_req *req,
+                            const halo_rlm_opts *o, const halo_report *r,
+                            halo_rlm_stats *stats, halo_err *err)
+{
+    memset(R, 0, sizeof *R);
+    memset(stats, 0, sizeof *stats);
+    if (!o->llm || !o->llm->base_url || !*o->llm->base_url)
+        return halo_fail(err, HALO_EUNSUPPORTED,
+                         "no model configured (analyzer.llm.base_url)");
+    if (!o->redactor)
+        return halo_fail(err, HALO_EINVAL, "no redactor: nothing may be sent");
+    R->st = st;
+    R->req = req;
+    R->o = o;
+    R->detectors = r;
+    R->stats = stats;
+    if (o->timeout_ns > 0)
+        R->deadline_ns = halo_mono_ns() + (uint64_t)o->timeout_ns;
+    halo_status s = halo_llm_new(o->llm, &R->llm, err);
+    if (s != HALO_OK)
+        return s;
+    if (o->transcript_path && !(R->transcript = fopen(o->transcript_path, "a")))
+        LOG_WARN(PREFIX, "could not open the transcript \"%s\": %m",
+                 o->transcript_path);
+    return HALO_OK;
+}
+
+static void rlm_close(rlm *R)
+{
+    if (R->transcript)
+        fclose(R->transcript);
+    halo_llm_free(R->llm);
+}
+
 static char *overview(const halo_analyze_req *req, const halo_report *r)
 {
     char ws[HALO_ISO_NS_LEN], we[HALO_ISO_NS_LEN];
@@ -493,26 +528,10 @@ halo_status halo_rlm_investigate(halo_store *st, const halo_analyze_req *req,
                                  const halo_rlm_opts *o, halo_report *r,
                                  halo_rlm_stats *stats, halo_err *err)
 {
-    memset(stats, 0, sizeof *stats);
-    if (!o->llm || !o->llm->base_url || !*o->llm->base_url)
-        return halo_fail(err, HALO_EUNSUPPORTED,
-                         "no model configured (analyzer.llm.base_url)");
-    if (!o->redactor)
-        return halo_fail(err, HALO_EINVAL, "no redactor: nothing may be sent");
-    rlm R = {0};
-    R.st = st;
-    R.req = req;
-    R.o = o;
-    R.detectors = r;
-    R.stats = stats;
-    if (o->timeout_ns > 0)
-        R.deadline_ns = halo_mono_ns() + (uint64_t)o->timeout_ns;
-    halo_status s = halo_llm_new(o->llm, &R.llm, err);
+    rlm R;
+    halo_status s = rlm_open(&R, st, req, o, r, stats, err);
     if (s != HALO_OK)
         return s;
-    if (o->transcript_path && !(R.transcript = fopen(o->transcript_path, "a")))
-        LOG_WARN(PREFIX, "could not open the transcript \"%s\": %m",
-                 o->transcript_path);
     rlm_call root = {json_array(), 0, 0};
     char *ov = overview(req, r);
     halo_buf q = HALO_BUF_INIT;
@@ -551,8 +570,74 @@ halo_status halo_rlm_investigate(halo_store *st, const halo_analyze_req *req,
     json_decref(root.messages);
     halo_buf_free(&q);
     free(ov);
-    if (R.transcript)
-        fclose(R.transcript);
-    halo_llm_free(R.llm);
+    rlm_close(&R);
+    return s;
+}
+
+/* ---- follow-up questions
+ * ----------------------------------------------------- */
+
+halo_status halo_rlm_chat(halo_store *st, const halo_analyze_req *req,
+                          const halo_rlm_opts *o, const char *report_json,
+                          const char *question, char **answer,
+                          halo_rlm_stats *stats, halo_err *err)
+{
+    *answer = NULL;
+    if (!question || !*question)
+        return halo_fail(err, HALO_EINVAL, "the question is empty");
+    rlm R;
+    halo_status s = rlm_open(&R, st, req, o, NULL, stats, err);
+    if (s != HALO_OK)
+        return s;
+    halo_buf q = HALO_BUF_INIT;
+    halo_buf_printf(&q,
+                    "This is the report (halo.report/v1) on this agent's "
+                    "window:\n%s\n\nA follow-up question about it: "
+                    "%s\n\nAnswer it with evidence from the tools, then call "
+                    "`answer`.",
+                    report_json ? report_json : "{}", question);
+    halo_buf_putc(&q, '\0');
+    rlm_call c = {json_array(), 0, 0};
+    json_t *result = NULL;
+    if (!c.messages || q.oom ||
+        !add_message(&R, &c, "system", halo_prompt_system, true) ||
+        !add_message(&R, &c, "user", q.data, false))
+        s = halo_fail(err, HALO_ENOMEM, "out of memory");
+    else if ((s = converse(&R, &c, false, &result)) != HALO_OK)
+        *err = R.fatal_err;
+    else if (!result)
+        s = halo_fail(err, HALO_EIO, "the model gave no answer");
+    if (s == HALO_OK) {
+        halo_buf out = HALO_BUF_INIT;
+        const char *a = json_string_value(json_object_get(result, "answer"));
+        halo_buf_puts(&out, a ? a : "(no answer)");
+        size_t i, k = 0;
+        json_t *v, *seen = json_object();
+        json_array_foreach(json_object_get(result, "trace_ids"), i, v)
+        {
+            /* only real runs of the window are cited */
+            const char *id = json_string_value(v);
+            char low[33];
+            if (!rlm_valid_trace_id(id) || k >= 50 || !seen)
+                continue;
+            for (int j = 0; j < 33; j++)
+                low[j] =
+                    (char)(id[j] >= 'A' && id[j] <= 'F' ? id[j] + 32 : id[j]);
+            if (real_trace(&R, low, seen))
+                halo_buf_printf(&out, "%s%s", k++ ? "\n  " : "\n\nruns:\n  ",
+                                low);
+            else
+                stats->invented_ids++;
+        }
+        json_decref(seen);
+        halo_buf_putc(&out, '\n');
+        *answer = halo_buf_steal(&out);
+        if (!*answer)
+            s = halo_fail(err, HALO_ENOMEM, "out of memory");
+    }
+    json_decref(result);
+    json_decref(c.messages);
+    halo_buf_free(&q);
+    rlm_close(&R);
     return s;
 }

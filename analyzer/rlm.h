@@ -66,6 +66,14 @@ halo_status halo_rlm_investigate(halo_store *st, const halo_analyze_req *req,
                                  const halo_rlm_opts *o, halo_report *r,
                                  halo_rlm_stats *stats, halo_err *err);
 
+/* A follow-up question on a stored report (its JSON; its agent and window
+ * in req): a call with the same tools, given the report, ending with
+ * `answer`. *answer: malloc'd text (the answer, then the runs it cites). */
+halo_status halo_rlm_chat(halo_store *st, const halo_analyze_req *req,
+                          const halo_rlm_opts *o, const char *report_json,
+                          const char *question, char **answer,
+                          halo_rlm_stats *stats, halo_err *err);
+
 /* ---- one analysis, with the model when there is one ---------------------- */
 
 typedef struct halo_investigate_opts {

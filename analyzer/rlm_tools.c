@@ -260,6 +260,9 @@ char *rlm_detectors_text(const halo_report *r, size_t max_ids)
 
 static char *tool_detectors(rlm *R)
 {
+    if (!R->detectors) /* a follow-up: the report is in the conversation */
+        return strdup("The report above lists the findings, the detectors' "
+                      "among them.");
     return cap(rlm_detectors_text(R->detectors, 5));
 }
 

@@ -327,9 +327,14 @@ static const char reports_help[] =
     "usage: halo reports list [--agent A] [--schedule S] [--limit N] [--json]\n"
     "                         [--store S | --db PATH | --config F]\n"
     "       halo reports show ID [--format md|json]\n"
+    "                         [--store S | --db PATH | --config F]\n"
+    "       halo reports chat ID \"QUESTION\"\n"
     "                         [--store S | --db PATH | --config F]\n\n"
     "List the analyzer's reports, newest window first, or print one (by id,\n"
-    "or a unique prefix of at least 6 characters).\n\n"
+    "or a unique prefix of at least 6 characters). `chat` asks the model\n"
+    "(analyzer.llm) a follow-up question on a report: it investigates the\n"
+    "report's window with the same tools and prints its answer and the runs\n"
+    "it cites; the exchange is appended to the report's transcript.\n\n"
     "      --agent A      only this agent's reports\n"
     "      --schedule S   only this schedule's reports\n"
     "      --limit N      at most N reports (default 50)\n"
@@ -476,6 +481,83 @@ static int reports_list(const ropts *o, halo_store *st)
     return rc;
 }
 
+/* `halo reports chat ID QUESTION`: the model answers a follow-up question
+ * on a stored report, with the same tools over the report's window. */
+static int reports_chat(const ropts *o, halo_store *st, const char *id,
+                        const char *question)
+{
+    halo_analyzer_config acfg = {0};
+    if (!load_analyzer_config("reports chat", o->config, &acfg)) {
+        halo_analyzer_config_free(&acfg);
+        return HALO_EXIT_RUNTIME;
+    }
+    int rc = HALO_EXIT_RUNTIME;
+    halo_arena *a = halo_arena_new(0);
+    halo_report_row row;
+    halo_err err = {{0}};
+    halo_redactor *red = NULL;
+    halo_schedule_cfg sc;
+    halo_schedule_cfg_defaults(&sc);
+    halo_analyze_req req = {0};
+    char *answer = NULL;
+    if (!(acfg.llm.base_url && *acfg.llm.base_url)) {
+        fprintf(stderr, "halo reports chat: no model configured: set "
+                        "analyzer.llm.base_url (and model) in the "
+                        "configuration\n");
+        goto done;
+    }
+    if (!a || st->ops->get_report(st, id, a, &row, &err) != HALO_OK) {
+        fprintf(stderr, "halo reports chat: %s\n",
+                a ? err.msg : "out of memory");
+        goto done;
+    }
+    req.agent_id = row.agent_id;
+    req.schedule = row.schedule;
+    if (!row.agent_id || !row.window_start || !row.window_end ||
+        !halo_cli_parse_iso(row.window_start, &req.window_start_ns) ||
+        !halo_cli_parse_iso(row.window_end, &req.window_end_ns)) {
+        fprintf(stderr,
+                "halo reports chat: report %s has no agent or "
+                "window\n",
+                row.id);
+        goto done;
+    }
+    if (halo_redactor_new(&acfg.redaction, &red, &err) != HALO_OK) {
+        fprintf(stderr, "halo reports chat: %s\n", err.msg);
+        goto done;
+    }
+    halo_rlm_opts ro = {0};
+    ro.llm = &acfg.llm;
+    ro.redactor = red;
+    ro.max_depth = sc.max_depth;
+    ro.max_turns = sc.max_turns;
+    ro.token_budget = sc.token_budget;
+    ro.timeout_ns = sc.timeout;
+    ro.span_limit = sc.span_limit;
+    char path[4200];
+    if (halo_report_base_path(acfg.reports_dir, row.agent_id, row.schedule,
+                              req.window_start_ns, path, sizeof path - 20,
+                              &err) == HALO_OK) {
+        strcat(path, ".transcript.jsonl");
+        ro.transcript_path = path;
+    }
+    halo_rlm_stats stats;
+    if (halo_rlm_chat(st, &req, &ro, row.json, question, &answer, &stats,
+                      &err) != HALO_OK) {
+        fprintf(stderr, "halo reports chat: %s\n", err.msg);
+        goto done;
+    }
+    fputs(answer, stdout);
+    rc = fflush(stdout) == 0 ? HALO_EXIT_OK : HALO_EXIT_RUNTIME;
+done:
+    free(answer);
+    halo_redactor_free(red);
+    halo_schedule_cfg_release(&sc);
+    halo_arena_free(a);
+    halo_analyzer_config_free(&acfg);
+    return rc;
+}
+
 static int reports_show(const ropts *o, halo_store *st, const char *id)
 {
     halo_arena *a = halo_arena_new(0);
@@ -509,9 +591,16 @@ int halo_cmd_reports(int argc, char **argv)
         return halo_cli_usage_error("reports", "%s", "expected list or show");
     const char *sub = argv[optind];
     bool list = !strcmp(sub, "list"), show = !strcmp(sub, "show");
-    if (!list && !show)
-        return halo_cli_usage_error(
-            "reports", "unknown subcommand \"%s\": expected list or show", sub);
+    bool chat = !strcmp(sub, "chat");
+    if (!list && !show && !chat)
+        return halo_cli_usage_error("reports",
+                                    "unknown subcommand \"%s\": expected "
+                                    "list, show or chat",
+                                    sub);
+    if (chat && optind + 3 != argc)
+        return halo_cli_usage_error("reports", "%s",
+                                    "chat takes a report id and a question");
+
     if (list && optind + 1 < argc)
         return halo_cli_usage_error("reports", "unexpected argument \"%s\"",
                                     argv[optind + 1]);
@@ -523,7 +612,9 @@ int halo_cmd_reports(int argc, char **argv)
         halo_cli_open_store("reports", o.store, o.db, o.config, true);
     if (!st)
         return HALO_EXIT_RUNTIME;
-    rc = list ? reports_list(&o, st) : reports_show(&o, st, argv[optind + 1]);
+    rc = list   ? reports_list(&o, st)
+         : chat ? reports_chat(&o, st, argv[optind + 1], argv[optind + 2])
+                : reports_show(&o, st, argv[optind + 1]);
     halo_store_close(st);
     return rc;
 }

@@ -161,6 +161,43 @@ describe('halo analyze with a model (RLM engine)', { timeout: 180000 }, () => {
         }
     });
 
+    it('answers a follow-up question on a saved report (reports chat)', async () => {
+        const dir = makeTempDir('halo-e2e-rlm-');
+        const loops = [...corpus.truth[AGENT].tool_retry_loop];
+        const mock = await startMock(dir, [
+            turn([['search', { query: 'lookup_order' }]]),
+            turn([['answer', { answer: 'SCRIPTED: the ids are malformed',
+                               trace_ids: [loops[0], 'f'.repeat(32)] }]]),
+        ]);
+        try {
+            const config = modelConfig(dir, mock.url);
+            const list = ['reports', 'list', '--config', config, '--agent', AGENT,
+                          '--json'];
+            const l = await runHalo(list);
+            assert.equal(l.code, 0, describeRun(list, l));
+            const [saved] = JSON.parse(l.stdout);
+            assert.ok(saved, 'the report of the first test is stored');
+            const args = ['reports', 'chat', saved.id, 'why does lookup_order fail?',
+                          '--config', config];
+            const r = await runHalo(args, { timeoutMs: 60000 });
+            assert.equal(r.code, 0, describeRun(args, r));
+            assert.match(r.stdout, /^SCRIPTED: the ids are malformed/);
+            assert.ok(r.stdout.includes(loops[0]), 'the cited run');
+            assert.ok(!r.stdout.includes('f'.repeat(32)), 'an invented run dropped');
+            const reqs = mock.requests();
+            assert.equal(reqs.length, 2);
+            const first = JSON.stringify(reqs[0].body.messages);
+            assert.match(first, /halo\.report\/v1/);
+            assert.match(first, /why does lookup_order fail\?/);
+            assert.match(JSON.stringify(reqs[1].body.messages), /lookup_order/);
+            const bad = ['reports', 'chat', saved.id, '--config', config];
+            const b = await runHalo(bad);
+            assert.equal(b.code, 2, describeRun(bad, b));
+        } finally {
+            await mock.stop();
+        }
+    });
+
     it('falls back to the detectors when the model is unreachable', async () => {
         const dir = makeTempDir('halo-e2e-rlm-');
         const [port] = await freePorts(1); /* nobody listens there */
