@@ -128,6 +128,8 @@ typedef struct halo_report {
 void halo_findings_rank(halo_report *r);
 
 void halo_report_free(halo_report *r);
+/* Free what one finding owns and zero it. */
+void halo_finding_clear(halo_finding *f);
 
 /* The report id: "r-" + 16 hex of a hash of (agent, schedule, window
  * start), so re-running a window replaces its report. */

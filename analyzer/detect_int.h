@@ -137,8 +137,6 @@ halo_status detect_window_findings(halo_detect *d, halo_report *r,
 bool finding_from_group(halo_detect *d, const group *g, halo_report *r);
 /* Append an empty finding to r (NULL on out-of-memory). */
 halo_finding *finding_new(halo_report *r);
-/* malloc'd printf. */
-char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The threshold of runs a pattern needs in this window. */
 int64_t detect_needed_runs(const halo_detect *d);
 

@@ -17,17 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-char *xprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
-
 halo_finding *finding_new(halo_report *r)
 {
     halo_finding *f =
@@ -92,121 +81,131 @@ static bool word(const halo_detect *d, const group *g, halo_finding *f)
     example_text(g->example, ex, sizeof ex);
     const char *k = g->kind;
     if (!strcmp(k, HALO_KIND_RETRY_LOOP)) {
-        f->title = xprintf("`%s` is retried after failing, in %zu runs", s, n);
-        f->what = xprintf(
+        f->title = halo_text_printf(
+            "`%s` is retried after failing, in %zu runs", s, n);
+        f->what = halo_text_printf(
             "`%s` returned a failed result and the agent called it again "
             "with the same or near-identical arguments: %lld loops of %.1f "
             "retries on average, in %zu of %zu runs (%.1f%%).",
             s, occ, occ ? (double)g->extra / (double)occ : 0, n, total, share);
-        f->hypothesis = xprintf(
+        f->hypothesis = halo_text_printf(
             "The agent does not act on the failure it gets back (e.g. \"%s\") "
             "and repeats the call; the tool keeps failing for these "
             "arguments, so every retry is wasted.",
             ex);
-        f->recommendation = xprintf(
+        f->recommendation = halo_text_printf(
             "Make `%s` return an actionable error, cap identical retries (one "
             "retry with backoff), and let the model change its arguments or "
             "give up after a failure.",
             s);
     } else if (!strcmp(k, HALO_KIND_SILENT_FAILURE)) {
-        f->title = xprintf("%s reports success but returns an error, in %zu "
-                           "runs",
-                           s, n);
-        f->what = xprintf("%lld spans of %s ended with status OK/UNSET while "
-                          "their output carried an error, in %zu of %zu runs "
-                          "(%.1f%%).",
-                          occ, s, n, total, share);
-        f->hypothesis = xprintf(
+        f->title =
+            halo_text_printf("%s reports success but returns an error, in %zu "
+                             "runs",
+                             s, n);
+        f->what = halo_text_printf(
+            "%lld spans of %s ended with status OK/UNSET while "
+            "their output carried an error, in %zu of %zu runs "
+            "(%.1f%%).",
+            occ, s, n, total, share);
+        f->hypothesis = halo_text_printf(
             "The step catches its failure and returns the error as a normal "
             "result (e.g. \"%s\"), so the span status hides it from error "
             "rates and alerts, and the agent may take the error for data.",
             ex);
-        f->recommendation = xprintf(
+        f->recommendation = halo_text_printf(
             "Set the span status to ERROR when the step fails, and make the "
             "agent check results for errors before using them.");
     } else if (!strcmp(k, HALO_KIND_DUPLICATE_CALL)) {
-        f->title = xprintf("`%s` is called again with identical arguments, in "
-                           "%zu runs",
-                           s, n);
-        f->what = xprintf(
+        f->title = halo_text_printf(
+            "`%s` is called again with identical arguments, in "
+            "%zu runs",
+            s, n);
+        f->what = halo_text_printf(
             "%lld calls of `%s` repeated an earlier successful call with the "
             "same arguments and got the same result back, in %zu of %zu runs "
             "(%.1f%%); they took %.0f ms in all.",
             occ, s, n, total, share, g->wasted_ms);
-        f->hypothesis = xprintf(
+        f->hypothesis = halo_text_printf(
             "The agent loses track of results it already has (e.g. arguments "
             "%s): the earlier result fell out of its context, or its plan "
             "re-runs finished steps.",
             ex);
-        f->recommendation = xprintf(
+        f->recommendation = halo_text_printf(
             "Keep tool results in the agent's context or cache them within a "
             "run, and skip a call identical to one already answered.");
     } else if (!strcmp(k, HALO_KIND_INVALID_INPUT)) {
-        f->title = xprintf("`%s` rejects the arguments it is called with, in "
-                           "%zu runs",
-                           s, n);
-        f->what = xprintf("%lld calls of `%s` were rejected because their "
-                          "arguments violate its schema, in %zu of %zu runs "
-                          "(%.1f%%).",
-                          occ, s, n, total, share);
-        f->hypothesis = xprintf(
+        f->title =
+            halo_text_printf("`%s` rejects the arguments it is called with, in "
+                             "%zu runs",
+                             s, n);
+        f->what =
+            halo_text_printf("%lld calls of `%s` were rejected because their "
+                             "arguments violate its schema, in %zu of %zu runs "
+                             "(%.1f%%).",
+                             occ, s, n, total, share);
+        f->hypothesis = halo_text_printf(
             "The model writes arguments that do not match the tool's schema "
             "(e.g. \"%s\"): the tool's description or schema is unclear or "
             "out of date.",
             ex);
-        f->recommendation = xprintf(
+        f->recommendation = halo_text_printf(
             "Tighten `%s`'s description and JSON schema (required fields, "
             "types, an example), validate arguments before the call, and "
             "return the validation error to the model so it can fix the call.",
             s);
     } else if (!strcmp(k, HALO_KIND_UNKNOWN_TOOL)) {
-        f->title = xprintf("The model requests a tool that does not exist "
-                           "(`%s`), in %zu runs",
-                           s, n);
-        f->what = xprintf("%lld requests for `%s`, which is not one of the "
-                          "agent's tools, in %zu of %zu runs (%.1f%%).",
-                          occ, s, n, total, share);
-        f->hypothesis = xprintf(
+        f->title =
+            halo_text_printf("The model requests a tool that does not exist "
+                             "(`%s`), in %zu runs",
+                             s, n);
+        f->what =
+            halo_text_printf("%lld requests for `%s`, which is not one of the "
+                             "agent's tools, in %zu of %zu runs (%.1f%%).",
+                             occ, s, n, total, share);
+        f->hypothesis = halo_text_printf(
             "The model invents a tool name (e.g. \"%s\"): a renamed or "
             "removed tool is still mentioned in the prompt, or the name is "
             "close to a real one.",
             ex);
-        f->recommendation = xprintf(
+        f->recommendation = halo_text_printf(
             "Remove stale tool names from the prompt and examples, map close "
             "names to the real tools, and answer an unknown tool with the "
             "list of valid ones.");
     } else if (!strcmp(k, HALO_KIND_CONTEXT_GROWTH)) {
-        f->title = xprintf("The context grows until the run fails, in %zu "
-                           "runs",
-                           n);
-        f->what = xprintf(
+        f->title =
+            halo_text_printf("The context grows until the run fails, in %zu "
+                             "runs",
+                             n);
+        f->what = halo_text_printf(
             "In %zu of %zu runs (%.1f%%) the prompt grew at almost every LLM "
             "call, by %.0f tokens per run on average, and the run ended in "
             "failure or truncation.",
             n, total, share, occ ? (double)g->extra / (double)occ : 0);
-        f->hypothesis = xprintf(
+        f->hypothesis = halo_text_printf(
             "The agent keeps every message and tool result in its context "
             "without trimming until it reaches the model's limit (e.g. "
             "\"%s\").",
             ex);
-        f->recommendation = xprintf(
+        f->recommendation = halo_text_printf(
             "Summarize or drop old turns and large tool outputs, cap the "
             "number of steps, and stop or compact before the context limit.");
     } else if (!strcmp(k, HALO_KIND_ERROR_CLUSTER)) {
         char ex80[100];
         example_text(g->example, ex80, 90);
-        f->title = xprintf("`%s` fails with \"%s\", in %zu runs", s, ex80, n);
-        f->what = xprintf(
+        f->title =
+            halo_text_printf("`%s` fails with \"%s\", in %zu runs", s, ex80, n);
+        f->what = halo_text_printf(
             "%lld errors of `%s` with the same message (up to ids and "
             "numbers) in %zu of %zu runs (%.1f%%); %lld of those runs did "
             "not recover.",
             occ, s, n, total, share, (long long)g->unrec_runs);
-        f->hypothesis = xprintf(
+        f->hypothesis = halo_text_printf(
             "A systematic failure of `%s` (\"%s\"): it recurs across runs "
             "with the same message, so it has a common cause (missing data, "
             "a configuration, a failing dependency), not chance.",
             s, ex);
-        f->recommendation = xprintf(
+        f->recommendation = halo_text_printf(
             "Open the example traces, fix the cause or handle this error "
             "explicitly in `%s` (validate inputs, retry with backoff only if "
             "transient, give the agent a fallback).",
@@ -214,40 +213,41 @@ static bool word(const halo_detect *d, const group *g, halo_finding *f)
     } else if (!strcmp(k, HALO_KIND_SLOW_SPAN) && g->num[3] < 0) {
         char label[300];
         step_label(s, label, sizeof label);
-        f->title = xprintf("%s is consistently slow: median %.0f ms, %.0fx "
-                           "its peers'",
-                           label, g->num[0],
-                           g->num[2] > 0 ? g->num[0] / g->num[2] : 0);
-        f->what = xprintf(
+        f->title = halo_text_printf(
+            "%s is consistently slow: median %.0f ms, %.0fx "
+            "its peers'",
+            label, g->num[0], g->num[2] > 0 ? g->num[0] / g->num[2] : 0);
+        f->what = halo_text_printf(
             "%lld spans of %s had a median of %.0f ms (p95 %.0f ms), while "
             "the median of the other steps of its kind is %.0f ms; it ran in "
             "%zu of %zu runs (%.1f%%).",
             occ, label, g->num[0], g->num[1], g->num[2], n, total, share);
-        f->hypothesis = xprintf(
+        f->hypothesis = halo_text_printf(
             "The step itself is slow every time (a slow dependency, large "
             "payloads, no caching), so it sets the pace of every run that "
             "uses it.");
-        f->recommendation = xprintf(
+        f->recommendation = halo_text_printf(
             "Profile the step: cache its results, shrink its inputs, use a "
             "faster model or endpoint, or run it in parallel with other "
             "work.");
     } else if (!strcmp(k, HALO_KIND_SLOW_SPAN)) {
         char label[300];
         step_label(s, label, sizeof label);
-        f->title = xprintf("%s is slow in %zu runs (slow calls' median %.0f "
-                           "ms, usual %.0f ms)",
-                           label, n, g->num[2], g->num[0]);
-        f->what = xprintf(
+        f->title =
+            halo_text_printf("%s is slow in %zu runs (slow calls' median %.0f "
+                             "ms, usual %.0f ms)",
+                             label, n, g->num[2], g->num[0]);
+        f->what = halo_text_printf(
             "%lld spans of %s took %.0f ms or more (p50 %.0f ms, p95 %.0f "
             "ms over the window; the slow ones' median %.0f ms), in %zu of "
             "%zu runs (%.1f%%).",
             occ, label, g->num[3], g->num[0], g->num[1], g->num[2], n, total,
             share);
-        f->hypothesis = xprintf(
+        f->hypothesis = halo_text_printf(
             "The step is intermittently slow: a slow or rate-limited "
             "dependency, unusually large inputs, or timeouts and retries "
             "inside the step.");
-        f->recommendation = xprintf(
+        f->recommendation = halo_text_printf(
             "Compare the slow spans' inputs with fast ones; give the step a "
             "timeout with a fallback, cache its results, or run it in "
             "parallel with other work.");
@@ -266,11 +266,13 @@ static bool word(const halo_detect *d, const group *g, halo_finding *f)
         const char *metric = latency          ? "duration"
                              : g->num[3] != 0 ? "cost"
                                               : "token count";
-        f->title = xprintf("Run %s rose %.1fx from %s", metric, ratio, at);
-        f->what = xprintf("From %s, the median %s per run went from %s to %s "
-                          "(%.1fx), over the %zu runs since (%.1f%% of the "
-                          "window).",
-                          at, metric, b, a, ratio, n, share);
+        f->title =
+            halo_text_printf("Run %s rose %.1fx from %s", metric, ratio, at);
+        f->what = halo_text_printf(
+            "From %s, the median %s per run went from %s to %s "
+            "(%.1fx), over the %zu runs since (%.1f%% of the "
+            "window).",
+            at, metric, b, a, ratio, n, share);
         char *part2 = NULL;
         const char *sep = strchr(s, '\x1f');
         if (latency && sep) {
@@ -279,15 +281,17 @@ static bool word(const halo_detect *d, const group *g, halo_finding *f)
             snprintf(step, sizeof step, "%.*s", (int)(sep - s), s);
             sscanf(sep + 1, "%lf\x1f%lf", &sb, &sa);
             step_label(step, label, sizeof label);
-            part2 = xprintf("The largest change is in %s, whose median went "
-                            "from %.0f ms to %.0f ms.",
-                            label, sb, sa);
+            part2 = halo_text_printf(
+                "The largest change is in %s, whose median went "
+                "from %.0f ms to %.0f ms.",
+                label, sb, sa);
         } else if (sep) {
-            part2 = xprintf("The runs' main model changed from `%.*s` to "
-                            "`%s` at that point.",
-                            (int)(sep - s), s, sep + 1);
+            part2 =
+                halo_text_printf("The runs' main model changed from `%.*s` to "
+                                 "`%s` at that point.",
+                                 (int)(sep - s), s, sep + 1);
         }
-        f->hypothesis = xprintf(
+        f->hypothesis = halo_text_printf(
             "Something changed at %s: a deployment, a model, a prompt, a tool "
             "or a dependency. %s",
             at,
@@ -296,7 +300,7 @@ static bool word(const halo_detect *d, const group *g, halo_finding *f)
                              : "The model stayed the same: prompts, "
                                "retrieved context or tool outputs grew."));
         free(part2);
-        f->recommendation = xprintf(
+        f->recommendation = halo_text_printf(
             "Compare a run before and after %s (halo traces show) and revert "
             "or confirm the change; watch the %s per run.",
             at, metric);

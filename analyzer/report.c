@@ -16,23 +16,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+void halo_finding_clear(halo_finding *f)
+{
+    free(f->title);
+    free(f->what);
+    free(f->hypothesis);
+    free(f->recommendation);
+    for (size_t k = 0; k < f->n_trace_ids; k++)
+        free(f->trace_ids[k]);
+    for (size_t k = 0; k < f->n_span_ids; k++)
+        free(f->span_ids[k]);
+    free(f->trace_ids);
+    free(f->span_ids);
+    memset(f, 0, sizeof *f);
+}
+
 void halo_report_free(halo_report *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->n_findings; i++) {
-        halo_finding *f = &r->findings[i];
-        free(f->title);
-        free(f->what);
-        free(f->hypothesis);
-        free(f->recommendation);
-        for (size_t k = 0; k < f->n_trace_ids; k++)
-            free(f->trace_ids[k]);
-        for (size_t k = 0; k < f->n_span_ids; k++)
-            free(f->span_ids[k]);
-        free(f->trace_ids);
-        free(f->span_ids);
-    }
+    for (size_t i = 0; i < r->n_findings; i++)
+        halo_finding_clear(&r->findings[i]);
     free(r->findings);
     free(r->agent_id);
     free(r->schedule);

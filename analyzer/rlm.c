@@ -16,6 +16,7 @@
  * subquery at all).
  */
 #include "rlm_int.h"
+#include "text.h"
 
 #include "../core/clock.h"
 #include "../core/log.h"
@@ -30,17 +31,6 @@ extern const char halo_prompt_system[];
 extern const char halo_prompt_default[];
 extern const char halo_prompt_subquery[];
 extern const char halo_prompt_final[];
-
-char *rlm_printf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
 
 bool rlm_span_in_window(const rlm *R, const halo_span *sp, size_t n)
 {
@@ -176,7 +166,7 @@ static halo_status converse(rlm *R, rlm_call *c, bool root, json_t **result)
         if (chat(R, c, tools, &rep) != HALO_OK)
             break;
         if (rep.n_calls == 0) {
-            char *nudge = rlm_printf(
+            char *nudge = halo_text_printf(
                 "Use the tools to investigate, then call %s. (%d of %d turns "
                 "used)",
                 closing, c->turn, max_turns);
@@ -195,14 +185,15 @@ static halo_status converse(rlm *R, rlm_call *c, bool root, json_t **result)
                 *result = json_incref(call->args);
                 text = strdup("received");
             } else if (!strcmp(call->name, closing)) {
-                text = rlm_printf("error: the arguments of %s are not a JSON "
-                                  "object (%s)",
-                                  closing, call->error ? call->error : "?");
+                text = halo_text_printf(
+                    "error: the arguments of %s are not a JSON "
+                    "object (%s)",
+                    closing, call->error ? call->error : "?");
             } else {
                 text = rlm_exec_tool(R, c, call);
             }
-            char *full = text ? rlm_printf("%s\n[%d of %d turns used]", text,
-                                           c->turn, max_turns)
+            char *full = text ? halo_text_printf("%s\n[%d of %d turns used]",
+                                                 text, c->turn, max_turns)
                               : NULL;
             bool ok = full && add_tool_result(R, c, call->id, full);
             free(text);
@@ -373,21 +364,6 @@ static bool finding_ids(rlm *R, const json_t *in, halo_finding *f, json_t *seen)
     return true;
 }
 
-static void finding_clear(halo_finding *f)
-{
-    free(f->title);
-    free(f->what);
-    free(f->hypothesis);
-    free(f->recommendation);
-    for (size_t k = 0; k < f->n_trace_ids; k++)
-        free(f->trace_ids[k]);
-    for (size_t k = 0; k < f->n_span_ids; k++)
-        free(f->span_ids[k]);
-    free(f->trace_ids);
-    free(f->span_ids);
-    memset(f, 0, sizeof *f);
-}
-
 /* The detector finding of the same kind that covers most of f's runs. */
 static halo_finding *same_as_detector(halo_report *r, size_t n_det,
                                       const halo_finding *f)
@@ -429,12 +405,12 @@ static halo_status apply_final(rlm *R, const json_t *args, halo_report *r,
         f.recommendation = str_or(in, "recommendation", "");
         if (!f.title || !f.hypothesis || !f.recommendation ||
             !finding_ids(R, in, &f, seen)) {
-            finding_clear(&f);
+            halo_finding_clear(&f);
             json_decref(seen);
             return halo_fail(err, HALO_ENOMEM, "out of memory");
         }
         if (!f.n_trace_ids) { /* nothing real to stand on */
-            finding_clear(&f);
+            halo_finding_clear(&f);
             continue;
         }
         halo_finding *d = same_as_detector(r, n_det, &f);
@@ -444,10 +420,11 @@ static halo_status apply_final(rlm *R, const json_t *args, halo_report *r,
             d->hypothesis = f.hypothesis;
             d->recommendation = f.recommendation;
             f.hypothesis = f.recommendation = NULL;
-            finding_clear(&f);
+            halo_finding_clear(&f);
             continue;
         }
-        f.what = rlm_printf("Found by the model in %zu runs.", f.n_trace_ids);
+        f.what =
+            halo_text_printf("Found by the model in %zu runs.", f.n_trace_ids);
         f.traces = (int64_t)f.n_trace_ids;
         f.fraction = r->stats.traces > 0
                          ? (double)f.n_trace_ids / (double)r->stats.traces
@@ -455,7 +432,7 @@ static halo_status apply_final(rlm *R, const json_t *args, halo_report *r,
         halo_finding *slot =
             realloc(r->findings, (r->n_findings + 1) * sizeof *r->findings);
         if (!slot || !f.what) {
-            finding_clear(&f);
+            halo_finding_clear(&f);
             json_decref(seen);
             return halo_fail(err, HALO_ENOMEM, "out of memory");
         }
@@ -512,7 +489,7 @@ static char *overview(const halo_analyze_req *req, const halo_report *r)
     halo_iso_from_ns(req->window_end_ns, we);
     const halo_report_stats *s = &r->stats;
     char *det = rlm_detectors_text(r, 3);
-    char *out = rlm_printf(
+    char *out = halo_text_printf(
         "Agent %s, window %.19sZ to %.19sZ: %lld runs (%lld with an error "
         "span), %lld spans, run duration p50 %.0f ms / p95 %.0f ms, %lld "
         "input and %lld output tokens, cost %.4f.\n\nThe deterministic "

@@ -48,7 +48,5 @@ char *rlm_detectors_text(const halo_report *r, size_t max_ids);
 /* Are these spans (one trace) the agent's, starting in the window? */
 bool rlm_span_in_window(const rlm *R, const halo_span *sp, size_t n);
 bool rlm_valid_trace_id(const char *s);
-/* malloc'd printf (never NULL: "out of memory" literal copy on failure). */
-char *rlm_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -7,6 +7,7 @@
  * Results are capped in size; the engine redacts them before they leave.
  */
 #include "rlm_int.h"
+#include "text.h"
 
 #include "../core/trace_tree.h"
 
@@ -159,7 +160,7 @@ static char *tool_sql(rlm *R, const json_t *args)
     if (a && R->st->ops->sql_query(R->st, &req, a, &text, &err) == HALO_OK)
         out = strdup(text ? text : "");
     else
-        out = rlm_printf("error: %s", a ? err.msg : "out of memory");
+        out = halo_text_printf("error: %s", a ? err.msg : "out of memory");
     halo_arena_free(a);
     return cap(out);
 }
@@ -184,11 +185,12 @@ static char *tool_view(rlm *R, const json_t *args)
     halo_status s = R->st->ops->get_trace(R->st, id, a, &sp, &n, &err);
     char *out;
     if (s == HALO_ENOTFOUND || (s == HALO_OK && !rlm_span_in_window(R, sp, n)))
-        out = rlm_printf("error: trace %s is not one of this agent's runs in "
-                         "the window",
-                         low);
+        out = halo_text_printf(
+            "error: trace %s is not one of this agent's runs in "
+            "the window",
+            low);
     else if (s != HALO_OK)
-        out = rlm_printf("error: %s", err.msg);
+        out = halo_text_printf("error: %s", err.msg);
     else {
         size_t limit = R->o->span_limit > 0 ? (size_t)R->o->span_limit : 200;
         halo_buf b = HALO_BUF_INIT;
@@ -222,7 +224,7 @@ static char *tool_search(rlm *R, const json_t *args)
     if (!a ||
         R->st->ops->search_spans(R->st, &req, a, &hits, &n, &err) != HALO_OK) {
         halo_arena_free(a);
-        return rlm_printf("error: %s", a ? err.msg : "out of memory");
+        return halo_text_printf("error: %s", a ? err.msg : "out of memory");
     }
     halo_buf b = HALO_BUF_INIT;
     size_t shown = 0;
@@ -269,9 +271,10 @@ static char *tool_detectors(rlm *R)
 char *rlm_exec_tool(rlm *R, rlm_call *c, const halo_llm_call *call)
 {
     if (!call->args)
-        return rlm_printf("error: the arguments of %s are not a JSON object "
-                          "(%s); call it again with valid JSON",
-                          call->name, call->error ? call->error : "malformed");
+        return halo_text_printf(
+            "error: the arguments of %s are not a JSON object "
+            "(%s); call it again with valid JSON",
+            call->name, call->error ? call->error : "malformed");
     if (!strcmp(call->name, "sql"))
         return tool_sql(R, call->args);
     if (!strcmp(call->name, "view_trace"))
@@ -282,5 +285,5 @@ char *rlm_exec_tool(rlm *R, rlm_call *c, const halo_llm_call *call)
         return tool_detectors(R);
     if (!strcmp(call->name, "subquery"))
         return rlm_subquery(R, c, call->args);
-    return rlm_printf("error: there is no tool named \"%s\"", call->name);
+    return halo_text_printf("error: there is no tool named \"%s\"", call->name);
 }

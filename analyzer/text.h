@@ -51,6 +51,10 @@ double halo_text_similarity(const char *a, const char *b);
  * The byte 0x1f is kept (callers use it as a field separator). */
 void halo_text_one_line(const char *s, char *out, size_t cap);
 
+/* A malloc'd printf; NULL on out-of-memory. */
+char *halo_text_printf(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
 /* 64-bit FNV-1a of n bytes. */
 uint64_t halo_text_hash(const void *p, size_t n);
 
