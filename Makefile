@@ -20,7 +20,7 @@ FUZZ_PKGS = clang libclang-rt-14-dev
 
 .PHONY: all build run test test-unit test-asan deps test-deps fuzz bench \
         bench-sqlite bench-kafka bench-pg bench-analyze format \
-        format-check clean e2e-deps
+        format-check clean e2e-deps install uninstall
 
 all: build
 
@@ -90,6 +90,42 @@ bench-pg: build test-deps
 
 bench-analyze: build test-deps
 	./bench/analyze.sh
+
+# Bare-metal install (deploy/README.md): make && sudo make install
+# PREFIX, SYSCONFDIR, UNITDIR and DESTDIR as usual; HALO_BINARY is what
+# gets installed (default: the build's). Configuration files already in
+# SYSCONFDIR/halo are kept (the new ones land beside them as *.new).
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+HALO_BINARY ?= $(BUILD)/halo
+CONFIGS    = halo.yaml deploy/halo-ingest.yaml deploy/halo-persist.yaml \
+             deploy/halo-analyzer.yaml
+
+install:
+	@test -x $(HALO_BINARY) || { echo "make install: $(HALO_BINARY) is missing: run make first" >&2; exit 1; }
+	install -D -m 0755 $(HALO_BINARY) $(DESTDIR)$(PREFIX)/bin/halo
+	install -d $(DESTDIR)$(SYSCONFDIR)/halo $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(PREFIX)/share/doc/halo
+	@for f in $(CONFIGS); do \
+	    t=$(DESTDIR)$(SYSCONFDIR)/halo/$$(basename $$f); \
+	    if [ -e $$t ]; then \
+	        install -m 0644 $$f $$t.new; echo "kept $$t; the new one is $$t.new"; \
+	    else \
+	        install -m 0644 $$f $$t; echo "installed $$t"; \
+	    fi; \
+	done
+	sed -e 's|/usr/local/bin/halo|$(PREFIX)/bin/halo|g' \
+	    -e 's|/usr/local/share/doc|$(PREFIX)/share/doc|g' \
+	    -e 's|/etc/halo|$(SYSCONFDIR)/halo|g' \
+	    deploy/halo.service > $(DESTDIR)$(UNITDIR)/halo.service
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/halo/README.md
+	install -m 0644 deploy/README.md $(DESTDIR)$(PREFIX)/share/doc/halo/deploy.md
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/halo $(DESTDIR)$(UNITDIR)/halo.service
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/halo
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/halo (your configuration)"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

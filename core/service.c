@@ -362,9 +362,18 @@ static void check_service(build *b, const halo_node *root, int *log_level)
     }
     const halo_node *pipes = halo_node_get(svc, "pipelines");
     if (!pipes || pipes->type != HALO_NODE_MAP || pipes->n == 0) {
+        /* an analyzer-only instance (deploy/halo-analyzer.yaml) runs its
+         * schedules and nothing else */
+        const halo_node *sched =
+            halo_node_get(halo_node_get(root, "analyzer"), "schedules");
+        if (sched && sched->type == HALO_NODE_SEQ && sched->n > 0 &&
+            (!pipes || pipes->type == HALO_NODE_NULL ||
+             (pipes->type == HALO_NODE_MAP && pipes->n == 0)))
+            return;
         halo_errlist_add(b->errs, pipes ? pipes : svc,
                          "service.pipelines: at least one traces pipeline "
-                         "is required");
+                         "is required (or analyzer.schedules, for an "
+                         "analyzer-only instance)");
         return;
     }
     for (size_t i = 0; i < pipes->n; i++)
@@ -426,11 +435,13 @@ static bool wire(build *b, halo_service *svc, const halo_node *root)
         if (!take(b, svc, d->kind, d->id))
             return false;
     }
-    svc->pipes = calloc(pipes->n, sizeof *svc->pipes);
+    /* none in an analyzer-only instance */
+    size_t np = pipes && pipes->type == HALO_NODE_MAP ? pipes->n : 0;
+    svc->pipes = calloc(np ? np : 1, sizeof *svc->pipes);
     if (!svc->pipes)
         return false;
-    svc->n_pipes = pipes->n;
-    for (size_t i = 0; i < pipes->n; i++) {
+    svc->n_pipes = np;
+    for (size_t i = 0; i < np; i++) {
         pipeline *p = &svc->pipes[i];
         const halo_node *pn = pipes->items[i];
         if (!(p->name = strdup(pipes->keys[i])))
@@ -537,8 +548,15 @@ halo_service *halo_service_build(const halo_node *root, halo_errlist *errs,
     check_service(&b, root, &svc->log_level);
     if (errs->n != errs_before)
         goto fail;
+    /* the exporter analyzer.store names may serve the analyzer alone (it
+     * is not started then: the analyzer opens the store itself) */
+    const halo_node *ast =
+        halo_node_get(halo_node_get(root, "analyzer"), "store");
     for (size_t i = 0; i < b.n_decls; i++)
-        if (!b.decls[i].used && b.decls[i].kind != HALO_EXTENSION)
+        if (!b.decls[i].used && b.decls[i].kind == HALO_EXPORTER && ast &&
+            ast->type == HALO_NODE_SCALAR && !strcmp(ast->value, b.decls[i].id))
+            continue;
+        else if (!b.decls[i].used && b.decls[i].kind != HALO_EXTENSION)
             halo_errlist_add(warns, b.decls[i].node,
                              "%s \"%s\" is configured but not used in any "
                              "pipeline",

@@ -13,10 +13,12 @@
  *     OTLP ExportTraceServiceRequest for protoc, keyed by its trace id, one
  *     trace per message, a trace's messages in one partition; and OTLP
  *     messages written by other clients (protoc + kcat) are stored;
- *   - deploy/halo-ingest.yaml and deploy/halo-persist.yaml validate with
- *     their defaults and carry spans end to end into PostgreSQL (a real
- *     server, lib/pg.mjs; listeners moved to 127.0.0.1 through their
- *     environment variables).
+ *   - deploy/halo-ingest.yaml, halo-persist.yaml and halo-analyzer.yaml
+ *     validate with their defaults; the three roles run as processes (the
+ *     docker-compose topology without Docker) and carry spans end to end
+ *     into PostgreSQL (a real server, lib/pg.mjs; listeners moved to
+ *     127.0.0.1 through their environment variables), and `halo analyze`
+ *     with the analyzer role's config writes a report into that store.
  *
  * Neither side sets a topic here: the exporter's and the receiver's
  * defaults must meet (otlp_spans). A successful export only means the
@@ -413,7 +415,7 @@ describe('encoding: otlp_json on both sides', { timeout: ms(90000) }, () => {
 
 /* ---- the deployment configurations ------------------------------------ */
 
-const DEPLOY = ['halo-ingest.yaml', 'halo-persist.yaml'];
+const DEPLOY = ['halo-ingest.yaml', 'halo-persist.yaml', 'halo-analyzer.yaml'];
 
 /* The variables the deploy configs read, unset so their defaults apply. */
 const DEPLOY_VARS = [
@@ -421,12 +423,13 @@ const DEPLOY_VARS = [
     'HALO_KAFKA_DEAD_LETTER_TOPIC', 'HALO_PG_DSN', 'HALO_PG_CONNECTIONS',
     'HALO_RETENTION', 'HALO_OTLP_GRPC_ENDPOINT',
     'HALO_OTLP_HTTP_ENDPOINT', 'HALO_HEALTH_ENDPOINT', 'HALO_METRICS_ENDPOINT',
-    'HALO_MEMORY_LIMIT', 'HALO_LOG_LEVEL',
+    'HALO_MEMORY_LIMIT', 'HALO_LOG_LEVEL', 'HALO_REPORTS_DIR', 'HALO_TIMEZONE',
+    'HALO_DAILY_AT', 'HALO_LLM_BASE_URL', 'HALO_LLM_MODEL', 'HALO_LLM_API_KEY',
 ];
 
 const deployPath = (name) => join(sourceDir(), 'deploy', name);
 
-describe('deploy/halo-ingest.yaml and deploy/halo-persist.yaml',
+describe('deploy/: halo-ingest, halo-persist and halo-analyzer',
          { timeout: ms(90000) }, () => {
     const saved = {};
 
@@ -454,8 +457,9 @@ describe('deploy/halo-ingest.yaml and deploy/halo-persist.yaml',
         });
     }
 
-    it('they carry spans end to end into PostgreSQL (listeners moved to ' +
-       '127.0.0.1)', { timeout: ms(90000) }, async () => {
+    it('the three roles as processes: spans end to end into PostgreSQL, ' +
+       'an analyzer run writes a report (listeners on 127.0.0.1)',
+       { timeout: ms(120000) }, async () => {
            const kafka = await KafkaMock.start({ topics: { [TOPIC]: 2 } });
            const daemons = [];
            let pg = null;
@@ -475,11 +479,12 @@ describe('deploy/halo-ingest.yaml and deploy/halo-persist.yaml',
                        HALO_OTLP_HTTP_ENDPOINT: `127.0.0.1:${http}`,
                        HALO_HEALTH_ENDPOINT: `127.0.0.1:${health}`,
                        HALO_METRICS_ENDPOINT: `127.0.0.1:${metrics}`,
+                       HALO_REPORTS_DIR: join(dir, 'reports'),
                    };
                    daemons.push(d);
                    await d.spawn();
                }
-               const [ingest, persist] = daemons;
+               const [ingest, persist, analyzer] = daemons;
                const scenario = SCENARIOS.genai('deploy');
                const { records, done } = startRun(ingest, scenario,
                                                   { transport: 'grpc' });
@@ -495,7 +500,27 @@ describe('deploy/halo-ingest.yaml and deploy/halo-persist.yaml',
                    `SELECT DISTINCT agent_id FROM spans WHERE trace_id = ` +
                        `${lit(records[0].traceId)}`);
                assert.deepEqual(rows.map((r) => r.agent_id), ['planner-001']);
-               for (const d of [persist, ingest]) {
+               /* an analyzer run on demand, with the analyzer role's config,
+                * against the same store: a report in the reports table and
+                * in the reports directory */
+               const env = analyzer.env;
+               const cfg = ['--config', deployPath('halo-analyzer.yaml')];
+               const an = ['analyze', ...cfg, '--agent', 'planner-001',
+                           '--window', '48h', '--format', 'json'];
+               const r = await runHalo(an, { env, timeoutMs: ms(60000) });
+               assert.equal(r.code, 0, describeRun(an, r));
+               const report = JSON.parse(r.stdout);
+               assert.equal(report.schema, 'halo.report/v1');
+               assert.ok(report.stats.traces >= 1, `runs: ${report.stats.traces}`);
+               const ls = ['reports', 'list', ...cfg, '--agent', 'planner-001',
+                           '--json'];
+               const l = await runHalo(ls, { env });
+               assert.equal(l.code, 0, describeRun(ls, l));
+               assert.deepEqual(JSON.parse(l.stdout).map((x) => x.id), [report.id]);
+               assert.ok(existsSync(join(env.HALO_REPORTS_DIR, 'planner-001',
+                                         'manual')),
+                         'report files in HALO_REPORTS_DIR');
+               for (const d of [analyzer, persist, ingest]) {
                    const exit = await d.stop({ timeoutMs: ms(15000) });
                    assert.equal(exit.code, 0, `SIGTERM exit ` +
                                 `${JSON.stringify(exit)}\n${d.logTail()}`);
