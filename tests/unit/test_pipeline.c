@@ -450,3 +450,30 @@ TEST(embedded_default_config_is_valid)
     halo_errlist_free(&errs);
     halo_errlist_free(&warns);
 }
+
+/* An analyzer-only instance (deploy/halo-analyzer.yaml): no pipeline, its
+ * store exporter not started and not warned about; without schedules a
+ * pipeline is still required. */
+TEST(analyzer_only_instance)
+{
+    size_t ne, nw;
+    bool built;
+    char *text = build_errors("exporters: {sqlite: {path: /tmp/x.db}}\n"
+                              "analyzer:\n"
+                              "  store: sqlite\n"
+                              "  schedules: [{name: h, every: hourly}]\n"
+                              "service: {telemetry: {logs: {level: warn}}}\n",
+                              &ne, &nw, &built);
+    CHECK(built);
+    CHECK_INT(ne, 0);
+    CHECK_INT(nw, 0);
+    free(text);
+    text = build_errors("exporters: {sqlite: {path: /tmp/x.db}}\n"
+                        "analyzer: {store: sqlite}\n"
+                        "service: {telemetry: {logs: {level: warn}}}\n",
+                        &ne, &nw, &built);
+    CHECK(!built);
+    CHECK_CONTAINS(text, "service.pipelines: at least one traces pipeline is "
+                         "required (or analyzer.schedules");
+    free(text);
+}
