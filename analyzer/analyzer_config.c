@@ -46,6 +46,8 @@ static const halo_field schedule_schema[] = {
      NULL, 0, "RLM: prompt + completion tokens of every call (0: none)"},
     {"timeout", HALO_F_DURATION, SOFF(timeout), "15m", 1e9, 8.64e13, NULL, NULL,
      0, "RLM: wall-clock time of one investigation"},
+    {"max_parallel", HALO_F_INT, SOFF(max_parallel), "2", 1, 16, NULL, NULL, 0,
+     "RLM: sub-calls of one turn run at once"},
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, NULL},
 };
 #undef SOFF

@@ -41,6 +41,7 @@ typedef struct halo_schedule_cfg {
     int64_t span_limit;   /* RLM: spans view_trace shows */
     int64_t token_budget; /* RLM: tokens over every call, 0: none */
     int64_t timeout;      /* RLM: ns for the whole investigation */
+    int64_t max_parallel; /* RLM: sub-calls of one turn at once */
     /* filled by halo_analyzer_config_parse */
     halo_tz *tz;
     halo_sched_spec spec;

@@ -40,6 +40,8 @@ halo_status halo_investigate(halo_store *st, const halo_analyze_req *req,
     ro.token_budget = sc->token_budget;
     ro.timeout_ns = sc->timeout;
     ro.span_limit = sc->span_limit;
+    ro.max_parallel = sc->max_parallel;
+    ro.store_spec = o->store_spec;
     char path[4200];
     if (o->reports_dir &&
         halo_report_base_path(o->reports_dir, r->agent_id, r->schedule,

@@ -45,6 +45,19 @@ bool rlm_span_in_window(const rlm *R, const halo_span *sp, size_t n)
            start < R->req->window_end_ns;
 }
 
+/* ---- shared state (parallel sub-calls) ------------------------------------
+ */
+
+static void lock(const rlm *R)
+{
+    pthread_mutex_lock(R->mu);
+}
+
+static void unlock(const rlm *R)
+{
+    pthread_mutex_unlock(R->mu);
+}
+
 /* ---- messages --------------------------------------------------------------
  */
 
@@ -56,9 +69,10 @@ static void transcript(rlm *R, int depth, const char *event, const json_t *m)
                              "message", m);
     char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
     if (text) {
-        fputs(text, R->transcript);
-        fputc('\n', R->transcript);
+        lock(R);
+        fprintf(R->transcript, "%s\n", text);
         fflush(R->transcript);
+        unlock(R);
     }
     free(text);
     json_decref(line);
@@ -104,10 +118,11 @@ static bool add_tool_result(rlm *R, rlm_call *c, const char *id,
 static bool over_budget(const rlm *R)
 {
     const halo_rlm_stats *s = R->stats;
-    if (R->o->token_budget > 0 &&
-        s->input_tokens + s->output_tokens >= R->o->token_budget)
-        return true;
-    return R->deadline_ns && halo_mono_ns() >= R->deadline_ns;
+    lock(R);
+    bool over = R->o->token_budget > 0 &&
+                s->input_tokens + s->output_tokens >= R->o->token_budget;
+    unlock(R);
+    return over || (R->deadline_ns && halo_mono_ns() >= R->deadline_ns);
 }
 
 /* One request. A failure is fatal for the investigation. */
@@ -117,28 +132,161 @@ static halo_status chat(rlm *R, rlm_call *c, const json_t *tools,
     memset(rep, 0, sizeof *rep);
     /* the caller's progress hook: the scheduler renews its claim there,
      * and a false answer (stopping, or the claim lost) ends the run */
-    if (R->req->progress && !R->req->progress(R->req->progress_ctx, -1, -1)) {
+    if (!R->worker && R->req->progress &&
+        !R->req->progress(R->req->progress_ctx, -1, -1)) {
         R->fatal =
             halo_fail(&R->fatal_err, HALO_ESHUTDOWN, "investigation stopped");
         return R->fatal;
     }
+    lock(R);
     R->stats->llm_calls++;
+    unlock(R);
     halo_status st =
         halo_llm_chat(R->llm, c->messages, tools, rep, &R->fatal_err);
     if (st != HALO_OK) {
         R->fatal = st;
         return st;
     }
+    lock(R);
     if (rep->prompt_tokens > 0)
         R->stats->input_tokens += rep->prompt_tokens;
     if (rep->completion_tokens > 0)
         R->stats->output_tokens += rep->completion_tokens;
+    unlock(R);
     transcript(R, c->depth, "received", rep->message);
     if (json_array_append(c->messages, rep->message) != 0) {
         R->fatal = halo_fail(&R->fatal_err, HALO_ENOMEM, "out of memory");
         return R->fatal;
     }
     return HALO_OK;
+}
+
+/* ---- parallel sub-calls
+ * ------------------------------------------------------- */
+
+typedef struct sub_job {
+    rlm R; /* a copy: its own client and store handle */
+    rlm_call *parent;
+    const json_t *args;
+    char *text;
+    bool done;
+    pthread_mutex_t *mu; /* the batch's: done, cv */
+    pthread_cond_t *cv;
+} sub_job;
+
+static void *sub_thread(void *arg)
+{
+    sub_job *j = arg;
+    j->text = rlm_subquery(&j->R, j->parent, j->args);
+    pthread_mutex_lock(j->mu);
+    j->done = true;
+    pthread_cond_signal(j->cv);
+    pthread_mutex_unlock(j->mu);
+    return NULL;
+}
+
+/* Wait for jobs[0..n) while telling the caller's progress hook (the
+ * scheduler renews its claim there) about once a second. */
+static void wait_jobs(rlm *R, sub_job *jobs, size_t n, pthread_mutex_t *mu,
+                      pthread_cond_t *cv)
+{
+    pthread_mutex_lock(mu);
+    for (;;) {
+        size_t left = 0;
+        for (size_t i = 0; i < n; i++)
+            left += !jobs[i].done;
+        if (!left)
+            break;
+        struct timespec dl = halo_timespec_of(halo_mono_ns() + 1000000000u);
+        if (pthread_cond_timedwait(cv, mu, &dl) != 0 && R->req->progress) {
+            pthread_mutex_unlock(mu);
+            R->req->progress(R->req->progress_ctx, -1, -1);
+            pthread_mutex_lock(mu);
+        }
+    }
+    pthread_mutex_unlock(mu);
+}
+
+/* The turn's subquery calls, run in parallel (max_parallel at a time),
+ * each with its own client and store handle: their texts by call index
+ * (NULL where a call did not run here). NULL when nothing runs in
+ * parallel (the calls then run in turn, as the other tools). */
+static char **run_subqueries(rlm *R, rlm_call *c, const halo_llm_reply *rep)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < rep->n_calls; k++)
+        n += !strcmp(rep->calls[k].name, "subquery") && rep->calls[k].args;
+    if (n < 2 || R->o->max_parallel <= 1 || !R->o->store_spec || R->worker ||
+        c->depth + 1 > R->o->max_depth)
+        return NULL;
+    char **texts = calloc(rep->n_calls, sizeof *texts);
+    sub_job *jobs = calloc(rep->n_calls, sizeof *jobs);
+    pthread_t *th = calloc(rep->n_calls, sizeof *th);
+    size_t *idx = calloc(rep->n_calls, sizeof *idx);
+    if (!texts || !jobs || !th || !idx) {
+        free(texts);
+        free(jobs);
+        free(th);
+        free(idx);
+        return NULL;
+    }
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_condattr_t ca;
+    pthread_cond_t cv;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cv, &ca);
+    pthread_condattr_destroy(&ca);
+    size_t k = 0;
+    while (k < rep->n_calls) {
+        /* the next batch: up to max_parallel sub-calls */
+        size_t nb = 0;
+        for (; k < rep->n_calls && (int64_t)nb < R->o->max_parallel; k++) {
+            const halo_llm_call *call = &rep->calls[k];
+            if (strcmp(call->name, "subquery") || !call->args)
+                continue;
+            sub_job *j = &jobs[nb];
+            memset(j, 0, sizeof *j);
+            j->R = *R;
+            j->R.worker = true;
+            j->R.llm = NULL;
+            j->R.st = NULL;
+            j->parent = c;
+            j->args = call->args;
+            j->mu = &mu;
+            j->cv = &cv;
+            halo_err e = {{0}};
+            halo_store_opts ro = {.read_only = true};
+            if (halo_llm_new(R->o->llm, &j->R.llm, &e) != HALO_OK ||
+                halo_store_open(R->o->store_spec, &ro, &j->R.st, &e) !=
+                    HALO_OK ||
+                pthread_create(&th[nb], NULL, sub_thread, j) != 0) {
+                /* no thread for it: it runs in turn with the others */
+                LOG_WARN(PREFIX, "a sub-call runs in turn: %s",
+                         e.msg[0] ? e.msg : "no thread");
+                halo_llm_free(j->R.llm);
+                halo_store_close(j->R.st);
+                continue;
+            }
+            idx[nb++] = k;
+        }
+        wait_jobs(R, jobs, nb, &mu, &cv);
+        for (size_t i = 0; i < nb; i++) {
+            pthread_join(th[i], NULL);
+            texts[idx[i]] = jobs[i].text;
+            if (jobs[i].R.fatal && !R->fatal) {
+                R->fatal = jobs[i].R.fatal;
+                R->fatal_err = jobs[i].R.fatal_err;
+            }
+            halo_llm_free(jobs[i].R.llm);
+            halo_store_close(jobs[i].R.st);
+        }
+    }
+    pthread_cond_destroy(&cv);
+    free(jobs);
+    free(th);
+    free(idx);
+    return texts;
 }
 
 /* ---- a call -----------------------------------------------------------------
@@ -177,11 +325,17 @@ static halo_status converse(rlm *R, rlm_call *c, bool root, json_t **result)
                 break;
             continue;
         }
+        char **pre = run_subqueries(R, c, &rep);
         for (size_t k = 0; k < rep.n_calls; k++) {
             const halo_llm_call *call = &rep.calls[k];
+            lock(R);
             R->stats->tool_calls++;
+            unlock(R);
             char *text;
-            if (!strcmp(call->name, closing) && call->args && !*result) {
+            if (pre && pre[k]) {
+                text = pre[k]; /* a parallel sub-call's answer */
+                pre[k] = NULL;
+            } else if (!strcmp(call->name, closing) && call->args && !*result) {
                 *result = json_incref(call->args);
                 text = strdup("received");
             } else if (!strcmp(call->name, closing)) {
@@ -201,13 +355,18 @@ static halo_status converse(rlm *R, rlm_call *c, bool root, json_t **result)
             if (!ok || R->fatal)
                 break;
         }
+        for (size_t k = 0; pre && k < rep.n_calls; k++)
+            free(pre[k]);
+        free(pre);
         halo_llm_reply_clear(&rep);
         if (R->fatal)
             break;
     }
     if (!*result && !R->fatal) {
         /* out of turns or budget: one last request, the closing tool only */
+        lock(R);
         R->stats->forced_final = true;
+        unlock(R);
         halo_llm_reply rep;
         if (add_message(R, c, "user", halo_prompt_final, true) &&
             chat(R, c, last, &rep) == HALO_OK) {
@@ -244,8 +403,10 @@ char *rlm_subquery(rlm *R, rlm_call *parent, const json_t *args)
     }
     halo_buf_putc(&b, '\0');
     rlm_call sub = {json_array(), parent->depth + 1, 0};
+    lock(R);
     if (sub.depth > R->stats->max_depth_reached)
         R->stats->max_depth_reached = sub.depth;
+    unlock(R);
     json_t *res = NULL;
     if (sub.messages && !b.oom &&
         add_message(R, &sub, "system", halo_prompt_subquery, true) &&
@@ -454,6 +615,10 @@ static halo_status rlm_open(rlm *R, halo_store *st, const halo_analyze_req *req,
 {
     memset(R, 0, sizeof *R);
     memset(stats, 0, sizeof *stats);
+    R->mu = malloc(sizeof *R->mu);
+    if (!R->mu)
+        return halo_fail(err, HALO_ENOMEM, "out of memory");
+    pthread_mutex_init(R->mu, NULL);
     if (!o->llm || !o->llm->base_url || !*o->llm->base_url)
         return halo_fail(err, HALO_EUNSUPPORTED,
                          "no model configured (analyzer.llm.base_url)");
@@ -480,6 +645,11 @@ static void rlm_close(rlm *R)
     if (R->transcript)
         fclose(R->transcript);
     halo_llm_free(R->llm);
+    if (R->mu) {
+        pthread_mutex_destroy(R->mu);
+        free(R->mu);
+        R->mu = NULL;
+    }
 }
 
 static char *overview(const halo_analyze_req *req, const halo_report *r)

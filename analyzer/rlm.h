@@ -43,6 +43,11 @@ typedef struct halo_rlm_opts {
     int64_t timeout_ns;          /* wall clock for the investigation; 0: none */
     int64_t span_limit;          /* spans view_trace shows; 0: 200 */
     const char *transcript_path; /* NULL: no transcript */
+    /* Sub-calls asked for in one turn run in parallel, this many at a time,
+     * each with its own client and its own store handle opened from
+     * store_spec (NULL, or max_parallel <= 1: one at a time). */
+    int64_t max_parallel;
+    const char *store_spec;
 } halo_rlm_opts;
 
 typedef struct halo_rlm_stats {
@@ -82,6 +87,8 @@ typedef struct halo_investigate_opts {
     const char *prompt;             /* overrides the schedule's */
     const char *reports_dir;        /* the transcript beside the report;
                                        NULL: none kept */
+    const char *store_spec;         /* st's spec: parallel sub-calls open their
+                                       own handles (NULL: sub-calls in turn) */
 } halo_investigate_opts;
 
 /* The detectors (halo_analyze), then, when analyzer.llm has a base_url,

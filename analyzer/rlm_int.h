@@ -11,6 +11,7 @@
 #include "../core/buf.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -25,6 +26,11 @@ typedef struct rlm {
     uint64_t deadline_ns; /* monotonic; 0: none */
     halo_status fatal;    /* the model failed: stop everything */
     halo_err fatal_err;
+    /* stats, the transcript and the turn budget are shared with the
+     * threads of parallel sub-calls (each has its own client and store
+     * handle): this lock guards them */
+    pthread_mutex_t *mu;
+    bool worker; /* a parallel sub-call's thread (no progress hook) */
 } rlm;
 
 /* One conversation: the root call (depth 0) or a sub-call. */

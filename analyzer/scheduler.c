@@ -220,7 +220,8 @@ static halo_status do_run(halo_scheduler *s, const halo_schedule_cfg *sc,
     req.progress = renew;
     req.progress_ctx = &rc;
     halo_report *r = NULL;
-    halo_investigate_opts io = {s->o.cfg, sc, NULL, s->o.cfg->reports_dir};
+    halo_investigate_opts io = {s->o.cfg, sc, NULL, s->o.cfg->reports_dir,
+                                s->spec};
     halo_status st = halo_investigate(s->ro, &req, &io, &r, err);
     if (st != HALO_OK)
         return st;

@@ -298,8 +298,12 @@ int halo_cmd_analyze(int argc, char **argv)
     halo_err err = {{0}};
     uint64_t t0 = halo_mono_ns();
     const char *dir = o.reports_dir ? o.reports_dir : acfg.reports_dir;
-    halo_investigate_opts io = {&acfg, NULL, o.prompt, o.no_save ? NULL : dir};
+    halo_err serr = {{0}};
+    char *spec = halo_cli_store_spec(o.store, o.db, o.config, &serr);
+    halo_investigate_opts io = {&acfg, NULL, o.prompt, o.no_save ? NULL : dir,
+                                spec};
     halo_status s = halo_investigate(st, &req, &io, &r, &err);
+    free(spec);
     halo_store_close(st);
     if (req.progress)
         fputc('\n', stderr);
@@ -499,7 +503,7 @@ static int reports_chat(const ropts *o, halo_store *st, const char *id,
     halo_schedule_cfg sc;
     halo_schedule_cfg_defaults(&sc);
     halo_analyze_req req = {0};
-    char *answer = NULL;
+    char *answer = NULL, *spec = NULL;
     if (!(acfg.llm.base_url && *acfg.llm.base_url)) {
         fprintf(stderr, "halo reports chat: no model configured: set "
                         "analyzer.llm.base_url (and model) in the "
@@ -534,6 +538,9 @@ static int reports_chat(const ropts *o, halo_store *st, const char *id,
     ro.token_budget = sc.token_budget;
     ro.timeout_ns = sc.timeout;
     ro.span_limit = sc.span_limit;
+    ro.max_parallel = sc.max_parallel;
+    spec = halo_cli_store_spec(o->store, o->db, o->config, &err);
+    ro.store_spec = spec;
     char path[4200];
     if (halo_report_base_path(acfg.reports_dir, row.agent_id, row.schedule,
                               req.window_start_ns, path, sizeof path - 20,
@@ -550,6 +557,7 @@ static int reports_chat(const ropts *o, halo_store *st, const char *id,
     fputs(answer, stdout);
     rc = fflush(stdout) == 0 ? HALO_EXIT_OK : HALO_EXIT_RUNTIME;
 done:
+    free(spec);
     free(answer);
     halo_redactor_free(red);
     halo_schedule_cfg_release(&sc);

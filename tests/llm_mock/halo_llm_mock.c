@@ -24,8 +24,10 @@
  * value}, "body": <the parsed JSON, or the text when not JSON>}, flushed
  * at once. Request bodies over 4 MiB get 413 (recorded with body null).
  *
- * One server thread answers one request at a time, so turns are handed
- * out in arrival order.
+ * One thread per connection: turns are handed out in arrival order, and a
+ * turn's delay_ms does not hold up requests on other connections (so
+ * parallel clients can be seen as such). Each recorded request carries
+ * "t_ms", the monotonic time it arrived.
  */
 #include <microhttpd.h>
 
@@ -63,6 +65,7 @@ typedef struct turn {
 
 static turn *turns;
 static size_t n_turns, next_turn;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* turns, record */
 static FILE *record;
 
 typedef struct req {
@@ -173,12 +176,18 @@ static void record_request(struct MHD_Connection *conn, const char *path,
         if (!body)
             body = json_string("(not UTF-8)");
     }
-    json_t *line = json_pack("{s:s, s:o, s:o}", "path", path, "headers", hd,
-                             "body", body ? body : json_null());
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    json_int_t t_ms = (json_int_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    json_t *line =
+        json_pack("{s:s, s:o, s:o, s:I}", "path", path, "headers", hd, "body",
+                  body ? body : json_null(), "t_ms", t_ms);
     if (line) {
+        pthread_mutex_lock(&mu);
         json_dumpf(line, record, JSON_COMPACT | JSON_ENSURE_ASCII);
         fputc('\n', record);
         fflush(record);
+        pthread_mutex_unlock(&mu);
         json_decref(line);
     }
 }
@@ -227,9 +236,13 @@ static enum MHD_Result play(struct MHD_Connection *conn, const req *r)
 {
     if (r->too_big)
         return error_answer(conn, 413, "request body too large");
-    if (next_turn >= n_turns)
+    /* turns go out in arrival order; a turn's delay does not hold up the
+     * next request (one thread per connection) */
+    pthread_mutex_lock(&mu);
+    const turn *t = next_turn < n_turns ? &turns[next_turn++] : NULL;
+    pthread_mutex_unlock(&mu);
+    if (!t)
         return error_answer(conn, 500, "script exhausted");
-    const turn *t = &turns[next_turn++];
     if (t->delay_ms > 0) {
         struct timespec ts = {t->delay_ms / 1000,
                               (t->delay_ms % 1000) * 1000000};
@@ -366,8 +379,9 @@ int main(int argc, char **argv)
         return 1;
     }
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0,
-        NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+            MHD_USE_AUTO | MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
     if (!d) {

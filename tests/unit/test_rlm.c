@@ -182,6 +182,8 @@ static void investigate(const char *name, const char *script, halo_rlm_opts *o,
     halo_redactor_new(&rc, &red, &out->err);
     o->llm = &llm;
     o->redactor = red;
+    if (o->max_parallel > 1)
+        o->store_spec = spec; /* parallel sub-calls open their own */
     if (out->r)
         out->st =
             halo_rlm_investigate(st, &req, o, out->r, &out->stats, &out->err);
@@ -403,4 +405,78 @@ TEST(unreachable_model_leaves_the_detectors_report)
     CHECK_STR(x.r->mode, "detectors");
     CHECK(x.r->model == NULL);
     run_free(&x);
+}
+
+/* A sub-call's answer, held back delay_ms by the server. */
+static void slow_answer(halo_buf *script, const char *text, int delay_ms)
+{
+    json_t *args = json_pack("{s:s}", "answer", text);
+    char *a = json_dumps(args, JSON_COMPACT);
+    json_t *line = json_pack(
+        "{s:i, s:{s:[{s:i, s:{s:s, s:n, s:[{s:s, s:s, s:{s:s, s:s}}]}, "
+        "s:s}], s:{s:i, s:i}}}",
+        "delay_ms", delay_ms, "body", "choices", "index", 0, "message", "role",
+        "assistant", "content", "tool_calls", "id", "a1", "type", "function",
+        "function", "name", "answer", "arguments", a, "finish_reason",
+        "tool_calls", "usage", "prompt_tokens", 10, "completion_tokens", 5);
+    char *t = json_dumps(line, JSON_COMPACT);
+    halo_buf_puts(script, t);
+    halo_buf_putc(script, '\n');
+    free(t);
+    free(a);
+    json_decref(line);
+    json_decref(args);
+}
+
+static long long arrived(const run *x, size_t i)
+{
+    return json_integer_value(
+        json_object_get(json_array_get(x->requests, i), "t_ms"));
+}
+
+/* Two sub-calls asked for in one turn: with max_parallel 2 both reach the
+ * server before either is answered (each answer is held back 1.5 s); one
+ * at a time, the second waits for the first. */
+static void parallel_case(int max_parallel, long long *gap,
+                          int *halo_test_failed)
+{
+    halo_buf s = HALO_BUF_INIT;
+    turn(&s,
+         "[[\"subquery\", {\"question\": \"what fails in " T1 "?\"}],"
+         " [\"subquery\", {\"question\": \"what fails in " T2 "?\"}]]",
+         10);
+    slow_answer(&s, "first answer", 1500);
+    slow_answer(&s, "second answer", 1500);
+    turn(&s, "[[\"final_report\", {\"findings\": []}]]", 10);
+    halo_buf_putc(&s, '\0');
+    halo_rlm_opts o = {
+        .max_depth = 2, .max_turns = 5, .max_parallel = max_parallel};
+    run x;
+    char name[32];
+    snprintf(name, sizeof name, "rlm_par%d", max_parallel);
+    investigate(name, s.data, &o, &x);
+    halo_buf_free(&s);
+    CHECK(x.st == HALO_OK);
+    CHECK_INT(json_array_size(x.requests), 4);
+    char *last = request_text(&x, 3);
+    CHECK_CONTAINS(last, "answer: first answer");
+    CHECK_CONTAINS(last, "answer: second answer");
+    free(last);
+    CHECK_INT(x.stats.max_depth_reached, 1);
+    CHECK_INT(x.r->budget.llm_calls, 4);
+    *gap = arrived(&x, 2) - arrived(&x, 1);
+    run_free(&x);
+}
+
+TEST(parallel_subqueries)
+{
+    long long par = -1, seq = -1;
+    parallel_case(2, &par, halo_test_failed);
+    parallel_case(1, &seq, halo_test_failed);
+    fprintf(stderr,
+            "    second sub-call arrived %lld ms after the first in "
+            "parallel, %lld ms one at a time\n",
+            par, seq);
+    CHECK(par >= 0 && par < 1000);
+    CHECK(seq >= 1400);
 }
