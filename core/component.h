@@ -60,6 +60,9 @@ struct halo_component {
                               one per pipeline they feed) */
     size_t n_next;
     struct halo_service *svc;
+    /* Its section of the configuration, for errors found at create (valid
+     * while the service is being built only). */
+    const struct halo_node *cfg_node;
 };
 
 /* Pass b to every downstream consumer (one reference each; consumers after

@@ -138,6 +138,7 @@ static halo_component *comp_new(halo_kind kind, const char *id,
         goto oom;
     c->def = def;
     c->svc = svc;
+    c->cfg_node = node;
     size_t pl = strlen(id) + 16;
     if (!(c->log_prefix = malloc(pl)))
         goto oom;
@@ -504,7 +505,8 @@ static bool create_all(halo_service *svc, halo_errlist *errs)
     do {                                                                       \
         err.msg[0] = '\0';                                                     \
         if ((c)->def->create && (c)->def->create((c), &err) != HALO_OK) {      \
-            halo_errlist_add(errs, NULL, "%s: %s", (c)->log_prefix, err.msg);  \
+            halo_errlist_add(errs, (c)->cfg_node, "%s: %s", (c)->log_prefix,   \
+                             err.msg);                                         \
             ok = false;                                                        \
         }                                                                      \
     } while (0)
