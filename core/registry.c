@@ -15,6 +15,7 @@ HALO_DEF(halo_receiver_kafka);
 HALO_DEF(halo_processor_agent_identity);
 HALO_DEF(halo_processor_batch);
 HALO_DEF(halo_processor_memory_limiter);
+HALO_DEF(halo_processor_redaction);
 HALO_DEF(halo_exporter_sqlite);
 HALO_DEF(halo_exporter_postgres);
 HALO_DEF(halo_exporter_debug);
@@ -28,7 +29,7 @@ const halo_component_def *const halo_component_defs[] = {
     &halo_exporter_sqlite,        &halo_exporter_debug,
     &halo_extension_health_check, &halo_extension_metrics,
     &halo_receiver_kafka,         &halo_exporter_kafka,
-    &halo_exporter_postgres,
+    &halo_exporter_postgres,      &halo_processor_redaction,
 };
 const size_t halo_component_defs_n =
     sizeof halo_component_defs / sizeof *halo_component_defs;
