@@ -177,6 +177,43 @@ static inline halo_scope *make_scope(halo_arena *a)
     return s;
 }
 
+/* A trace of agent at offset start_ns after T0 into o[0..4): a root (span
+ * 1) and three children; child 3 starts before child 2, child 4 at the
+ * same time as child 3 (ties: span id); child 2 is an LLM call, child 4 a
+ * failing tool call. Returns 4. */
+static inline size_t fixture_trace(span_opts *o, uint64_t trace,
+                                   const char *agent, uint64_t start_ns)
+{
+    o[0] = (span_opts){.trace = trace,
+                       .span = 1,
+                       .start_ns = start_ns,
+                       .dur_ns = 50 * 1000000ull,
+                       .agent = agent,
+                       .status = HALO_STATUS_OK};
+    o[1] = (span_opts){.trace = trace,
+                       .span = 2,
+                       .parent = 1,
+                       .start_ns = start_ns + 30,
+                       .dur_ns = 1000,
+                       .agent = agent,
+                       .type = "LLM"};
+    o[2] = (span_opts){.trace = trace,
+                       .span = 4,
+                       .parent = 1,
+                       .start_ns = start_ns + 20,
+                       .dur_ns = 1000,
+                       .agent = agent,
+                       .type = "TOOL",
+                       .status = HALO_STATUS_ERROR};
+    o[3] = (span_opts){.trace = trace,
+                       .span = 3,
+                       .parent = 1,
+                       .start_ns = start_ns + 20,
+                       .dur_ns = 7,
+                       .agent = agent};
+    return 4;
+}
+
 /* A batch of spans built from opts under one resource and scope, owning
  * its arena. */
 static inline halo_batch *batch_of(const span_opts *opts, size_t n)

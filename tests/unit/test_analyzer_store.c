@@ -158,42 +158,6 @@ static bool put_spans(halo_store *st, const span_opts *opts, size_t n,
     return s == HALO_OK;
 }
 
-/* A trace of agent at offset start_ns after T0: a root (span 1) and two
- * children; child 3 starts before child 2, child 4 at the same time as
- * child 3 (ties: span id). */
-static size_t trace_of(span_opts *o, uint64_t trace, const char *agent,
-                       uint64_t start_ns)
-{
-    o[0] = (span_opts){.trace = trace,
-                       .span = 1,
-                       .start_ns = start_ns,
-                       .dur_ns = 50 * 1000000ull,
-                       .agent = agent,
-                       .status = HALO_STATUS_OK};
-    o[1] = (span_opts){.trace = trace,
-                       .span = 2,
-                       .parent = 1,
-                       .start_ns = start_ns + 30,
-                       .dur_ns = 1000,
-                       .agent = agent,
-                       .type = "LLM"};
-    o[2] = (span_opts){.trace = trace,
-                       .span = 4,
-                       .parent = 1,
-                       .start_ns = start_ns + 20,
-                       .dur_ns = 1000,
-                       .agent = agent,
-                       .type = "TOOL",
-                       .status = HALO_STATUS_ERROR};
-    o[3] = (span_opts){.trace = trace,
-                       .span = 3,
-                       .parent = 1,
-                       .start_ns = start_ns + 20,
-                       .dur_ns = 7,
-                       .agent = agent};
-    return 4;
-}
-
 /* 2000 euro signs: 6000 bytes of 3-byte characters. */
 static char long_input[6001];
 
@@ -233,13 +197,13 @@ static bool put_scan_data(halo_store *st)
     span_opts o[64];
     size_t n = 0;
     for (uint64_t t = 0; t < 10; t++)
-        n += trace_of(o + n, 100 + t, "a1",
-                      t == 9 ? 20 * SEC - 1 : 10 * SEC + t * SEC / 2);
-    n += trace_of(o + n, 200, "a1", 10 * SEC - 1);
-    n += trace_of(o + n, 201, "a1", 20 * SEC);
-    n += trace_of(o + n, 202, "a1", 9 * SEC);
+        n += fixture_trace(o + n, 100 + t, "a1",
+                           t == 9 ? 20 * SEC - 1 : 10 * SEC + t * SEC / 2);
+    n += fixture_trace(o + n, 200, "a1", 10 * SEC - 1);
+    n += fixture_trace(o + n, 201, "a1", 20 * SEC);
+    n += fixture_trace(o + n, 202, "a1", 9 * SEC);
     o[n - 1].start_ns = 11 * SEC;
-    n += trace_of(o + n, 300, "a2", 15 * SEC);
+    n += fixture_trace(o + n, 300, "a2", 15 * SEC);
     return put_spans(st, o, n, adjust_rich);
 }
 
@@ -514,7 +478,7 @@ static bool check_early_stop(const backend *b)
     static span_opts o[4 * N];
     size_t n = 0;
     for (uint64_t t = 0; t < N; t++)
-        n += trace_of(o + n, 1000 + t, "a1", 10 * SEC + t * 1000);
+        n += fixture_trace(o + n, 1000 + t, "a1", 10 * SEC + t * 1000);
     EXPECT(put_spans(st, o, n, NULL));
     scan_log l;
     memset(&l, 0, sizeof l);
@@ -538,7 +502,7 @@ static bool check_early_stop(const backend *b)
     EXPECT_INT(st->ops->claim_run(st, &k, "me", 100, 10, &res, &err), HALO_OK);
     EXPECT_INT(res, HALO_CLAIM_TAKEN);
     span_opts one[4];
-    EXPECT(put_spans(st, one, trace_of(one, 5000, "a1", 12 * SEC), NULL));
+    EXPECT(put_spans(st, one, fixture_trace(one, 5000, "a1", 12 * SEC), NULL));
     halo_store_close(st);
     return true;
 }
@@ -897,8 +861,8 @@ TEST(pg_scan_prunes_partitions)
     static span_opts o[4 * N];
     size_t n = 0;
     for (uint64_t t = 0; t < N; t++)
-        n += trace_of(o + n, 1 + t, t % 2 ? "a1" : "a2",
-                      (t % 4) * DAY_NS + t * SEC);
+        n += fixture_trace(o + n, 1 + t, t % 2 ? "a1" : "a2",
+                           (t % 4) * DAY_NS + t * SEC);
     CHECK(put_spans(st, o, n, NULL));
     CHECK(pg_q_ok(c, "ANALYZE"));
     const char *params[4] = {"{abababababababab0000000000000001,"
@@ -991,8 +955,9 @@ static bool bench_one(const backend *b, int64_t spans)
     for (int64_t first = 0; first < traces; first += PER) {
         size_t n = 0;
         for (int64_t t = first; t < first + PER && t < traces; t++) {
-            size_t k = trace_of(o + n, (uint64_t)t + 1, t % 10 ? "a1" : "a2",
-                                (uint64_t)t * (SEC / 2));
+            size_t k =
+                fixture_trace(o + n, (uint64_t)t + 1, t % 10 ? "a1" : "a2",
+                              (uint64_t)t * (SEC / 2));
             for (size_t j = 0; j < 6; j++)
                 o[n + k + j] =
                     (span_opts){.trace = (uint64_t)t + 1,

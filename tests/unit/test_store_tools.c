@@ -97,39 +97,6 @@ static const backend backends[2] = {
 
 static char long_text[5000];
 
-static size_t trace_of(span_opts *o, uint64_t trace, const char *agent,
-                       uint64_t start_ns)
-{
-    o[0] = (span_opts){.trace = trace,
-                       .span = 1,
-                       .start_ns = start_ns,
-                       .dur_ns = 50 * 1000000ull,
-                       .agent = agent,
-                       .status = HALO_STATUS_OK};
-    o[1] = (span_opts){.trace = trace,
-                       .span = 2,
-                       .parent = 1,
-                       .start_ns = start_ns + 30,
-                       .dur_ns = 1000,
-                       .agent = agent,
-                       .type = "LLM"};
-    o[2] = (span_opts){.trace = trace,
-                       .span = 4,
-                       .parent = 1,
-                       .start_ns = start_ns + 20,
-                       .dur_ns = 1000,
-                       .agent = agent,
-                       .type = "TOOL",
-                       .status = HALO_STATUS_ERROR};
-    o[3] = (span_opts){.trace = trace,
-                       .span = 3,
-                       .parent = 1,
-                       .start_ns = start_ns + 20,
-                       .dur_ns = 7,
-                       .agent = agent};
-    return 4;
-}
-
 /* Inputs and outputs for the search and the escaping checks. */
 static void adjust(halo_span *sp, size_t n)
 {
@@ -168,10 +135,10 @@ static bool put_data(halo_store *st)
     span_opts o[64];
     size_t n = 0;
     for (uint64_t t = 0; t < 10; t++)
-        n += trace_of(o + n, 100 + t, "a1", 10 * SEC + t * SEC / 2);
-    n += trace_of(o + n, 200, "a1", 10 * SEC - 1);
-    n += trace_of(o + n, 201, "a1", 20 * SEC);
-    n += trace_of(o + n, 300, "a2", 15 * SEC);
+        n += fixture_trace(o + n, 100 + t, "a1", 10 * SEC + t * SEC / 2);
+    n += fixture_trace(o + n, 200, "a1", 10 * SEC - 1);
+    n += fixture_trace(o + n, 201, "a1", 20 * SEC);
+    n += fixture_trace(o + n, 300, "a2", 15 * SEC);
     halo_batch *bt = batch_of(o, n);
     halo_err err = {{0}};
     if (!bt)
