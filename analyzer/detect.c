@@ -788,7 +788,7 @@ static void run_facts(run_ctx *c)
     ri->cost = tr->cost;
     ri->tokens = tok_add(tr->input_tokens, tr->output_tokens);
     ri->main_model = main_model(c);
-    if (!c->n ||
+    if (c->root >= c->n || /* no root stored */
         !halo_hex_decode(c->sc[c->root].s->span_id, 16, ri->root_span, 8))
         memset(ri->root_span, 0, 8);
 }

@@ -751,3 +751,21 @@ TEST(markdown_names_stay_on_one_line)
     free(md);
     halo_report_free(r);
 }
+
+/* A run whose root span was not stored (every span has a parent): no
+ * root to cite or to judge the run's end by (found by fuzz_detect: the
+ * root index pointed past the spans). */
+TEST(run_without_a_stored_root)
+{
+    halo_detect *d = halo_detect_new(NULL);
+    for (int i = 0; i < 30; i++) {
+        clean_run(&R, i, "gpt-4o-mini", 120);
+        for (size_t k = 0; k < R.n; k++)
+            snprintf(R.s[k].parent_span_id, 17, "%016x", 0xdead);
+        add(d, &R);
+    }
+    halo_report *r = finish(d);
+    CHECK_INT(r->n_findings, 0);
+    halo_report_free(r);
+    halo_detect_free(d);
+}
