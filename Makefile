@@ -9,6 +9,7 @@ BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= halo.yaml
 FUZZ_SECONDS ?= 30
+FUZZ_SECONDS_CI ?= 10
 
 # Debian 12 packages needed to build, test and run.
 PKGS = build-essential cmake pkg-config tzdata \
@@ -44,7 +45,7 @@ e2e-deps: test-deps
 	cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
 
 # Formatting, every test through ctest, then the whole suite again under
-# ASan+UBSan.
+# ASan+UBSan, then every fuzz target briefly.
 test: test-deps e2e-deps format-check
 	cmake -S . -B $(BUILD) -DHALO_WERROR=ON
 	cmake --build $(BUILD) -j$(JOBS)
@@ -55,13 +56,17 @@ test: test-deps e2e-deps format-check
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    HALO_SANITIZED=1 ctest --output-on-failure --timeout 900
+	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS_CI)
 
-# libFuzzer targets (clang), each run briefly: make fuzz FUZZ_SECONDS=60
+# libFuzzer targets (clang), each run briefly: make fuzz FUZZ_SECONDS=60.
+# `make test` ends with a CI-sized run of every target (FUZZ_SECONDS_CI);
+# a crash, a leak or a hang (10 s per input) fails it.
+FUZZ_TARGETS = $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 fuzz:
 	@./.ci/install-deps $(PKGS) $(FUZZ_PKGS)
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -DHALO_FUZZ=ON -DHALO_WERROR=ON \
 	      -DCMAKE_BUILD_TYPE=Debug
-	cmake --build $(BUILD_FUZZ) -j$(JOBS)
+	cmake --build $(BUILD_FUZZ) -j$(JOBS) --target $(FUZZ_TARGETS)
 	@set -e; for f in $(BUILD_FUZZ)/fuzz_*; do \
 	  [ -x "$$f" ] || continue; name=$$(basename $$f); \
 	  mkdir -p $(BUILD_FUZZ)/corpus/$$name; \
