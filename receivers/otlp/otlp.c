@@ -24,6 +24,7 @@
 typedef struct otlp_ctx {
     otlp_grpc *grpc;
     otlp_http *http;
+    otlp_auth *auth; /* NULL without an auth section */
 } otlp_ctx;
 
 /* ---- config schema ----------------------------------------------------- */
@@ -107,6 +108,12 @@ static const halo_field otlp_schema[] = {
      .sub = protocols_schema,
      .present_offset = offsetof(otlp_cfg, protocols_present),
      .description = "which transports to serve (at least one)"},
+    {.key = "auth",
+     .type = HALO_F_SECTION,
+     .offset = offsetof(otlp_cfg, auth),
+     .sub = otlp_auth_schema,
+     .present_offset = offsetof(otlp_cfg, auth_present),
+     .description = "require a bearer token on every request (otlp_auth.c)"},
     {.key = NULL},
 };
 
@@ -136,6 +143,17 @@ static halo_status otlp_create(halo_component *self, halo_err *err)
     otlp_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return halo_fail(err, HALO_ENOMEM, "out of memory");
+    /* the tokens load once, here (no reload); errors never show a token */
+    if (cfg->auth_present) {
+        halo_status st = otlp_auth_new(&cfg->auth, self->id, self->log_prefix,
+                                       &ctx->auth, err);
+        if (st != HALO_OK) {
+            free(ctx);
+            return st;
+        }
+        LOG_INFO(self->log_prefix, "bearer token authentication: %zu tokens",
+                 otlp_auth_count(ctx->auth));
+    }
     self->ctx = ctx;
     return HALO_OK;
 }
@@ -146,9 +164,11 @@ static halo_status otlp_start(halo_component *self, halo_err *err)
     otlp_ctx *ctx = self->ctx;
     halo_status st = HALO_OK;
     if (cfg->protocols.grpc_present && !ctx->grpc)
-        st = otlp_grpc_start(self, &cfg->protocols.grpc, &ctx->grpc, err);
+        st = otlp_grpc_start(self, &cfg->protocols.grpc, ctx->auth, &ctx->grpc,
+                             err);
     if (st == HALO_OK && cfg->protocols.http_present && !ctx->http)
-        st = otlp_http_start(self, &cfg->protocols.http, &ctx->http, err);
+        st = otlp_http_start(self, &cfg->protocols.http, ctx->auth, &ctx->http,
+                             err);
     if (st != HALO_OK) {
         otlp_grpc_stop(ctx->grpc);
         ctx->grpc = NULL;
@@ -184,6 +204,8 @@ static void otlp_shutdown(halo_component *self)
 static void otlp_destroy(halo_component *self)
 {
     otlp_shutdown(self); /* in case the service skipped it */
+    if (self->ctx)
+        otlp_auth_free(((otlp_ctx *)self->ctx)->auth);
     free(self->ctx);
     self->ctx = NULL;
 }

@@ -7,7 +7,9 @@
  *
  * A call (greq) goes through three tagged steps on the queue:
  *   T_NEW   a call arrived: Export -> start RECV_MESSAGE; any other method
- *           is answered UNIMPLEMENTED at once
+ *           is answered UNIMPLEMENTED at once, and with auth configured a
+ *           call without a valid `authorization: Bearer` metadata value is
+ *           answered UNAUTHENTICATED before its message is read
  *   T_RECV  the message is here (gRPC core has checked
  *           max_receive_message_length and inflated grpc-encoding gzip):
  *           hand it to otlp_dispatch() with grpc_answer as the ack function
@@ -91,6 +93,7 @@ struct otlp_grpc {
     bool shut_done; /* the shutdown tag came back */
     atomic_bool stopping;
     otlp_metrics m;
+    otlp_auth *auth; /* NULL: no authentication */
     gtag t_shutdown;
 };
 
@@ -275,6 +278,33 @@ static void request_slot(otlp_grpc *g)
     }
 }
 
+/* With auth: find the call's `authorization` metadata and check it. False
+ * when the call was refused (answered UNAUTHENTICATED, counted, logged). */
+static bool authorize(greq *r)
+{
+    otlp_grpc *g = r->g;
+    const char *value = NULL;
+    size_t len = 0;
+    for (size_t i = 0; i < r->md.count; i++) {
+        if (grpc_slice_str_cmp(r->md.metadata[i].key, "authorization") != 0)
+            continue;
+        value = (const char *)GRPC_SLICE_START_PTR(r->md.metadata[i].value);
+        len = GRPC_SLICE_LENGTH(r->md.metadata[i].value);
+        if (!value)
+            value = "";
+        break;
+    }
+    otlp_auth_result why = otlp_auth_check(g->auth, value, len, &r->base.token);
+    if (why == OTLP_AUTH_OK) {
+        r->base.auth = g->auth;
+        r->base.transport = "grpc";
+        return true;
+    }
+    otlp_auth_refused(g->auth, "grpc", why);
+    answer_now(r, OTLP_C_UNAUTHENTICATED, OTLP_AUTH_MESSAGE);
+    return false;
+}
+
 static void on_new(greq *r, bool ok)
 {
     otlp_grpc *g = r->g;
@@ -300,6 +330,8 @@ static void on_new(greq *r, bool ok)
         answer_now(r, OTLP_C_UNIMPLEMENTED, msg);
         return;
     }
+    if (g->auth && !authorize(r))
+        return;
     grpc_op op;
     memset(&op, 0, sizeof op);
     op.op = GRPC_OP_RECV_MESSAGE;
@@ -546,7 +578,7 @@ static halo_status bind_server(otlp_grpc *g, const otlp_grpc_cfg *cfg,
 }
 
 halo_status otlp_grpc_start(halo_component *self, const otlp_grpc_cfg *cfg,
-                            otlp_grpc **out, halo_err *err)
+                            otlp_auth *auth, otlp_grpc **out, halo_err *err)
 {
     otlp_grpc *g = calloc(1, sizeof *g);
     if (!g || !(g->endpoint = strdup(cfg->endpoint)) ||
@@ -561,6 +593,7 @@ halo_status otlp_grpc_start(halo_component *self, const otlp_grpc_cfg *cfg,
     }
     g->self = self;
     g->prefix = self->log_prefix;
+    g->auth = auth;
     g->t_shutdown = (gtag){T_SHUTDOWN, NULL};
     atomic_init(&g->stopping, false);
     otlp_metrics_init(&g->m, self->id, "grpc");

@@ -8,7 +8,9 @@
  * max_request_body_size bytes before and after inflating (413 otherwise).
  *
  * The access handler sees a request in three phases: headers (checked at
- * once; a bad request is answered right there), body pieces (collected,
+ * once; a bad request is answered right there, and so is one without a
+ * valid `Authorization: Bearer` token when auth is configured: 401 with
+ * `WWW-Authenticate: Bearer`), body pieces (collected,
  * bounded), and the end. At the end the body goes to otlp_dispatch() with
  * http_answer as the ack function, and the connection is suspended until
  * that function has stored the answer and resumed it; the handler then
@@ -63,6 +65,7 @@ struct otlp_http {
     bool stopping; /* under mu */
     bool forcing;  /* under mu: shutdown answers stragglers itself */
     otlp_metrics m;
+    otlp_auth *auth; /* NULL: no authentication */
 };
 
 struct hreq {
@@ -227,6 +230,9 @@ static enum MHD_Result queue(hreq *r)
     } else if (r->code == OTLP_C_METHOD) {
         header = MHD_HTTP_HEADER_ALLOW;
         value = "POST";
+    } else if (r->code == OTLP_C_UNAUTHENTICATED) {
+        header = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
+        value = "Bearer";
     }
     char *body = r->resp;
     r->resp = NULL; /* handed to MHD */
@@ -290,6 +296,19 @@ static otlp_code check_headers(otlp_http *h, hreq *r, const char *url,
         snprintf(msg, size, "method %.32s not allowed on %s (use POST)", method,
                  h->path);
         return OTLP_C_METHOD;
+    }
+    if (h->auth) {
+        const char *az =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        otlp_auth_result why =
+            otlp_auth_check(h->auth, az, az ? strlen(az) : 0, &r->base.token);
+        if (why != OTLP_AUTH_OK) {
+            otlp_auth_refused(h->auth, "http", why);
+            snprintf(msg, size, "%s", OTLP_AUTH_MESSAGE);
+            return OTLP_C_UNAUTHENTICATED;
+        }
+        r->base.auth = h->auth;
+        r->base.transport = "http";
     }
     if (!ct_ok) {
         snprintf(msg, size,
@@ -616,7 +635,7 @@ static halo_status init_sync(otlp_http *h)
 }
 
 halo_status otlp_http_start(halo_component *self, const otlp_http_cfg *cfg,
-                            otlp_http **out, halo_err *err)
+                            otlp_auth *auth, otlp_http **out, halo_err *err)
 {
     otlp_http *h = calloc(1, sizeof *h);
     if (!h || !(h->endpoint = strdup(cfg->endpoint)) ||
@@ -630,6 +649,7 @@ halo_status otlp_http_start(halo_component *self, const otlp_http_cfg *cfg,
     }
     h->self = self;
     h->prefix = self->log_prefix;
+    h->auth = auth;
     h->max_body = (size_t)cfg->max_request_body_size;
     otlp_metrics_init(&h->m, self->id, "http");
     halo_status st = halo_tcp_listen(cfg->endpoint, "http", &h->listen_fd, err);

@@ -27,6 +27,7 @@
 #include "../../core/metrics.h"
 #include "../../core/net.h"
 #include "../../core/status.h"
+#include "otlp_auth.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -58,6 +59,8 @@ typedef struct otlp_protocols_cfg {
 typedef struct otlp_cfg {
     otlp_protocols_cfg protocols;
     bool protocols_present;
+    otlp_auth_cfg auth; /* optional bearer tokens (otlp_auth.h) */
+    bool auth_present;
 } otlp_cfg;
 
 /* ---- answers and metrics ---------------------------------------------- */
@@ -65,15 +68,16 @@ typedef struct otlp_cfg {
 /* The answers a receiver gives, independent of the transport. */
 typedef enum otlp_code {
     OTLP_C_OK = 0,
-    OTLP_C_INVALID,       /* gRPC INVALID_ARGUMENT, HTTP 400 */
-    OTLP_C_UNAVAILABLE,   /* gRPC UNAVAILABLE, HTTP 503 */
-    OTLP_C_TOO_BIG,       /* gRPC RESOURCE_EXHAUSTED, HTTP 413 */
-    OTLP_C_INTERNAL,      /* gRPC INTERNAL, HTTP 500 */
-    OTLP_C_UNIMPLEMENTED, /* gRPC unknown method */
-    OTLP_C_NOT_FOUND,     /* HTTP 404 */
-    OTLP_C_METHOD,        /* HTTP 405 */
-    OTLP_C_MEDIA_TYPE,    /* HTTP 415 */
-    OTLP_C_CANCELLED,     /* gRPC call failed before it could be answered */
+    OTLP_C_INVALID,         /* gRPC INVALID_ARGUMENT, HTTP 400 */
+    OTLP_C_UNAVAILABLE,     /* gRPC UNAVAILABLE, HTTP 503 */
+    OTLP_C_TOO_BIG,         /* gRPC RESOURCE_EXHAUSTED, HTTP 413 */
+    OTLP_C_INTERNAL,        /* gRPC INTERNAL, HTTP 500 */
+    OTLP_C_UNIMPLEMENTED,   /* gRPC unknown method */
+    OTLP_C_NOT_FOUND,       /* HTTP 404 */
+    OTLP_C_METHOD,          /* HTTP 405 */
+    OTLP_C_MEDIA_TYPE,      /* HTTP 415 */
+    OTLP_C_CANCELLED,       /* gRPC call failed before it could be answered */
+    OTLP_C_UNAUTHENTICATED, /* gRPC UNAUTHENTICATED, HTTP 401 (auth) */
     OTLP_C_N
 } otlp_code;
 
@@ -106,6 +110,11 @@ typedef struct otlp_req {
     int64_t rejected;     /* spans the decoder left out */
     char reject_msg[256]; /* why (for partial_success) */
     atomic_bool claimed;  /* set by whoever sends the answer */
+    /* auth (otlp_auth.h): set by the transport before otlp_dispatch when
+     * the receiver has auth; the token's allowlist filters the spans */
+    otlp_auth *auth;
+    const otlp_auth_token *token;
+    const char *transport; /* "grpc" or "http" */
 } otlp_req;
 
 /* Claim the right to answer; false when someone already did. */
@@ -124,13 +133,15 @@ void otlp_dispatch(halo_component *self, otlp_req *r, const uint8_t *body,
 typedef struct otlp_grpc otlp_grpc;
 typedef struct otlp_http otlp_http;
 
+/* auth: NULL when the receiver has no auth section; else every call must
+ * carry a valid bearer token. It outlives the transport. */
 halo_status otlp_grpc_start(halo_component *self, const otlp_grpc_cfg *cfg,
-                            otlp_grpc **out, halo_err *err);
+                            otlp_auth *auth, otlp_grpc **out, halo_err *err);
 /* Stop accepting, wait (bounded) for in-flight answers, free. NULL ok. */
 void otlp_grpc_stop(otlp_grpc *g);
 
 halo_status otlp_http_start(halo_component *self, const otlp_http_cfg *cfg,
-                            otlp_http **out, halo_err *err);
+                            otlp_auth *auth, otlp_http **out, halo_err *err);
 void otlp_http_stop(otlp_http *h);
 
 /* How long shutdown waits for in-flight requests before answering them

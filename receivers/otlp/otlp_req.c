@@ -41,11 +41,17 @@ otlp_code otlp_code_of(halo_status st)
 int otlp_grpc_status(otlp_code c)
 {
     static const int codes[OTLP_C_N] = {
-        [OTLP_C_OK] = 0,           [OTLP_C_INVALID] = 3,
-        [OTLP_C_UNAVAILABLE] = 14, [OTLP_C_TOO_BIG] = 8,
-        [OTLP_C_INTERNAL] = 13,    [OTLP_C_UNIMPLEMENTED] = 12,
-        [OTLP_C_NOT_FOUND] = 5,    [OTLP_C_METHOD] = 12,
-        [OTLP_C_MEDIA_TYPE] = 3,   [OTLP_C_CANCELLED] = 1,
+        [OTLP_C_OK] = 0,
+        [OTLP_C_INVALID] = 3,
+        [OTLP_C_UNAVAILABLE] = 14,
+        [OTLP_C_TOO_BIG] = 8,
+        [OTLP_C_INTERNAL] = 13,
+        [OTLP_C_UNIMPLEMENTED] = 12,
+        [OTLP_C_NOT_FOUND] = 5,
+        [OTLP_C_METHOD] = 12,
+        [OTLP_C_MEDIA_TYPE] = 3,
+        [OTLP_C_CANCELLED] = 1,
+        [OTLP_C_UNAUTHENTICATED] = 16,
     };
     return c < OTLP_C_N ? codes[c] : 13;
 }
@@ -53,11 +59,17 @@ int otlp_grpc_status(otlp_code c)
 int otlp_http_status(otlp_code c)
 {
     static const int codes[OTLP_C_N] = {
-        [OTLP_C_OK] = 200,          [OTLP_C_INVALID] = 400,
-        [OTLP_C_UNAVAILABLE] = 503, [OTLP_C_TOO_BIG] = 413,
-        [OTLP_C_INTERNAL] = 500,    [OTLP_C_UNIMPLEMENTED] = 501,
-        [OTLP_C_NOT_FOUND] = 404,   [OTLP_C_METHOD] = 405,
-        [OTLP_C_MEDIA_TYPE] = 415,  [OTLP_C_CANCELLED] = 499,
+        [OTLP_C_OK] = 200,
+        [OTLP_C_INVALID] = 400,
+        [OTLP_C_UNAVAILABLE] = 503,
+        [OTLP_C_TOO_BIG] = 413,
+        [OTLP_C_INTERNAL] = 500,
+        [OTLP_C_UNIMPLEMENTED] = 501,
+        [OTLP_C_NOT_FOUND] = 404,
+        [OTLP_C_METHOD] = 405,
+        [OTLP_C_MEDIA_TYPE] = 415,
+        [OTLP_C_CANCELLED] = 499,
+        [OTLP_C_UNAUTHENTICATED] = 401,
     };
     return c < OTLP_C_N ? codes[c] : 500;
 }
@@ -72,13 +84,19 @@ static const char *const grpc_labels[OTLP_C_N] = {
     [OTLP_C_INTERNAL] = "INTERNAL",
     [OTLP_C_UNIMPLEMENTED] = "UNIMPLEMENTED",
     [OTLP_C_CANCELLED] = "CANCELLED",
+    [OTLP_C_UNAUTHENTICATED] = "UNAUTHENTICATED",
 };
 
 static const char *const http_labels[OTLP_C_N] = {
-    [OTLP_C_OK] = "200",          [OTLP_C_INVALID] = "400",
-    [OTLP_C_UNAVAILABLE] = "503", [OTLP_C_TOO_BIG] = "413",
-    [OTLP_C_INTERNAL] = "500",    [OTLP_C_NOT_FOUND] = "404",
-    [OTLP_C_METHOD] = "405",      [OTLP_C_MEDIA_TYPE] = "415",
+    [OTLP_C_OK] = "200",
+    [OTLP_C_INVALID] = "400",
+    [OTLP_C_UNAVAILABLE] = "503",
+    [OTLP_C_TOO_BIG] = "413",
+    [OTLP_C_INTERNAL] = "500",
+    [OTLP_C_NOT_FOUND] = "404",
+    [OTLP_C_METHOD] = "405",
+    [OTLP_C_MEDIA_TYPE] = "415",
+    [OTLP_C_UNAUTHENTICATED] = "401",
 };
 
 void otlp_metrics_init(otlp_metrics *m, const char *receiver,
@@ -164,6 +182,26 @@ static void emit(halo_component *self, otlp_req *r, halo_arena *arena,
     halo_ack_unref(ack);
 }
 
+/* Drop the spans of agents the request's token may not write (its
+ * allowlist) and report them in partial_success with the decoder's. */
+static void auth_filter(otlp_req *r, halo_otlp_result *res)
+{
+    size_t dropped =
+        otlp_auth_filter(r->auth, r->transport, r->token, res->spans, &res->n);
+    if (!dropped)
+        return;
+    char own[128];
+    snprintf(own, sizeof own, "%zu spans of agents this token may not write",
+             dropped);
+    if (r->rejected > 0 && r->reject_msg[0]) {
+        size_t l = strlen(r->reject_msg);
+        snprintf(r->reject_msg + l, sizeof r->reject_msg - l, "; %s", own);
+    } else {
+        snprintf(r->reject_msg, sizeof r->reject_msg, "%s", own);
+    }
+    r->rejected += (int64_t)dropped;
+}
+
 void otlp_dispatch(halo_component *self, otlp_req *r, const uint8_t *body,
                    size_t len, bool json, halo_ack_fn answer, void *ud)
 {
@@ -193,6 +231,7 @@ void otlp_dispatch(halo_component *self, otlp_req *r, const uint8_t *body,
     }
     r->rejected = res.rejected;
     snprintf(r->reject_msg, sizeof r->reject_msg, "%s", res.reject_msg);
+    auth_filter(r, &res);
     if (res.n == 0) {
         /* nothing to store: empty request, or every span rejected */
         halo_arena_free(arena);
