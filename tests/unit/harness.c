@@ -1,6 +1,7 @@
 /* harness.c -- runs the TEST()s registered by one unit-test binary. */
 #include "harness.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -34,6 +35,45 @@ const char *halo_test_tmpdir(void)
         }
     }
     return tmpdir;
+}
+
+char *halo_test_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *s = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+        fseek(f, 0, SEEK_SET) == 0 && (s = malloc((size_t)n + 1)) &&
+        fread(s, 1, (size_t)n, f) == (size_t)n) {
+        s[n] = '\0';
+    } else {
+        free(s);
+        s = NULL;
+    }
+    fclose(f);
+    return s;
+}
+
+bool halo_test_capture_start(halo_test_capture *cp, const char *name)
+{
+    snprintf(cp->path, sizeof cp->path, "%s/%s", halo_test_tmpdir(), name);
+    fflush(stderr);
+    int fd = open(cp->path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    cp->saved = dup(2);
+    if (fd < 0 || cp->saved < 0 || dup2(fd, 2) < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+char *halo_test_capture_end(halo_test_capture *cp)
+{
+    fflush(stderr);
+    dup2(cp->saved, 2);
+    close(cp->saved);
+    return halo_test_read_file(cp->path);
 }
 
 int main(int argc, char **argv)

@@ -8,6 +8,7 @@
 #ifndef HALO_TEST_HARNESS_H
 #define HALO_TEST_HARNESS_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +16,19 @@ typedef void (*halo_test_fn)(int *failed);
 void halo_test_register(const char *name, halo_test_fn fn);
 /* Directory for scratch files, fresh per test binary run ($TMPDIR based). */
 const char *halo_test_tmpdir(void);
+
+/* A whole file, NUL-terminated (malloc'd); NULL when unreadable. */
+char *halo_test_read_file(const char *path);
+
+/* Everything written to stderr between start and end, through a file
+ * `name` in the tmpdir (for checks that a secret never reaches a log). */
+typedef struct halo_test_capture {
+    int saved; /* the real stderr */
+    char path[600];
+} halo_test_capture;
+bool halo_test_capture_start(halo_test_capture *cp, const char *name);
+/* Restore stderr; the captured text (malloc'd, NULL when unreadable). */
+char *halo_test_capture_end(halo_test_capture *cp);
 
 #define TEST(name)                                                             \
     static void test_##name(int *halo_test_failed);                            \

@@ -18,26 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A file of the source tree (NULL when missing). */
 static char *slurp(const char *rel)
 {
     const char *src = getenv("HALO_SOURCE_DIR");
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", src ? src : ".", rel);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s)
-        s[n] = '\0';
-    fclose(f);
-    return s;
+    return halo_test_read_file(path);
 }
 
 static const halo_node *path2(const halo_node *n, const char *a, const char *b)

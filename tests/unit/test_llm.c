@@ -465,42 +465,6 @@ TEST(oversized_reply_gives_etoobig)
 /* ---- the key ----------------------------------------------------------------
  */
 
-typedef struct capture {
-    int saved;
-    char path[600];
-} capture;
-
-static bool capture_start(capture *cp, const char *name)
-{
-    snprintf(cp->path, sizeof cp->path, "%s/%s", halo_test_tmpdir(), name);
-    fflush(stderr);
-    int fd = open(cp->path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-    cp->saved = dup(2);
-    if (fd < 0 || cp->saved < 0 || dup2(fd, 2) < 0)
-        return false;
-    close(fd);
-    return true;
-}
-
-/* Restore stderr; the captured text (malloc'd). */
-static char *capture_end(capture *cp)
-{
-    fflush(stderr);
-    dup2(cp->saved, 2);
-    close(cp->saved);
-    FILE *f = fopen(cp->path, "r");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = calloc(1, (size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n)
-        s[0] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* A 401 that echoes the key (as some servers do), a 503 retried, then a
  * success: the key is in the Authorization header of each request, and in
  * no log line or error message; the extra headers are sent. */
@@ -524,14 +488,14 @@ TEST(api_key_is_sent_but_never_shown)
     CHECK_INT(halo_llm_new(&cfg, &c, &err), HALO_OK);
     json_t *msgs = conversation();
     halo_llm_reply r;
-    capture cp;
+    halo_test_capture cp;
     int level = halo_log_min_level;
-    CHECK(capture_start(&cp, "key.log"));
+    CHECK(halo_test_capture_start(&cp, "key.log"));
     halo_log_set_level(HALO_LOG_DEBUG);
     halo_status st1 = halo_llm_chat(c, msgs, NULL, &r, &err);
     halo_status st2 = halo_llm_chat(c, msgs, NULL, &r, &err2);
     halo_log_set_level(level);
-    char *log = capture_end(&cp);
+    char *log = halo_test_capture_end(&cp);
     CHECK(log);
     CHECK_INT(st1, HALO_EINVAL);
     CHECK_CONTAINS(err.msg, "HTTP 401: Incorrect API key provided: ***");

@@ -674,42 +674,6 @@ TEST(starts_while_the_server_is_down)
 
 /* ---- passwords ----------------------------------------------------------- */
 
-typedef struct capture {
-    int saved;
-    char path[600];
-} capture;
-
-static bool capture_start(capture *cp, const char *name)
-{
-    snprintf(cp->path, sizeof cp->path, "%s/%s", halo_test_tmpdir(), name);
-    fflush(stderr);
-    int fd = open(cp->path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-    cp->saved = dup(2);
-    if (fd < 0 || cp->saved < 0 || dup2(fd, 2) < 0)
-        return false;
-    close(fd);
-    return true;
-}
-
-/* Restore stderr; the captured text (malloc'd). */
-static char *capture_end(capture *cp)
-{
-    fflush(stderr);
-    dup2(cp->saved, 2);
-    close(cp->saved);
-    FILE *f = fopen(cp->path, "r");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = calloc(1, (size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n)
-        s[0] = '\0';
-    fclose(f);
-    return s;
-}
-
 #define FAIL_IF(cond, ...)                                                     \
     do {                                                                       \
         if (cond) {                                                            \
@@ -782,16 +746,16 @@ done:
 TEST(the_password_is_never_shown)
 {
     char why[1024];
-    capture cp;
+    halo_test_capture cp;
     int level = halo_log_min_level;
     PGconn *c = pg_new_db("pgx_secret");
     CHECK(c);
     PQfinish(c);
-    CHECK(capture_start(&cp, "secret.log"));
+    CHECK(halo_test_capture_start(&cp, "secret.log"));
     halo_log_set_level(HALO_LOG_DEBUG);
     bool ok = password_scenario(why, sizeof why);
     halo_log_set_level(level);
-    char *log = capture_end(&cp);
+    char *log = halo_test_capture_end(&cp);
     pg_server_resume(); /* whatever happened */
     if (!ok)
         fprintf(stderr, "  %s\n", why);
