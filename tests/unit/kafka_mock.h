@@ -10,16 +10,14 @@
 #ifndef HALO_TEST_KAFKA_MOCK_H
 #define HALO_TEST_KAFKA_MOCK_H
 
+#include "child.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 typedef struct kafka_mock {
-    pid_t pid;
-    int to_fd;   /* its stdin */
-    int from_fd; /* its stdout */
-    char pending[1024];
-    size_t n_pending;
+    test_child child;
     char bootstrap[256]; /* "127.0.0.1:PORT" once started */
 } kafka_mock;
 

@@ -6,13 +6,14 @@
 #ifndef HALO_TEST_LLM_MOCK_H
 #define HALO_TEST_LLM_MOCK_H
 
+#include "child.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
 typedef struct llm_mock {
-    pid_t pid;
-    int out_fd;
+    test_child child;
     char base_url[128]; /* "http://127.0.0.1:PORT/v1" */
     char record[600];   /* its record file: one JSON line per request */
 } llm_mock;
