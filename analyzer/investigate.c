@@ -16,6 +16,34 @@ static bool has_model(const halo_analyzer_config *a)
     return a->llm.base_url && *a->llm.base_url;
 }
 
+void halo_rlm_opts_init(halo_rlm_opts *ro, const halo_analyzer_config *a,
+                        const halo_schedule_cfg *sc)
+{
+    memset(ro, 0, sizeof *ro);
+    ro->llm = &a->llm;
+    ro->prompt = sc->prompt;
+    ro->max_depth = sc->max_depth;
+    ro->max_turns = sc->max_turns;
+    ro->token_budget = sc->token_budget;
+    ro->timeout_ns = sc->timeout;
+    ro->span_limit = sc->span_limit;
+    ro->max_parallel = sc->max_parallel;
+}
+
+bool halo_transcript_path(const char *dir, const char *agent_id,
+                          const char *schedule, uint64_t window_start_ns,
+                          char *out, size_t cap)
+{
+    static const char ext[] = ".transcript.jsonl";
+    halo_err err = {{0}};
+    if (cap <= sizeof ext ||
+        halo_report_base_path(dir, agent_id, schedule, window_start_ns, out,
+                              cap - sizeof ext, &err) != HALO_OK)
+        return false;
+    strcat(out, ext);
+    return true;
+}
+
 halo_status halo_investigate(halo_store *st, const halo_analyze_req *req,
                              const halo_investigate_opts *o, halo_report **out,
                              halo_err *err)
@@ -32,22 +60,15 @@ halo_status halo_investigate(halo_store *st, const halo_analyze_req *req,
     }
     halo_redactor *red = NULL;
     halo_err rerr = {{0}};
-    halo_rlm_opts ro = {0};
-    ro.llm = &o->acfg->llm;
-    ro.prompt = o->prompt ? o->prompt : sc->prompt;
-    ro.max_depth = sc->max_depth;
-    ro.max_turns = sc->max_turns;
-    ro.token_budget = sc->token_budget;
-    ro.timeout_ns = sc->timeout;
-    ro.span_limit = sc->span_limit;
-    ro.max_parallel = sc->max_parallel;
+    halo_rlm_opts ro;
+    halo_rlm_opts_init(&ro, o->acfg, sc);
+    if (o->prompt)
+        ro.prompt = o->prompt;
     ro.store_spec = o->store_spec;
     char path[4200];
     if (o->reports_dir &&
-        halo_report_base_path(o->reports_dir, r->agent_id, r->schedule,
-                              r->window_start_ns, path, sizeof path - 20,
-                              &rerr) == HALO_OK) {
-        strcat(path, ".transcript.jsonl");
+        halo_transcript_path(o->reports_dir, r->agent_id, r->schedule,
+                             r->window_start_ns, path, sizeof path)) {
         remove(path); /* a re-run replaces it, like the report */
         ro.transcript_path = path;
     }

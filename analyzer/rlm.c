@@ -397,7 +397,7 @@ char *rlm_subquery(rlm *R, rlm_call *parent, const json_t *args)
     json_array_foreach(ids, i, v)
     {
         const char *s = json_string_value(v);
-        if (!rlm_valid_trace_id(s) || k >= 50)
+        if (!rlm_trace_id(s, NULL, NULL) || k >= 50)
             continue;
         halo_buf_printf(&b, "%s%.32s", k++ ? ", " : "\n\nThe runs: ", s);
     }
@@ -428,7 +428,7 @@ char *rlm_subquery(rlm *R, rlm_call *parent, const json_t *args)
     json_array_foreach(tids, i, v)
     {
         const char *s = json_string_value(v);
-        if (rlm_valid_trace_id(s) && k < 100)
+        if (rlm_trace_id(s, NULL, NULL) && k < 100)
             halo_buf_printf(&out, "%s%.32s", k++ ? " " : "\ntrace ids: ", s);
     }
     json_decref(res);
@@ -494,10 +494,8 @@ static bool finding_ids(rlm *R, const json_t *in, halo_finding *f, json_t *seen)
     for (size_t i = 0; i < nt && i < 1000; i++) {
         const char *s = json_string_value(json_array_get(tids, i));
         char low[33];
-        if (!rlm_valid_trace_id(s))
+        if (!rlm_trace_id(s, NULL, low))
             continue;
-        for (int k = 0; k < 33; k++)
-            low[k] = (char)(s[k] >= 'A' && s[k] <= 'F' ? s[k] + 32 : s[k]);
         bool dup = false;
         for (size_t k = 0; k < f->n_trace_ids && !dup; k++)
             dup = !strcmp(f->trace_ids[k], low);
@@ -765,11 +763,8 @@ halo_status halo_rlm_chat(halo_store *st, const halo_analyze_req *req,
             /* only real runs of the window are cited */
             const char *id = json_string_value(v);
             char low[33];
-            if (!rlm_valid_trace_id(id) || k >= 50 || !seen)
+            if (k >= 50 || !seen || !rlm_trace_id(id, NULL, low))
                 continue;
-            for (int j = 0; j < 33; j++)
-                low[j] =
-                    (char)(id[j] >= 'A' && id[j] <= 'F' ? id[j] + 32 : id[j]);
             if (real_trace(&R, low, seen))
                 halo_buf_printf(&out, "%s%s", k++ ? "\n  " : "\n\nruns:\n  ",
                                 low);

@@ -79,6 +79,19 @@ halo_status halo_rlm_chat(halo_store *st, const halo_analyze_req *req,
                           const char *question, char **answer,
                           halo_rlm_stats *stats, halo_err *err);
 
+/* ro filled from the configuration: the model of a, the prompt and the
+ * budgets of schedule sc (the rest zero: redactor, transcript, store spec
+ * are the caller's). */
+void halo_rlm_opts_init(halo_rlm_opts *ro, const halo_analyzer_config *a,
+                        const halo_schedule_cfg *sc);
+
+/* The transcript beside a report: <dir>/<agent>/<schedule>/<window-start>
+ * .transcript.jsonl into out (directories created); false when the path
+ * cannot be made. */
+bool halo_transcript_path(const char *dir, const char *agent_id,
+                          const char *schedule, uint64_t window_start_ns,
+                          char *out, size_t cap);
+
 /* ---- one analysis, with the model when there is one ---------------------- */
 
 typedef struct halo_investigate_opts {

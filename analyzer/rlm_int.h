@@ -53,6 +53,8 @@ char *rlm_subquery(rlm *R, rlm_call *parent, const json_t *args);
 char *rlm_detectors_text(const halo_report *r, size_t max_ids);
 /* Are these spans (one trace) the agent's, starting in the window? */
 bool rlm_span_in_window(const rlm *R, const halo_span *sp, size_t n);
-bool rlm_valid_trace_id(const char *s);
+/* s is a trace id (32 hex digits, either case): true, and its bytes and
+ * lower-case hex where the pointers are not NULL. */
+bool rlm_trace_id(const char *s, uint8_t bytes[16], char low[33]);
 
 #endif

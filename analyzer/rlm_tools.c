@@ -120,10 +120,16 @@ static char *str_arg(const json_t *args, const char *key)
     return json_is_string(v) ? (char *)json_string_value(v) : NULL;
 }
 
-bool rlm_valid_trace_id(const char *s)
+bool rlm_trace_id(const char *s, uint8_t bytes[16], char low[33])
 {
-    uint8_t id[16];
-    return s && strlen(s) == 32 && halo_hex_decode(s, 32, id, 16);
+    uint8_t b[16];
+    if (!s || strlen(s) != 32 || !halo_hex_decode(s, 32, b, 16))
+        return false;
+    if (bytes)
+        memcpy(bytes, b, 16);
+    if (low)
+        halo_hex_encode(b, 16, low);
+    return true;
 }
 
 static char *cap(char *text)
@@ -169,13 +175,9 @@ static char *tool_view(rlm *R, const json_t *args)
 {
     const char *tid = str_arg(args, "trace_id");
     uint8_t id[16];
-    if (!rlm_valid_trace_id(tid))
-        return strdup("error: `trace_id` must be 32 hex digits");
     char low[33];
-    for (int i = 0; i < 32; i++)
-        low[i] = (char)(tid[i] >= 'A' && tid[i] <= 'F' ? tid[i] + 32 : tid[i]);
-    low[32] = '\0';
-    halo_hex_decode(low, 32, id, 16);
+    if (!rlm_trace_id(tid, id, low))
+        return strdup("error: `trace_id` must be 32 hex digits");
     halo_arena *a = halo_arena_new(0);
     halo_span *sp = NULL;
     size_t n = 0;

@@ -530,24 +530,15 @@ static int reports_chat(const ropts *o, halo_store *st, const char *id,
         fprintf(stderr, "halo reports chat: %s\n", err.msg);
         goto done;
     }
-    halo_rlm_opts ro = {0};
-    ro.llm = &acfg.llm;
+    halo_rlm_opts ro;
+    halo_rlm_opts_init(&ro, &acfg, &sc);
     ro.redactor = red;
-    ro.max_depth = sc.max_depth;
-    ro.max_turns = sc.max_turns;
-    ro.token_budget = sc.token_budget;
-    ro.timeout_ns = sc.timeout;
-    ro.span_limit = sc.span_limit;
-    ro.max_parallel = sc.max_parallel;
     spec = halo_cli_store_spec(o->store, o->db, o->config, &err);
     ro.store_spec = spec;
     char path[4200];
-    if (halo_report_base_path(acfg.reports_dir, row.agent_id, row.schedule,
-                              req.window_start_ns, path, sizeof path - 20,
-                              &err) == HALO_OK) {
-        strcat(path, ".transcript.jsonl");
+    if (halo_transcript_path(acfg.reports_dir, row.agent_id, row.schedule,
+                             req.window_start_ns, path, sizeof path))
         ro.transcript_path = path;
-    }
     halo_rlm_stats stats;
     if (halo_rlm_chat(st, &req, &ro, row.json, question, &answer, &stats,
                       &err) != HALO_OK) {
