@@ -15,8 +15,8 @@ FUZZ_SECONDS_CI ?= 10
 PKGS = build-essential cmake pkg-config tzdata \
        libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libmicrohttpd-dev \
        libyaml-dev libsqlite3-dev libjansson-dev zlib1g-dev librdkafka-dev libpq-dev sqlite3 \
-       libcurl4-openssl-dev
-TEST_PKGS = curl kcat protobuf-compiler postgresql
+       libcurl4-openssl-dev libgnutls28-dev
+TEST_PKGS = curl kcat protobuf-compiler postgresql openssl
 FUZZ_PKGS = clang libclang-rt-14-dev
 
 .PHONY: all build run test test-unit test-asan deps test-deps fuzz bench \

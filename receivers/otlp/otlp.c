@@ -114,6 +114,12 @@ static const halo_field otlp_schema[] = {
      .sub = otlp_auth_schema,
      .present_offset = offsetof(otlp_cfg, auth_present),
      .description = "require a bearer token on every request (otlp_auth.c)"},
+    {.key = "limits",
+     .type = HALO_F_SECTION,
+     .offset = offsetof(otlp_cfg, limits),
+     .sub = otlp_limits_schema,
+     .present_offset = offsetof(otlp_cfg, limits_present),
+     .description = "what one request may carry (otlp_limits.h)"},
     {.key = NULL},
 };
 

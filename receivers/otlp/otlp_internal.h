@@ -28,6 +28,7 @@
 #include "../../core/net.h"
 #include "../../core/status.h"
 #include "otlp_auth.h"
+#include "otlp_limits.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -61,6 +62,8 @@ typedef struct otlp_cfg {
     bool protocols_present;
     otlp_auth_cfg auth; /* optional bearer tokens (otlp_auth.h) */
     bool auth_present;
+    otlp_limits_cfg limits; /* defaults apply without a section */
+    bool limits_present;
 } otlp_cfg;
 
 /* ---- answers and metrics ---------------------------------------------- */
