@@ -57,7 +57,7 @@ static const halo_field llm_schema[] = {
      NULL, NULL, 0, "OpenAI-compatible API base URL"},
     {"model", HALO_F_STRING, offsetof(halo_llm_cfg, model), NULL, 0, 0, NULL,
      NULL, 0, "model name"},
-    {"api_key", HALO_F_STRING, offsetof(halo_llm_cfg, api_key), NULL, 0, 0,
+    {"api_key", HALO_F_SECRET, offsetof(halo_llm_cfg, api_key), NULL, 0, 0,
      NULL, NULL, 0, "API key (sent as a bearer token)"},
     {"timeout", HALO_F_DURATION, offsetof(halo_llm_cfg, timeout), "120s", 1e9,
      3.6e12, NULL, NULL, 0, "per call: every attempt and wait between them"},

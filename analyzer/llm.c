@@ -30,6 +30,7 @@
 #include "../core/buf.h"
 #include "../core/clock.h"
 #include "../core/log.h"
+#include "../core/secret.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -78,15 +79,11 @@ static void curl_init(void)
 
 /* ---- configuration ---------------------------------------------------- */
 
-/* base_url for messages: what sits between "://" and "@" masked. */
+/* base_url for messages: a password in its user info and secret query
+ * keys masked (the one redaction of core/secret.h). */
 static void safe_url(const char *url, char *buf, size_t cap)
 {
-    const char *s = strstr(url, "://");
-    const char *at = s ? strchr(s + 3, '@') : NULL;
-    if (at)
-        snprintf(buf, cap, "%.*s***%.200s", (int)(s + 3 - url), url, at);
-    else
-        snprintf(buf, cap, "%.300s", url);
+    halo_redact_url(url, buf, cap);
 }
 
 static bool has_part(CURLU *u, CURLUPart part)
@@ -178,6 +175,22 @@ static bool add_header(struct curl_slist **l, const char *line)
     return true;
 }
 
+/* A header whose name is a secret's (x-api-key, authorization): its value
+ * is scrubbed from every message, as llm.api_key is. */
+static void register_header_secret(const char *h)
+{
+    const char *colon = strchr(h, ':');
+    if (!colon || !halo_secret_name_n(h, (size_t)(colon - h)))
+        return;
+    const char *v = colon + 1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    halo_secret_register(v);
+    const char *sp = strchr(v, ' '); /* "Bearer TOKEN": the token alone */
+    if (sp)
+        halo_secret_register(sp + 1);
+}
+
 static halo_status build_headers(halo_llm *c, const halo_llm_cfg *cfg,
                                  halo_err *err)
 {
@@ -190,6 +203,7 @@ static halo_status build_headers(halo_llm *c, const halo_llm_cfg *cfg,
         if (st != HALO_OK)
             return st;
         ok = add_header(&c->hdrs, cfg->headers.items[i]);
+        register_header_secret(cfg->headers.items[i]);
     }
     if (ok && c->api_key) {
         halo_buf b = HALO_BUF_INIT;
@@ -226,8 +240,10 @@ halo_status halo_llm_new(const halo_llm_cfg *cfg, halo_llm **out, halo_err *err)
         n--;
     c->base_url = strndup(cfg->base_url, n);
     c->model = strdup(cfg->model);
-    if (cfg->api_key && *cfg->api_key)
+    if (cfg->api_key && *cfg->api_key) {
         c->api_key = strdup(cfg->api_key);
+        halo_secret_register(cfg->api_key); /* also when not from halo.yaml */
+    }
     halo_buf u = HALO_BUF_INIT;
     halo_buf_printf(&u, "%.*s/chat/completions", (int)n, cfg->base_url);
     c->url = halo_buf_steal(&u);
@@ -459,17 +475,12 @@ static void sleep_ns(uint64_t ns)
         ;
 }
 
-/* Replace every occurrence of the key in s by "***". */
-static void scrub(char *s, const char *key)
+/* Replace every occurrence of the key, and of every registered secret
+ * (secret header values among them), in s by "***". */
+static void scrub(char *s, size_t cap, const char *key)
 {
-    if (!key || !*key)
-        return;
-    size_t kn = strlen(key);
-    char *p;
-    while ((p = strstr(s, key)) != NULL) {
-        memcpy(p, "***", 3);
-        memmove(p + 3, p + kn, strlen(p + kn) + 1);
-    }
+    halo_secret_scrub_one(s, cap, key);
+    halo_secret_scrub(s, cap);
 }
 
 /* ---- the call --------------------------------------------------------------
@@ -519,14 +530,14 @@ static verdict judge(halo_llm *c, const attempt *a, halo_llm_reply *out,
         *st =
             halo_llm_decode_ids(c->in.data, c->in.len, out, &c->next_id, &derr);
         if (*st != HALO_OK) {
-            scrub(derr.msg, c->api_key);
+            scrub(derr.msg, sizeof derr.msg, c->api_key);
             halo_errf(err, "invalid reply from %s: %s", c->base_url, derr.msg);
         }
         return V_DONE;
     }
     if (a->rc == CURLE_OK) {
         halo_llm_error_text(c->in.data, c->in.len, text, sizeof text);
-        scrub(text, c->api_key);
+        scrub(text, sizeof text, c->api_key);
         halo_errf(err, "%s answered HTTP %ld: %s", c->base_url, a->status,
                   text);
         *st = HALO_EINVAL;
@@ -541,8 +552,10 @@ static verdict judge(halo_llm *c, const attempt *a, halo_llm_reply *out,
         *st = halo_fail(err, HALO_ENOMEM, "out of memory reading the reply");
         return V_DONE;
     }
-    halo_errf(err, "could not reach %s: %s", c->base_url,
-              c->errbuf[0] ? c->errbuf : curl_easy_strerror(a->rc));
+    snprintf(text, sizeof text, "%s",
+             c->errbuf[0] ? c->errbuf : curl_easy_strerror(a->rc));
+    scrub(text, sizeof text, c->api_key);
+    halo_errf(err, "could not reach %s: %s", c->base_url, text);
     *st = HALO_EIO;
     return retryable_curl(a->rc) ? V_RETRY : V_DONE;
 }

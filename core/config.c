@@ -3,7 +3,10 @@
  *
  * Errors are collected, never returned one at a time: `halo validate` must
  * list every problem of a file in one run. Each message is a malloc'd
- * "file:line:col: text" line.
+ * "file:line:col: text" line, scrubbed of every registered secret value
+ * (core/secret.h) as it is added: whatever path quoted one -- a value, a
+ * library's message, a component's create() error -- `halo validate`
+ * prints "***".
  *
  * Durations follow Go's time.ParseDuration (the Collector's users know it):
  * a sequence of <decimal number><unit> ("1h30m", "1.5s", "200ms"), units
@@ -16,6 +19,7 @@
  * for range messages ("must be between 1ms and 1h").
  */
 #include "config_internal.h"
+#include "secret.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -33,6 +37,9 @@ bool halo_errlist_vaddloc(halo_errlist *l, const char *file, int line, int col,
     char *msg = NULL;
     if (vasprintf(&msg, fmt, ap) < 0)
         return false;
+    /* never longer after: a secret (HALO_SECRET_MIN_LEN bytes at least)
+     * becomes HALO_SECRET_SHOWN, shorter */
+    halo_secret_scrub(msg, strlen(msg) + 1);
     char *full = msg;
     if (file) {
         if (asprintf(&full, "%s:%d:%d: %s", file, line, col, msg) < 0)

@@ -8,7 +8,10 @@
  * tree: each declares a schema (a halo_field table) and the core fills the
  * component's config struct from its section, reporting unknown keys, wrong
  * types and out-of-range values with file:line. Every error is collected in
- * a halo_errlist so `halo validate` can list them all.
+ * a halo_errlist so `halo validate` can list them all. Secrets
+ * (HALO_F_SECRET fields, secret pass-through options) never appear in an
+ * error: every message added to a halo_errlist is scrubbed of the secret
+ * values read so far (core/secret.h).
  */
 #ifndef HALO_CONFIG_H
 #define HALO_CONFIG_H
@@ -92,7 +95,15 @@ typedef enum halo_field_type {
     HALO_F_SECTION,     /* nested map: sub schema, fields at offset + their
                            own offsets; present flag (bool) at present_offset */
     HALO_F_PASSTHROUGH, /* halo_kvlist: every key starting with `key`
-                           ("rdkafka.") as prefix-stripped name -> text */
+                           ("rdkafka.") as prefix-stripped name -> text;
+                           values of secret names (core/secret.h:
+                           rdkafka.sasl.password) are secrets as below */
+    HALO_F_SECRET,      /* char *, like STRING, but a secret (API key,
+                           password, hash key): its value is registered
+                           with halo_secret_register (so every config error
+                           and scrubbed library message shows "***"
+                           instead), never quoted in an error, and its
+                           default is not shown by describe */
 } halo_field_type;
 
 typedef struct halo_strlist {

@@ -23,9 +23,18 @@
  * present flag lives at present_offset in the struct that holds the
  * SECTION. present_offset 0 means "no present flag" (so a field table that
  * leaves it out never has byte 0 of its struct overwritten).
+ *
+ * Secrets. A HALO_F_SECRET value, and the value of a PASSTHROUGH option
+ * whose name is a secret's (halo_secret_name: rdkafka.sasl.password, not
+ * rdkafka.ssl.key.location), is registered with halo_secret_register as
+ * it is read, so the error list (and every scrubbed library message) shows
+ * "***" wherever it would appear. No error quotes a secret field's
+ * own text either, and a SECTION that holds secrets does not quote the
+ * scalar written in its place (`llm: sk-...`).
  */
 #include "buf.h"
 #include "config_internal.h"
+#include "secret.h"
 
 #include <errno.h>
 #include <math.h>
@@ -98,6 +107,7 @@ static const char *type_name(halo_field_type t)
         [HALO_F_STRLIST] = "list",
         [HALO_F_SECTION] = "section",
         [HALO_F_PASSTHROUGH] = "passthrough",
+        [HALO_F_SECRET] = "secret",
     };
     if ((unsigned)t < sizeof names / sizeof *names && names[t])
         return names[t];
@@ -384,6 +394,12 @@ static void set_scalar(apply_ctx *c, const halo_field *f, void *base,
         return;
     }
     case HALO_F_STRING:
+        halo_secret_register_embedded(text); /* a DSN's password */
+        if (!replace_string(p, text))
+            aerr(c, at, "%s: out of memory", path);
+        return;
+    case HALO_F_SECRET:
+        halo_secret_register(text);
         if (!replace_string(p, text))
             aerr(c, at, "%s: out of memory", path);
         return;
@@ -558,15 +574,29 @@ static void apply_passthrough(apply_ctx *c, const halo_field *f, void *base,
         aerr(c, v, "%s: expected a scalar value, got %s", path, node_kind(v));
         return;
     }
+    if (halo_secret_name(name))
+        halo_secret_register(v->value);
     if (!kvlist_push(field_ptr(base, f), name, v->value))
         aerr(c, v, "%s: out of memory", path);
+}
+
+/* Does schema (or a section in it) hold a secret? */
+static bool holds_secret(const halo_field *schema)
+{
+    for (const halo_field *f = schema; f && f->key; f++)
+        if (f->type == HALO_F_SECRET ||
+            (f->type == HALO_F_SECTION && holds_secret(f->sub)))
+            return true;
+    return false;
 }
 
 static void apply_section(apply_ctx *c, const halo_field *f, void *base,
                           const halo_node *v, const char *path)
 {
     if (v->type != HALO_NODE_MAP && v->type != HALO_NODE_NULL) {
-        if (v->type == HALO_NODE_SCALAR)
+        if (v->type == HALO_NODE_SCALAR && holds_secret(f->sub))
+            aerr(c, v, "%s: expected a mapping, got a scalar", path);
+        else if (v->type == HALO_NODE_SCALAR)
             aerr(c, v, "%s: expected a mapping, got \"%s\"", path, v->value);
         else
             aerr(c, v, "%s: expected a mapping, got %s", path, node_kind(v));
@@ -644,6 +674,12 @@ void halo_config_release(const halo_field *schema, void *cfg)
     for (const halo_field *f = schema; cfg && f && f->key; f++) {
         void *p = field_ptr(cfg, f);
         switch (f->type) {
+        case HALO_F_SECRET:
+            if (*(char **)p) /* do not leave it in freed memory */
+                memset(*(char **)p, 0, strlen(*(char **)p));
+            free(*(char **)p);
+            *(char **)p = NULL;
+            break;
         case HALO_F_STRING:
         case HALO_F_ENDPOINT:
             free(*(char **)p);
@@ -706,9 +742,12 @@ void halo_config_describe(const halo_field *schema, const char *indent,
         snprintf(name, sizeof name, "%s%s", f->key,
                  f->type == HALO_F_PASSTHROUGH ? "*" : "");
         describe_bounds(f, bounds, sizeof bounds);
+        const char *def = f->def ? f->def : "-";
+        if (f->def && f->type == HALO_F_SECRET)
+            def = HALO_SECRET_SHOWN;
         fprintf(out, "%s%-*s  %-11s  %-16s  %s%s", indent, width, name,
-                type_name(f->type), f->def ? f->def : "-",
-                f->description ? f->description : "", bounds);
+                type_name(f->type), def, f->description ? f->description : "",
+                bounds);
         if (f->type == HALO_F_ENUM && f->enum_values) {
             fputs(" (one of:", out);
             for (size_t i = 0; f->enum_values[i]; i++)

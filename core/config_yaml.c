@@ -325,11 +325,18 @@ static void expand_ref(builder *b, const char *ref, size_t len, halo_buf *out,
             name_len = 0; /* something else follows the name: invalid */
     }
     if (name_len == 0 || (*name >= '0' && *name <= '9')) {
-        int shown = len > 60 ? 60 : (int)len;
+        /* a misspelt default (${X-value}, ${X:=value}) is quoted only up
+         * to its operator: the value may be a secret */
+        size_t ok = len;
+        if (memchr(p, '-', (size_t)(end - p)) ||
+            memchr(p, '=', (size_t)(end - p)) ||
+            memchr(p, '?', (size_t)(end - p)))
+            ok = (size_t)(p - ref) + (p < end);
+        int shown = ok > 60 ? 60 : (int)ok;
         berr(b, line, col,
              "invalid substitution \"${%.*s%s}\" (expected ${env:NAME}, "
              "${NAME} or ${env:NAME:-default})",
-             shown, ref, len > 60 ? "..." : "");
+             shown, ref, (size_t)shown < len ? "..." : "");
         return;
     }
     char *var = strndup(name, name_len);

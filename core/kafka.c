@@ -1,14 +1,29 @@
 /*
  * kafka.c -- librdkafka configuration, logging and error mapping shared by
  * the kafka receiver and exporter (see kafka.h).
+ *
+ * Secrets. rdkafka.* options whose name is a secret's (sasl.password,
+ * ssl.key.password, ssl.keystore.password, sasl.oauthbearer.client.secret:
+ * core/secret.h) were registered by the config schema; every text that
+ * comes from librdkafka -- a rejected option's reason, its log lines, its
+ * error events -- is scrubbed of them before it reaches a message or the
+ * log. A rejected secret option never quotes its value.
+ *
+ * Files. Options naming a file (ssl.ca.location, ssl.key.location, ...)
+ * are only opened by librdkafka when the handle is made (start), so a
+ * missing or unreadable file is found here, at create / `halo validate`
+ * time, with the path and the system's reason.
  */
 #include "kafka.h"
 
 #include "buf.h"
 #include "log.h"
+#include "secret.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* librdkafka's syslog levels onto ours. */
 static int level_of(int syslog_level)
@@ -28,10 +43,20 @@ static const char *prefix_of(const rd_kafka_t *rk)
     return o && o->log_prefix ? o->log_prefix : "kafka";
 }
 
+/* librdkafka's text fit to log: a copy scrubbed of every secret. */
+static const char *scrubbed(const char *text, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", text ? text : "");
+    halo_secret_scrub(buf, cap);
+    return buf;
+}
+
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                    const char *buf)
 {
-    HALO_LOG_AT(level_of(level), prefix_of(rk), "librdkafka %s: %s", fac, buf);
+    char line[1024];
+    HALO_LOG_AT(level_of(level), prefix_of(rk), "librdkafka %s: %s", fac,
+                scrubbed(buf, line, sizeof line));
 }
 
 /* Error events are informational: librdkafka retries by itself, and the
@@ -40,13 +65,15 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     (void)opaque;
+    char text[1024];
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char why[512];
         rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof why);
         LOG_ERROR(prefix_of(rk), "fatal Kafka error: %s: %s",
-                  rd_kafka_err2name(orig), why);
+                  rd_kafka_err2name(orig), scrubbed(why, text, sizeof text));
         return;
     }
+    reason = scrubbed(reason, text, sizeof text);
     /* a failed connection is already logged by librdkafka's own line */
     if (err == RD_KAFKA_RESP_ERR__TRANSPORT ||
         err == RD_KAFKA_RESP_ERR__RESOLVE) {
@@ -95,9 +122,29 @@ static halo_status set(rd_kafka_conf_t *conf, const char *shown,
                        const char *key, const char *value, halo_err *err)
 {
     char why[512];
-    if (rd_kafka_conf_set(conf, key, value, why, sizeof why) !=
+    if (rd_kafka_conf_set(conf, key, value, why, sizeof why) ==
         RD_KAFKA_CONF_OK)
-        return halo_fail(err, HALO_EINVAL, "%s%s: %s", shown, key, why);
+        return HALO_OK;
+    if (halo_secret_name(key)) /* also when too short to be registered */
+        halo_secret_scrub_one(why, sizeof why, value);
+    halo_secret_scrub(why, sizeof why);
+    return halo_fail(err, HALO_EINVAL, "%s%s: %s", shown, key, why);
+}
+
+/* A file option ("...location": ssl.ca.location, ssl.key.location, ...)
+ * must name a readable file or directory; ssl.ca.location may also be
+ * librdkafka's "probe" (the system's CA paths). */
+static halo_status check_file(const char *key, const char *value, halo_err *err)
+{
+    size_t kl = strlen(key), sl = strlen(".location");
+    if (kl < sl || strcmp(key + kl - sl, ".location") != 0)
+        return HALO_OK;
+    if (strcmp(key, "ssl.ca.location") == 0 && strcmp(value, "probe") == 0)
+        return HALO_OK;
+    if (access(value, R_OK) != 0)
+        return halo_fail(err, HALO_EINVAL,
+                         "rdkafka.%s: could not read \"%s\": %s", key, value,
+                         strerror(errno));
     return HALO_OK;
 }
 
@@ -126,6 +173,8 @@ rd_kafka_conf_t *halo_kafka_conf_new(const halo_strlist *brokers,
     for (size_t i = 0; st == HALO_OK && passthrough && i < passthrough->n; i++)
         st = set(conf, "rdkafka.", passthrough->keys[i], passthrough->values[i],
                  err);
+    for (size_t i = 0; st == HALO_OK && passthrough && i < passthrough->n; i++)
+        st = check_file(passthrough->keys[i], passthrough->values[i], err);
     if (st != HALO_OK) {
         rd_kafka_conf_destroy(conf);
         return NULL;

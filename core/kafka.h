@@ -6,7 +6,10 @@
  * group.id, ...), then every `rdkafka.*` key of the section passed straight
  * to rd_kafka_conf_set() (DESIGN §3), so a user can override anything. An
  * unknown or invalid key is an error naming the key, reported by `halo
- * validate` because components build their conf in create().
+ * validate` because components build their conf in create(). So is an
+ * unreadable file named by a `*.location` option (ssl.ca.location, ...).
+ * Values of secret options (sasl.password, ssl.key.password: see
+ * core/secret.h) never appear in those errors or in librdkafka's log lines.
  *
  * librdkafka's own log lines and error events go to halo's log with the
  * component's prefix: the handle's opaque must point at a struct whose

@@ -4,8 +4,15 @@
  * Each line is formatted into a stack buffer and written with one write(2),
  * so lines from different threads never interleave. Timestamps are UTC with
  * millisecond precision; the level is padded so prefixes line up.
+ *
+ * Every line is scrubbed of the registered secret values (core/secret.h)
+ * before it is written: whatever a component or a library puts in a
+ * message, a password, token or API key the configuration holds shows as
+ * "***". That is one strstr per registered secret per line, and log lines
+ * are not a hot path.
  */
 #include "log.h"
+#include "secret.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,6 +70,9 @@ void halo_log(int level, const char *prefix, const char *fmt, ...)
     }
     if ((size_t)n >= sizeof line - 1)
         n = (int)sizeof line - 2;
+    line[n] = '\0';
+    if (halo_secret_scrub(line, sizeof line - 1))
+        n = (int)strlen(line);
     line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;

@@ -44,6 +44,7 @@
 #include "core/arena.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/secret.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -166,6 +167,7 @@ static halo_status setup_hash(halo_redaction *rd, const halo_redaction_cfg *cfg,
                          "%s.hash_key: required when action is hash (32 hex "
                          "digits, or set $HALO_REDACTION_HASH_KEY)",
                          where);
+    halo_secret_register(hex); /* also when it came from the environment */
     if (!parse_key(hex, rd->key))
         return halo_fail(err, HALO_EINVAL,
                          "%s.hash_key: invalid key (expected 32 hex digits, "
@@ -734,7 +736,7 @@ const halo_field halo_redaction_schema[] = {
      .def = "true",
      .description = "mask: say what was removed, \"[REDACTED:email]\""},
     {.key = "hash_key",
-     .type = HALO_F_STRING,
+     .type = HALO_F_SECRET,
      .offset = COFF(hash_key),
      .description = "action hash: 32 hex digits (128-bit SipHash key); "
                     "default $HALO_REDACTION_HASH_KEY"},

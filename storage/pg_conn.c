@@ -16,14 +16,16 @@
  * Passwords: error text may quote the DSN (libpq's parser does, for some
  * errors) or come from a server whose message names things; every
  * message and every "host:port/db" that leaves this file has the password
- * replaced by "***": the one libpq parsed (DSN or PGPASSWORD), and, for a
- * DSN libpq could not parse, the ones a URI's user:PASSWORD@ or a
- * password= would hold.
+ * replaced by "***" (core/secret.h): the one libpq parsed (DSN or
+ * PGPASSWORD), and, for a DSN libpq could not parse, the ones a URI's
+ * user:PASSWORD@ or a password= / sslpassword= would hold, and every
+ * secret registered by the config.
  */
 #include "pg_conn.h"
 
 #include "../core/clock.h"
 #include "../core/log.h"
+#include "../core/secret.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -76,52 +78,41 @@ void halo_pg_error_text(PGconn *c, const PGresult *res, char *msg, size_t cap)
 
 /* ---- passwords ----------------------------------------------------------- */
 
-/* Replace every occurrence of secret in msg by "***". */
-static void scrub(char *msg, size_t cap, const char *secret)
-{
-    size_t n = secret ? strlen(secret) : 0;
-    if (n == 0)
-        return;
-    char out[HALO_ERR_MAX];
-    size_t o = 0;
-    for (const char *p = msg; *p && o + 4 < sizeof out;) {
-        if (strncmp(p, secret, n) == 0) {
-            memcpy(out + o, "***", 3);
-            o += 3;
-            p += n;
-        } else {
-            out[o++] = *p++;
-        }
-    }
-    out[o] = '\0';
-    snprintf(msg, cap, "%s", out);
-}
-
-/* The password a DSN may hold, found without libpq (for a DSN libpq cannot
- * parse, whose error may quote it): a URI's user:PASSWORD@, and the value
- * of password=. Into buf; empty when none. */
-static void guess_password(const char *dsn, const char *key, char *buf,
-                           size_t cap)
+/* The user info password of a URI DSN (user:PASSWORD@) into buf; empty
+ * when none. */
+static void uri_password(const char *dsn, char *buf, size_t cap)
 {
     buf[0] = '\0';
     const char *p = strstr(dsn, "://");
-    if (!key && p) {
-        p += 3;
-        const char *at = strchr(p, '@');
-        const char *slash = strchr(p, '/');
-        const char *colon = strchr(p, ':');
-        if (at && (!slash || at < slash) && colon && colon < at)
-            snprintf(buf, cap, "%.*s", (int)(at - colon - 1), colon + 1);
+    if (!p)
         return;
-    }
-    if (key && (p = strstr(dsn, key)) != NULL) {
-        p += strlen(key);
-        while (*p == ' ' || *p == '=')
-            p++;
-        size_t n = strcspn(p, *p == '\'' ? "'" : " ");
-        if (*p == '\'')
-            p++, n = strcspn(p, "'");
-        snprintf(buf, cap, "%.*s", (int)n, p);
+    p += 3;
+    const char *at = strchr(p, '@');
+    const char *slash = strchr(p, '/');
+    const char *colon = strchr(p, ':');
+    if (at && (!slash || at < slash) && colon && colon < at)
+        snprintf(buf, cap, "%.*s", (int)(at - colon - 1), colon + 1);
+}
+
+/* Scrub from msg every value a "password" or "sslpassword" keyword of dsn
+ * holds (key=value pairs, quoted or not, or URI query parameters), found
+ * without libpq: for a DSN libpq cannot parse, whose error may quote it. */
+static void scrub_keyword_values(char *msg, size_t cap, const char *dsn)
+{
+    char val[256];
+    for (const char *p = strstr(dsn, "password"); p;
+         p = strstr(p + 1, "password")) {
+        const char *v = p + strlen("password");
+        while (*v == ' ')
+            v++;
+        if (*v != '=')
+            continue;
+        v++;
+        while (*v == ' ')
+            v++;
+        size_t n = *v == '\'' ? strcspn(v + 1, "'") : strcspn(v, " &#");
+        snprintf(val, sizeof val, "%.*s", (int)n, *v == '\'' ? v + 1 : v);
+        halo_secret_scrub_one(msg, cap, val);
     }
 }
 
@@ -129,11 +120,11 @@ static void scrub_secrets(char *msg, size_t cap, const char *dsn,
                           const char *parsed_password)
 {
     char guess[256];
-    scrub(msg, cap, parsed_password);
-    guess_password(dsn, NULL, guess, sizeof guess);
-    scrub(msg, cap, guess);
-    guess_password(dsn, "password", guess, sizeof guess);
-    scrub(msg, cap, guess);
+    halo_secret_scrub_one(msg, cap, parsed_password);
+    uri_password(dsn, guess, sizeof guess);
+    halo_secret_scrub_one(msg, cap, guess);
+    scrub_keyword_values(msg, cap, dsn);
+    halo_secret_scrub(msg, cap);
 }
 
 /* The value of keyword in a connection's effective options (the DSN, the
@@ -154,6 +145,12 @@ halo_status halo_pg_dsn_check(const char *dsn, halo_err *err)
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(dsn ? dsn : "", &perr);
     if (opts) {
+        /* its passwords are secrets from now on, for every message that
+         * libpq, the server or another component may write */
+        for (PQconninfoOption *o = opts; o->keyword; o++)
+            if (o->val && halo_secret_name(o->keyword))
+                halo_secret_register(o->val);
+        halo_secret_register(getenv("PGPASSWORD"));
         PQconninfoFree(opts);
         return HALO_OK;
     }

@@ -33,6 +33,7 @@
 #include "pg_write.h"
 
 #include "core/clock.h"
+#include "core/secret.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -287,177 +288,24 @@ cleanup:
 
 /* ---- redaction ----------------------------------------------------------- */
 
-/* A bounded output string. */
-typedef struct outs {
-    char *p;
-    size_t cap, len;
-} outs;
-
-static void put(outs *o, const char *s, size_t n)
-{
-    if (o->cap == 0)
-        return;
-    size_t room = o->cap - 1 - o->len;
-    n = n < room ? n : room;
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
-    o->p[o->len] = '\0';
-}
-
-static bool secret_key(const char *k, size_t n)
-{
-    return (n == 8 && memcmp(k, "password", 8) == 0) ||
-           (n == 11 && memcmp(k, "sslpassword", 11) == 0);
-}
-
-/* The end of a key=value value starting at p (libpq's rules: '...' with
- * backslash escapes, or up to white space, backslash escaping). */
-static const char *value_end(const char *p)
-{
-    bool quoted = *p == '\'';
-    if (quoted)
-        p++;
-    while (*p) {
-        if (*p == '\\' && p[1]) {
-            p += 2;
-            continue;
-        }
-        if (quoted ? *p == '\'' : isspace((unsigned char)*p) != 0)
-            return quoted ? p + 1 : p;
-        p++;
-    }
-    return p;
-}
-
-/* key=value pairs: copied as they are, secret values as ***. A key with
- * no '=' is copied and parsing goes on after it, unless it is a secret's
- * key: then the rest is masked (it may be the secret, malformed). */
-static void redact_pairs(outs *o, const char *p)
-{
-    while (*p) {
-        const char *start = p; /* the white space before the key */
-        while (*p && isspace((unsigned char)*p))
-            p++;
-        const char *k = p;
-        while (*p && *p != '=' && !isspace((unsigned char)*p))
-            p++;
-        size_t kn = (size_t)(p - k);
-        while (*p && isspace((unsigned char)*p))
-            p++;
-        if (*p != '=') {
-            if (*p && secret_key(k, kn)) {
-                put(o, start, (size_t)(k + kn - start));
-                put(o, " ***", 4);
-                return;
-            }
-            put(o, start, (size_t)(p - start));
-            continue;
-        }
-        p++;
-        while (*p && isspace((unsigned char)*p))
-            p++;
-        put(o, start, (size_t)(p - start)); /* up to the value */
-        const char *end = value_end(p);
-        if (secret_key(k, kn))
-            put(o, "***", 3);
-        else
-            put(o, p, (size_t)(end - p));
-        p = end;
-    }
-}
-
-/* A URI query key, percent-decoded as libpq decodes it, is a secret's. */
-static bool secret_uri_key(const char *k, size_t n)
-{
-    char key[16];
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned int c = (unsigned char)k[i];
-        if (c == '%' && i + 2 < n && isxdigit((unsigned char)k[i + 1]) &&
-            isxdigit((unsigned char)k[i + 2]) &&
-            sscanf(k + i + 1, "%2x", &c) == 1)
-            i += 2;
-        if (o == sizeof key)
-            return false;
-        key[o++] = (char)c;
-    }
-    return secret_key(key, o);
-}
-
-/* URI query parameters after '?': a&b&c, secret values as ***. */
-static void redact_query(outs *o, const char *p)
-{
-    while (*p) {
-        size_t n = strcspn(p, "&");
-        size_t kn = strcspn(p, "=");
-        if (kn < n && secret_uri_key(p, kn)) {
-            put(o, p, kn + 1);
-            put(o, "***", 3);
-        } else {
-            put(o, p, n);
-        }
-        p += n;
-        if (*p == '&')
-            put(o, p++, 1);
-    }
-}
-
-/* scheme://[user[:password]@]host...[?params]. The user info ends at the
- * last '@' before the first '?' (else the last '@' at all: a password
- * holding an unencoded '?' or '/' is still masked). */
-static void redact_uri(outs *o, const char *uri, const char *auth)
-{
-    const char *q = strchr(auth, '?');
-    const char *at = NULL;
-    for (const char *p = auth; *p && (!q || p < q); p++)
-        if (*p == '@')
-            at = p;
-    if (!at)
-        at = strrchr(auth, '@');
-    put(o, uri, (size_t)(auth - uri));
-    if (at) {
-        const char *colon = memchr(auth, ':', (size_t)(at - auth));
-        if (colon && colon + 1 < at) {
-            put(o, auth, (size_t)(colon + 1 - auth));
-            put(o, "***", 3);
-        } else {
-            put(o, auth, (size_t)(at - auth));
-        }
-        auth = at;
-    }
-    q = strchr(auth, '?');
-    put(o, auth, q ? (size_t)(q + 1 - auth) : strlen(auth));
-    if (q)
-        redact_query(o, q + 1);
-}
-
-/* The start of the authority when s is "scheme://...", else NULL. */
-static const char *uri_authority(const char *s)
-{
-    const char *p = s;
-    if (!isalpha((unsigned char)*p))
-        return NULL;
-    while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
-        p++;
-    return strncmp(p, "://", 3) == 0 ? p + 3 : NULL;
-}
-
+/* One redaction for every printed DSN and URL (core/secret.c): a URI's
+ * user:PASSWORD@ and secret query keys, secret key=value keywords
+ * (password, sslpassword). */
 char *halo_pg_redact_dsn(const char *dsn, char *out, size_t cap)
 {
-    outs o = {out, cap, 0};
     if (cap)
         out[0] = '\0';
     if (!dsn)
         return out;
-    const char *auth = uri_authority(dsn);
-    if (auth) {
-        redact_uri(&o, dsn, auth);
+    const char *p = dsn;
+    while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+        p++;
+    if (p > dsn && isalpha((unsigned char)*dsn) && strncmp(p, "://", 3) == 0)
+        return halo_redact_url(dsn, out, cap);
+    size_t pre = strncmp(dsn, "postgres:", 9) == 0 ? 9 : 0;
+    if (pre >= cap)
         return out;
-    }
-    if (strncmp(dsn, "postgres:", 9) == 0) {
-        put(&o, dsn, 9);
-        dsn += 9;
-    }
-    redact_pairs(&o, dsn);
+    memcpy(out, dsn, pre);
+    halo_redact_kv_pairs(dsn + pre, out + pre, cap - pre);
     return out;
 }

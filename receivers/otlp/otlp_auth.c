@@ -19,6 +19,7 @@
 #include "../../core/log.h"
 #include "../../core/metrics.h"
 #include "../../core/net.h"
+#include "../../core/secret.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -138,6 +139,10 @@ static halo_status add_token(otlp_auth *a, const char *tok, size_t len,
     a->tokens = p;
     p[a->n] = t;
     *added = &p[a->n++];
+    char shown[OTLP_AUTH_MAX_TOKEN + 1]; /* scrubbed from every message */
+    snprintf(shown, sizeof shown, "%.*s", (int)len, (const char *)tok);
+    halo_secret_register(shown);
+    memset(shown, 0, sizeof shown);
     return HALO_OK;
 }
 

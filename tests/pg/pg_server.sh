@@ -32,7 +32,11 @@
 # Environment: PG_BIN (default /usr/lib/postgresql/15/bin), PG_START_TIMEOUT
 # (seconds, default 60), PG_EXTRA_OPTS (more postgres options, split on
 # blanks, e.g. "-c shared_buffers=512MB -c synchronous_commit=on"; kept in
-# DIR/options at start, and used again by resume).
+# DIR/options at start, and used again by resume), PG_SSL_CERT and
+# PG_SSL_KEY (a server certificate and its unencrypted key: copied into DIR
+# as server.crt / server.key, owned by the server's user, mode 0600, and
+# the server runs with ssl=on; loopback connections may then use TLS or
+# not, as the client's sslmode says).
 set -u
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -131,7 +135,20 @@ start() {
         cat "$dir/initdb.log" >&2
         die "initdb into $dir/data failed"
     fi
-    echo "${PG_EXTRA_OPTS:-}" >"$dir/options"
+    local opts=${PG_EXTRA_OPTS:-}
+    if [ -n "${PG_SSL_CERT:-}" ] || [ -n "${PG_SSL_KEY:-}" ]; then
+        [ -r "${PG_SSL_CERT:-}" ] && [ -r "${PG_SSL_KEY:-}" ] ||
+            die "PG_SSL_CERT and PG_SSL_KEY must both name readable files"
+        install -m 600 "$PG_SSL_CERT" "$dir/server.crt" &&
+            install -m 600 "$PG_SSL_KEY" "$dir/server.key" ||
+            die "could not copy the certificate into $dir"
+        if [ "$(id -u)" = 0 ]; then
+            chown postgres: "$dir/server.crt" "$dir/server.key"
+        fi
+        opts="$opts -c ssl=on -c ssl_cert_file=$dir/server.crt"
+        opts="$opts -c ssl_key_file=$dir/server.key"
+    fi
+    echo "$opts" >"$dir/options"
     for attempt in 1 2 3 4 5 6 7 8; do
         port=$(pick_port) || die "no free port on 127.0.0.1"
         try_start "$dir" "$port"
