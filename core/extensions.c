@@ -8,6 +8,10 @@
  *                 503 {"status":"Server not available"} otherwise
  *   metrics       200 text/plain; version=0.0.4, every internal metric
  * Other paths get 404, other methods on the path 405. They consume nothing.
+ * With a `tls` section (core/tls.h) they serve HTTPS only; with its
+ * client_ca_file a request without a valid client certificate gets 403.
+ * Slow clients are bounded by fixed limits (EXT_* below), the header
+ * phase by the guard of core/http.h.
  * The listening socket is bound by halo_tcp_listen (receivers/otlp/
  * core/net.c) so "address already in use" is reported as such.
  */
@@ -19,6 +23,7 @@
 #include "metrics.h"
 #include "net.h"
 #include "service.h"
+#include "tls.h"
 
 #include <microhttpd.h>
 #include <stdarg.h>
@@ -33,13 +38,33 @@ extern const halo_component_def halo_extension_metrics;
 typedef struct ext_cfg {
     char *endpoint;
     char *path;
+    halo_tls_cfg tls;
+    bool tls_present;
 } ext_cfg;
 
 typedef struct ext_ctx {
     halo_component *self;
     struct MHD_Daemon *daemon;
     bool is_metrics;
+    halo_tls *tls;          /* NULL: plain HTTP */
+    halo_http_guard *guard; /* read_header_timeout */
 } ext_ctx;
+
+/* Fixed transport limits (the OTLP receiver makes them configurable):
+ * a scrape or probe is one small GET. */
+#define EXT_IDLE_TIMEOUT_S 30u
+#define EXT_READ_HEADER_TIMEOUT_NS 10000000000u
+#define EXT_MAX_CONNECTIONS 64u
+#define EXT_MEMORY_LIMIT ((size_t)16384)
+
+#define TLS_FIELD(cfgtype)                                                     \
+    {                                                                          \
+        .key = "tls", .type = HALO_F_SECTION,                                  \
+        .offset = offsetof(cfgtype, tls), .sub = halo_tls_schema,              \
+        .present_offset = offsetof(cfgtype, tls_present),                      \
+        .description = "serve HTTPS (cert_file, key_file; client_ca_file: "    \
+                       "mTLS)"                                                 \
+    }
 
 static const halo_field health_schema[] = {
     {.key = "endpoint",
@@ -52,6 +77,7 @@ static const halo_field health_schema[] = {
      .offset = offsetof(ext_cfg, path),
      .def = "/",
      .description = "path answering GET"},
+    TLS_FIELD(ext_cfg),
     {.key = NULL},
 };
 
@@ -66,6 +92,7 @@ static const halo_field metrics_schema[] = {
      .offset = offsetof(ext_cfg, path),
      .def = "/metrics",
      .description = "path answering GET"},
+    TLS_FIELD(ext_cfg),
     {.key = NULL},
 };
 
@@ -116,8 +143,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     (void)upload;
     if (!*con_cls) { /* headers only so far: wait for the end */
         *con_cls = x;
+        halo_http_guard_headers_done(c);
         return MHD_YES;
     }
+    if (!halo_tls_mhd_peer_ok(x->tls, c))
+        return reply_static(c, MHD_HTTP_FORBIDDEN, "text/plain",
+                            "a client certificate signed by client_ca_file "
+                            "is required\n");
     if (*upload_size) { /* a body we do not want */
         *upload_size = 0;
         return MHD_YES;
@@ -142,8 +174,49 @@ static halo_status ext_create(halo_component *self, halo_err *err)
         return halo_fail(err, HALO_ENOMEM, "out of memory");
     x->self = self;
     x->is_metrics = self->def == &halo_extension_metrics;
+    if (cfg->tls_present) {
+        char where[160];
+        snprintf(where, sizeof where, "extensions.%s: tls", self->id);
+        halo_status st = halo_tls_mhd_check(where, err);
+        if (st == HALO_OK)
+            st = halo_tls_load(&cfg->tls, where, &x->tls, err);
+        if (st != HALO_OK) {
+            free(x);
+            return st;
+        }
+    }
     self->ctx = x;
     return HALO_OK;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)con_cls;
+    (void)toe;
+    halo_http_guard_request_done(c);
+}
+
+static struct MHD_Daemon *start_daemon(ext_ctx *x, int fd)
+{
+    struct MHD_OptionItem tls[HALO_TLS_MHD_OPTIONS];
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    tls[0] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    if (x->tls) {
+        halo_tls_mhd_options(x->tls, tls);
+        flags |= MHD_USE_TLS;
+    }
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, x, MHD_OPTION_EXTERNAL_LOGGER,
+        halo_http_log, (void *)x->self->log_prefix, MHD_OPTION_LISTEN_SOCKET,
+        fd, MHD_OPTION_CONNECTION_TIMEOUT, EXT_IDLE_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, EXT_MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, EXT_MEMORY_LIMIT,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, halo_http_guard_notify, x->guard,
+        MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 }
 
 static halo_status ext_start(halo_component *self, halo_err *err)
@@ -153,23 +226,35 @@ static halo_status ext_start(halo_component *self, halo_err *err)
     if (x->daemon)
         return HALO_OK;
     int fd;
-    halo_status st = halo_tcp_listen(cfg->endpoint, self->def->type, &fd, err);
+    char labels[160];
+    snprintf(labels, sizeof labels, "extension=\"%s\"", self->id);
+    halo_status st = halo_http_guard_new(
+        self->log_prefix, labels, EXT_READ_HEADER_TIMEOUT_NS, &x->guard, err);
     if (st != HALO_OK)
         return st;
-    x->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0,
-        NULL, NULL, on_request, x, MHD_OPTION_EXTERNAL_LOGGER, halo_http_log,
-        (void *)self->log_prefix, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+    st = halo_tcp_listen(cfg->endpoint, self->def->type, &fd, err);
+    if (st != HALO_OK) {
+        halo_http_guard_free(x->guard);
+        x->guard = NULL;
+        return st;
+    }
+    x->daemon = start_daemon(x, fd);
     if (!x->daemon) {
         close(fd);
+        halo_http_guard_free(x->guard);
+        x->guard = NULL;
         return halo_fail(err, HALO_EIO,
                          "could not listen on %s (%s): could not start the "
                          "http server",
                          cfg->endpoint, self->def->type);
     }
-    LOG_INFO(self->log_prefix, "listening on %s (%s)", cfg->endpoint,
-             self->def->type);
+    if (x->tls)
+        LOG_INFO(self->log_prefix, "listening on %s (%s, %s%s)", cfg->endpoint,
+                 self->def->type, halo_tls_mode(x->tls),
+                 halo_tls_mtls(x->tls) ? ": client certificates required" : "");
+    else
+        LOG_INFO(self->log_prefix, "listening on %s (%s)", cfg->endpoint,
+                 self->def->type);
     return HALO_OK;
 }
 
@@ -180,11 +265,15 @@ static void ext_shutdown(halo_component *self)
         return;
     MHD_stop_daemon(x->daemon);
     x->daemon = NULL;
+    halo_http_guard_free(x->guard);
+    x->guard = NULL;
 }
 
 static void ext_destroy(halo_component *self)
 {
     ext_shutdown(self);
+    if (self->ctx)
+        halo_tls_free(((ext_ctx *)self->ctx)->tls);
     free(self->ctx);
     self->ctx = NULL;
 }

@@ -18,18 +18,22 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct otlp_ctx {
     otlp_grpc *grpc;
     otlp_http *http;
-    otlp_auth *auth; /* NULL without an auth section */
+    otlp_auth *auth;    /* NULL without an auth section */
+    halo_tls *grpc_tls; /* NULL: plaintext */
+    halo_tls *http_tls; /* NULL: plaintext */
 } otlp_ctx;
 
 /* ---- config schema ----------------------------------------------------- */
 
 #define KIB 1024.0
+#define MIB (1024.0 * 1024.0)
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
 static const halo_field grpc_schema[] = {
@@ -53,6 +57,44 @@ static const halo_field grpc_schema[] = {
      .min = 1,
      .max = 64,
      .description = "threads serving the completion queue"},
+    {.key = "tls",
+     .type = HALO_F_SECTION,
+     .offset = offsetof(otlp_grpc_cfg, tls),
+     .sub = halo_tls_schema,
+     .present_offset = offsetof(otlp_grpc_cfg, tls_present),
+     .description = "serve TLS (cert_file, key_file; client_ca_file: mTLS)"},
+    {.key = "max_concurrent_streams",
+     .type = HALO_F_INT,
+     .offset = offsetof(otlp_grpc_cfg, max_concurrent_streams),
+     .def = "100",
+     .min = 1,
+     .max = 100000,
+     .description = "concurrent calls one connection may have open (more "
+                    "wait in the client)"},
+    {.key = "handshake_timeout",
+     .type = HALO_F_DURATION,
+     .offset = offsetof(otlp_grpc_cfg, handshake_timeout),
+     .def = "10s",
+     .min = 1e8,
+     .max = 600e9,
+     .description = "a new connection must finish its TLS and HTTP/2 "
+                    "handshake within this"},
+    {.key = "max_connection_idle",
+     .type = HALO_F_DURATION,
+     .offset = offsetof(otlp_grpc_cfg, max_connection_idle),
+     .def = "5m",
+     .min = 0,
+     .max = 86400e9 * 7,
+     .description = "close (GOAWAY) connections without a call for this "
+                    "long; 0: never"},
+    {.key = "memory_limit",
+     .type = HALO_F_SIZE,
+     .offset = offsetof(otlp_grpc_cfg, memory_limit),
+     .def = "512MiB",
+     .min = 16 * MIB,
+     .max = 64 * GIB,
+     .description = "gRPC's resource quota: buffers of all connections "
+                    "together (under pressure gRPC reads less)"},
     {.key = NULL},
 };
 
@@ -82,6 +124,44 @@ static const halo_field http_schema[] = {
      .min = 1,
      .max = 64,
      .description = "HTTP worker threads"},
+    {.key = "tls",
+     .type = HALO_F_SECTION,
+     .offset = offsetof(otlp_http_cfg, tls),
+     .sub = halo_tls_schema,
+     .present_offset = offsetof(otlp_http_cfg, tls_present),
+     .description = "serve HTTPS (cert_file, key_file; client_ca_file: "
+                    "mTLS)"},
+    {.key = "max_connections",
+     .type = HALO_F_INT,
+     .offset = offsetof(otlp_http_cfg, max_connections),
+     .def = "1024",
+     .min = 1,
+     .max = 100000,
+     .description = "open connections at most; more are closed at once"},
+    {.key = "idle_timeout",
+     .type = HALO_F_DURATION,
+     .offset = offsetof(otlp_http_cfg, idle_timeout),
+     .def = "60s",
+     .min = 1e9,
+     .max = 3600e9,
+     .description = "close a connection that sends nothing for this long "
+                    "(whole seconds)"},
+    {.key = "read_header_timeout",
+     .type = HALO_F_DURATION,
+     .offset = offsetof(otlp_http_cfg, read_header_timeout),
+     .def = "10s",
+     .min = 1e8,
+     .max = 3600e9,
+     .description = "a request's headers must be complete this long after "
+                    "its first byte (the accept for the first request)"},
+    {.key = "max_header_size",
+     .type = HALO_F_SIZE,
+     .offset = offsetof(otlp_http_cfg, max_header_size),
+     .def = "32KiB",
+     .min = 4 * KIB,
+     .max = MIB,
+     .description = "memory per connection for the request line and "
+                    "headers (larger: 431)"},
     {.key = NULL},
 };
 
@@ -125,6 +205,35 @@ static const halo_field otlp_schema[] = {
 
 /* ---- lifecycle --------------------------------------------------------- */
 
+/* Load protocols.<proto>.tls when present; errors name the section. */
+static halo_status load_tls(halo_component *self, const char *proto,
+                            bool present, const halo_tls_cfg *cfg,
+                            halo_tls **out, halo_err *err)
+{
+    if (!present)
+        return HALO_OK;
+    char where[160];
+    snprintf(where, sizeof where, "receivers.%s: protocols.%s.tls", self->id,
+             proto);
+    /* libmicrohttpd serves HTTPS only when built with GnuTLS */
+    if (strcmp(proto, "http") == 0) {
+        halo_status st = halo_tls_mhd_check(where, err);
+        if (st != HALO_OK)
+            return st;
+    }
+    return halo_tls_load(cfg, where, out, err);
+}
+
+static void free_ctx(otlp_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    otlp_auth_free(ctx->auth);
+    halo_tls_free(ctx->grpc_tls);
+    halo_tls_free(ctx->http_tls);
+    free(ctx);
+}
+
 static halo_status otlp_create(halo_component *self, halo_err *err)
 {
     const otlp_cfg *cfg = self->cfg;
@@ -146,22 +255,37 @@ static halo_status otlp_create(halo_component *self, halo_err *err)
                          "receivers.%s: protocols.http.traces_url_path must "
                          "start with \"/\"",
                          self->id);
+    if (p->http_present && p->http.max_connections < p->http.threads)
+        return halo_fail(err, HALO_EINVAL,
+                         "receivers.%s: protocols.http.max_connections (%lld) "
+                         "must be at least protocols.http.threads (%lld)",
+                         self->id, (long long)p->http.max_connections,
+                         (long long)p->http.threads);
     otlp_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return halo_fail(err, HALO_ENOMEM, "out of memory");
+    self->ctx = ctx; /* otlp_destroy frees what was loaded on failure */
+    /* the PEM files load once, here: `halo validate` checks them */
+    halo_status st =
+        load_tls(self, "grpc", p->grpc_present && p->grpc.tls_present,
+                 &p->grpc.tls, &ctx->grpc_tls, err);
+    if (st == HALO_OK)
+        st = load_tls(self, "http", p->http_present && p->http.tls_present,
+                      &p->http.tls, &ctx->http_tls, err);
     /* the tokens load once, here (no reload); errors never show a token */
-    if (cfg->auth_present) {
-        halo_status st = otlp_auth_new(&cfg->auth, self->id, self->log_prefix,
-                                       &ctx->auth, err);
-        if (st != HALO_OK) {
-            free(ctx);
-            return st;
-        }
-        LOG_INFO(self->log_prefix, "bearer token authentication: %zu tokens",
-                 otlp_auth_count(ctx->auth));
+    if (st == HALO_OK && cfg->auth_present) {
+        st = otlp_auth_new(&cfg->auth, self->id, self->log_prefix, &ctx->auth,
+                           err);
+        if (st == HALO_OK)
+            LOG_INFO(self->log_prefix,
+                     "bearer token authentication: %zu tokens",
+                     otlp_auth_count(ctx->auth));
     }
-    self->ctx = ctx;
-    return HALO_OK;
+    if (st != HALO_OK) {
+        free_ctx(ctx);
+        self->ctx = NULL;
+    }
+    return st;
 }
 
 static halo_status otlp_start(halo_component *self, halo_err *err)
@@ -170,11 +294,11 @@ static halo_status otlp_start(halo_component *self, halo_err *err)
     otlp_ctx *ctx = self->ctx;
     halo_status st = HALO_OK;
     if (cfg->protocols.grpc_present && !ctx->grpc)
-        st = otlp_grpc_start(self, &cfg->protocols.grpc, ctx->auth, &ctx->grpc,
-                             err);
+        st = otlp_grpc_start(self, &cfg->protocols.grpc, ctx->auth,
+                             ctx->grpc_tls, &ctx->grpc, err);
     if (st == HALO_OK && cfg->protocols.http_present && !ctx->http)
-        st = otlp_http_start(self, &cfg->protocols.http, ctx->auth, &ctx->http,
-                             err);
+        st = otlp_http_start(self, &cfg->protocols.http, ctx->auth,
+                             ctx->http_tls, &ctx->http, err);
     if (st != HALO_OK) {
         otlp_grpc_stop(ctx->grpc);
         ctx->grpc = NULL;
@@ -210,9 +334,7 @@ static void otlp_shutdown(halo_component *self)
 static void otlp_destroy(halo_component *self)
 {
     otlp_shutdown(self); /* in case the service skipped it */
-    if (self->ctx)
-        otlp_auth_free(((otlp_ctx *)self->ctx)->auth);
-    free(self->ctx);
+    free_ctx(self->ctx);
     self->ctx = NULL;
 }
 

@@ -1,6 +1,13 @@
 /*
  * otlp_grpc.c -- OTLP/gRPC transport on the gRPC core C API.
  *
+ * TLS (core/tls.h): with a `tls` section the port takes SSL server
+ * credentials instead of insecure ones; with client_ca_file gRPC itself
+ * requires and verifies the client certificate in the handshake. The
+ * transport limits are channel args: max_concurrent_streams, the
+ * handshake timeout, max_connection_idle, and a resource quota
+ * (memory_limit). libgrpc 1.51 has no connection-count argument.
+ *
  * One server, one completion queue served by `threads` threads. We keep
  * OTLP_GRPC_SLOTS generic grpc_server_request_call()s outstanding so many
  * connections are served at once; each completed slot posts a new one.
@@ -44,6 +51,7 @@
 #include <grpc/status.h>
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -547,22 +555,78 @@ static halo_status init_sync(otlp_grpc *g)
     return HALO_OK;
 }
 
-static halo_status bind_server(otlp_grpc *g, const otlp_grpc_cfg *cfg,
-                               halo_err *err)
+static grpc_arg int_arg(const char *key, int64_t v)
 {
-    grpc_arg args[2];
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[0].value.integer = (int)cfg->max_recv_msg_size;
+    grpc_arg a;
+    a.type = GRPC_ARG_INTEGER;
+    a.key = (char *)key;
+    a.value.integer = v > INT_MAX ? INT_MAX : (int)v;
+    return a;
+}
+
+/* The server's channel args: message size, no port sharing, and the
+ * transport limits. quota is referenced by the args (gRPC takes its own
+ * reference). Returns how many were written (at most 6). */
+static size_t server_args(const otlp_grpc_cfg *cfg, grpc_resource_quota *quota,
+                          grpc_arg *args)
+{
+    size_t n = 0;
+    args[n++] =
+        int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, cfg->max_recv_msg_size);
     /* without this, a second daemon could share the port silently */
-    args[1].type = GRPC_ARG_INTEGER;
-    args[1].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
-    args[1].value.integer = 0;
-    grpc_channel_args ch = {2, args};
+    args[n++] = int_arg(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    args[n++] =
+        int_arg(GRPC_ARG_MAX_CONCURRENT_STREAMS, cfg->max_concurrent_streams);
+    args[n++] = int_arg(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                        cfg->handshake_timeout / 1000000);
+    if (cfg->max_connection_idle > 0)
+        args[n++] = int_arg(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                            cfg->max_connection_idle / 1000000);
+    if (quota) {
+        args[n].type = GRPC_ARG_POINTER;
+        args[n].key = (char *)GRPC_ARG_RESOURCE_QUOTA;
+        args[n].value.pointer.p = quota;
+        args[n++].value.pointer.vtable = grpc_resource_quota_arg_vtable();
+    }
+    return n;
+}
+
+/* Plaintext, TLS, or TLS requiring a client certificate that verifies
+ * against client_ca_file. */
+static grpc_server_credentials *server_creds(const halo_tls *tls)
+{
+    if (!tls)
+        return grpc_insecure_server_credentials_create();
+    grpc_ssl_pem_key_cert_pair pair = {tls->key_pem, tls->cert_pem};
+    return grpc_ssl_server_credentials_create_ex(
+        tls->ca_pem, &pair, 1,
+        halo_tls_mtls(tls)
+            ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+            : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+        NULL);
+}
+
+static halo_status bind_server(otlp_grpc *g, const otlp_grpc_cfg *cfg,
+                               const halo_tls *tls, halo_err *err)
+{
+    grpc_arg args[6];
+    grpc_resource_quota *quota = grpc_resource_quota_create("otlp-grpc");
+    if (quota)
+        grpc_resource_quota_resize(quota, (size_t)cfg->memory_limit);
+    grpc_channel_args ch = {server_args(cfg, quota, args), args};
     g->server = grpc_server_create(&ch, NULL);
+    if (quota)
+        grpc_resource_quota_unref(quota); /* the server holds its own */
     g->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(g->server, g->cq, NULL);
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = server_creds(tls);
+    if (!creds) {
+        abort_server(g);
+        return halo_fail(err, HALO_EINVAL,
+                         "could not listen on %s (grpc): grpc refused the "
+                         "tls certificate or key",
+                         cfg->endpoint);
+    }
     binding = true;
     int port = grpc_server_add_http2_port(g->server, cfg->endpoint, creds);
     binding = false;
@@ -578,7 +642,8 @@ static halo_status bind_server(otlp_grpc *g, const otlp_grpc_cfg *cfg,
 }
 
 halo_status otlp_grpc_start(halo_component *self, const otlp_grpc_cfg *cfg,
-                            otlp_auth *auth, otlp_grpc **out, halo_err *err)
+                            otlp_auth *auth, const halo_tls *tls,
+                            otlp_grpc **out, halo_err *err)
 {
     otlp_grpc *g = calloc(1, sizeof *g);
     if (!g || !(g->endpoint = strdup(cfg->endpoint)) ||
@@ -598,7 +663,7 @@ halo_status otlp_grpc_start(halo_component *self, const otlp_grpc_cfg *cfg,
     atomic_init(&g->stopping, false);
     otlp_metrics_init(&g->m, self->id, "grpc");
     lib_acquire();
-    halo_status st = bind_server(g, cfg, err);
+    halo_status st = bind_server(g, cfg, tls, err);
     if (st != HALO_OK) {
         free_grpc(g);
         lib_release();
@@ -620,7 +685,12 @@ halo_status otlp_grpc_start(halo_component *self, const otlp_grpc_cfg *cfg,
     }
     for (int i = 0; i < OTLP_GRPC_SLOTS; i++)
         request_slot(g);
-    LOG_INFO(g->prefix, "listening on %s (grpc)", cfg->endpoint);
+    if (tls)
+        LOG_INFO(g->prefix, "listening on %s (grpc, %s%s)", cfg->endpoint,
+                 halo_tls_mode(tls),
+                 halo_tls_mtls(tls) ? ": client certificates required" : "");
+    else
+        LOG_INFO(g->prefix, "listening on %s (grpc)", cfg->endpoint);
     *out = g;
     return HALO_OK;
 }

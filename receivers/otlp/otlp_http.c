@@ -7,6 +7,13 @@
  * application/x-protobuf or application/json, identity or gzip, at most
  * max_request_body_size bytes before and after inflating (413 otherwise).
  *
+ * TLS (core/tls.h): MHD_USE_TLS with the PEM key and certificate; with
+ * client_ca_file MHD only asks for a client certificate, so the first
+ * handler call of each request verifies it (403 otherwise). Limits:
+ * max_connections, idle_timeout and max_header_size are MHD options;
+ * read_header_timeout is the guard of core/http.c (it learns where each
+ * request is from the handler's first call and the completion callback).
+ *
  * The access handler sees a request in three phases: headers (checked at
  * once; a bad request is answered right there, and so is one without a
  * valid `Authorization: Bearer` token when auth is configured: 401 with
@@ -65,7 +72,10 @@ struct otlp_http {
     bool stopping; /* under mu */
     bool forcing;  /* under mu: shutdown answers stragglers itself */
     otlp_metrics m;
-    otlp_auth *auth; /* NULL: no authentication */
+    otlp_auth *auth;        /* NULL: no authentication */
+    const halo_tls *tls;    /* NULL: plaintext */
+    halo_http_guard *guard; /* read_header_timeout */
+    halo_metric *tls_refused;
 };
 
 struct hreq {
@@ -77,6 +87,7 @@ struct hreq {
     bool gzip;       /* Content-Encoding: gzip */
     bool too_big;    /* body over the limit: discarding the rest */
     bool dispatched; /* the end of the body was seen */
+    bool no_cert;    /* mTLS: refused, no valid client certificate */
     uint8_t *body;
     size_t len, cap;
     hreq *prev, *next;
@@ -236,7 +247,12 @@ static enum MHD_Result queue(hreq *r)
     }
     char *body = r->resp;
     r->resp = NULL; /* handed to MHD */
-    return halo_http_reply(r->conn, (unsigned)otlp_http_status(r->code),
+    unsigned status = (unsigned)otlp_http_status(r->code);
+    if (r->no_cert) { /* not a bearer-token matter: no WWW-Authenticate */
+        status = MHD_HTTP_FORBIDDEN;
+        header = value = NULL;
+    }
+    return halo_http_reply(r->conn, status,
                            r->json ? "application/json"
                                    : "application/x-protobuf",
                            body, r->resp_len, true, header, value);
@@ -255,6 +271,24 @@ static enum MHD_Result answer_now(hreq *r, otlp_code code, const char *msg)
 }
 
 /* ---- request checks ---------------------------------------------------- */
+
+/* mTLS: the request's connection must carry a client certificate that
+ * verifies against client_ca_file; otherwise 403 with a
+ * google.rpc.Status {UNAUTHENTICATED} body, counted in
+ * halo_receiver_tls_refused_total (not in requests_total). */
+static enum MHD_Result refuse_no_cert(otlp_http *h, hreq *r)
+{
+    (void)otlp_req_claim(&r->base);
+    halo_metric_add(h->tls_refused, 1);
+    r->json = true;
+    r->no_cert = true;
+    build_body(r, OTLP_C_UNAUTHENTICATED,
+               "a client certificate signed by the receiver's "
+               "client_ca_file is required");
+    r->code = OTLP_C_UNAUTHENTICATED;
+    r->ready = true;
+    return queue(r);
+}
 
 /* "application/json; charset=utf-8" -> json. False when unsupported. */
 static bool parse_content_type(const char *ct, bool *json)
@@ -513,6 +547,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         pthread_mutex_lock(&h->mu);
         h->open++;
         pthread_mutex_unlock(&h->mu);
+        halo_http_guard_headers_done(conn);
+        if (!halo_tls_mhd_peer_ok(h->tls, conn))
+            return refuse_no_cert(h, r);
         char msg[320];
         otlp_code c = check_headers(h, r, url, method, msg, sizeof msg);
         return c == OTLP_C_OK ? MHD_YES : answer_now(r, c, msg);
@@ -535,8 +572,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     otlp_http *h = cls;
     hreq *r = *con_cls;
-    (void)conn;
     (void)toe;
+    halo_http_guard_request_done(conn);
     if (!r)
         return;
     *con_cls = NULL;
@@ -616,6 +653,7 @@ void otlp_http_stop(otlp_http *h)
         wait_open_zero(h, halo_mono_ns() + 1000000000u);
     }
     MHD_stop_daemon(h->daemon);
+    halo_http_guard_free(h->guard);
     LOG_INFO(h->prefix, "stopped listening on %s (http)", h->endpoint);
     free_http(h);
 }
@@ -634,8 +672,35 @@ static halo_status init_sync(otlp_http *h)
     return HALO_OK;
 }
 
+/* MHD with our socket, the thread pool, TLS when configured, and the
+ * transport limits. */
+static struct MHD_Daemon *start_daemon(otlp_http *h, const otlp_http_cfg *cfg)
+{
+    struct MHD_OptionItem tls[HALO_TLS_MHD_OPTIONS];
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    tls[0] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    if (h->tls) {
+        halo_tls_mhd_options(h->tls, tls);
+        flags |= MHD_USE_TLS;
+    }
+    /* whole seconds, rounded up */
+    unsigned idle = (unsigned)((cfg->idle_timeout + 999999999) / 1000000000);
+    /* the logger must come first to catch messages about the others */
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
+        halo_http_log, (void *)h->prefix, MHD_OPTION_LISTEN_SOCKET,
+        h->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_NOTIFY_CONNECTION, halo_http_guard_notify, h->guard,
+        MHD_OPTION_CONNECTION_TIMEOUT, idle, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)cfg->max_header_size, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+}
+
 halo_status otlp_http_start(halo_component *self, const otlp_http_cfg *cfg,
-                            otlp_auth *auth, otlp_http **out, halo_err *err)
+                            otlp_auth *auth, const halo_tls *tls,
+                            otlp_http **out, halo_err *err)
 {
     otlp_http *h = calloc(1, sizeof *h);
     if (!h || !(h->endpoint = strdup(cfg->endpoint)) ||
@@ -650,31 +715,44 @@ halo_status otlp_http_start(halo_component *self, const otlp_http_cfg *cfg,
     h->self = self;
     h->prefix = self->log_prefix;
     h->auth = auth;
+    h->tls = tls;
     h->max_body = (size_t)cfg->max_request_body_size;
     otlp_metrics_init(&h->m, self->id, "http");
-    halo_status st = halo_tcp_listen(cfg->endpoint, "http", &h->listen_fd, err);
+    char labels[256];
+    snprintf(labels, sizeof labels, "receiver=\"%s\",transport=\"http\"",
+             self->id);
+    h->tls_refused = halo_counter(
+        "halo_receiver_tls_refused_total",
+        "Requests refused for want of a valid client certificate (mTLS).",
+        labels);
+    halo_status st = halo_http_guard_new(
+        h->prefix, labels, (uint64_t)cfg->read_header_timeout, &h->guard, err);
     if (st != HALO_OK) {
         free_http(h);
         return st;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
-                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    /* the logger must come first to catch messages about the others */
-    h->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
-        halo_http_log, (void *)h->prefix, MHD_OPTION_LISTEN_SOCKET,
-        h->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+    st = halo_tcp_listen(cfg->endpoint, "http", &h->listen_fd, err);
+    if (st != HALO_OK) {
+        halo_http_guard_free(h->guard);
+        free_http(h);
+        return st;
+    }
+    h->daemon = start_daemon(h, cfg);
     if (!h->daemon) {
         close(h->listen_fd);
+        halo_http_guard_free(h->guard);
         free_http(h);
         return halo_fail(err, HALO_EIO,
                          "could not listen on %s (http): could not start "
                          "the http server",
                          cfg->endpoint);
     }
-    LOG_INFO(h->prefix, "listening on %s (http)", cfg->endpoint);
+    if (tls)
+        LOG_INFO(h->prefix, "listening on %s (http, %s%s)", cfg->endpoint,
+                 halo_tls_mode(tls),
+                 halo_tls_mtls(tls) ? ": client certificates required" : "");
+    else
+        LOG_INFO(h->prefix, "listening on %s (http)", cfg->endpoint);
     *out = h;
     return HALO_OK;
 }

@@ -27,6 +27,7 @@
 #include "../../core/metrics.h"
 #include "../../core/net.h"
 #include "../../core/status.h"
+#include "../../core/tls.h"
 #include "otlp_auth.h"
 #include "otlp_limits.h"
 
@@ -41,6 +42,12 @@ typedef struct otlp_grpc_cfg {
     char *endpoint;
     int64_t max_recv_msg_size;
     int64_t threads;
+    halo_tls_cfg tls; /* core/tls.h */
+    bool tls_present;
+    int64_t max_concurrent_streams; /* per connection */
+    int64_t handshake_timeout;      /* ns */
+    int64_t max_connection_idle;    /* ns, 0: never */
+    int64_t memory_limit;           /* bytes, gRPC resource quota */
 } otlp_grpc_cfg;
 
 typedef struct otlp_http_cfg {
@@ -48,6 +55,12 @@ typedef struct otlp_http_cfg {
     int64_t max_request_body_size;
     char *traces_url_path;
     int64_t threads;
+    halo_tls_cfg tls; /* core/tls.h */
+    bool tls_present;
+    int64_t max_connections;
+    int64_t idle_timeout;        /* ns */
+    int64_t read_header_timeout; /* ns */
+    int64_t max_header_size;     /* bytes: MHD's per-connection memory */
 } otlp_http_cfg;
 
 typedef struct otlp_protocols_cfg {
@@ -123,11 +136,14 @@ typedef struct otlp_req {
 /* Claim the right to answer; false when someone already did. */
 bool otlp_req_claim(otlp_req *r);
 
-/* Decode body (protobuf or OTLP/JSON) into a fresh arena and deliver it:
- * malformed, empty or all-rejected requests are answered at once through
- * answer(ud, ...); otherwise the spans are emitted downstream in a batch
- * whose ack calls answer(ud, ...) when they are durable (or refused).
- * answer runs exactly once, possibly before this returns. */
+/* Decode body (protobuf or OTLP/JSON) into a fresh arena, enforce the
+ * receiver's limits (otlp_limits.h: too many spans are answered
+ * HALO_ETOOBIG at once, attributes dropped and values cut in place) and
+ * deliver it: malformed, empty, too large or all-rejected requests are
+ * answered at once through answer(ud, ...); otherwise the spans are emitted
+ * downstream in a batch whose ack calls answer(ud, ...) when they are
+ * durable (or refused). answer runs exactly once, possibly before this
+ * returns. */
 void otlp_dispatch(halo_component *self, otlp_req *r, const uint8_t *body,
                    size_t len, bool json, halo_ack_fn answer, void *ud);
 
@@ -137,14 +153,18 @@ typedef struct otlp_grpc otlp_grpc;
 typedef struct otlp_http otlp_http;
 
 /* auth: NULL when the receiver has no auth section; else every call must
- * carry a valid bearer token. It outlives the transport. */
+ * carry a valid bearer token. tls: NULL for plaintext; else the loaded
+ * `tls` section (client certificates required when it has a CA). Both
+ * outlive the transport. */
 halo_status otlp_grpc_start(halo_component *self, const otlp_grpc_cfg *cfg,
-                            otlp_auth *auth, otlp_grpc **out, halo_err *err);
+                            otlp_auth *auth, const halo_tls *tls,
+                            otlp_grpc **out, halo_err *err);
 /* Stop accepting, wait (bounded) for in-flight answers, free. NULL ok. */
 void otlp_grpc_stop(otlp_grpc *g);
 
 halo_status otlp_http_start(halo_component *self, const otlp_http_cfg *cfg,
-                            otlp_auth *auth, otlp_http **out, halo_err *err);
+                            otlp_auth *auth, const halo_tls *tls,
+                            otlp_http **out, halo_err *err);
 void otlp_http_stop(otlp_http *h);
 
 /* How long shutdown waits for in-flight requests before answering them
