@@ -64,8 +64,10 @@ typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTracePartialSuccess
 #define DECODE_ERROR OTLP_PB_DECODE_ERROR
 
 /* Sub-messages nested deeper than this are refused whatever they are (the
- * OTLP structure itself is 7 deep, plus two per attribute value level). */
-#define PB_MAX_MSG_DEPTH (8 + 2 * OTLP_MAX_VALUE_DEPTH)
+ * OTLP structure itself is 7 deep, plus up to three per attribute value
+ * level: AnyValue, KeyValueList, KeyValue), so the value depth is what
+ * refuses deep values, as in the JSON decoder. */
+#define PB_MAX_MSG_DEPTH (8 + 3 * OTLP_MAX_VALUE_DEPTH)
 
 /* Decoding may take at most this much memory (estimate): 64 MiB plus 32
  * times the request. Real requests need 2-12 times their size; requests of
@@ -75,9 +77,21 @@ typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTracePartialSuccess
 
 /* --- pass 1: scan --------------------------------------------------------- */
 
+/* Where a limit was hit, outermost first up to the attribute value, for
+ * the message: "resourceSpans[0].scopeSpans[0].spans[3].attributes[1].value"
+ * (OTLP/JSON names, as the JSON decoder's paths). */
+#define PB_PATH_MAX 12
+
+typedef struct pb_seg {
+    const ProtobufCFieldDescriptor *field;
+    size_t index; /* among the field's occurrences (repeated fields) */
+} pb_seg;
+
 typedef struct pb_scan {
     size_t est;      /* bytes protobuf-c and the span builder will allocate */
     const char *why; /* set when a limit (not the framing) was the problem */
+    pb_seg path[PB_PATH_MAX]; /* innermost first, filled while unwinding */
+    int n_path;
 } pb_scan;
 
 static inline __attribute__((always_inline)) bool
@@ -158,6 +172,79 @@ static const pb_node n_array = {
 static const pb_node n_kvlist = {
     DESC(common__v1__key_value_list), 0, false, {[1] = &n_kv}};
 
+/* How many length-delimited fields `num` come before `at` in a message
+ * whose framing up to there was checked already. */
+static size_t field_index(const uint8_t *p, const uint8_t *at, uint64_t num)
+{
+    size_t n = 0;
+    while (p < at) {
+        uint64_t key, v = 0;
+        if (!read_varint(&p, at, &key))
+            break;
+        switch (key & 7) {
+        case 0:
+            (void)read_varint(&p, at, &v);
+            break;
+        case 1:
+            p += 8;
+            break;
+        case 5:
+            p += 4;
+            break;
+        default:
+            if (!read_varint(&p, at, &v) || v > (uint64_t)(at - p))
+                return n;
+            if (key >> 3 == num && p + v < at)
+                n++;
+            p += v;
+            break;
+        }
+    }
+    return n;
+}
+
+/* Record the field `num` of message t (in msg[..]) whose value starting at
+ * `at` (after its length) broke a limit. */
+static void path_push(pb_scan *s, const pb_node *t, uint32_t num,
+                      const uint8_t *msg, const uint8_t *at)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(t->desc, num);
+    if (!f || s->n_path >= PB_PATH_MAX)
+        return;
+    s->path[s->n_path].field = f;
+    s->path[s->n_path].index =
+        f->label == PROTOBUF_C_LABEL_REPEATED ? field_index(msg, at, num) : 0;
+    s->n_path++;
+}
+
+/* s->path as "resourceSpans[0].scopeSpans[0].spans[0]...", in buf. */
+static void path_text(const pb_scan *s, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = s->n_path - 1; i >= 0 && n + 1 < size; i--) {
+        const pb_seg *g = &s->path[i];
+        if (i != s->n_path - 1)
+            buf[n++] = '.';
+        bool up = false;
+        for (const char *c = g->field->name; *c && n + 1 < size; c++) {
+            if (*c == '_') {
+                up = true;
+                continue;
+            }
+            buf[n++] = up && *c >= 'a' && *c <= 'z' ? (char)(*c - 32) : *c;
+            up = false;
+        }
+        buf[n] = '\0';
+        if (g->field->label == PROTOBUF_C_LABEL_REPEATED && n + 1 < size) {
+            int w = snprintf(buf + n, size - n, "[%zu]", g->index);
+            n = w > 0 && (size_t)w < size - n ? n + (size_t)w : size - 1;
+        }
+    }
+    buf[n < size ? n : size - 1] = '\0';
+}
+
 /* Checks the framing of a message of type t in p[0..len), the nesting of
  * attribute values, and adds what decoding it will allocate to s->est. */
 static bool scan_message(const uint8_t *p, size_t len, const pb_node *t,
@@ -172,6 +259,7 @@ static bool scan_message(const uint8_t *p, size_t len, const pb_node *t,
         return false;
     }
     s->est += t->desc->sizeof_message + t->extra;
+    const uint8_t *start = p;
     const uint8_t *end = p + len;
     size_t fields = 0;
     while (p < end) {
@@ -203,8 +291,12 @@ static bool scan_message(const uint8_t *p, size_t len, const pb_node *t,
             const pb_node *child = num <= PB_MAX_FIELD ? t->child[num] : NULL;
             if (child) {
                 s->est += sizeof(void *);
-                if (!scan_message(p, (size_t)v, child, depth + 1, vdepth, s))
+                if (!scan_message(p, (size_t)v, child, depth + 1, vdepth, s)) {
+                    /* outside attribute values, name where it happened */
+                    if (s->why && vdepth == 0)
+                        path_push(s, t, (uint32_t)num, start, p);
                     return false;
+                }
             } else {
                 /* strings and bytes are copied with a NUL; unknown fields
                  * are kept as copies with a header */
@@ -618,8 +710,17 @@ static halo_status conv_request(halo_arena *a, const pb_request *req,
 
 halo_status otlp_pb_precheck(const uint8_t *buf, size_t len, halo_err *err)
 {
-    pb_scan scan = {0, NULL};
+    pb_scan scan;
+    scan.est = 0;
+    scan.why = NULL;
+    scan.n_path = 0;
     if (!scan_message(buf, len, &n_request, 0, 0, &scan)) {
+        if (scan.why && scan.n_path) {
+            char path[256];
+            path_text(&scan, path, sizeof path);
+            return halo_fail(err, HALO_EINVAL, "invalid protobuf: %s: %s", path,
+                             scan.why);
+        }
         if (scan.why)
             return halo_fail(err, HALO_EINVAL, "invalid protobuf: %s",
                              scan.why);

@@ -7,12 +7,22 @@
  * nothing to store (empty, or every span rejected by the decoder) and
  * malformed ones are answered at once through the same function, so each
  * transport has a single answer path.
+ *
+ * Between decoding and emitting, the receiver's limits (otlp_limits.h) are
+ * enforced: too many spans refuse the request (RESOURCE_EXHAUSTED / 413,
+ * nothing emitted), too many attributes and too long values are dropped or
+ * cut. Each is counted per receiver (halo_receiver_limit_*_total) and
+ * logged at most once every 10 s per receiver, naming the span, never a
+ * value.
  */
 #include "../../core/clock.h"
+#include "../../core/log.h"
 #include "otlp_internal.h"
 
 #include "otlp_codec.h"
 
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -99,9 +109,158 @@ static const char *const http_labels[OTLP_C_N] = {
     [OTLP_C_UNAUTHENTICATED] = "401",
 };
 
+/* ---- limits: metrics and the rate-limited log ------------------------- */
+
+enum { LM_DROPPED, LM_TRUNCATED, LM_REFUSED, LM_N };
+
+static const struct {
+    const char *name;
+    const char *help;
+} limit_metric_defs[LM_N] = {
+    [LM_DROPPED] = {"halo_receiver_limit_dropped_attributes_total",
+                    "Attributes dropped past max_attributes_per_span."},
+    [LM_TRUNCATED] = {"halo_receiver_limit_truncated_values_total",
+                      "String and bytes attribute values cut to "
+                      "max_attribute_value_length."},
+    [LM_REFUSED] = {"halo_receiver_limit_refused_requests_total",
+                    "Export requests refused for carrying more than "
+                    "max_spans_per_request spans."},
+};
+
+/* Per receiver (the request does not know its transport's metrics): looked
+ * up by name only when a limit was hit, registered at start so the series
+ * exist at 0. */
+static halo_metric *limit_metric(const char *receiver, int which)
+{
+    char labels[160];
+    snprintf(labels, sizeof labels, "receiver=\"%s\"", receiver);
+    return halo_counter(limit_metric_defs[which].name,
+                        limit_metric_defs[which].help, labels);
+}
+
+#define LIMITS_LOG_INTERVAL_NS (10ull * 1000000000ull)
+#define LIMITS_LOG_SLOTS 16
+
+/* One line at most every 10 s per receiver (receivers past the 16th share
+ * the last slot). */
+typedef struct limits_log {
+    char receiver[64];
+    uint64_t last_ns;
+    uint64_t pending; /* limit hits since the last line, not logged */
+} limits_log;
+
+static pthread_mutex_t limits_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static limits_log limits_logs[LIMITS_LOG_SLOTS];
+
+/* Count one limit hit; true when it is to be logged, with *skipped the
+ * hits since the previous line that were not. */
+static bool limits_log_due(const char *receiver, uint64_t *skipped)
+{
+    uint64_t now = halo_mono_ns();
+    bool due = false;
+    pthread_mutex_lock(&limits_log_mu);
+    limits_log *l = &limits_logs[LIMITS_LOG_SLOTS - 1];
+    for (int i = 0; i < LIMITS_LOG_SLOTS; i++) {
+        if (strncmp(limits_logs[i].receiver, receiver,
+                    sizeof limits_logs[i].receiver - 1) == 0) {
+            l = &limits_logs[i];
+            break;
+        }
+        if (!limits_logs[i].receiver[0]) {
+            l = &limits_logs[i];
+            snprintf(l->receiver, sizeof l->receiver, "%s", receiver);
+            break;
+        }
+    }
+    if (l->last_ns == 0 || now - l->last_ns >= LIMITS_LOG_INTERVAL_NS) {
+        *skipped = l->pending;
+        l->pending = 0;
+        l->last_ns = now ? now : 1;
+        due = true;
+    } else {
+        l->pending++;
+    }
+    pthread_mutex_unlock(&limits_log_mu);
+    return due;
+}
+
+/* "; 12 more requests hit the limits in the last 10 s" or "" */
+static void skipped_text(char *buf, size_t size, uint64_t skipped)
+{
+    buf[0] = '\0';
+    if (skipped)
+        snprintf(buf, size,
+                 "; %" PRIu64 " more request%s hit the limits since the "
+                 "previous line",
+                 skipped, skipped == 1 ? "" : "s");
+}
+
+static void limits_refused(halo_component *self, size_t n_spans,
+                           const otlp_limits_cfg *cfg)
+{
+    halo_metric_add(limit_metric(self->id, LM_REFUSED), 1);
+    uint64_t skipped = 0;
+    if (!limits_log_due(self->id, &skipped))
+        return;
+    char more[96];
+    skipped_text(more, sizeof more, skipped);
+    LOG_WARN(self->log_prefix,
+             "refused a request of %zu spans: more than "
+             "max_spans_per_request (%" PRId64 ")%s",
+             n_spans, cfg->max_spans_per_request, more);
+}
+
+static void limits_applied(halo_component *self, const halo_otlp_result *res,
+                           const otlp_limits_cfg *cfg,
+                           const otlp_limits_stats *st)
+{
+    if (st->attrs_dropped)
+        halo_metric_add(limit_metric(self->id, LM_DROPPED),
+                        (double)st->attrs_dropped);
+    if (st->values_truncated)
+        halo_metric_add(limit_metric(self->id, LM_TRUNCATED),
+                        (double)st->values_truncated);
+    uint64_t skipped = 0;
+    if (!limits_log_due(self->id, &skipped))
+        return;
+    char trace[33] = "-", span[17] = "-", more[96];
+    if (st->first_span < res->n) {
+        halo_hex_encode(res->spans[st->first_span].trace_id, 16, trace);
+        halo_hex_encode(res->spans[st->first_span].span_id, 8, span);
+    }
+    skipped_text(more, sizeof more, skipped);
+    LOG_WARN(self->log_prefix,
+             "limits hit by %zu span%s (first: trace %s span %s): %" PRIu64
+             " attributes dropped (max_attributes_per_span %" PRId64
+             "), %" PRIu64
+             " values truncated (max_attribute_value_length %" PRId64 ")%s",
+             st->spans_touched, st->spans_touched == 1 ? "" : "s", trace, span,
+             st->attrs_dropped, cfg->max_attributes_per_span,
+             st->values_truncated, cfg->max_attribute_value_length, more);
+}
+
+/* Enforce the attribute limits on the request's spans. body_len bounds
+ * every decoded value's length (otlp_limits_apply skips the values when it
+ * is within the limit). */
+static halo_status apply_limits(halo_component *self, halo_otlp_result *res,
+                                size_t body_len, halo_arena *arena)
+{
+    const otlp_cfg *cfg = self->cfg;
+    if (!cfg)
+        return HALO_OK;
+    otlp_limits_stats st;
+    halo_status rc = otlp_limits_apply(&cfg->limits, res->spans, res->n,
+                                       body_len, arena, &st);
+    if (st.attrs_dropped || st.values_truncated)
+        limits_applied(self, res, &cfg->limits, &st);
+    return rc;
+}
+
 void otlp_metrics_init(otlp_metrics *m, const char *receiver,
                        const char *transport)
 {
+    for (int i = 0; i < LM_N; i++)
+        (void)limit_metric(receiver, i);
     char labels[256];
     bool grpc = strcmp(transport, "grpc") == 0;
     snprintf(labels, sizeof labels, "receiver=\"%s\",transport=\"%s\"",
@@ -231,11 +390,27 @@ void otlp_dispatch(halo_component *self, otlp_req *r, const uint8_t *body,
     }
     r->rejected = res.rejected;
     snprintf(r->reject_msg, sizeof r->reject_msg, "%s", res.reject_msg);
+    const otlp_cfg *cfg = self->cfg;
+    size_t carried = res.n + (size_t)(res.rejected > 0 ? res.rejected : 0);
+    if (cfg &&
+        otlp_limits_check_spans(&cfg->limits, carried, &err) != HALO_OK) {
+        /* refused whole: every span counts as refused */
+        halo_arena_free(arena);
+        r->n_spans = res.n;
+        limits_refused(self, carried, &cfg->limits);
+        answer(ud, HALO_ETOOBIG, err.msg);
+        return;
+    }
     auth_filter(r, &res);
     if (res.n == 0) {
         /* nothing to store: empty request, or every span rejected */
         halo_arena_free(arena);
         answer(ud, HALO_OK, "");
+        return;
+    }
+    if (apply_limits(self, &res, len, arena) != HALO_OK) {
+        halo_arena_free(arena);
+        answer(ud, HALO_ERETRY, "out of memory");
         return;
     }
     emit(self, r, arena, &res, answer, ud);
