@@ -20,6 +20,17 @@
  *   halo_memory_inflight_bytes                     (gauge)
  *   halo_export_latency_seconds{receiver,transport} (histogram: request in
  *                                                    to answer out)
+ * Security (issue 8):
+ *   halo_receiver_auth_failures_total{receiver,transport,reason}
+ *   halo_receiver_auth_rejected_spans_total{receiver,transport}
+ *   halo_receiver_tls_refused_total{receiver,transport} (HTTP mTLS: no
+ *                                                       valid client cert)
+ *   halo_receiver_limit_dropped_attributes_total{receiver}
+ *   halo_receiver_limit_truncated_values_total{receiver}
+ *   halo_receiver_limit_refused_requests_total{receiver}
+ *   halo_http_slow_headers_closed_total{...} (read_header_timeout cuts)
+ *   halo_processor_redactions_total{processor}
+ *   halo_processor_redacted_spans_total{processor}
  */
 #ifndef HALO_METRICS_H
 #define HALO_METRICS_H

@@ -497,6 +497,23 @@ static bool wire(build *b, halo_service *svc, const halo_node *root)
     return true;
 }
 
+/* A create() error under its component's name: "receiver:otlp: why",
+ * unless the message already starts with the section path
+ * ("receivers.otlp: ..."), which says the same. */
+static void add_create_error(halo_errlist *errs, const halo_component *c,
+                             const char *msg)
+{
+    const char *section = section_of[c->def->kind];
+    size_t sl = strlen(section), il = strlen(c->id);
+    bool named = strncmp(msg, section, sl) == 0 && msg[sl] == '.' &&
+                 strncmp(msg + sl + 1, c->id, il) == 0 &&
+                 (msg[sl + 1 + il] == ':' || msg[sl + 1 + il] == '.');
+    if (named)
+        halo_errlist_add(errs, c->cfg_node, "%s", msg);
+    else
+        halo_errlist_add(errs, c->cfg_node, "%s: %s", c->log_prefix, msg);
+}
+
 static bool create_all(halo_service *svc, halo_errlist *errs)
 {
     halo_err err;
@@ -505,8 +522,7 @@ static bool create_all(halo_service *svc, halo_errlist *errs)
     do {                                                                       \
         err.msg[0] = '\0';                                                     \
         if ((c)->def->create && (c)->def->create((c), &err) != HALO_OK) {      \
-            halo_errlist_add(errs, (c)->cfg_node, "%s: %s", (c)->log_prefix,   \
-                             err.msg);                                         \
+            add_create_error(errs, (c), err.msg);                              \
             ok = false;                                                        \
         }                                                                      \
     } while (0)
