@@ -27,12 +27,22 @@ typedef struct halo_otlp_result {
     size_t n;
     int64_t rejected;     /* spans left out */
     char reject_msg[256]; /* why the first one was left out */
+    size_t carried;       /* spans the request carries (protobuf: counted by
+                             the first pass, also when max_spans refused) */
 } halo_otlp_result;
 
 /* ExportTraceServiceRequest, protobuf wire format. */
 halo_status halo_otlp_decode_pb(const uint8_t *buf, size_t len,
                                 halo_arena *arena, halo_otlp_result *out,
                                 halo_err *err);
+/* The same, refusing a request of more than max_spans spans (0: no limit)
+ * with HALO_ETOOBIG in the first pass, before anything is allocated:
+ * out->carried then says how many it carries. A 64 MiB request of tiny
+ * spans would otherwise take ~1 GiB once decoded before a limit applied
+ * after decoding could refuse it. */
+halo_status halo_otlp_decode_pb_max(const uint8_t *buf, size_t len,
+                                    size_t max_spans, halo_arena *arena,
+                                    halo_otlp_result *out, halo_err *err);
 /* ExportTraceServiceRequest, OTLP/JSON (hex ids, lowerCamelCase, int64 as
  * string or number, enums as integers, unknown fields ignored). Also accepts
  * snake_case field names. */

@@ -89,6 +89,7 @@ typedef struct pb_seg {
 
 typedef struct pb_scan {
     size_t est;      /* bytes protobuf-c and the span builder will allocate */
+    size_t spans;    /* Span messages seen */
     const char *why; /* set when a limit (not the framing) was the problem */
     pb_seg path[PB_PATH_MAX]; /* innermost first, filled while unwinding */
     int n_path;
@@ -259,6 +260,7 @@ static bool scan_message(const uint8_t *p, size_t len, const pb_node *t,
         return false;
     }
     s->est += t->desc->sizeof_message + t->extra;
+    s->spans += t == &n_span;
     const uint8_t *start = p;
     const uint8_t *end = p + len;
     size_t fields = 0;
@@ -708,13 +710,18 @@ static halo_status conv_request(halo_arena *a, const pb_request *req,
     return HALO_OK;
 }
 
-halo_status otlp_pb_precheck(const uint8_t *buf, size_t len, halo_err *err)
+halo_status otlp_pb_precheck(const uint8_t *buf, size_t len, size_t max_spans,
+                             size_t *n_spans, halo_err *err)
 {
     pb_scan scan;
     scan.est = 0;
+    scan.spans = 0;
     scan.why = NULL;
     scan.n_path = 0;
-    if (!scan_message(buf, len, &n_request, 0, 0, &scan)) {
+    bool framed = scan_message(buf, len, &n_request, 0, 0, &scan);
+    if (n_spans)
+        *n_spans = scan.spans;
+    if (!framed) {
         if (scan.why && scan.n_path) {
             char path[256];
             path_text(&scan, path, sizeof path);
@@ -726,6 +733,11 @@ halo_status otlp_pb_precheck(const uint8_t *buf, size_t len, halo_err *err)
                              scan.why);
         return halo_fail(err, HALO_EINVAL, DECODE_ERROR);
     }
+    if (max_spans && scan.spans > max_spans)
+        return halo_fail(err, HALO_ETOOBIG,
+                         "request of %zu spans exceeds max_spans_per_request "
+                         "(%zu)",
+                         scan.spans, max_spans);
     size_t limit = PB_BASE_ALLOWANCE + PB_MAX_EXPANSION * len;
     if (scan.est > limit)
         return halo_fail(err, HALO_ETOOBIG,
@@ -742,7 +754,7 @@ halo_status otlp_decode_pb_reference(const uint8_t *buf, size_t len,
     memset(out, 0, sizeof *out);
     if (!buf)
         buf = (const uint8_t *)"";
-    halo_status st = otlp_pb_precheck(buf, len, err);
+    halo_status st = otlp_pb_precheck(buf, len, 0, &out->carried, err);
     if (st != HALO_OK)
         return st;
     reuse_alloc ra = {halo_arena_pb_allocator(arena), {{NULL, 0, false}}, 0};
@@ -767,7 +779,14 @@ halo_status halo_otlp_decode_pb(const uint8_t *buf, size_t len,
                                 halo_arena *arena, halo_otlp_result *out,
                                 halo_err *err)
 {
-    return otlp_decode_pbwire(buf, len, arena, out, err);
+    return otlp_decode_pbwire(buf, len, 0, arena, out, err);
+}
+
+halo_status halo_otlp_decode_pb_max(const uint8_t *buf, size_t len,
+                                    size_t max_spans, halo_arena *arena,
+                                    halo_otlp_result *out, halo_err *err)
+{
+    return otlp_decode_pbwire(buf, len, max_spans, arena, out, err);
 }
 
 /* --- encoding ------------------------------------------------------------- */

@@ -845,14 +845,14 @@ static int dec_request(wctx *c, const uint8_t *p, size_t len,
     return rc < 0 ? W_BAD : W_OK;
 }
 
-halo_status otlp_decode_pbwire(const uint8_t *buf, size_t len,
+halo_status otlp_decode_pbwire(const uint8_t *buf, size_t len, size_t max_spans,
                                halo_arena *arena, halo_otlp_result *out,
                                halo_err *err)
 {
     memset(out, 0, sizeof *out);
     if (!buf)
         buf = (const uint8_t *)"";
-    halo_status st = otlp_pb_precheck(buf, len, err);
+    halo_status st = otlp_pb_precheck(buf, len, max_spans, &out->carried, err);
     if (st != HALO_OK)
         return st;
     wctx c = {arena, NULL, 0};

@@ -19,11 +19,14 @@
 
 /* Pass 1 of both decoders: checks the framing of buf[0..len), the nesting
  * of attribute values and the memory decoding would take (HALO_EINVAL /
- * HALO_ETOOBIG with the message the decoders return). */
-halo_status otlp_pb_precheck(const uint8_t *buf, size_t len, halo_err *err);
+ * HALO_ETOOBIG with the message the decoders return), and counts the spans
+ * into *n_spans (also on failure, as far as the scan got): more than
+ * max_spans (0: no limit) is HALO_ETOOBIG. */
+halo_status otlp_pb_precheck(const uint8_t *buf, size_t len, size_t max_spans,
+                             size_t *n_spans, halo_err *err);
 
-/* The direct wire decoder (what halo_otlp_decode_pb runs). */
-halo_status otlp_decode_pbwire(const uint8_t *buf, size_t len,
+/* The direct wire decoder (what halo_otlp_decode_pb[_max] runs). */
+halo_status otlp_decode_pbwire(const uint8_t *buf, size_t len, size_t max_spans,
                                halo_arena *arena, halo_otlp_result *out,
                                halo_err *err);
 

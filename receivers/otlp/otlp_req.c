@@ -378,9 +378,22 @@ void otlp_dispatch(halo_component *self, otlp_req *r, const uint8_t *body,
         answer(ud, HALO_ERETRY, "out of memory");
         return;
     }
+    const otlp_cfg *cfg = self->cfg;
+    /* protobuf: too many spans are refused by the decoder's first pass,
+     * before the spans are built (JSON: after, by the check below) */
+    size_t max_spans = cfg && cfg->limits.max_spans_per_request > 0
+                           ? (size_t)cfg->limits.max_spans_per_request
+                           : 0;
     halo_status st =
         json ? halo_otlp_decode_json((const char *)body, len, arena, &res, &err)
-             : halo_otlp_decode_pb(body, len, arena, &res, &err);
+             : halo_otlp_decode_pb_max(body, len, max_spans, arena, &res, &err);
+    if (st == HALO_ETOOBIG && max_spans && res.carried > max_spans) {
+        halo_arena_free(arena);
+        r->n_spans = res.carried; /* every span counts as refused */
+        limits_refused(self, res.carried, &cfg->limits);
+        answer(ud, HALO_ETOOBIG, err.msg);
+        return;
+    }
     if (st != HALO_OK) {
         halo_arena_free(arena);
         if (st == HALO_ENOMEM)
@@ -390,7 +403,6 @@ void otlp_dispatch(halo_component *self, otlp_req *r, const uint8_t *body,
     }
     r->rejected = res.rejected;
     snprintf(r->reject_msg, sizeof r->reject_msg, "%s", res.reject_msg);
-    const otlp_cfg *cfg = self->cfg;
     size_t carried = res.n + (size_t)(res.rejected > 0 ? res.rejected : 0);
     if (cfg &&
         otlp_limits_check_spans(&cfg->limits, carried, &err) != HALO_OK) {

@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!a1 || !a2)
         abort();
     halo_status s1 = otlp_decode_pb_reference(data, size, a1, &r1, &e1);
-    halo_status s2 = otlp_decode_pbwire(data, size, a2, &r2, &e2);
+    halo_status s2 = otlp_decode_pbwire(data, size, 0, a2, &r2, &e2);
     if (s1 != s2)
         differ("status", &e1, &e2);
     if (s1 != HALO_OK && strcmp(e1.msg, e2.msg) != 0)

@@ -1717,7 +1717,7 @@ static const char *decode_diff(const uint8_t *buf, size_t len)
     halo_err e1 = {{0}}, e2 = {{0}};
     const char *why = NULL;
     halo_status s1 = otlp_decode_pb_reference(buf, len, a1, &r1, &e1);
-    halo_status s2 = otlp_decode_pbwire(buf, len, a2, &r2, &e2);
+    halo_status s2 = otlp_decode_pbwire(buf, len, 0, a2, &r2, &e2);
     if (s1 != s2)
         why = "status";
     else if (s1 != HALO_OK && strcmp(e1.msg, e2.msg) != 0)
@@ -1947,6 +1947,29 @@ TEST(pb_wire_decoder_speed)
     CHECK(decode_diff(pb, len) == NULL);
     measure("reference (protobuf-c)", otlp_decode_pb_reference, pb, len,
             halo_test_failed);
-    measure("wire decoder", otlp_decode_pbwire, pb, len, halo_test_failed);
+    measure("wire decoder", halo_otlp_decode_pb, pb, len, halo_test_failed);
+    free(pb);
+}
+
+/* max_spans refuses in the first pass: nothing of the request is built
+ * (the arena stays as it was), and out->carried says how many it held. */
+TEST(pb_max_spans_refuses_before_decoding)
+{
+    size_t len;
+    uint8_t *pb = typical_request(&len); /* 100 spans */
+    halo_arena *a = halo_arena_new(0);
+    size_t before = halo_arena_reserved(a);
+    halo_otlp_result r;
+    halo_err err = {{0}};
+    CHECK(halo_otlp_decode_pb_max(pb, len, 99, a, &r, &err) == HALO_ETOOBIG);
+    CHECK_STR(err.msg,
+              "request of 100 spans exceeds max_spans_per_request (99)");
+    CHECK_INT(r.carried, 100);
+    CHECK_INT(r.n, 0);
+    CHECK_INT(halo_arena_reserved(a), before);
+    CHECK(halo_otlp_decode_pb_max(pb, len, 100, a, &r, &err) == HALO_OK);
+    CHECK_INT(r.n, 100);
+    CHECK_INT(r.carried, 100);
+    halo_arena_free(a);
     free(pb);
 }
