@@ -1,8 +1,13 @@
 /* harness.c -- runs the TEST()s registered by one unit-test binary. */
 #include "harness.h"
 
+#include "core/buf.h"
+#include "core/clock.h"
+
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_TESTS 512
@@ -74,6 +79,57 @@ char *halo_test_capture_end(halo_test_capture *cp)
     dup2(cp->saved, 2);
     close(cp->saved);
     return halo_test_read_file(cp->path);
+}
+
+void halo_test_ack_init(halo_test_ack *r)
+{
+    memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->mu, NULL);
+}
+
+void halo_test_on_ack(void *ud, halo_status st, const char *msg)
+{
+    halo_test_ack *r = ud;
+    pthread_mutex_lock(&r->mu);
+    r->calls++;
+    r->st = st;
+    snprintf(r->msg, sizeof r->msg, "%s", msg ? msg : "");
+    pthread_mutex_unlock(&r->mu);
+}
+
+int halo_test_ack_calls(halo_test_ack *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int n = r->calls;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+bool halo_test_ack_wait(halo_test_ack *r, int calls, int timeout_ms)
+{
+    uint64_t end = halo_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+    while (halo_test_ack_calls(r) < calls && halo_mono_ns() < end) {
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    return halo_test_ack_calls(r) >= calls;
+}
+
+char *halo_test_run(const char *cmd, int *rc)
+{
+    halo_buf out = HALO_BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    *rc = -1;
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return NULL;
+    while ((n = fread(chunk, 1, sizeof chunk, p)) > 0)
+        halo_buf_append(&out, chunk, n);
+    int st = pclose(p);
+    *rc = st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    halo_buf_putc(&out, '\0');
+    return halo_buf_steal(&out);
 }
 
 int main(int argc, char **argv)

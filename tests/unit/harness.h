@@ -4,10 +4,17 @@
  * Tests register themselves at load time; harness.c's main() runs them all
  * (or those whose names contain argv[1]), each in order, and ends with the
  * line "N passed, N failed". A failed CHECK ends its test at once.
+ *
+ * It also holds the helpers many tests would otherwise copy: scratch
+ * files, stderr capture, an acknowledgement recorder that exporter threads
+ * may call into, and running a shell command for its output.
  */
 #ifndef HALO_TEST_HARNESS_H
 #define HALO_TEST_HARNESS_H
 
+#include "core/status.h"
+
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +36,34 @@ typedef struct halo_test_capture {
 bool halo_test_capture_start(halo_test_capture *cp, const char *name);
 /* Restore stderr; the captured text (malloc'd, NULL when unreadable). */
 char *halo_test_capture_end(halo_test_capture *cp);
+
+/* What the acks of a batch said (halo_ack_new(halo_test_on_ack, &rec)):
+ * how many calls, and the last status and message. Acks may run on any
+ * thread, so every field is written under mu; read st and msg after
+ * halo_test_ack_wait() (or halo_test_ack_calls()) has seen the call. */
+typedef struct halo_test_ack {
+    pthread_mutex_t mu;
+    int calls;
+    halo_status st;
+    char msg[HALO_ERR_MAX];
+} halo_test_ack;
+#define HALO_TEST_ACK_INIT                                                     \
+    {                                                                          \
+        .mu = PTHREAD_MUTEX_INITIALIZER                                        \
+    }
+/* Reset r to no calls (for arrays and for reuse). */
+void halo_test_ack_init(halo_test_ack *r);
+/* A halo_ack_fn (core/batch.h); ud is a halo_test_ack. */
+void halo_test_on_ack(void *ud, halo_status st, const char *msg);
+int halo_test_ack_calls(halo_test_ack *r);
+/* Poll until at least `calls` acks arrived or timeout_ms passed: whether
+ * they arrived. */
+bool halo_test_ack_wait(halo_test_ack *r, int calls, int timeout_ms);
+
+/* Run cmd through the shell (popen): its stdout as a malloc'd,
+ * NUL-terminated string (add 2>&1 to cmd for stderr too), NULL when it
+ * could not run. *rc: the exit status, -1 when it did not exit normally. */
+char *halo_test_run(const char *cmd, int *rc);
 
 #define TEST(name)                                                             \
     static void test_##name(int *halo_test_failed);                            \

@@ -14,20 +14,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-typedef struct ack_rec {
-    int calls;
-    halo_status st;
-    char msg[HALO_ERR_MAX];
-} ack_rec;
-
-static void rec_ack(void *ud, halo_status st, const char *msg)
-{
-    ack_rec *r = ud;
-    r->calls++;
-    r->st = st;
-    snprintf(r->msg, sizeof r->msg, "%s", msg);
-}
-
 /* A batch of n spans named "s<i>" in its own arena. */
 static halo_batch *make_batch(size_t n, halo_ack *ack)
 {
@@ -55,8 +41,8 @@ static halo_batch *make_batch(size_t n, halo_ack *ack)
 
 TEST(ack_reports_ok_once_after_last_reference)
 {
-    ack_rec r = {0};
-    halo_ack *ack = halo_ack_new(rec_ack, &r);
+    halo_test_ack r = HALO_TEST_ACK_INIT;
+    halo_ack *ack = halo_ack_new(halo_test_on_ack, &r);
     halo_batch *b = make_batch(3, ack);
     halo_ack_unref(ack); /* the receiver's reference */
     CHECK_INT(r.calls, 0);
@@ -70,8 +56,8 @@ TEST(ack_reports_ok_once_after_last_reference)
 
 TEST(ack_reports_first_failure)
 {
-    ack_rec r = {0};
-    halo_ack *ack = halo_ack_new(rec_ack, &r);
+    halo_test_ack r = HALO_TEST_ACK_INIT;
+    halo_ack *ack = halo_ack_new(halo_test_on_ack, &r);
     halo_batch *b = make_batch(1, ack);
     halo_ack_unref(ack);
     halo_batch_ref(b);
@@ -84,9 +70,9 @@ TEST(ack_reports_first_failure)
 
 TEST(merge_moves_chunks_and_acks)
 {
-    ack_rec r1 = {0}, r2 = {0};
-    halo_ack *a1 = halo_ack_new(rec_ack, &r1);
-    halo_ack *a2 = halo_ack_new(rec_ack, &r2);
+    halo_test_ack r1 = HALO_TEST_ACK_INIT, r2 = HALO_TEST_ACK_INIT;
+    halo_ack *a1 = halo_ack_new(halo_test_on_ack, &r1);
+    halo_ack *a2 = halo_ack_new(halo_test_on_ack, &r2);
     halo_batch *b1 = make_batch(2, a1);
     halo_batch *b2 = make_batch(5, a2);
     halo_ack_unref(a1);
@@ -109,8 +95,8 @@ TEST(merge_moves_chunks_and_acks)
 
 TEST(clone_is_deep_and_shares_acks)
 {
-    ack_rec r = {0};
-    halo_ack *ack = halo_ack_new(rec_ack, &r);
+    halo_test_ack r = HALO_TEST_ACK_INIT;
+    halo_ack *ack = halo_ack_new(halo_test_on_ack, &r);
     halo_batch *b = make_batch(4, ack);
     halo_ack_unref(ack);
     halo_batch *c = halo_batch_clone(b);

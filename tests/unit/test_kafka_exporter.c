@@ -107,51 +107,6 @@ static halo_status kx_consume(kx *x, halo_batch *b)
     return x->c.def->consume(&x->c, b);
 }
 
-/* ---- acks ---------------------------------------------------------------- */
-
-typedef struct rec {
-    pthread_mutex_t mu;
-    int calls;
-    halo_status st;
-    char msg[512];
-} rec;
-
-static void rec_init(rec *r)
-{
-    memset(r, 0, sizeof *r);
-    pthread_mutex_init(&r->mu, NULL);
-}
-
-static void on_ack(void *ud, halo_status st, const char *msg)
-{
-    rec *r = ud;
-    pthread_mutex_lock(&r->mu);
-    r->calls++;
-    r->st = st;
-    snprintf(r->msg, sizeof r->msg, "%s", msg);
-    pthread_mutex_unlock(&r->mu);
-}
-
-static int rec_calls(rec *r)
-{
-    pthread_mutex_lock(&r->mu);
-    int n = r->calls;
-    pthread_mutex_unlock(&r->mu);
-    return n;
-}
-
-/* Poll until the ack ran (timeout_ms). */
-static bool rec_wait(rec *r, int timeout_ms)
-{
-    uint64_t end = now_ms() + (uint64_t)timeout_ms;
-    while (now_ms() < end) {
-        if (rec_calls(r) > 0)
-            return true;
-        nap();
-    }
-    return rec_calls(r) > 0;
-}
-
 /* ---- spans --------------------------------------------------------------- */
 
 /* Span S of trace T: ids, names and attributes all follow from (T, S), so
@@ -221,7 +176,7 @@ static void make_span(halo_arena *a, halo_span *sp, int t, int s, size_t pad)
  * of a trace interleaved with the others' and spread over two chunks; span
  * (t0, s0) gets `big_pad` bytes of padding when non-zero. One ack, on r. */
 static halo_batch *make_batch(int t0, int n_traces, int s0, int per, size_t pad,
-                              size_t big_pad, rec *r)
+                              size_t big_pad, halo_test_ack *r)
 {
     halo_batch *b = halo_batch_new();
     size_t total = (size_t)n_traces * (size_t)per, half = total / 2;
@@ -242,7 +197,7 @@ static halo_batch *make_batch(int t0, int n_traces, int s0, int per, size_t pad,
     else
         halo_arena_free(a[0]);
     halo_batch_add_chunk(b, a[1], sp[1], total - half);
-    halo_ack *ack = halo_ack_new(on_ack, r);
+    halo_ack *ack = halo_ack_new(halo_test_on_ack, r);
     halo_batch_add_ack(b, ack);
     halo_ack_unref(ack);
     return b;
@@ -467,11 +422,11 @@ TEST(ok_only_after_delivery_and_spans_read_back)
         fprintf(stderr, "  %s\n", err.msg);
     CHECK_INT(st, HALO_OK);
 
-    rec r1, r2;
-    rec_init(&r1);
-    rec_init(&r2);
+    halo_test_ack r1, r2;
+    halo_test_ack_init(&r1);
+    halo_test_ack_init(&r2);
     CHECK_INT(kx_consume(&x, make_batch(0, 10, 0, 4, 20, 0, &r1)), HALO_OK);
-    CHECK(rec_wait(&r1, 15000));
+    CHECK(halo_test_ack_wait(&r1, 1, 15000));
     CHECK_INT(r1.st, HALO_OK);
 
     /* broker down: the batch is accepted, but no answer comes */
@@ -479,15 +434,15 @@ TEST(ok_only_after_delivery_and_spans_read_back)
     CHECK_INT(kx_consume(&x, make_batch(10, 10, 0, 4, 20, 0, &r2)), HALO_OK);
     uint64_t until = now_ms() + 700;
     while (now_ms() < until) {
-        CHECK_INT(rec_calls(&r2), 0);
+        CHECK_INT(halo_test_ack_calls(&r2), 0);
         nap();
     }
     CHECK(kafka_mock_cmd(&m, "up"));
-    CHECK(rec_wait(&r2, 20000));
+    CHECK(halo_test_ack_wait(&r2, 1, 20000));
     if (r2.st != HALO_OK)
         fprintf(stderr, "  %s\n", r2.msg);
     CHECK_INT(r2.st, HALO_OK);
-    CHECK_INT(rec_calls(&r2), 1);
+    CHECK_INT(halo_test_ack_calls(&r2), 1);
     CHECK(metric_of("halo_exporter_sent_spans_total", "kafka/ok") == 80);
 
     readback *rb = malloc(sizeof *rb);
@@ -514,14 +469,14 @@ TEST(keys_are_trace_ids_and_traces_keep_one_partition)
     kx x;
     halo_err err = {{0}};
     CHECK_INT(kx_open(&x, "kafka/keys", yaml, true, &err), HALO_OK);
-    rec r[3];
+    halo_test_ack r[3];
     for (int i = 0; i < 3; i++) {
-        rec_init(&r[i]);
+        halo_test_ack_init(&r[i]);
         /* spans 3i..3i+2 of the same 40 traces in each batch: later spans
          * of a trace must follow the first ones into their partition */
         CHECK_INT(kx_consume(&x, make_batch(0, 40, 3 * i, 3, 0, 0, &r[i])),
                   HALO_OK);
-        CHECK(rec_wait(&r[i], 15000));
+        CHECK(halo_test_ack_wait(&r[i], 1, 15000));
         CHECK_INT(r[i].st, HALO_OK);
     }
     readback *rb = malloc(sizeof *rb);
@@ -541,7 +496,7 @@ TEST(keys_are_trace_ids_and_traces_keep_one_partition)
 typedef struct worker {
     kx *x;
     int t0;
-    rec acks[10];
+    halo_test_ack acks[10];
     int refused;
 } worker;
 
@@ -549,7 +504,7 @@ static void *consume_many(void *arg)
 {
     worker *w = arg;
     for (int i = 0; i < 10; i++) {
-        rec_init(&w->acks[i]);
+        halo_test_ack_init(&w->acks[i]);
         /* 10 batches of 5 traces, 2 spans each */
         if (kx_consume(w->x, make_batch(w->t0 + 5 * i, 5, 0, 2, 10, 0,
                                         &w->acks[i])) != HALO_OK)
@@ -569,14 +524,14 @@ TEST(concurrent_consumers)
     halo_err err = {{0}};
     CHECK_INT(kx_open(&x, "kafka/many", yaml, true, &err), HALO_OK);
 
-    rec r0;
-    rec_init(&r0);
+    halo_test_ack r0;
+    halo_test_ack_init(&r0);
     halo_batch *empty = halo_batch_new();
-    halo_ack *ack = halo_ack_new(on_ack, &r0);
+    halo_ack *ack = halo_ack_new(halo_test_on_ack, &r0);
     halo_batch_add_ack(empty, ack);
     halo_ack_unref(ack);
     CHECK_INT(kx_consume(&x, empty), HALO_OK);
-    CHECK_INT(rec_calls(&r0), 1);
+    CHECK_INT(halo_test_ack_calls(&r0), 1);
     CHECK_INT(r0.st, HALO_OK);
 
     worker w[4];
@@ -592,9 +547,9 @@ TEST(concurrent_consumers)
     for (int i = 0; i < 4; i++) {
         CHECK_INT(w[i].refused, 0);
         for (int k = 0; k < 10; k++) {
-            CHECK(rec_wait(&w[i].acks[k], 15000));
+            CHECK(halo_test_ack_wait(&w[i].acks[k], 1, 15000));
             CHECK_INT(w[i].acks[k].st, HALO_OK);
-            CHECK_INT(rec_calls(&w[i].acks[k]), 1);
+            CHECK_INT(halo_test_ack_calls(&w[i].acks[k]), 1);
         }
     }
     CHECK(metric_of("halo_exporter_sent_spans_total", "kafka/many") == 400);
@@ -624,11 +579,11 @@ TEST(large_requests_are_split_never_refused)
     kx x;
     halo_err err = {{0}};
     CHECK_INT(kx_open(&x, "kafka/split", yaml, true, &err), HALO_OK);
-    rec r1;
-    rec_init(&r1);
+    halo_test_ack r1;
+    halo_test_ack_init(&r1);
     /* one trace of 200 spans, ~100 bytes each: ~20 KB */
     CHECK_INT(kx_consume(&x, make_batch(0, 1, 0, 200, 60, 0, &r1)), HALO_OK);
-    CHECK(rec_wait(&r1, 15000));
+    CHECK(halo_test_ack_wait(&r1, 1, 15000));
     CHECK_INT(r1.st, HALO_OK);
     kx_close(&x);
 
@@ -647,10 +602,10 @@ TEST(large_requests_are_split_never_refused)
              "compression: zstd\n",
              m.bootstrap);
     CHECK_INT(kx_open(&x, "kafka/unkeyed", yaml, true, &err), HALO_OK);
-    rec r2;
-    rec_init(&r2);
+    halo_test_ack r2;
+    halo_test_ack_init(&r2);
     CHECK_INT(kx_consume(&x, make_batch(0, 3, 0, 30, 40, 10000, &r2)), HALO_OK);
-    CHECK(rec_wait(&r2, 15000));
+    CHECK(halo_test_ack_wait(&r2, 1, 15000));
     CHECK_INT(r2.st, HALO_OK);
     kx_close(&x);
     rb_init(rb, true, 4096, false);
@@ -669,11 +624,11 @@ TEST(large_requests_are_split_never_refused)
              "rdkafka.batch.size: 8000\n",
              m.bootstrap);
     CHECK_INT(kx_open(&x, "kafka/toobig", yaml, true, &err), HALO_OK);
-    rec r3;
-    rec_init(&r3);
+    halo_test_ack r3;
+    halo_test_ack_init(&r3);
     CHECK_INT(kx_consume(&x, make_batch(7, 1, 0, 3, 10, 20000, &r3)),
               HALO_EINVAL);
-    CHECK(rec_wait(&r3, 15000));
+    CHECK(halo_test_ack_wait(&r3, 1, 15000));
     CHECK_INT(r3.st, HALO_EINVAL);
     char span[17];
     uint8_t sid[8];
@@ -700,11 +655,11 @@ TEST(broker_down_fails_retryably_then_recovers)
     halo_err err = {{0}};
     CHECK_INT(kx_open(&x, "kafka/down", yaml, true, &err), HALO_OK);
     CHECK(kafka_mock_cmd(&m, "down"));
-    rec r1, r2;
-    rec_init(&r1);
-    rec_init(&r2);
+    halo_test_ack r1, r2;
+    halo_test_ack_init(&r1);
+    halo_test_ack_init(&r2);
     CHECK_INT(kx_consume(&x, make_batch(0, 5, 0, 2, 0, 0, &r1)), HALO_OK);
-    CHECK(rec_wait(&r1, 15000));
+    CHECK(halo_test_ack_wait(&r1, 1, 15000));
     CHECK_INT(r1.st, HALO_ERETRY);
     CHECK_CONTAINS(r1.msg, "kafka: delivery to down failed");
     CHECK_CONTAINS(r1.msg, m.bootstrap); /* where it tried to deliver */
@@ -712,7 +667,7 @@ TEST(broker_down_fails_retryably_then_recovers)
 
     CHECK(kafka_mock_cmd(&m, "up"));
     CHECK_INT(kx_consume(&x, make_batch(5, 5, 0, 2, 0, 0, &r2)), HALO_OK);
-    CHECK(rec_wait(&r2, 20000));
+    CHECK(halo_test_ack_wait(&r2, 1, 20000));
     if (r2.st != HALO_OK)
         fprintf(stderr, "  %s\n", r2.msg);
     CHECK_INT(r2.st, HALO_OK);
@@ -743,26 +698,26 @@ TEST(inflight_budget_refuses_and_shutdown_answers_undelivered)
     halo_err err = {{0}};
     CHECK_INT(kx_open(&x, "kafka/budget", yaml, true, &err), HALO_OK);
     CHECK(kafka_mock_cmd(&m, "down"));
-    rec r1, r2;
-    rec_init(&r1);
-    rec_init(&r2);
+    halo_test_ack r1, r2;
+    halo_test_ack_init(&r1);
+    halo_test_ack_init(&r2);
     CHECK_INT(kx_consume(&x, make_batch(0, 4, 0, 4, 100, 0, &r1)), HALO_OK);
-    CHECK_INT(rec_calls(&r1), 0);
+    CHECK_INT(halo_test_ack_calls(&r1), 0);
     CHECK_INT(kx_consume(&x, make_batch(4, 1, 0, 1, 0, 0, &r2)), HALO_ERETRY);
-    CHECK_INT(rec_calls(&r2), 1); /* answered synchronously */
+    CHECK_INT(halo_test_ack_calls(&r2), 1); /* answered synchronously */
     CHECK_INT(r2.st, HALO_ERETRY);
     CHECK_CONTAINS(r2.msg, "max_inflight_bytes");
-    CHECK_INT(rec_calls(&r1), 0);
+    CHECK_INT(halo_test_ack_calls(&r1), 0);
 
     uint64_t t0 = now_ms();
     x.c.def->shutdown(&x.c);
     CHECK(now_ms() - t0 < 10000);
-    CHECK_INT(rec_calls(&r1), 1);
+    CHECK_INT(halo_test_ack_calls(&r1), 1);
     CHECK_INT(r1.st, HALO_ERETRY);
     CHECK_CONTAINS(r1.msg, "kafka: delivery to budget failed");
 
-    rec r3;
-    rec_init(&r3);
+    halo_test_ack r3;
+    halo_test_ack_init(&r3);
     CHECK_INT(kx_consume(&x, make_batch(5, 1, 0, 1, 0, 0, &r3)),
               HALO_ESHUTDOWN);
     CHECK_INT(r3.st, HALO_ESHUTDOWN);
@@ -827,8 +782,8 @@ TEST(bad_rdkafka_keys_fail_create)
                       "brokers: [\"127.0.0.1:1\"]\nrdkafka.linger.ms: 20\n",
                       false, &err),
               HALO_OK);
-    rec r;
-    rec_init(&r);
+    halo_test_ack r;
+    halo_test_ack_init(&r);
     CHECK_INT(kx_consume(&x, make_batch(0, 1, 0, 1, 0, 0, &r)), HALO_ERETRY);
     CHECK_INT(r.st, HALO_ERETRY);
     kx_close(&x);

@@ -26,12 +26,10 @@
 #include "core/metrics.h"
 
 #include <librdkafka/rdkafka.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 extern const halo_component_def halo_exporter_kafka;
 
@@ -122,32 +120,7 @@ static void tls_yaml(char *buf, size_t cap, const char *brokers,
 /* ---- acks ------------------------------------------------------------------
  */
 
-typedef struct ack_rec {
-    pthread_mutex_t mu;
-    int calls;
-    halo_status st;
-    char msg[512];
-} ack_rec;
-
-static void on_ack(void *ud, halo_status st, const char *msg)
-{
-    ack_rec *r = ud;
-    pthread_mutex_lock(&r->mu);
-    r->calls++;
-    r->st = st;
-    snprintf(r->msg, sizeof r->msg, "%s", msg ? msg : "");
-    pthread_mutex_unlock(&r->mu);
-}
-
-static int ack_calls(ack_rec *r)
-{
-    pthread_mutex_lock(&r->mu);
-    int n = r->calls;
-    pthread_mutex_unlock(&r->mu);
-    return n;
-}
-
-static halo_batch *one_span(ack_rec *r)
+static halo_batch *one_span(halo_test_ack *r)
 {
     static halo_resource res = {.schema_url = ""};
     static halo_scope scope = {.name = "tls", .version = "1", .schema_url = ""};
@@ -165,7 +138,7 @@ static halo_batch *one_span(ack_rec *r)
     sp->scope = &scope;
     halo_batch *b = halo_batch_new();
     halo_batch_add_chunk(b, a, sp, 1);
-    halo_ack *ack = halo_ack_new(on_ack, r);
+    halo_ack *ack = halo_ack_new(halo_test_on_ack, r);
     halo_batch_add_ack(b, ack);
     halo_ack_unref(ack);
     return b;
@@ -296,16 +269,13 @@ TEST(ssl_against_a_plaintext_broker_acks_nothing)
     CHECK(halo_test_capture_start(&cp, "plain.log"));
     halo_log_set_level(HALO_LOG_DEBUG);
     halo_status st = kx_open(&x, yaml, true, &err);
-    ack_rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    halo_test_ack r = HALO_TEST_ACK_INIT;
     halo_status cst = HALO_EINVAL;
     if (st == HALO_OK)
         cst = x.c.def->consume(&x.c, one_span(&r));
     /* the message timeout is 2 s: the answer comes, and it is not OK */
-    uint64_t end = halo_mono_ns() + 20000000000ull;
-    while (st == HALO_OK && ack_calls(&r) == 0 && halo_mono_ns() < end) {
-        struct timespec ts = {0, 5000000};
-        nanosleep(&ts, NULL);
-    }
+    if (st == HALO_OK)
+        halo_test_ack_wait(&r, 1, 20000);
     kx_close(&x);
     halo_log_set_level(level);
     char *log = halo_test_capture_end(&cp);
@@ -314,7 +284,7 @@ TEST(ssl_against_a_plaintext_broker_acks_nothing)
         fprintf(stderr, "  %s\n", err.msg);
     CHECK_INT(st, HALO_OK);
     CHECK(cst == HALO_OK || cst == HALO_ERETRY);
-    CHECK_INT(ack_calls(&r), 1);
+    CHECK_INT(halo_test_ack_calls(&r), 1);
     CHECK_INT(r.st, HALO_ERETRY);
     CHECK_CONTAINS(r.msg, "delivery to tls failed");
     CHECK(log);

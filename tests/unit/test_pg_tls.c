@@ -21,7 +21,6 @@
 
 #include "core/arena.h"
 #include "core/batch.h"
-#include "core/buf.h"
 #include "core/clock.h"
 #include "core/component.h"
 #include "core/config.h"
@@ -29,12 +28,11 @@
 #include "storage/store.h"
 
 #include <libpq-fe.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern const halo_component_def halo_exporter_postgres;
@@ -70,11 +68,13 @@ static void stop_all(void)
     stop_one(&env.plain);
 }
 
+#define DSN_PORT_AT "dsn postgresql://postgres@127.0.0.1:"
+
 /* pg_server.sh start with env_prefix ("PG_SSL_CERT=... " or ""); the port
  * from its "dsn" line. */
 static bool start_one(server *s, const char *env_prefix)
 {
-    char cmd[2600], line[512];
+    char cmd[2600];
     snprintf(s->dir, sizeof s->dir, "/tmp/halo-pgtls-XXXXXX");
     if (!mkdtemp(s->dir)) {
         s->dir[0] = '\0';
@@ -82,16 +82,13 @@ static bool start_one(server *s, const char *env_prefix)
     }
     snprintf(cmd, sizeof cmd, "%s'%s' start '%s'", env_prefix, env.script,
              s->dir);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return false;
-    while (fgets(line, sizeof line, p)) {
-        const char *c = strstr(line, "dsn postgresql://postgres@127.0.0.1:");
-        if (c)
-            snprintf(s->port, sizeof s->port, "%d",
-                     atoi(c + strlen("dsn postgresql://postgres@127.0.0.1:")));
-    }
-    return pclose(p) == 0 && s->port[0];
+    int rc;
+    char *out = halo_test_run(cmd, &rc);
+    const char *c = out ? strstr(out, DSN_PORT_AT) : NULL;
+    if (c)
+        snprintf(s->port, sizeof s->port, "%d", atoi(c + strlen(DSN_PORT_AT)));
+    free(out);
+    return rc == 0 && s->port[0];
 }
 
 static bool setup(void)
@@ -135,69 +132,19 @@ static const char *dsn_of(const server *s, const char *host,
     return buf;
 }
 
-/* Run a shell command, stdout and stderr together; exit status in *rc. */
-static char *run(const char *cmd, int *rc)
-{
-    halo_buf out = HALO_BUF_INIT;
-    char chunk[4096];
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return NULL;
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, p)) > 0)
-        halo_buf_append(&out, chunk, n);
-    int st = pclose(p);
-    *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    halo_buf_putc(&out, '\0');
-    return halo_buf_steal(&out);
-}
-
 static char *traces_list(const char *dsn, int *rc)
 {
     char cmd[1600];
     const char *bin = getenv("HALO_BIN");
     snprintf(cmd, sizeof cmd, "'%s' traces list --store '%s' 2>&1",
              bin && *bin ? bin : "./halo", dsn);
-    return run(cmd, rc);
+    return halo_test_run(cmd, rc);
 }
 
 /* ---- the exporter -------------------------------------------------------- */
 
-typedef struct ack_rec {
-    pthread_mutex_t mu;
-    int calls;
-    halo_status st;
-    char msg[512];
-} ack_rec;
-
-static void on_ack(void *ud, halo_status st, const char *msg)
-{
-    ack_rec *r = ud;
-    pthread_mutex_lock(&r->mu);
-    r->calls++;
-    r->st = st;
-    snprintf(r->msg, sizeof r->msg, "%s", msg ? msg : "");
-    pthread_mutex_unlock(&r->mu);
-}
-
-static bool ack_wait(ack_rec *r, int timeout_ms)
-{
-    uint64_t end = halo_mono_ns() + (uint64_t)timeout_ms * 1000000u;
-    for (;;) {
-        pthread_mutex_lock(&r->mu);
-        int calls = r->calls;
-        pthread_mutex_unlock(&r->mu);
-        if (calls > 0)
-            return true;
-        if (halo_mono_ns() >= end)
-            return false;
-        struct timespec ts = {0, 5000000};
-        nanosleep(&ts, NULL);
-    }
-}
-
 /* One span of trace `key` in a batch whose ack lands in r. */
-static halo_batch *one_span(uint64_t key, ack_rec *r)
+static halo_batch *one_span(uint64_t key, halo_test_ack *r)
 {
     static halo_resource res = {.schema_url = ""};
     static halo_scope scope = {.name = "tls", .version = "1", .schema_url = ""};
@@ -219,7 +166,7 @@ static halo_batch *one_span(uint64_t key, ack_rec *r)
     sp->d.span_type = "AGENT";
     halo_batch *b = halo_batch_new();
     halo_batch_add_chunk(b, a, sp, 1);
-    halo_ack *ack = halo_ack_new(on_ack, r);
+    halo_ack *ack = halo_ack_new(halo_test_on_ack, r);
     halo_batch_add_ack(b, ack);
     halo_ack_unref(ack);
     return b;
@@ -246,7 +193,7 @@ static halo_status export_one(const char *dsn, uint64_t key, int within_ms,
                         .log_prefix = (char *)"exporter:postgres",
                         .cfg = cfg};
     halo_status st = HALO_EINVAL;
-    ack_rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    halo_test_ack r = HALO_TEST_ACK_INIT;
     if (!root || !halo_config_apply(def->schema, root, cfg, "x", &errs)) {
         snprintf(msg, cap, "%s", errs.n ? errs.msgs[0] : "config error");
         goto cleanup;
@@ -259,10 +206,9 @@ static halo_status export_one(const char *dsn, uint64_t key, int within_ms,
     /* refused (retryably) while not connected: retry until the deadline */
     uint64_t end = halo_mono_ns() + (uint64_t)within_ms * 1000000u;
     do {
-        memset(&r, 0, sizeof r);
-        pthread_mutex_init(&r.mu, NULL);
+        halo_test_ack_init(&r);
         halo_status cst = def->consume(&c, one_span(key, &r));
-        if (!ack_wait(&r, 15000)) {
+        if (!halo_test_ack_wait(&r, 1, 15000)) {
             st = HALO_EIO;
             snprintf(msg, cap, "no ack");
             goto cleanup;

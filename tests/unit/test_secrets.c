@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 extern const halo_component_def halo_exporter_kafka;
@@ -78,23 +77,6 @@ static char *metrics_page(void)
     halo_buf b = HALO_BUF_INIT;
     halo_metrics_render(&b);
     return halo_buf_steal(&b);
-}
-
-/* Run a shell command, stdout and stderr together; exit status in *rc. */
-static char *run(const char *cmd, int *rc)
-{
-    halo_buf out = HALO_BUF_INIT;
-    char chunk[4096];
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return NULL;
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, p)) > 0)
-        halo_buf_append(&out, chunk, n);
-    int st = pclose(p);
-    *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    halo_buf_putc(&out, '\0');
-    return halo_buf_steal(&out);
 }
 
 static const char *halo_bin(void)
@@ -379,7 +361,7 @@ TEST(validate_output_has_no_secret)
              "HALO_TEST_SECRET_TOKENS='" C_TOKEN " " C_TOKEN "' "
              "'%s' validate --config '%s' 2>&1",
              halo_bin(), path);
-    char *out = run(cmd, &rc);
+    char *out = halo_test_run(cmd, &rc);
     CHECK(out);
     if (rc != 1)
         fprintf(stderr, "  output:\n%s\n", out);
@@ -396,7 +378,7 @@ TEST(validate_output_has_no_secret)
     memcpy(t, "    #", 5);
     CHECK(write_file(path, fixed));
     free(fixed);
-    out = run(cmd, &rc);
+    out = halo_test_run(cmd, &rc);
     CHECK(out);
     CHECK_INT(rc, 1);
     CHECK_CONTAINS(out, "rdkafka.ssl.ca.location: could not read "
@@ -413,7 +395,7 @@ TEST(validate_output_has_no_secret)
                      "    num_connections: \"" C_PG "\"\n"
                      "  sqlite/b: { path: \"host=h password='" C_SASL
                      "' dbname=x\", retention: \"" C_SASL "\" }\n"));
-    out = run(cmd, &rc);
+    out = halo_test_run(cmd, &rc);
     CHECK(out);
     CHECK_INT(rc, 1);
     CHECK_CONTAINS(out, "num_connections: invalid integer \"***\"");
@@ -425,7 +407,7 @@ TEST(validate_output_has_no_secret)
     CHECK(write_file(path, "exporters:\n  debug: {}\n"
                            "  kafka: { topic: \"${env:HALO_NO_SUCH_X-" C_DEF
                            "}\" }\n"));
-    out = run(cmd, &rc);
+    out = halo_test_run(cmd, &rc);
     CHECK(out);
     CHECK_INT(rc, 1);
     CHECK_CONTAINS(out, "invalid substitution");
@@ -528,7 +510,7 @@ TEST(pg_errors_have_no_secret)
              "'%s' traces list --store 'postgresql://halo:" C_PG
              "@127.0.0.1:1/x?connect_timeout=2' 2>&1",
              halo_bin());
-    char *out = run(cmd, &rc);
+    char *out = halo_test_run(cmd, &rc);
     CHECK(out);
     CHECK_INT(rc, 1);
     CHECK_CONTAINS(out, "127.0.0.1:1");
