@@ -230,6 +230,20 @@ static inline halo_batch *batch_of(const span_opts *opts, size_t n)
     return b;
 }
 
+/* The same, with an acknowledgement calling fn(ud, ...) when the batch is
+ * done (stored or refused). */
+static inline halo_batch *acked_batch_of(const span_opts *opts, size_t n,
+                                         halo_ack_fn fn, void *ud)
+{
+    halo_batch *b = batch_of(opts, n);
+    halo_ack *ack = b ? halo_ack_new(fn, ud) : NULL;
+    if (ack) {
+        halo_batch_add_ack(b, ack);
+        halo_ack_unref(ack);
+    }
+    return b;
+}
+
 /* The root's events (one with attributes and a dropped count, one empty)
  * and a link with attributes. */
 static inline void rich_events_links(halo_arena *a, halo_span *sp)

@@ -12,6 +12,7 @@
  * acknowledged (the batch is answered retryably); and no password reaches
  * the log. Certificates come from the `openssl` CLI (test_certs.h).
  */
+#include "fixture_spans.h"
 #include "harness.h"
 #include "kafka_mock.h"
 #include "test_certs.h"
@@ -122,26 +123,12 @@ static void tls_yaml(char *buf, size_t cap, const char *brokers,
 
 static halo_batch *one_span(halo_test_ack *r)
 {
-    static halo_resource res = {.schema_url = ""};
-    static halo_scope scope = {.name = "tls", .version = "1", .schema_url = ""};
-    halo_arena *a = halo_arena_new(0);
-    halo_span *sp = halo_arena_calloc(a, 1, sizeof *sp);
-    memset(sp->trace_id, 0x5e, 16);
-    sp->span_id[7] = 1;
-    sp->name = "tls-span";
-    sp->trace_state = "";
-    sp->status_message = "";
-    sp->kind = 1;
-    sp->start_ns = halo_real_ns();
-    sp->end_ns = sp->start_ns + 1000;
-    sp->resource = &res;
-    sp->scope = &scope;
-    halo_batch *b = halo_batch_new();
-    halo_batch_add_chunk(b, a, sp, 1);
-    halo_ack *ack = halo_ack_new(halo_test_on_ack, r);
-    halo_batch_add_ack(b, ack);
-    halo_ack_unref(ack);
-    return b;
+    span_opts o = {.trace = 0x5e,
+                   .span = 1,
+                   .start_ns = halo_real_ns() - T0,
+                   .dur_ns = 1000,
+                   .agent = "agent-tls"};
+    return acked_batch_of(&o, 1, halo_test_on_ack, r);
 }
 
 /* ---- the tests

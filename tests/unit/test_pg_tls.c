@@ -16,6 +16,7 @@
  *   - sslmode=require against the server without ssl: fails, saying the
  *     server does not support SSL.
  */
+#include "fixture_spans.h"
 #include "harness.h"
 #include "test_certs.h"
 
@@ -146,30 +147,12 @@ static char *traces_list(const char *dsn, int *rc)
 /* One span of trace `key` in a batch whose ack lands in r. */
 static halo_batch *one_span(uint64_t key, halo_test_ack *r)
 {
-    static halo_resource res = {.schema_url = ""};
-    static halo_scope scope = {.name = "tls", .version = "1", .schema_url = ""};
-    halo_arena *a = halo_arena_new(0);
-    halo_span *sp = halo_arena_calloc(a, 1, sizeof *sp);
-    memset(sp->trace_id, 0xcd, 8);
-    for (int i = 0; i < 8; i++)
-        sp->trace_id[8 + i] = (uint8_t)(key >> (56 - 8 * i));
-    sp->span_id[7] = 1;
-    sp->name = "tls-span";
-    sp->trace_state = "";
-    sp->status_message = "";
-    sp->kind = 1;
-    sp->start_ns = halo_real_ns();
-    sp->end_ns = sp->start_ns + 1000;
-    sp->resource = &res;
-    sp->scope = &scope;
-    sp->d.agent_id = sp->d.agent_name = "agent-tls";
-    sp->d.span_type = "AGENT";
-    halo_batch *b = halo_batch_new();
-    halo_batch_add_chunk(b, a, sp, 1);
-    halo_ack *ack = halo_ack_new(halo_test_on_ack, r);
-    halo_batch_add_ack(b, ack);
-    halo_ack_unref(ack);
-    return b;
+    span_opts o = {.trace = key,
+                   .span = 1,
+                   .start_ns = halo_real_ns() - T0,
+                   .dur_ns = 1000,
+                   .agent = "agent-tls"};
+    return acked_batch_of(&o, 1, halo_test_on_ack, r);
 }
 
 /* Create and start the exporter for dsn, send one span and wait for its
@@ -269,7 +252,7 @@ TEST(verify_full_with_the_right_ca_works)
         if (rc != 0)
             fprintf(stderr, "  %s\n", out);
         CHECK_INT(rc, 0);
-        CHECK_CONTAINS(out, "tls-span");
+        CHECK_CONTAINS(out, "agent-tls");
         free(out);
     }
 }
