@@ -9,6 +9,7 @@
  * of the offending key.
  */
 #include "analyzer_config.h"
+#include "llm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +166,25 @@ static void parse_schedules(const halo_node *seq, halo_analyzer_config *cfg,
     }
 }
 
+/* A configured model (base_url set: empty means "no model") is checked as
+ * the RLM engine will check it (URL shape, model, headers), so `halo
+ * validate` reports what would otherwise fail at the first scheduled
+ * run. */
+static void check_llm(const halo_node *an, const halo_analyzer_config *cfg,
+                      halo_errlist *errs)
+{
+    if (!cfg->llm_present || !cfg->llm.base_url || !*cfg->llm.base_url)
+        return;
+    halo_llm *c = NULL;
+    halo_err err = {{0}};
+    if (halo_llm_new(&cfg->llm, &c, &err) != HALO_OK) {
+        const halo_node *at = halo_node_get(an, "llm");
+        halo_errlist_add(errs, at ? at : an, "analyzer: %s", err.msg);
+        return;
+    }
+    halo_llm_free(c);
+}
+
 bool halo_analyzer_config_parse(const halo_node *root,
                                 halo_analyzer_config *cfg, halo_errlist *errs)
 {
@@ -194,6 +214,7 @@ bool halo_analyzer_config_parse(const halo_node *root,
     const halo_node *seq = halo_node_get(an, "schedules");
     if (seq)
         parse_schedules(seq, cfg, errs);
+    check_llm(an, cfg, errs);
     return errs->n == before;
 }
 

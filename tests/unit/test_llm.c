@@ -737,6 +737,31 @@ TEST(config_keys)
     CHECK_CONTAINS(errs.msgs[1], "max_retries");
     halo_analyzer_config_free(&cfg);
     halo_errlist_free(&errs);
+
+    /* what the client would refuse, the config parse (halo validate)
+     * refuses too, at the llm section's line; an empty base_url is "no
+     * model" and fine */
+    CHECK(!parse_llm("analyzer:\n"
+                     "  llm:\n"
+                     "    base_url: ftp://models.example/v1\n"
+                     "    model: m\n",
+                     &cfg, &errs));
+    CHECK_INT(errs.n, 1);
+    CHECK_CONTAINS(errs.msgs[0], "analyzer: invalid llm.base_url "
+                                 "\"ftp://models.example/v1\": expected an "
+                                 "http:// or https:// URL");
+    halo_analyzer_config_free(&cfg);
+    halo_errlist_free(&errs);
+    CHECK(!parse_llm("analyzer:\n  llm: { base_url: http://h/v1 }\n", &cfg,
+                     &errs));
+    CHECK_INT(errs.n, 1);
+    CHECK_CONTAINS(errs.msgs[0], "analyzer: llm.model is required");
+    halo_analyzer_config_free(&cfg);
+    halo_errlist_free(&errs);
+    CHECK(parse_llm("analyzer:\n  llm: { base_url: \"\", model: \"\" }\n", &cfg,
+                    &errs));
+    halo_analyzer_config_free(&cfg);
+    halo_errlist_free(&errs);
 }
 
 /* max_tokens 0 leaves the field out of the request. */
