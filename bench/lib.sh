@@ -152,6 +152,9 @@ store_exporter_yaml() {
             "$BENCH_PG_DSN" "${BENCH_PG_CONNECTIONS:-4}"
     else
         printf '  sqlite:\n    path: %s\n' "$DB"
+        if [[ -n ${BENCH_SQLITE_CACHE:-} ]]; then
+            printf '    cache_size: %s\n' "$BENCH_SQLITE_CACHE"
+        fi
     fi
 }
 
