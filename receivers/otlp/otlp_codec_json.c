@@ -31,6 +31,8 @@
 #include "otlp_codec_enc.h"
 #include "otlp_codec_internal.h"
 
+#include "../../core/json_budget.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1115,13 +1117,29 @@ static halo_status jrequest(otlp_jctx *c, json_t *root, halo_otlp_result *out)
     return HALO_OK;
 }
 
+/* jansson's tree of one request may take at most 64 MiB plus 8 times the
+ * text (core/json_budget.h). Real OTLP/JSON needs about 4 times its text
+ * (53 MiB for a 13 MiB request of 100,000 attributes); an 8 MiB body of
+ * empty objects would need 650 MiB. */
+#define JSON_BASE_ALLOWANCE ((size_t)64 << 20)
+#define JSON_MAX_EXPANSION 8
+
 halo_status otlp_jdecode(const char *buf, size_t len, halo_arena *arena,
                          otlp_jdecode_fn decode, halo_otlp_result *out,
                          halo_err *err)
 {
     json_error_t je;
     memset(out, 0, sizeof *out);
+    size_t limit = JSON_BASE_ALLOWANCE +
+                   (len < SIZE_MAX / 16 ? JSON_MAX_EXPANSION * len : len);
+    halo_json_budget_begin(limit);
     json_t *root = json_loadb(buf ? buf : "", len, JSON_ALLOW_NUL, &je);
+    bool over = halo_json_budget_end();
+    if (!root && over)
+        return halo_fail(err, HALO_ETOOBIG,
+                         "request of %zu bytes would need more than %zu MiB "
+                         "once parsed as JSON (limit)",
+                         len, limit >> 20);
     if (!root)
         return halo_fail(err, HALO_EINVAL,
                          "invalid JSON at line %d column %d: %s", je.line,

@@ -297,6 +297,23 @@ describe('hostile requests and the receiver limits', { timeout: 240000 },
         await assertStillServing('JSON 1000 levels deep');
     });
 
+    it('JSON whose parsed tree would dwarf its text -> 413 within a budget',
+       async () => {
+           /* 4 MiB of empty objects: ~330 MB as a jansson tree without the
+            * budget (core/json_budget.h), refused at 64 MiB + 8x the text */
+           const n = Math.floor((4 << 20) / 3);
+           const body = Buffer.from(
+               `{"resourceSpans":[${Array(n).fill('{}').join(',')}]}`);
+           const r = await post(halo.tracesUrl, body,
+                                { contentType: 'application/json',
+                                  timeoutMs: 60000 });
+           assert.equal(r.status, 413, r.body.toString().slice(0, 300));
+           const st = JSON.parse(r.body.toString());
+           assert.equal(st.code, 8);
+           assert.match(st.message, /would need more than 96 MiB once parsed as JSON/);
+           await assertStillServing('4 MiB of empty JSON objects');
+       });
+
     it('the SDK still exports, and its 2 MiB attribute is cut', async () => {
         for (const transport of ['grpc', 'proto', 'json']) {
             const c = sdkClient(halo, { transport, processor: 'simple',
@@ -335,7 +352,7 @@ describe('hostile requests and the receiver limits', { timeout: 240000 },
                                          code: 'RESOURCE_EXHAUSTED' }), 1);
         assert.equal(await metricValue(halo, 'halo_receiver_requests_total',
                                        { receiver: 'otlp', transport: 'http',
-                                         code: '413' }), 2);
+                                         code: '413' }), 3); /* + the JSON budget */
         /* the refused requests' spans count as refused */
         assert.ok(await metricValue(halo, 'halo_receiver_refused_spans_total',
                                     { receiver: 'otlp' }) >= 3 * (MAX_SPANS + 1));

@@ -12,12 +12,14 @@
 
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/json_budget.h"
 #include "core/span.h"
 #include "receivers/otlp/otlp_codec.h"
 
 #include "google/rpc/status.pb-c.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -1972,4 +1974,53 @@ TEST(pb_max_spans_refuses_before_decoding)
     CHECK_INT(r.carried, 100);
     halo_arena_free(a);
     free(pb);
+}
+
+/* jansson's tree is bounded (core/json_budget.h): 2 MiB of empty objects
+ * would take ~130 MB parsed; it is refused as too big, not as invalid, and
+ * the budget is closed again afterwards (a normal request still decodes). */
+TEST(json_tree_memory_is_bounded)
+{
+    size_t n = (2u << 20) / 3;
+    halo_buf b = HALO_BUF_INIT;
+    halo_buf_puts(&b, "{\"resourceSpans\":[");
+    for (size_t i = 0; i < n; i++)
+        halo_buf_puts(&b, i ? ",{}" : "{}");
+    halo_buf_puts(&b, "]}");
+    CHECK(!b.oom);
+    halo_arena *a = halo_arena_new(0);
+    halo_otlp_result r;
+    halo_err err = {{0}};
+    CHECK(halo_otlp_decode_json(b.data, b.len, a, &r, &err) == HALO_ETOOBIG);
+    CHECK_CONTAINS(err.msg, "once parsed as JSON (limit)");
+    CHECK_INT(halo_json_budget_used(), 0);
+    const char *ok = "{\"resourceSpans\":[{}]}";
+    CHECK(halo_otlp_decode_json(ok, strlen(ok), a, &r, &err) == HALO_OK);
+    halo_arena_free(a);
+    halo_buf_free(&b);
+}
+
+TEST(json_budget_counts_and_refuses)
+{
+    halo_json_budget_begin(1000);
+    json_t *s = json_string("a string of some length");
+    CHECK(s);
+    size_t used = halo_json_budget_used();
+    CHECK(used > 0 && used < 1000);
+    json_t *arr = json_array();
+    bool refused_seen = false;
+    for (int i = 0; i < 100 && arr; i++)
+        if (json_array_append_new(arr, json_string("xxxxxxxxxxxxxxxx")) != 0)
+            refused_seen = true;
+    CHECK(refused_seen);
+    json_decref(arr);
+    json_decref(s);
+    CHECK_INT(halo_json_budget_used(), 0); /* freed: given back */
+    CHECK(halo_json_budget_end());
+    /* outside a budget nothing is refused */
+    json_t *big = json_array();
+    for (int i = 0; i < 1000; i++)
+        CHECK(json_array_append_new(big, json_string("yyyyyyyyyyyyyyyy")) == 0);
+    json_decref(big);
+    CHECK(!halo_json_budget_end());
 }
