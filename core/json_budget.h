@@ -10,7 +10,8 @@
  * main): they count what is allocated on the calling thread while a budget
  * is open and refuse allocations past it, which makes json_loadb() fail
  * cleanly ("out of memory" from jansson) instead of growing the process.
- * Outside a budget they only add a small header to each allocation.
+ * They are malloc and free plus a thread-local counter: what jansson
+ * returns (json_dumps) is still freed with free().
  *
  *     halo_json_budget_begin(64 << 20);
  *     json_t *root = json_loadb(buf, len, 0, &je);
