@@ -238,6 +238,20 @@ describe('TLS and transport limits', { timeout: 240000 }, () => {
                 await assertStored(halo, r.key, `SDK ${kind} over TLS`);
             });
 
+            it(`SDK ${kind} exporter without TLS: fails`, async () => {
+                const timeoutMillis = 5000 * SLOW;
+                const plain = kind === 'grpc'
+                    ? new GrpcExporter({
+                        url: `http://127.0.0.1:${halo.ports.grpc}`, timeoutMillis,
+                        credentials: grpc.credentials.createInsecure() })
+                    : new (kind === 'proto' ? ProtoExporter : JsonExporter)({
+                        url: `http://127.0.0.1:${halo.ports.http}/v1/traces`,
+                        timeoutMillis });
+                const r = await sdkSend(plain, `tls-plain-${kind}`);
+                assert.equal(r.failures.length, 1);
+                assert.equal(await stored(halo, r.key), false);
+            });
+
             it(`SDK ${kind} exporter trusting another CA: fails`, async () => {
                 const url = kind === 'grpc' ? grpcUrl() : httpsTraces();
                 const r = await sdkSend(sdkExporter(kind, url, { ca: other.ca }),
