@@ -5,9 +5,9 @@
  * Secrets. rdkafka.* options whose name is a secret's (sasl.password,
  * ssl.key.password, ssl.keystore.password, sasl.oauthbearer.client.secret:
  * core/secret.h) were registered by the config schema; every text that
- * comes from librdkafka -- a rejected option's reason, its log lines, its
- * error events -- is scrubbed of them before it reaches a message or the
- * log. A rejected secret option never quotes its value.
+ * comes from librdkafka is scrubbed of them: a rejected option's reason
+ * here, its log lines and error events by halo_log itself (core/log.c). A
+ * rejected secret option never quotes its value.
  *
  * Files. Options naming a file (ssl.ca.location, ssl.key.location, ...)
  * are only opened by librdkafka when the handle is made (start), so a
@@ -43,20 +43,12 @@ static const char *prefix_of(const rd_kafka_t *rk)
     return o && o->log_prefix ? o->log_prefix : "kafka";
 }
 
-/* librdkafka's text fit to log: a copy scrubbed of every secret. */
-static const char *scrubbed(const char *text, char *buf, size_t cap)
-{
-    snprintf(buf, cap, "%s", text ? text : "");
-    halo_secret_scrub(buf, cap);
-    return buf;
-}
-
+/* librdkafka's lines and errors go through halo_log, which scrubs every
+ * registered secret (core/log.c): nothing to do here for them. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                    const char *buf)
 {
-    char line[1024];
-    HALO_LOG_AT(level_of(level), prefix_of(rk), "librdkafka %s: %s", fac,
-                scrubbed(buf, line, sizeof line));
+    HALO_LOG_AT(level_of(level), prefix_of(rk), "librdkafka %s: %s", fac, buf);
 }
 
 /* Error events are informational: librdkafka retries by itself, and the
@@ -65,15 +57,13 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     (void)opaque;
-    char text[1024];
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char why[512];
         rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof why);
         LOG_ERROR(prefix_of(rk), "fatal Kafka error: %s: %s",
-                  rd_kafka_err2name(orig), scrubbed(why, text, sizeof text));
+                  rd_kafka_err2name(orig), why);
         return;
     }
-    reason = scrubbed(reason, text, sizeof text);
     /* a failed connection is already logged by librdkafka's own line */
     if (err == RD_KAFKA_RESP_ERR__TRANSPORT ||
         err == RD_KAFKA_RESP_ERR__RESOLVE) {

@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,7 @@ static struct {
     pthread_mutex_t mu;
     char *vals[HALO_SECRET_MAX]; /* longest first */
     size_t n;
+    atomic_size_t seen; /* n, read without mu: most logs have no secret */
 } reg = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 void halo_secret_register(const char *value)
@@ -117,6 +119,7 @@ void halo_secret_register(const char *value)
     memmove(reg.vals + at + 1, reg.vals + at, (reg.n - at) * sizeof *reg.vals);
     reg.vals[at] = copy;
     reg.n++;
+    atomic_store(&reg.seen, reg.n);
 cleanup:
     pthread_mutex_unlock(&reg.mu);
 }
@@ -150,7 +153,7 @@ bool halo_secret_scrub_one(char *buf, size_t cap, const char *secret)
 bool halo_secret_scrub(char *buf, size_t cap)
 {
     bool any = false;
-    if (!buf || cap == 0)
+    if (!buf || cap == 0 || atomic_load(&reg.seen) == 0)
         return false;
     pthread_mutex_lock(&reg.mu);
     for (size_t i = 0; i < reg.n; i++)
