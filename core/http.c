@@ -125,7 +125,6 @@ struct halo_http_guard {
     pthread_t sweeper;
     bool stop; /* under mu */
     gconn *conns;
-    uint64_t cut;          /* under mu */
     uint64_t cut_unlogged; /* under mu: since the last log line */
     uint64_t logged_ns;
     halo_metric *counter;
@@ -157,7 +156,6 @@ static void sweep_locked(halo_http_guard *g, uint64_t now)
             continue;
         c->cut = true;
         (void)shutdown(c->fd, SHUT_RDWR);
-        g->cut++;
         g->cut_unlogged++;
         halo_metric_add(g->counter, 1);
     }
@@ -303,15 +301,6 @@ void halo_http_guard_request_done(struct MHD_Connection *c)
     gc->mark = b;
     gc->since_ns = halo_mono_ns();
     pthread_mutex_unlock(&gc->g->mu);
-}
-
-uint64_t halo_http_guard_cut(const halo_http_guard *g)
-{
-    halo_http_guard *m = (halo_http_guard *)g;
-    pthread_mutex_lock(&m->mu);
-    uint64_t n = m->cut;
-    pthread_mutex_unlock(&m->mu);
-    return n;
 }
 
 void halo_http_guard_free(halo_http_guard *g)

@@ -59,8 +59,6 @@ void halo_http_guard_headers_done(struct MHD_Connection *c);
 /* Call from MHD_OPTION_NOTIFY_COMPLETED: the connection now waits for its
  * next request (the clock restarts with that request's first byte). */
 void halo_http_guard_request_done(struct MHD_Connection *c);
-/* Connections cut so far. */
-uint64_t halo_http_guard_cut(const halo_http_guard *g);
 /* Stop the sweeper and free; after MHD_stop_daemon. NULL ok. */
 void halo_http_guard_free(halo_http_guard *g);
 
