@@ -58,8 +58,7 @@ enum { MAX_DEPTH = 32, HASH_TOKEN_LEN = 23 /* "[HASH:" 16 "]" */ };
 static const char sentinel = '\x1e';
 
 struct halo_redaction {
-    halo_redactor *r;    /* mask: the output redactor; hash: sentinels */
-    halo_redactor *keys; /* secret keys only (is_secret_key) */
+    halo_redactor *r; /* mask: the output redactor; hash: sentinels */
     bool hash;
     uint8_t key[16];
     char mask[32];  /* what a blocked value becomes */
@@ -222,11 +221,6 @@ halo_status halo_redaction_new(const halo_redaction_cfg *cfg, const char *where,
         rename_error(err, where);
         goto cleanup;
     }
-    halo_redact_cfg kc = {.defaults = cfg->defaults, .keys = cfg->blocked_keys};
-    if ((st = halo_redactor_new(&kc, &rd->keys, err)) != HALO_OK) {
-        rename_error(err, where);
-        goto cleanup;
-    }
     if ((st = copy_allowed(rd, &cfg->allowed_keys, where, err)) != HALO_OK)
         goto cleanup;
     *out = rd;
@@ -241,7 +235,6 @@ void halo_redaction_free(halo_redaction *rd)
     if (!rd)
         return;
     halo_redactor_free(rd->r);
-    halo_redactor_free(rd->keys);
     for (size_t i = 0; i < rd->n_allowed; i++)
         free(rd->allowed[i]);
     free(rd->allowed);
@@ -441,7 +434,7 @@ static void blank_value(work *w, halo_value *v)
 
 static bool blocked(const work *w, const char *key)
 {
-    return key && halo_redact_is_secret_key(w->rd->keys, key, strlen(key));
+    return key && halo_redact_is_secret_key(w->rd->r, key, strlen(key));
 }
 
 static void redact_value(work *w, halo_value *v, int depth);
