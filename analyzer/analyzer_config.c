@@ -173,16 +173,13 @@ static void parse_schedules(const halo_node *seq, halo_analyzer_config *cfg,
 static void check_llm(const halo_node *an, const halo_analyzer_config *cfg,
                       halo_errlist *errs)
 {
-    if (!cfg->llm_present || !cfg->llm.base_url || !*cfg->llm.base_url)
+    if (!cfg->llm_present || !halo_llm_configured(&cfg->llm))
         return;
-    halo_llm *c = NULL;
     halo_err err = {{0}};
-    if (halo_llm_new(&cfg->llm, &c, &err) != HALO_OK) {
+    if (halo_llm_check_cfg(&cfg->llm, &err) != HALO_OK) {
         const halo_node *at = halo_node_get(an, "llm");
         halo_errlist_add(errs, at ? at : an, "analyzer: %s", err.msg);
-        return;
     }
-    halo_llm_free(c);
 }
 
 bool halo_analyzer_config_parse(const halo_node *root,

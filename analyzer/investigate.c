@@ -3,6 +3,7 @@
  * it (rlm.h): the detectors always, the RLM engine when a model is
  * configured, and the detectors' report with a note when the model fails.
  */
+#include "llm.h"
 #include "rlm.h"
 
 #include "../core/log.h"
@@ -10,11 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static bool has_model(const halo_analyzer_config *a)
-{
-    return a->llm.base_url && *a->llm.base_url;
-}
 
 void halo_rlm_opts_init(halo_rlm_opts *ro, const halo_analyzer_config *a,
                         const halo_schedule_cfg *sc)
@@ -49,7 +45,7 @@ halo_status halo_investigate(halo_store *st, const halo_analyze_req *req,
                              halo_err *err)
 {
     halo_status s = halo_analyze(st, req, out, err);
-    if (s != HALO_OK || !has_model(o->acfg))
+    if (s != HALO_OK || !halo_llm_configured(&o->acfg->llm))
         return s;
     halo_report *r = *out;
     halo_schedule_cfg defaults;

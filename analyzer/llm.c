@@ -198,10 +198,6 @@ static halo_status build_headers(halo_llm *c, const halo_llm_cfg *cfg,
               add_header(&c->hdrs, "Accept: application/json") &&
               add_header(&c->hdrs, "Expect:");
     for (size_t i = 0; ok && i < cfg->headers.n; i++) {
-        halo_status st =
-            check_header(cfg->headers.items[i], i, c->api_key != NULL, err);
-        if (st != HALO_OK)
-            return st;
         ok = add_header(&c->hdrs, cfg->headers.items[i]);
         register_header_secret(cfg->headers.items[i]);
     }
@@ -216,9 +212,13 @@ static halo_status build_headers(halo_llm *c, const halo_llm_cfg *cfg,
     return ok ? HALO_OK : halo_fail(err, HALO_ENOMEM, "out of memory");
 }
 
-halo_status halo_llm_new(const halo_llm_cfg *cfg, halo_llm **out, halo_err *err)
+bool halo_llm_configured(const halo_llm_cfg *cfg)
 {
-    *out = NULL;
+    return cfg && cfg->base_url && *cfg->base_url;
+}
+
+halo_status halo_llm_check_cfg(const halo_llm_cfg *cfg, halo_err *err)
+{
     halo_status st = check_base_url(cfg->base_url, err);
     if (st != HALO_OK)
         return st;
@@ -228,6 +228,20 @@ halo_status halo_llm_new(const halo_llm_cfg *cfg, halo_llm **out, halo_err *err)
         return halo_fail(err, HALO_EINVAL,
                          "invalid llm settings: timeout must be positive, "
                          "max_retries and max_tokens not negative");
+    bool has_key = cfg->api_key && *cfg->api_key;
+    for (size_t i = 0; i < cfg->headers.n; i++)
+        if ((st = check_header(cfg->headers.items[i], i, has_key, err)) !=
+            HALO_OK)
+            return st;
+    return HALO_OK;
+}
+
+halo_status halo_llm_new(const halo_llm_cfg *cfg, halo_llm **out, halo_err *err)
+{
+    *out = NULL;
+    halo_status st = halo_llm_check_cfg(cfg, err);
+    if (st != HALO_OK)
+        return st;
     pthread_once(&curl_once, curl_init);
     if (curl_init_rc != CURLE_OK)
         return halo_fail(err, HALO_EIO, "could not initialize libcurl: %s",

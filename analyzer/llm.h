@@ -64,9 +64,17 @@ typedef struct halo_llm_reply {
     int attempts;              /* HTTP requests made (halo_llm_chat) */
 } halo_llm_reply;
 
-/* A client for cfg (copied: cfg may go after). Checks base_url (http or
- * https, a host, no credentials, query or fragment), model (required) and
- * headers ("Name: value"); HALO_EINVAL naming the field otherwise. */
+/* True when cfg names a model server (base_url set; empty means "no
+ * model": the analyzer runs its detectors only). */
+bool halo_llm_configured(const halo_llm_cfg *cfg);
+
+/* Checks base_url (http or https, a host, no credentials, query or
+ * fragment), model (required), the numeric settings and headers ("Name:
+ * value"); HALO_EINVAL naming the field otherwise. What halo_llm_new
+ * checks first, without building a client (halo validate). */
+halo_status halo_llm_check_cfg(const halo_llm_cfg *cfg, halo_err *err);
+
+/* A client for cfg (copied: cfg may go after), after halo_llm_check_cfg. */
 halo_status halo_llm_new(const halo_llm_cfg *cfg, halo_llm **out,
                          halo_err *err);
 void halo_llm_free(halo_llm *c);

@@ -617,7 +617,7 @@ static halo_status rlm_open(rlm *R, halo_store *st, const halo_analyze_req *req,
     if (!R->mu)
         return halo_fail(err, HALO_ENOMEM, "out of memory");
     pthread_mutex_init(R->mu, NULL);
-    if (!o->llm || !o->llm->base_url || !*o->llm->base_url)
+    if (!halo_llm_configured(o->llm))
         return halo_fail(err, HALO_EUNSUPPORTED,
                          "no model configured (analyzer.llm.base_url)");
     if (!o->redactor)

@@ -14,6 +14,7 @@
  * it, drops the handles and tries again on the next tick.
  */
 #include "scheduler.h"
+#include "llm.h"
 #include "rlm.h"
 
 #include "../core/clock.h"
@@ -496,7 +497,7 @@ halo_status halo_scheduler_start(halo_scheduler *s, halo_err *err)
                  sc->cron ? sc->cron : sc->every, sc->at ? " at " : "",
                  sc->at ? sc->at : "", sc->timezone, sc->grace / 1000000000,
                  sc->catch_up,
-                 s->o.cfg->llm.base_url && *s->o.cfg->llm.base_url
+                 halo_llm_configured(&s->o.cfg->llm)
                      ? "; with the model"
                      : "; detectors only (no analyzer.llm)");
     }

@@ -17,6 +17,7 @@
 
 #include "analyzer/analyzer.h"
 #include "analyzer/analyzer_config.h"
+#include "analyzer/llm.h"
 #include "analyzer/rlm.h"
 #include "storage/store.h"
 
@@ -273,7 +274,7 @@ int halo_cmd_analyze(int argc, char **argv)
         halo_analyzer_config_free(&acfg);
         return HALO_EXIT_RUNTIME;
     }
-    if (o.prompt && !(acfg.llm.base_url && *acfg.llm.base_url)) {
+    if (o.prompt && !halo_llm_configured(&acfg.llm)) {
         fprintf(stderr, "halo analyze: --prompt needs a model: set "
                         "analyzer.llm.base_url (and model) in the "
                         "configuration\n");
@@ -504,7 +505,7 @@ static int reports_chat(const ropts *o, halo_store *st, const char *id,
     halo_schedule_cfg_defaults(&sc);
     halo_analyze_req req = {0};
     char *answer = NULL, *spec = NULL;
-    if (!(acfg.llm.base_url && *acfg.llm.base_url)) {
+    if (!halo_llm_configured(&acfg.llm)) {
         fprintf(stderr, "halo reports chat: no model configured: set "
                         "analyzer.llm.base_url (and model) in the "
                         "configuration\n");
