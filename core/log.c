@@ -12,6 +12,7 @@
  * are not a hot path.
  */
 #include "log.h"
+#include "clock.h"
 #include "secret.h"
 
 #include <stdarg.h>
@@ -76,4 +77,30 @@ void halo_log(int level, const char *prefix, const char *fmt, ...)
     line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;
+}
+
+void halo_log_every_init(halo_log_every *e)
+{
+    pthread_mutex_init(&e->mu, NULL);
+    e->last_ns = 0;
+    e->count = 0;
+}
+
+void halo_log_every_destroy(halo_log_every *e)
+{
+    pthread_mutex_destroy(&e->mu);
+}
+
+uint64_t halo_log_every_hit(halo_log_every *e, uint64_t interval_ns)
+{
+    uint64_t now = halo_mono_ns(), n = 0;
+    pthread_mutex_lock(&e->mu);
+    e->count++;
+    if (e->last_ns == 0 || now - e->last_ns >= interval_ns) {
+        n = e->count;
+        e->count = 0;
+        e->last_ns = now ? now : 1;
+    }
+    pthread_mutex_unlock(&e->mu);
+    return n;
 }

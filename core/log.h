@@ -10,6 +10,9 @@
 #ifndef HALO_LOG_H
 #define HALO_LOG_H
 
+#include <pthread.h>
+#include <stdint.h>
+
 enum halo_log_level {
     HALO_LOG_DEBUG = 0,
     HALO_LOG_INFO = 1,
@@ -35,5 +38,20 @@ void halo_log(int level, const char *prefix, const char *fmt, ...)
 #define LOG_INFO(prefix, ...) HALO_LOG_AT(HALO_LOG_INFO, prefix, __VA_ARGS__)
 #define LOG_WARN(prefix, ...) HALO_LOG_AT(HALO_LOG_WARN, prefix, __VA_ARGS__)
 #define LOG_ERROR(prefix, ...) HALO_LOG_AT(HALO_LOG_ERROR, prefix, __VA_ARGS__)
+
+/* One line at most per interval for an event that may come in floods
+ * (refused requests, limits hit): halo_log_every_hit counts the event and
+ * returns 0 while the last line is younger than interval_ns; otherwise the
+ * number of events since that line, this one included, and the caller
+ * writes its line. Thread-safe. */
+typedef struct halo_log_every {
+    pthread_mutex_t mu;
+    uint64_t last_ns; /* monotonic; 0: no line yet */
+    uint64_t count;   /* events since the last line */
+} halo_log_every;
+
+void halo_log_every_init(halo_log_every *e);
+void halo_log_every_destroy(halo_log_every *e);
+uint64_t halo_log_every_hit(halo_log_every *e, uint64_t interval_ns);
 
 #endif

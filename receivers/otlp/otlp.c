@@ -22,14 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct otlp_ctx {
-    otlp_grpc *grpc;
-    otlp_http *http;
-    otlp_auth *auth;    /* NULL without an auth section */
-    halo_tls *grpc_tls; /* NULL: plaintext */
-    halo_tls *http_tls; /* NULL: plaintext */
-} otlp_ctx;
-
 /* ---- config schema ----------------------------------------------------- */
 
 #define KIB 1024.0
@@ -231,6 +223,7 @@ static void free_ctx(otlp_ctx *ctx)
     otlp_auth_free(ctx->auth);
     halo_tls_free(ctx->grpc_tls);
     halo_tls_free(ctx->http_tls);
+    otlp_limits_state_destroy(&ctx->limits);
     free(ctx);
 }
 
@@ -265,6 +258,7 @@ static halo_status otlp_create(halo_component *self, halo_err *err)
     if (!ctx)
         return halo_fail(err, HALO_ENOMEM, "out of memory");
     self->ctx = ctx; /* otlp_destroy frees what was loaded on failure */
+    otlp_limits_state_init(&ctx->limits, self->id);
     /* the PEM files load once, here: `halo validate` checks them */
     halo_status st =
         load_tls(self, "grpc", p->grpc_present && p->grpc.tls_present,

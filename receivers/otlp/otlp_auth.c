@@ -15,7 +15,6 @@
  */
 #include "otlp_auth.h"
 
-#include "../../core/clock.h"
 #include "../../core/log.h"
 #include "../../core/metrics.h"
 #include "../../core/net.h"
@@ -48,9 +47,7 @@ struct otlp_auth {
     const char *prefix;
     halo_metric *failures[T_N][2]; /* [transport][missing, invalid] */
     halo_metric *rejected[T_N];
-    pthread_mutex_t mu; /* the rate-limited log line */
-    uint64_t last_log_ns;
-    uint64_t pending;
+    halo_log_every refusals; /* the rate-limited log line */
 };
 
 /* ---- schema ------------------------------------------------------------ */
@@ -339,7 +336,7 @@ halo_status otlp_auth_new(const otlp_auth_cfg *cfg, const char *receiver,
     otlp_auth *a = calloc(1, sizeof *a);
     if (!a)
         return halo_fail(err, HALO_ENOMEM, "out of memory");
-    pthread_mutex_init(&a->mu, NULL);
+    halo_log_every_init(&a->refusals);
     a->prefix = log_prefix ? log_prefix : "otlp";
     halo_status st = HALO_OK;
     if (b->tokens_file && *b->tokens_file)
@@ -362,7 +359,7 @@ void otlp_auth_free(otlp_auth *a)
     for (size_t i = 0; i < a->n; i++)
         free_token(&a->tokens[i]);
     free(a->tokens);
-    pthread_mutex_destroy(&a->mu);
+    halo_log_every_destroy(&a->refusals);
     free(a);
 }
 
@@ -425,16 +422,7 @@ void otlp_auth_refused(otlp_auth *a, const char *transport,
 {
     int t = transport_index(transport);
     halo_metric_add(a->failures[t][why == OTLP_AUTH_MISSING ? 0 : 1], 1);
-    uint64_t now = halo_mono_ns();
-    pthread_mutex_lock(&a->mu);
-    a->pending++;
-    uint64_t n = 0;
-    if (a->last_log_ns == 0 || now - a->last_log_ns >= LOG_INTERVAL_NS) {
-        n = a->pending;
-        a->pending = 0;
-        a->last_log_ns = now ? now : 1;
-    }
-    pthread_mutex_unlock(&a->mu);
+    uint64_t n = halo_log_every_hit(&a->refusals, LOG_INTERVAL_NS);
     if (n)
         LOG_WARN(a->prefix,
                  "refused %" PRIu64 " request%s without a valid bearer token "

@@ -24,6 +24,7 @@
 #include "../../core/batch.h"
 #include "../../core/clock.h"
 #include "../../core/component.h"
+#include "../../core/log.h"
 #include "../../core/metrics.h"
 #include "../../core/net.h"
 #include "../../core/status.h"
@@ -118,6 +119,18 @@ void otlp_metrics_init(otlp_metrics *m, const char *receiver,
 void otlp_metrics_answer(const otlp_metrics *m, otlp_code code, size_t accepted,
                          size_t refused, uint64_t start_ns);
 
+/* What the request path keeps per receiver about its limits: the
+ * counters (registered at create, so the series exist at 0) and the
+ * rate-limited log line. */
+enum { OTLP_LM_DROPPED, OTLP_LM_TRUNCATED, OTLP_LM_REFUSED, OTLP_LM_N };
+typedef struct otlp_limits_state {
+    halo_metric *m[OTLP_LM_N];
+    halo_log_every log;
+} otlp_limits_state;
+
+void otlp_limits_state_init(otlp_limits_state *l, const char *receiver);
+void otlp_limits_state_destroy(otlp_limits_state *l);
+
 /* ---- the transport-independent request -------------------------------- */
 
 typedef struct otlp_req {
@@ -151,6 +164,16 @@ void otlp_dispatch(halo_component *self, otlp_req *r, const uint8_t *body,
 
 typedef struct otlp_grpc otlp_grpc;
 typedef struct otlp_http otlp_http;
+
+/* The receiver's state (self->ctx), made by otlp.c's create. */
+typedef struct otlp_ctx {
+    otlp_grpc *grpc;
+    otlp_http *http;
+    otlp_auth *auth;    /* NULL without an auth section */
+    halo_tls *grpc_tls; /* NULL: plaintext */
+    halo_tls *http_tls; /* NULL: plaintext */
+    otlp_limits_state limits;
+} otlp_ctx;
 
 /* auth: NULL when the receiver has no auth section; else every call must
  * carry a valid bearer token. tls: NULL for plaintext; else the loaded

@@ -111,77 +111,45 @@ static const char *const http_labels[OTLP_C_N] = {
 
 /* ---- limits: metrics and the rate-limited log ------------------------- */
 
-enum { LM_DROPPED, LM_TRUNCATED, LM_REFUSED, LM_N };
-
 static const struct {
     const char *name;
     const char *help;
-} limit_metric_defs[LM_N] = {
-    [LM_DROPPED] = {"halo_receiver_limit_dropped_attributes_total",
-                    "Attributes dropped past max_attributes_per_span."},
-    [LM_TRUNCATED] = {"halo_receiver_limit_truncated_values_total",
-                      "String and bytes attribute values cut to "
-                      "max_attribute_value_length."},
-    [LM_REFUSED] = {"halo_receiver_limit_refused_requests_total",
-                    "Export requests refused for carrying more than "
-                    "max_spans_per_request spans."},
+} limit_metric_defs[OTLP_LM_N] = {
+    [OTLP_LM_DROPPED] = {"halo_receiver_limit_dropped_attributes_total",
+                         "Attributes dropped past max_attributes_per_span."},
+    [OTLP_LM_TRUNCATED] = {"halo_receiver_limit_truncated_values_total",
+                           "String and bytes attribute values cut to "
+                           "max_attribute_value_length."},
+    [OTLP_LM_REFUSED] = {"halo_receiver_limit_refused_requests_total",
+                         "Export requests refused for carrying more than "
+                         "max_spans_per_request spans."},
 };
 
-/* Per receiver (the request does not know its transport's metrics): looked
- * up by name only when a limit was hit, registered at start so the series
- * exist at 0. */
-static halo_metric *limit_metric(const char *receiver, int which)
+#define LIMITS_LOG_INTERVAL_NS (10ull * 1000000000ull)
+
+void otlp_limits_state_init(otlp_limits_state *l, const char *receiver)
 {
     char labels[160];
     snprintf(labels, sizeof labels, "receiver=\"%s\"", receiver);
-    return halo_counter(limit_metric_defs[which].name,
-                        limit_metric_defs[which].help, labels);
+    for (int i = 0; i < OTLP_LM_N; i++)
+        l->m[i] = halo_counter(limit_metric_defs[i].name,
+                               limit_metric_defs[i].help, labels);
+    halo_log_every_init(&l->log);
 }
 
-#define LIMITS_LOG_INTERVAL_NS (10ull * 1000000000ull)
-#define LIMITS_LOG_SLOTS 16
-
-/* One line at most every 10 s per receiver (receivers past the 16th share
- * the last slot). */
-typedef struct limits_log {
-    char receiver[64];
-    uint64_t last_ns;
-    uint64_t pending; /* limit hits since the last line, not logged */
-} limits_log;
-
-static pthread_mutex_t limits_log_mu = PTHREAD_MUTEX_INITIALIZER;
-static limits_log limits_logs[LIMITS_LOG_SLOTS];
-
-/* Count one limit hit; true when it is to be logged, with *skipped the
- * hits since the previous line that were not. */
-static bool limits_log_due(const char *receiver, uint64_t *skipped)
+void otlp_limits_state_destroy(otlp_limits_state *l)
 {
-    uint64_t now = halo_mono_ns();
-    bool due = false;
-    pthread_mutex_lock(&limits_log_mu);
-    limits_log *l = &limits_logs[LIMITS_LOG_SLOTS - 1];
-    for (int i = 0; i < LIMITS_LOG_SLOTS; i++) {
-        if (strncmp(limits_logs[i].receiver, receiver,
-                    sizeof limits_logs[i].receiver - 1) == 0) {
-            l = &limits_logs[i];
-            break;
-        }
-        if (!limits_logs[i].receiver[0]) {
-            l = &limits_logs[i];
-            snprintf(l->receiver, sizeof l->receiver, "%s", receiver);
-            break;
-        }
-    }
-    if (l->last_ns == 0 || now - l->last_ns >= LIMITS_LOG_INTERVAL_NS) {
-        *skipped = l->pending;
-        l->pending = 0;
-        l->last_ns = now ? now : 1;
-        due = true;
-    } else {
-        l->pending++;
-    }
-    pthread_mutex_unlock(&limits_log_mu);
-    return due;
+    halo_log_every_destroy(&l->log);
+}
+
+/* One line at most every 10 s per receiver: true when this limit hit is
+ * to be logged, with *skipped the hits since the previous line that were
+ * not. */
+static bool limits_log_due(otlp_limits_state *l, uint64_t *skipped)
+{
+    uint64_t n = halo_log_every_hit(&l->log, LIMITS_LOG_INTERVAL_NS);
+    *skipped = n ? n - 1 : 0;
+    return n != 0;
 }
 
 /* "; 12 more requests hit the limits in the last 10 s" or "" */
@@ -195,12 +163,18 @@ static void skipped_text(char *buf, size_t size, uint64_t skipped)
                  skipped, skipped == 1 ? "" : "s");
 }
 
+static otlp_limits_state *limits_of(halo_component *self)
+{
+    return &((otlp_ctx *)self->ctx)->limits;
+}
+
 static void limits_refused(halo_component *self, size_t n_spans,
                            const otlp_limits_cfg *cfg)
 {
-    halo_metric_add(limit_metric(self->id, LM_REFUSED), 1);
+    otlp_limits_state *l = limits_of(self);
+    halo_metric_add(l->m[OTLP_LM_REFUSED], 1);
     uint64_t skipped = 0;
-    if (!limits_log_due(self->id, &skipped))
+    if (!limits_log_due(l, &skipped))
         return;
     char more[96];
     skipped_text(more, sizeof more, skipped);
@@ -214,14 +188,13 @@ static void limits_applied(halo_component *self, const halo_otlp_result *res,
                            const otlp_limits_cfg *cfg,
                            const otlp_limits_stats *st)
 {
+    otlp_limits_state *l = limits_of(self);
     if (st->attrs_dropped)
-        halo_metric_add(limit_metric(self->id, LM_DROPPED),
-                        (double)st->attrs_dropped);
+        halo_metric_add(l->m[OTLP_LM_DROPPED], (double)st->attrs_dropped);
     if (st->values_truncated)
-        halo_metric_add(limit_metric(self->id, LM_TRUNCATED),
-                        (double)st->values_truncated);
+        halo_metric_add(l->m[OTLP_LM_TRUNCATED], (double)st->values_truncated);
     uint64_t skipped = 0;
-    if (!limits_log_due(self->id, &skipped))
+    if (!limits_log_due(l, &skipped))
         return;
     char trace[33] = "-", span[17] = "-", more[96];
     if (st->first_span < res->n) {
@@ -259,8 +232,6 @@ static halo_status apply_limits(halo_component *self, halo_otlp_result *res,
 void otlp_metrics_init(otlp_metrics *m, const char *receiver,
                        const char *transport)
 {
-    for (int i = 0; i < LM_N; i++)
-        (void)limit_metric(receiver, i);
     char labels[256];
     bool grpc = strcmp(transport, "grpc") == 0;
     snprintf(labels, sizeof labels, "receiver=\"%s\",transport=\"%s\"",

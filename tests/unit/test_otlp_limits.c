@@ -684,6 +684,7 @@ typedef struct drx {
     halo_component c, next;
     halo_component *nexts[1];
     otlp_cfg cfg;
+    otlp_ctx ctx; /* what the request path keeps per receiver */
 } drx;
 
 static void drx_init(drx *d, const char *id, otlp_limits_cfg l)
@@ -697,6 +698,8 @@ static void drx_init(drx *d, const char *id, otlp_limits_cfg l)
     d->c.id = (char *)id;
     d->c.log_prefix = (char *)"receiver:otlp/limits-test";
     d->c.cfg = &d->cfg;
+    d->c.ctx = &d->ctx;
+    otlp_limits_state_init(&d->ctx.limits, id);
     d->c.next = d->nexts;
     d->c.n_next = 1;
     memset(&got, 0, sizeof got);
