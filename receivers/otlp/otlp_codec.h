@@ -40,6 +40,8 @@ halo_status halo_otlp_decode_pb(const uint8_t *buf, size_t len,
  * out->carried then says how many it carries. A 64 MiB request of tiny
  * spans would otherwise take ~1 GiB once decoded before a limit applied
  * after decoding could refuse it. */
+#define HALO_OTLP_TOO_MANY_SPANS                                               \
+    "request of %zu spans exceeds max_spans_per_request (%zu)"
 halo_status halo_otlp_decode_pb_max(const uint8_t *buf, size_t len,
                                     size_t max_spans, halo_arena *arena,
                                     halo_otlp_result *out, halo_err *err);

@@ -734,9 +734,7 @@ halo_status otlp_pb_precheck(const uint8_t *buf, size_t len, size_t max_spans,
         return halo_fail(err, HALO_EINVAL, DECODE_ERROR);
     }
     if (max_spans && scan.spans > max_spans)
-        return halo_fail(err, HALO_ETOOBIG,
-                         "request of %zu spans exceeds max_spans_per_request "
-                         "(%zu)",
+        return halo_fail(err, HALO_ETOOBIG, HALO_OTLP_TOO_MANY_SPANS,
                          scan.spans, max_spans);
     size_t limit = PB_BASE_ALLOWANCE + PB_MAX_EXPANSION * len;
     if (scan.est > limit)

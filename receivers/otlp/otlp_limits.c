@@ -13,6 +13,8 @@
  */
 #include "otlp_limits.h"
 
+#include "otlp_codec.h"
+
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -57,10 +59,8 @@ halo_status otlp_limits_check_spans(const otlp_limits_cfg *cfg, size_t n_spans,
     int64_t max = cfg->max_spans_per_request;
     if (max <= 0 || n_spans <= (uint64_t)max)
         return HALO_OK;
-    return halo_fail(err, HALO_ETOOBIG,
-                     "request of %zu spans exceeds max_spans_per_request "
-                     "(%" PRId64 ")",
-                     n_spans, max);
+    return halo_fail(err, HALO_ETOOBIG, HALO_OTLP_TOO_MANY_SPANS, n_spans,
+                     (size_t)max);
 }
 
 size_t otlp_limits_utf8_prefix(const char *s, size_t len, size_t max)

@@ -184,6 +184,19 @@ static void limits_refused(halo_component *self, size_t n_spans,
              n_spans, cfg->max_spans_per_request, more);
 }
 
+/* The whole request refused for carrying more than max_spans_per_request
+ * (carried, the rejected ones included): every span counts as refused. */
+static void refuse_too_many(halo_component *self, otlp_req *r,
+                            halo_arena *arena, size_t carried, const char *msg,
+                            halo_ack_fn answer, void *ud)
+{
+    const otlp_cfg *cfg = self->cfg;
+    halo_arena_free(arena);
+    r->n_spans = carried - (size_t)(r->rejected > 0 ? r->rejected : 0);
+    limits_refused(self, carried, &cfg->limits);
+    answer(ud, HALO_ETOOBIG, msg);
+}
+
 static void limits_applied(halo_component *self, const halo_otlp_result *res,
                            const otlp_limits_cfg *cfg,
                            const otlp_limits_stats *st)
@@ -359,10 +372,7 @@ void otlp_dispatch(halo_component *self, otlp_req *r, const uint8_t *body,
         json ? halo_otlp_decode_json((const char *)body, len, arena, &res, &err)
              : halo_otlp_decode_pb_max(body, len, max_spans, arena, &res, &err);
     if (st == HALO_ETOOBIG && max_spans && res.carried > max_spans) {
-        halo_arena_free(arena);
-        r->n_spans = res.carried; /* every span counts as refused */
-        limits_refused(self, res.carried, &cfg->limits);
-        answer(ud, HALO_ETOOBIG, err.msg);
+        refuse_too_many(self, r, arena, res.carried, err.msg, answer, ud);
         return;
     }
     if (st != HALO_OK) {
@@ -377,11 +387,7 @@ void otlp_dispatch(halo_component *self, otlp_req *r, const uint8_t *body,
     size_t carried = res.n + (size_t)(res.rejected > 0 ? res.rejected : 0);
     if (cfg &&
         otlp_limits_check_spans(&cfg->limits, carried, &err) != HALO_OK) {
-        /* refused whole: every span counts as refused */
-        halo_arena_free(arena);
-        r->n_spans = res.n;
-        limits_refused(self, carried, &cfg->limits);
-        answer(ud, HALO_ETOOBIG, err.msg);
+        refuse_too_many(self, r, arena, carried, err.msg, answer, ud);
         return;
     }
     auth_filter(r, &res);
