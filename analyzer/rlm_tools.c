@@ -9,6 +9,7 @@
 #include "rlm_int.h"
 #include "text.h"
 
+#include "../core/buf.h"
 #include "../core/trace_tree.h"
 
 #include <inttypes.h>
@@ -134,12 +135,9 @@ bool rlm_trace_id(const char *s, uint8_t bytes[16], char low[33])
 
 static char *cap(char *text)
 {
-    if (text && strlen(text) > MAX_RESULT) {
-        size_t n = MAX_RESULT;
-        while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
-            n--;
-        strcpy(text + n, "\n... (cut)");
-    }
+    size_t len = text ? strlen(text) : 0;
+    if (len > MAX_RESULT)
+        strcpy(text + halo_utf8_prefix(text, len, MAX_RESULT), "\n... (cut)");
     return text;
 }
 

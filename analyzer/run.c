@@ -15,6 +15,7 @@
 #include "../core/arena.h"
 #include "../core/buf.h"
 #include "../core/clock.h"
+#include "../core/fs.h"
 #include "text.h"
 
 #include <errno.h>
@@ -22,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct scan_ctx {
@@ -178,26 +178,6 @@ static void safe_component(const char *s, char *out, size_t cap)
                  (unsigned)(halo_text_hash(s, len) & 0xffffffffu));
 }
 
-static halo_status mkdirs(char *path, halo_err *err)
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        int rc = mkdir(path, 0755);
-        *p = '/';
-        if (rc != 0 && errno != EEXIST)
-            return halo_fail(err, HALO_EIO,
-                             "could not create directory "
-                             "\"%.*s\": %s",
-                             (int)(p - path), path, strerror(errno));
-    }
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return halo_fail(err, HALO_EIO, "could not create directory \"%s\": %s",
-                         path, strerror(errno));
-    return HALO_OK;
-}
-
 static halo_status write_file(const char *path, const char *text, halo_err *err)
 {
     char tmp[4200];
@@ -243,7 +223,7 @@ halo_status halo_report_base_path(const char *dir, const char *agent_id,
     int n = snprintf(out, cap, "%s/%s/%s", dir, agent, sched);
     if (n < 0 || (size_t)n + HALO_ISO_NS_LEN + 2 >= cap)
         return halo_fail(err, HALO_EINVAL, "reports_dir path is too long");
-    halo_status s = mkdirs(out, err);
+    halo_status s = halo_mkdir_p(out, 0755, err);
     if (s == HALO_OK)
         snprintf(out + n, cap - (size_t)n, "/%s", start);
     return s;

@@ -7,7 +7,9 @@
  * go through them), and they are on the write path of every span: strings
  * are copied in plain runs found 8 bytes at a time, validating UTF-8 as they
  * go (JSON output must be valid whatever bytes a client sent us), and
- * integers are formatted without printf.
+ * integers are formatted without printf. halo_utf8_prefix is the one
+ * "cut at most max bytes on a character boundary" of the tree (the OTLP
+ * limits keep their own, which backs up at most 3 bytes on invalid UTF-8).
  */
 #include "buf.h"
 
@@ -274,4 +276,14 @@ char *halo_buf_steal(halo_buf *b)
     b->len = b->cap = 0;
     b->oom = false;
     return p;
+}
+
+size_t halo_utf8_prefix(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t cut = max;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+        cut--;
+    return cut;
 }

@@ -47,4 +47,11 @@ void halo_buf_free(halo_buf *b);
  * reset the buffer. */
 char *halo_buf_steal(halo_buf *b);
 
+/* The length of the longest prefix of s[0..len) of at most max bytes that
+ * does not end inside a UTF-8 character: len when len <= max, else max
+ * backed up while s[cut] is a continuation byte (so a lead byte never loses
+ * its continuation bytes). On invalid UTF-8 (a run of continuation bytes)
+ * it backs up as far as the run goes, to 0 at worst. */
+size_t halo_utf8_prefix(const char *s, size_t len, size_t max);
+
 #endif

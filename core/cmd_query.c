@@ -211,9 +211,7 @@ static void fmt_cut(const char *s, size_t max, char *out, size_t n)
         snprintf(out, n, "%s", s);
         return;
     }
-    size_t k = max > 3 ? max - 3 : 0;
-    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
-        k--;
+    size_t k = halo_utf8_prefix(s, len, max > 3 ? max - 3 : 0);
     snprintf(out, n, "%.*s...", (int)k, s);
 }
 

@@ -30,18 +30,17 @@
  */
 #include "core/clock.h"
 #include "core/component.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "storage/store.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #define GROUP_SPANS 65536     /* spans per group-commit transaction */
@@ -296,21 +295,7 @@ static halo_status make_parent_dir(const char *path, halo_err *err)
                          path);
     memcpy(dir, path, len);
     dir[len] = '\0';
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-            return halo_fail(err, HALO_EIO,
-                             "could not create directory "
-                             "\"%s\": %s",
-                             dir, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return halo_fail(err, HALO_EIO, "could not create directory \"%s\": %s",
-                         dir, strerror(errno));
-    return HALO_OK;
+    return halo_mkdir_p(dir, 0755, err);
 }
 
 static halo_status sqlite_start(halo_component *self, halo_err *err)

@@ -11,6 +11,8 @@
  */
 #include "store_scan.h"
 
+#include "../core/buf.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,19 +102,6 @@ static bool put_text(ss_scan *s, const char *p, size_t len, size_t *off)
 static const char *text_at(const ss_scan *s, size_t off)
 {
     return off ? s->text + off - 1 : NULL;
-}
-
-/* The length of p[0..len) cut to max bytes at a UTF-8 character boundary:
- * a cut never leaves the lead byte of a character without its
- * continuation bytes. */
-static size_t utf8_cut(const char *p, size_t len, size_t max)
-{
-    if (len <= max)
-        return len;
-    size_t cut = max;
-    while (cut > 0 && ((unsigned char)p[cut] & 0xC0) == 0x80)
-        cut--;
-    return cut;
 }
 
 /* ---- traces -------------------------------------------------------------- */
@@ -220,7 +209,7 @@ halo_status ss_add_span(ss_scan *s, const rb_cols *row, int col0, halo_err *err)
         size_t len;
         const char *v = col_text(row, col0 + span_text[i].col, &len);
         if (v && span_text[i].cut)
-            len = utf8_cut(v, len, s->max_text);
+            len = halo_utf8_prefix(v, len, s->max_text);
         if (!put_text(s, v, len, &o->off[i]))
             return oom(err);
     }
