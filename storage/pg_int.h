@@ -35,6 +35,14 @@ halo_status pgs_fail(pg_store *s, const PGresult *res, const char *what,
 
 /* ---- the queries (pg_read.c) --------------------------------------------- */
 
+/* ns as the text of a bigint parameter, clamped to INT64_MAX. */
+#define PGR_NS_LEN 24
+void pgr_ns_text(uint64_t ns, char out[PGR_NS_LEN]);
+
+/* The text of a field of res and its length in bytes; NULL (and *len 0)
+ * for SQL NULL. */
+const char *pgr_value(const PGresult *res, int row, int col, size_t *len);
+
 /* A query and its text parameters. params[] may point into vals[]: do not
  * copy the struct. */
 #define PGR_MAX_PARAMS 6

@@ -79,11 +79,16 @@ static char *new_val(pgr_query *q)
     return v;
 }
 
+void pgr_ns_text(uint64_t ns, char out[PGR_NS_LEN])
+{
+    snprintf(out, PGR_NS_LEN, "%" PRId64,
+             ns > INT64_MAX ? INT64_MAX : (int64_t)ns);
+}
+
 /* ns as a bigint parameter (clamped to bigint). */
 static int add_ns(pgr_query *q, uint64_t ns)
 {
-    snprintf(new_val(q), sizeof q->vals[0], "%" PRId64,
-             ns > INT64_MAX ? INT64_MAX : (int64_t)ns);
+    pgr_ns_text(ns, new_val(q));
     return q->n;
 }
 
@@ -91,9 +96,7 @@ static int add_ns(pgr_query *q, uint64_t ns)
  * write path stores it: "2026-11-16T09:00:00.123456Z". */
 static int add_ts(pgr_query *q, uint64_t ns)
 {
-    char *v = new_val(q);
-    halo_iso_from_ns(ns, v);
-    strcpy(v + 26, "Z");
+    halo_iso_from_us(ns / 1000u, new_val(q));
     return q->n;
 }
 
@@ -157,14 +160,19 @@ typedef struct pg_row {
     int row;
 } pg_row;
 
+const char *pgr_value(const PGresult *res, int row, int col, size_t *len)
+{
+    *len = 0;
+    if (PQgetisnull(res, row, col))
+        return NULL;
+    *len = (size_t)PQgetlength(res, row, col);
+    return PQgetvalue(res, row, col);
+}
+
 static const char *col_text(void *ctx, int col, size_t *len)
 {
     const pg_row *r = ctx;
-    *len = 0;
-    if (PQgetisnull(r->res, r->row, col))
-        return NULL;
-    *len = (size_t)PQgetlength(r->res, r->row, col);
-    return PQgetvalue(r->res, r->row, col);
+    return pgr_value(r->res, r->row, col, len);
 }
 
 static int64_t col_i64(void *ctx, int col)
@@ -185,22 +193,11 @@ static bool col_null(void *ctx, int col)
     return PQgetisnull(r->res, r->row, col);
 }
 
-/* Fold every row of res into a. */
-static halo_status add_rows(const PGresult *res, rb_acc *a, halo_err *err)
-{
-    halo_status st = HALO_OK;
-    for (int i = 0; st == HALO_OK && i < PQntuples(res); i++) {
-        pg_row r = {res, i};
-        const rb_cols cols = {&r, col_text, col_i64, col_f64, col_null};
-        st = rb_acc_add(a, &cols, err);
-    }
-    return st;
-}
-
-/* Run q, streaming its rows into a (single-row mode). Every result is
- * read, also after a failure, so the connection is idle again after. */
-static halo_status pg_each(pg_store *s, const pgr_query *q, rb_acc *a,
-                           const char *what, halo_err *err)
+/* Run q, streaming its rows to fn(ctx, row) one by one (single-row
+ * mode), until fn fails. Every result is read, also after a failure, so
+ * the connection is idle again after. */
+static halo_status pg_each(pg_store *s, const pgr_query *q, rb_row_fn fn,
+                           void *ctx, const char *what, halo_err *err)
 {
     if (!PQsendQueryParams(s->conn, q->sql, q->n, NULL, q->params, NULL, NULL,
                            0))
@@ -211,9 +208,12 @@ static halo_status pg_each(pg_store *s, const pgr_query *q, rb_acc *a,
     while ((res = PQgetResult(s->conn)) != NULL) {
         ExecStatusType rs = PQresultStatus(res);
         bool rows = rs == PGRES_SINGLE_TUPLE || rs == PGRES_TUPLES_OK;
-        if (st == HALO_OK && rows)
-            st = add_rows(res, a, err);
-        else if (st == HALO_OK)
+        for (int i = 0; st == HALO_OK && rows && i < PQntuples(res); i++) {
+            pg_row r = {res, i};
+            const rb_cols cols = {&r, col_text, col_i64, col_f64, col_null};
+            st = fn(ctx, &cols, err);
+        }
+        if (st == HALO_OK && !rows)
             st = pgs_fail(s, res, what, err);
         PQclear(res);
     }
@@ -233,7 +233,7 @@ halo_status pgr_list_traces(halo_store *base, const halo_trace_filter *f,
     pgr_list_query(f, &q);
     halo_status st = pgs_ready(s, "list traces", err);
     if (st == HALO_OK)
-        st = pg_each(s, &q, &a, "list traces", err);
+        st = pg_each(s, &q, rb_acc_add, &a, "list traces", err);
     return rb_acc_finish(&a, st, (void **)rows, n, err);
 }
 
@@ -248,7 +248,7 @@ halo_status pgr_agent_stats(halo_store *base, uint64_t since_ns,
     pgr_stats_query(since_ns, until_ns, &q);
     halo_status st = pgs_ready(s, "compute agent statistics", err);
     if (st == HALO_OK)
-        st = pg_each(s, &q, &a, "compute agent statistics", err);
+        st = pg_each(s, &q, rb_acc_add, &a, "compute agent statistics", err);
     return rb_acc_finish(&a, st, (void **)rows, n, err);
 }
 
@@ -288,7 +288,7 @@ halo_status pgr_get_trace(halo_store *base, const uint8_t trace_id[16],
         st = trace_range(s, a.tid, &found, range, err);
     if (st == HALO_OK) {
         pgr_spans_query(a.tid, found, range[0], range[1], &q);
-        st = pg_each(s, &q, &a, "read a trace", err);
+        st = pg_each(s, &q, rb_acc_add, &a, "read a trace", err);
     }
     return rb_acc_finish(&a, st, (void **)spans, n, err);
 }
@@ -336,39 +336,6 @@ halo_status pgr_put_report(halo_store *base, const halo_report_row *r,
         "window_end") ", " ISO_OF("generated_at") ", mode, model"
 #define REPORT_COLUMNS REPORT_LIST_COLUMNS ", json::text, markdown"
 
-/* Run a query whose rows go to fn(ctx, row) one by one (single-row
- * mode). */
-typedef halo_status (*row_fn)(void *ctx, const rb_cols *row, halo_err *err);
-
-static halo_status pg_rows(pg_store *s, const pgr_query *q, row_fn fn,
-                           void *ctx, const char *what, halo_err *err)
-{
-    if (!PQsendQueryParams(s->conn, q->sql, q->n, NULL, q->params, NULL, NULL,
-                           0))
-        return pgs_fail(s, NULL, what, err);
-    PQsetSingleRowMode(s->conn);
-    halo_status st = HALO_OK;
-    PGresult *res;
-    while ((res = PQgetResult(s->conn)) != NULL) {
-        ExecStatusType rs = PQresultStatus(res);
-        bool rows = rs == PGRES_SINGLE_TUPLE || rs == PGRES_TUPLES_OK;
-        for (int i = 0; st == HALO_OK && rows && i < PQntuples(res); i++) {
-            pg_row r = {res, i};
-            const rb_cols cols = {&r, col_text, col_i64, col_f64, col_null};
-            st = fn(ctx, &cols, err);
-        }
-        if (st == HALO_OK && !rows)
-            st = pgs_fail(s, res, what, err);
-        PQclear(res);
-    }
-    return st;
-}
-
-static halo_status add_report(void *ctx, const rb_cols *row, halo_err *err)
-{
-    return rb_reports_add(ctx, row, err);
-}
-
 void pgr_reports_query(const halo_report_filter *f, pgr_query *q)
 {
     query_init(q);
@@ -389,40 +356,20 @@ halo_status pgr_list_reports(halo_store *base, const halo_report_filter *f,
 {
     pg_store *s = (pg_store *)base;
     pgr_query q;
-    rb_reports l = {arena, NULL, 0, 0};
-    *rows = NULL;
-    *n = 0;
+    rb_acc a;
+    rb_acc_init(&a, RB_REPORTS, arena);
     pgr_reports_query(f, &q);
     halo_status st = pgs_ready(s, "list reports", err);
     if (st == HALO_OK)
-        st = pg_rows(s, &q, add_report, &l, "list reports", err);
-    if (st == HALO_OK) {
-        *rows = l.rows;
-        *n = l.n;
-    }
-    return st;
-}
-
-/* get_report's matches: the first into out, all counted. */
-typedef struct found_ctx {
-    halo_arena *arena;
-    halo_report_row *out;
-    int found;
-} found_ctx;
-
-static halo_status add_found(void *ctx, const rb_cols *row, halo_err *err)
-{
-    found_ctx *c = ctx;
-    if (c->found++)
-        return HALO_OK;
-    return rb_report_row(row, RB_REPORT_COLUMNS, c->arena, c->out, err);
+        st = pg_each(s, &q, rb_acc_add, &a, "list reports", err);
+    return rb_acc_finish(&a, st, (void **)rows, n, err);
 }
 
 halo_status pgr_get_report(halo_store *base, const char *id, halo_arena *arena,
                            halo_report_row *out, halo_err *err)
 {
     pg_store *s = (pg_store *)base;
-    found_ctx c = {arena, out, 0};
+    rb_found c = {arena, out, 0};
     pgr_query q;
     memset(out, 0, sizeof *out);
     if (!id || !*id)
@@ -432,13 +379,13 @@ halo_status pgr_get_report(halo_store *base, const char *id, halo_arena *arena,
     add_param(&q, id);
     add_sql(&q, "SELECT " REPORT_COLUMNS " FROM reports WHERE id = $1");
     if (st == HALO_OK)
-        st = pg_rows(s, &q, add_found, &c, "read a report", err);
+        st = pg_each(s, &q, rb_found_add, &c, "read a report", err);
     if (st == HALO_OK && !c.found && strlen(id) >= 6) {
         q.sql[0] = '\0';
         add_sql(&q, "SELECT " REPORT_COLUMNS " FROM reports"
                     " WHERE starts_with(id, $1) ORDER BY id COLLATE \"C\""
                     " LIMIT 2");
-        st = pg_rows(s, &q, add_found, &c, "read a report", err);
+        st = pg_each(s, &q, rb_found_add, &c, "read a report", err);
     }
     return rb_report_found(id, c.found, st, out, err);
 }
@@ -598,10 +545,8 @@ static halo_status send_group(pg_scan *p, const group *g, halo_err *err)
     char *ids = group_ids(g, &lo, &hi);
     if (!ids)
         return halo_fail(err, HALO_ENOMEM, "out of memory");
-    halo_iso_from_ns(lo, lo_ts);
-    strcpy(lo_ts + 26, "Z"); /* microseconds, as stored */
-    halo_iso_from_ns(hi, hi_ts);
-    strcpy(hi_ts + 26, "Z");
+    halo_iso_from_us(lo / 1000u, lo_ts); /* microseconds, as stored */
+    halo_iso_from_us(hi / 1000u, hi_ts);
     const char *params[4] = {ids, lo_ts, hi_ts, p->cut};
     int ok = PQsendQueryParams(p->s->conn, PGR_SQL_SCAN_SPANS, 4, NULL, params,
                                NULL, NULL, 0);

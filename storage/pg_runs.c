@@ -24,8 +24,6 @@
  */
 #include "pg_int.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,25 +59,13 @@ static const char SQL_FINISH[] =
     " WHERE schedule = $5 AND agent_id = $6 AND window_start_unix_nano = $7"
     " AND owner = $8 AND status = 'running'";
 
-/* ns as a bigint parameter (clamped). */
-static void ns_text(uint64_t ns, char out[24])
-{
-    snprintf(out, 24, "%" PRId64, ns > INT64_MAX ? INT64_MAX : (int64_t)ns);
-}
-
-/* ns as a timestamptz parameter (PostgreSQL rounds to the microsecond). */
-static void ts_text(uint64_t ns, char out[HALO_ISO_NS_LEN])
-{
-    halo_iso_from_ns(ns, out);
-}
-
 halo_status pgr_claim_run(halo_store *base, const halo_run_key *k,
                           const char *owner, uint64_t now_ns, uint64_t lease_ns,
                           halo_claim_result *res, halo_err *err)
 {
     pg_store *s = (pg_store *)base;
     char ws[HALO_ISO_NS_LEN], we[HALO_ISO_NS_LEN], now[HALO_ISO_NS_LEN];
-    char wsn[24], until[24], nown[24];
+    char wsn[PGR_NS_LEN], until[PGR_NS_LEN], nown[PGR_NS_LEN];
     uint64_t lease_end =
         now_ns + lease_ns < now_ns ? UINT64_MAX : now_ns + lease_ns;
     *res = HALO_CLAIM_HELD;
@@ -88,12 +74,14 @@ halo_status pgr_claim_run(halo_store *base, const halo_run_key *k,
         st = pgs_can_write(s, "claim a run", err);
     if (st != HALO_OK)
         return st;
-    ts_text(k->window_start_ns, ws);
-    ts_text(k->window_end_ns, we);
-    ts_text(now_ns, now);
-    ns_text(k->window_start_ns, wsn);
-    ns_text(lease_end, until);
-    ns_text(now_ns, nown);
+    /* timestamptz parameters: all nine digits (PostgreSQL rounds them to
+     * the microsecond); bigints clamped */
+    halo_iso_from_ns(k->window_start_ns, ws);
+    halo_iso_from_ns(k->window_end_ns, we);
+    halo_iso_from_ns(now_ns, now);
+    pgr_ns_text(k->window_start_ns, wsn);
+    pgr_ns_text(lease_end, until);
+    pgr_ns_text(now_ns, nown);
     const char *params[9] = {k->schedule, k->agent_id, ws,  we,  wsn,
                              owner,       until,       now, nown};
     PGresult *r =
@@ -117,14 +105,14 @@ halo_status pgr_finish_run(halo_store *base, const halo_run_key *k,
                            halo_err *err)
 {
     pg_store *s = (pg_store *)base;
-    char now[HALO_ISO_NS_LEN], wsn[24];
+    char now[HALO_ISO_NS_LEN], wsn[PGR_NS_LEN];
     halo_status st = halo_run_key_check(k, owner, err);
     if (st == HALO_OK)
         st = pgs_can_write(s, "finish a run", err);
     if (st != HALO_OK)
         return st;
-    ts_text(now_ns, now);
-    ns_text(k->window_start_ns, wsn);
+    halo_iso_from_ns(now_ns, now);
+    pgr_ns_text(k->window_start_ns, wsn);
     const char *params[8] = {ok ? "true" : "false",
                              report_id,
                              error ? error : "",

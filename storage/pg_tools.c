@@ -331,17 +331,17 @@ static halo_status exec_cmd(pg_store *s, const char *sql, int64_t timeout_ms,
 static void append_scope(halo_buf *b, const char *agent_lit, uint64_t since,
                          uint64_t until)
 {
-    char ts[40];
+    char ts[HALO_ISO_NS_LEN];
     halo_buf_printf(b, "t.agent_id = %s", agent_lit);
     if (since) {
-        tl_iso_us(since, 0, ts);
+        halo_iso_from_us(since / 1000u, ts);
         halo_buf_printf(b,
                         " AND t.start_time >= '%s' AND t.start_unix_nano >= "
                         "%" PRIu64,
                         ts, since);
     }
     if (until) {
-        tl_iso_us(until, 1, ts);
+        halo_iso_from_us(until / 1000u + 1, ts);
         halo_buf_printf(b,
                         " AND t.start_time <= '%s' AND t.start_unix_nano < "
                         "%" PRIu64,
@@ -363,8 +363,8 @@ static halo_status make_views(pg_store *s, const halo_sql_req *r, halo_err *err)
     append_scope(&b, lit, r->since_ns, r->until_ns);
     halo_buf_puts(&b, ")");
     if (r->since_ns) {
-        char ts[40];
-        tl_iso_us(r->since_ns, 0, ts);
+        char ts[HALO_ISO_NS_LEN];
+        halo_iso_from_us(r->since_ns / 1000u, ts);
         halo_buf_printf(&b, " AND s.start_time >= '%s'", ts);
     }
     halo_buf_printf(&b,
@@ -554,17 +554,6 @@ halo_status pgt_sql_query(halo_store *base, const halo_sql_req *req,
     "translate(" c ", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', "                          \
     "'abcdefghijklmnopqrstuvwxyz')"
 
-static const char *value_or_null(const PGresult *res, int row, int col,
-                                 size_t *len)
-{
-    if (PQgetisnull(res, row, col)) {
-        *len = 0;
-        return NULL;
-    }
-    *len = (size_t)PQgetlength(res, row, col);
-    return PQgetvalue(res, row, col);
-}
-
 halo_status pgt_search_spans(halo_store *base, const halo_search_req *req,
                              halo_arena *arena, halo_search_hit **hits,
                              size_t *n, halo_err *err)
@@ -596,8 +585,8 @@ halo_status pgt_search_spans(halo_store *base, const halo_search_req *req,
                       "s.trace_id = t.trace_id WHERE ");
     append_scope(&b, "$1", r.since_ns, r.until_ns);
     if (r.since_ns) {
-        char ts[40];
-        tl_iso_us(r.since_ns, 0, ts);
+        char ts[HALO_ISO_NS_LEN];
+        halo_iso_from_us(r.since_ns / 1000u, ts);
         halo_buf_printf(&b, " AND s.start_time >= '%s'", ts);
     }
     halo_buf_printf(
@@ -631,7 +620,7 @@ halo_status pgt_search_spans(halo_store *base, const halo_search_req *req,
         const char *f[3];
         size_t lens[3];
         for (int k = 0; k < 3; k++)
-            f[k] = value_or_null(res, i, 4 + k, &lens[k]);
+            f[k] = pgr_value(res, i, 4 + k, &lens[k]);
         st =
             tl_add_hits(arena, &r, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
                         PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2),

@@ -202,6 +202,10 @@ halo_status sq_exec(sq_store *s, const char *sql, const char *what,
                     halo_err *err);
 /* ROLLBACK when a transaction is open. */
 void sq_rollback(sq_store *s);
+/* The text of column col of the statement stmt (a sqlite3_stmt *) at its
+ * current row, and its length in bytes; NULL (and *len 0) for SQL NULL
+ * (sqlite_read.c). */
+const char *sq_col_text(void *stmt, int col, size_t *len);
 
 /* Schema (sqlite_schema.c): apply pending migrations / check that a
  * read-only handle sees the current schema. */

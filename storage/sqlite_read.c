@@ -23,7 +23,7 @@
 
 /* ---- columns for store_rebuild.c ----------------------------------------- */
 
-static const char *col_text(void *ctx, int col, size_t *len)
+const char *sq_col_text(void *ctx, int col, size_t *len)
 {
     const char *t = (const char *)sqlite3_column_text(ctx, col);
     *len = t ? (size_t)sqlite3_column_bytes(ctx, col) : 0;
@@ -45,18 +45,19 @@ static bool col_null(void *ctx, int col)
     return sqlite3_column_type(ctx, col) == SQLITE_NULL;
 }
 
-/* Step st to the end, folding every row into a. */
-static halo_status sq_each(sq_store *s, sqlite3_stmt *st, rb_acc *a,
-                           const char *what, halo_err *err)
+/* Step st to the end, handing every row to fn(ctx, row), until fn
+ * fails. */
+static halo_status sq_each(sq_store *s, sqlite3_stmt *st, rb_row_fn fn,
+                           void *ctx, const char *what, halo_err *err)
 {
-    const rb_cols cols = {st, col_text, col_i64, col_f64, col_null};
+    const rb_cols cols = {st, sq_col_text, col_i64, col_f64, col_null};
     for (;;) {
         int rc = sqlite3_step(st);
         if (rc == SQLITE_DONE)
             return HALO_OK;
         if (rc != SQLITE_ROW)
             return sq_fail(s, err, what);
-        halo_status ret = rb_acc_add(a, &cols, err);
+        halo_status ret = fn(ctx, &cols, err);
         if (ret != HALO_OK)
             return ret;
     }
@@ -72,7 +73,8 @@ halo_status sq_get_trace(halo_store *base, const uint8_t trace_id[16],
     rb_acc a;
     rb_acc_init_trace(&a, arena, trace_id);
     sqlite3_bind_text(s->get_trace, 1, a.tid, 32, SQLITE_STATIC);
-    halo_status st = sq_each(s, s->get_trace, &a, "read a trace", err);
+    halo_status st =
+        sq_each(s, s->get_trace, rb_acc_add, &a, "read a trace", err);
     sqlite3_reset(s->get_trace);
     return rb_acc_finish(&a, st, (void **)spans, n, err);
 }
@@ -123,7 +125,7 @@ halo_status sq_list_traces(halo_store *base, const halo_trace_filter *f,
     rb_acc_init(&a, RB_TRACES, arena);
     halo_status ret = prepare_list(s, f, &st, err);
     if (ret == HALO_OK)
-        ret = sq_each(s, st, &a, "list traces", err);
+        ret = sq_each(s, st, rb_acc_add, &a, "list traces", err);
     sqlite3_finalize(st);
     return rb_acc_finish(&a, ret, (void **)rows, n, err);
 }
@@ -150,7 +152,7 @@ halo_status sq_agent_stats(halo_store *base, uint64_t since_ns,
     if (ret == HALO_OK) {
         sqlite3_bind_text(st, 1, since, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, until, -1, SQLITE_STATIC);
-        ret = sq_each(s, st, &a, "compute agent statistics", err);
+        ret = sq_each(s, st, rb_acc_add, &a, "compute agent statistics", err);
     }
     sqlite3_finalize(st);
     return rb_acc_finish(&a, ret, (void **)rows, n, err);
@@ -172,25 +174,17 @@ static const char SQL_SCAN_SPANS[] =
     "SELECT " SS_SPAN_COLUMNS("s.input", "s.output") " FROM spans s"
                                                      " WHERE s.trace_id = ?1";
 
+static halo_status add_span(void *sc, const rb_cols *row, halo_err *err)
+{
+    return ss_add_span(sc, row, 0, err);
+}
+
 /* The spans of the trace just begun in sc. */
 static halo_status scan_spans(sq_store *s, sqlite3_stmt *sp, ss_scan *sc,
                               halo_err *err)
 {
-    const rb_cols cols = {sp, col_text, col_i64, col_f64, col_null};
-    halo_status st = HALO_OK;
     sqlite3_bind_text(sp, 1, sc->trace.trace_id, -1, SQLITE_STATIC);
-    for (;;) {
-        int rc = sqlite3_step(sp);
-        if (rc == SQLITE_DONE)
-            break;
-        if (rc != SQLITE_ROW) {
-            st = sq_fail(s, err, "scan a window's spans");
-            break;
-        }
-        st = ss_add_span(sc, &cols, 0, err);
-        if (st != HALO_OK)
-            break;
-    }
+    halo_status st = sq_each(s, sp, add_span, sc, "scan a window's spans", err);
     sqlite3_reset(sp);
     return st;
 }
@@ -198,7 +192,7 @@ static halo_status scan_spans(sq_store *s, sqlite3_stmt *sp, ss_scan *sc,
 static halo_status scan_all(sq_store *s, sqlite3_stmt *tr, sqlite3_stmt *sp,
                             ss_scan *sc, halo_err *err)
 {
-    const rb_cols cols = {tr, col_text, col_i64, col_f64, col_null};
+    const rb_cols cols = {tr, sq_col_text, col_i64, col_f64, col_null};
     while (!sc->stopped) {
         int rc = sqlite3_step(tr);
         if (rc == SQLITE_DONE)
@@ -265,49 +259,33 @@ halo_status sq_list_reports(halo_store *base, const halo_report_filter *f,
     sq_store *s = (sq_store *)base;
     sqlite3_stmt *st = NULL;
     char sql[384];
-    rb_reports l = {arena, NULL, 0, 0};
-    *rows = NULL;
-    *n = 0;
+    rb_acc a;
+    rb_acc_init(&a, RB_REPORTS, arena);
     snprintf(sql, sizeof sql,
              "SELECT " REPORT_LIST_COLUMNS " FROM reports WHERE 1%s%s"
              " ORDER BY window_start DESC, id DESC LIMIT ?3",
              f->agent_id ? " AND agent_id = ?1" : "",
              f->schedule ? " AND schedule = ?2" : "");
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return sq_fail(s, err, "prepare the report list");
-    sqlite3_bind_text(st, 1, f->agent_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, f->schedule, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, f->limit > 0 ? f->limit : -1);
-    const rb_cols cols = {st, col_text, col_i64, col_f64, col_null};
     halo_status ret = HALO_OK;
-    for (;;) {
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
-            break;
-        if (rc != SQLITE_ROW) {
-            ret = sq_fail(s, err, "list reports");
-            break;
-        }
-        ret = rb_reports_add(&l, &cols, err);
-        if (ret != HALO_OK)
-            break;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        ret = sq_fail(s, err, "prepare the report list");
+    if (ret == HALO_OK) {
+        sqlite3_bind_text(st, 1, f->agent_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, f->schedule, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, f->limit > 0 ? f->limit : -1);
+        ret = sq_each(s, st, rb_acc_add, &a, "list reports", err);
     }
     sqlite3_finalize(st);
-    if (ret == HALO_OK) {
-        *rows = l.rows;
-        *n = l.n;
-    }
-    return ret;
+    return rb_acc_finish(&a, ret, (void **)rows, n, err);
 }
 
-/* Reports whose id is id (exact) or, when !exact, starts with it; at most
- * two rows read (two: ambiguous). */
+/* Reports whose id is id (exact) or, when !exact, starts with it, into
+ * f; at most two rows read (two: ambiguous). */
 static halo_status find_reports(sq_store *s, const char *id, bool exact,
-                                halo_arena *arena, halo_report_row *out,
-                                int *found, halo_err *err)
+                                rb_found *f, halo_err *err)
 {
     sqlite3_stmt *st = NULL;
-    *found = 0;
+    f->found = 0;
     const char *sql =
         exact ? "SELECT " REPORT_COLUMNS " FROM reports WHERE id = ?1"
               : "SELECT " REPORT_COLUMNS " FROM reports"
@@ -315,14 +293,7 @@ static halo_status find_reports(sq_store *s, const char *id, bool exact,
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return sq_fail(s, err, "prepare a report lookup");
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    const rb_cols cols = {st, col_text, col_i64, col_f64, col_null};
-    halo_status ret = HALO_OK;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && ret == HALO_OK)
-        if ((*found)++ == 0)
-            ret = rb_report_row(&cols, RB_REPORT_COLUMNS, arena, out, err);
-    if (ret == HALO_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
-        ret = sq_fail(s, err, "read a report");
+    halo_status ret = sq_each(s, st, rb_found_add, f, "read a report", err);
     sqlite3_finalize(st);
     return ret;
 }
@@ -331,12 +302,12 @@ halo_status sq_get_report(halo_store *base, const char *id, halo_arena *arena,
                           halo_report_row *out, halo_err *err)
 {
     sq_store *s = (sq_store *)base;
-    int found = 0;
+    rb_found f = {arena, out, 0};
     memset(out, 0, sizeof *out);
     if (!id || !*id)
         return halo_fail(err, HALO_EINVAL, "invalid report id: empty");
-    halo_status st = find_reports(s, id, true, arena, out, &found, err);
-    if (st == HALO_OK && !found && strlen(id) >= 6)
-        st = find_reports(s, id, false, arena, out, &found, err);
-    return rb_report_found(id, found, st, out, err);
+    halo_status st = find_reports(s, id, true, &f, err);
+    if (st == HALO_OK && !f.found && strlen(id) >= 6)
+        st = find_reports(s, id, false, &f, err);
+    return rb_report_found(id, f.found, st, out, err);
 }

@@ -374,13 +374,6 @@ static char *like_pattern(const char *q)
     return p;
 }
 
-static const char *col_text(sqlite3_stmt *st, int i, size_t *len)
-{
-    const char *p = (const char *)sqlite3_column_text(st, i);
-    *len = p ? (size_t)sqlite3_column_bytes(st, i) : 0;
-    return p;
-}
-
 halo_status sq_search_spans(halo_store *base, const halo_search_req *req,
                             halo_arena *arena, halo_search_hit **hits,
                             size_t *n, halo_err *err)
@@ -428,8 +421,9 @@ halo_status sq_search_spans(halo_store *base, const halo_search_req *req,
         const char *f[3];
         size_t lens[3], l;
         for (int i = 0; i < 3; i++)
-            f[i] = col_text(stmt, 4 + i, &lens[i]);
-        const char *tid = col_text(stmt, 0, &l), *sid = col_text(stmt, 1, &l);
+            f[i] = sq_col_text(stmt, 4 + i, &lens[i]);
+        const char *tid = sq_col_text(stmt, 0, &l),
+                   *sid = sq_col_text(stmt, 1, &l);
         st = tl_add_hits(arena, &r, tid ? tid : "", sid ? sid : "",
                          (const char *)sqlite3_column_text(stmt, 2),
                          (uint64_t)sqlite3_column_int64(stmt, 3), f, lens,

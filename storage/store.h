@@ -455,6 +455,11 @@ halo_status halo_run_key_check(const halo_run_key *k, const char *owner,
  * the NUL). */
 #define HALO_ISO_NS_LEN 31
 void halo_iso_from_ns(uint64_t ns, char out[HALO_ISO_NS_LEN]);
+/* us microseconds since the epoch -> "2026-11-16T09:00:00.123456Z" (28
+ * bytes with the NUL; out has room for halo_iso_from_ns's text): the
+ * precision of PostgreSQL's timestamptz, so halo_iso_from_us(ns / 1000) is
+ * a time as stored there. Every ns / 1000 + 1 of a uint64_t ns is valid. */
+void halo_iso_from_us(uint64_t us, char out[HALO_ISO_NS_LEN]);
 
 /* Nearest-rank percentile (q in [0,1]) of sorted[0..n); 0 when n == 0. */
 double halo_percentile(const double *sorted, size_t n, double q);

@@ -9,6 +9,10 @@
  * The prefixes are matched exactly (lower case), as libpq matches its URI
  * schemes. A spec that fits none is quoted back in the error with its
  * password masked (halo_pg_redact_dsn), whatever its form.
+ *
+ * Also the backend-neutral helpers of store.h: halo_run_key_check and
+ * halo_iso_from_us (PostgreSQL's microsecond times, built on
+ * halo_iso_from_ns so both texts agree digit for digit).
  */
 #include "store.h"
 
@@ -71,4 +75,19 @@ halo_status halo_run_key_check(const halo_run_key *k, const char *owner,
     if (!owner || !*owner)
         return halo_fail(err, HALO_EINVAL, "invalid run owner: empty");
     return HALO_OK;
+}
+
+void halo_iso_from_us(uint64_t us, char out[HALO_ISO_NS_LEN])
+{
+    /* the whole seconds in ns (us * 1000 itself may not fit), then the six
+     * digits of the fraction */
+    uint64_t sec = us / 1000000u;
+    uint32_t frac = (uint32_t)(us % 1000000u);
+    if (sec > UINT64_MAX / 1000000000u)
+        sec = UINT64_MAX / 1000000000u;
+    halo_iso_from_ns(sec * 1000000000u, out);
+    for (int i = 25; i >= 20; i--, frac /= 10)
+        out[i] = (char)('0' + frac % 10);
+    out[26] = 'Z';
+    out[27] = '\0';
 }

@@ -7,8 +7,9 @@
  * and resources and scopes are looked up by their JSON text (a trace has a
  * handful, so a linear scan) so that spans that shared one in the OTLP
  * request share one again. Trace rows take their ISO times from the
- * nanosecond columns. Agent statistics are computed here, not in SQL, from
- * one row per trace in any order (store_rebuild.h says how). Strings are
+ * nanosecond columns; report rows copy their columns as text. Agent
+ * statistics are computed here, not in SQL, from one row per trace in any
+ * order (store_rebuild.h says how). Strings are
  * copied into the caller's arena as they are read; an allocation failure
  * is remembered (oom) and reported once per row. The results grow in
  * malloc'd arrays and are copied into the arena once, at the end.
@@ -66,6 +67,8 @@ static size_t item_size(rb_kind kind)
         return sizeof(halo_span);
     case RB_TRACES:
         return sizeof(halo_trace_row);
+    case RB_REPORTS:
+        return sizeof(halo_report_row);
     default:
         return sizeof(halo_agent_stats);
     }
@@ -519,8 +522,9 @@ void rb_acc_init_trace(rb_acc *a, halo_arena *arena, const uint8_t trace_id[16])
     halo_hex_encode(trace_id, 16, a->tid);
 }
 
-halo_status rb_acc_add(rb_acc *a, const rb_cols *row, halo_err *err)
+halo_status rb_acc_add(void *acc, const rb_cols *row, halo_err *err)
 {
+    rb_acc *a = acc;
     rd r = {row, a->arena, false};
     halo_status st = HALO_OK;
     if (a->kind == RB_STATS) {
@@ -531,6 +535,9 @@ halo_status rb_acc_add(rb_acc *a, const rb_cols *row, halo_err *err)
             return oom(err);
         if (a->kind == RB_SPANS)
             st = row_to_span(a, &r, item, err);
+        else if (a->kind == RB_REPORTS)
+            st =
+                rb_report_row(row, RB_REPORT_LIST_COLUMNS, a->arena, item, err);
         else
             row_to_trace(&r, item);
     }
@@ -597,22 +604,12 @@ halo_status rb_report_row(const rb_cols *row, int n_cols, halo_arena *arena,
     return r.oom ? oom(err) : HALO_OK;
 }
 
-halo_status rb_reports_add(rb_reports *l, const rb_cols *row, halo_err *err)
+halo_status rb_found_add(void *found, const rb_cols *row, halo_err *err)
 {
-    if (l->n == l->cap) { /* a doubled arena array; the old one is left */
-        size_t nc = l->cap ? 2 * l->cap : 16;
-        halo_report_row *p = halo_arena_alloc(l->arena, nc * sizeof *p);
-        if (!p)
-            return oom(err);
-        if (l->n)
-            memcpy(p, l->rows, l->n * sizeof *p);
-        l->rows = p;
-        l->cap = nc;
-    }
-    halo_status st = rb_report_row(row, 8, l->arena, &l->rows[l->n], err);
-    if (st == HALO_OK)
-        l->n++;
-    return st;
+    rb_found *f = found;
+    if (f->found++)
+        return HALO_OK;
+    return rb_report_row(row, RB_REPORT_COLUMNS, f->arena, f->out, err);
 }
 
 halo_status rb_report_found(const char *id, int found, halo_status st,

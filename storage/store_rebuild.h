@@ -1,10 +1,12 @@
 /*
  * store_rebuild.h -- the backend-neutral half of the stores' read side:
  * result rows turned into store.h's read results (halo_span,
- * halo_trace_row, halo_agent_stats), the same for SQLite and PostgreSQL.
+ * halo_trace_row, halo_agent_stats, halo_report_row), the same for SQLite
+ * and PostgreSQL.
  *
- * A backend runs its query and hands each result row to rb_acc_add()
- * through four column accessors (rb_cols): the text of a column (NULL for
+ * A backend runs its query in one row loop and hands each result row to
+ * an rb_row_fn (rb_acc_add(), rb_found_add()) through four column
+ * accessors (rb_cols): the text of a column (NULL for
  * SQL NULL), as an integer, as a double, is-NULL. Everything the results
  * hold is copied into the caller's arena; nothing points into a backend's
  * row, which may die at the next row.
@@ -59,10 +61,14 @@ typedef struct rb_cols {
     bool (*is_null)(void *ctx, int col);
 } rb_cols;
 
+/* What a backend does with each row of a query (ctx: the caller's). */
+typedef halo_status (*rb_row_fn)(void *ctx, const rb_cols *row, halo_err *err);
+
 typedef enum rb_kind {
-    RB_SPANS,  /* SQ_SPAN_COLUMNS rows -> halo_span */
-    RB_TRACES, /* RB_TRACE_COLUMNS rows -> halo_trace_row */
-    RB_STATS,  /* RB_STATS_COLUMNS rows -> halo_agent_stats */
+    RB_SPANS,   /* SQ_SPAN_COLUMNS rows -> halo_span */
+    RB_TRACES,  /* RB_TRACE_COLUMNS rows -> halo_trace_row */
+    RB_STATS,   /* RB_STATS_COLUMNS rows -> halo_agent_stats */
+    RB_REPORTS, /* `reports` rows, RB_REPORT_LIST_COLUMNS -> halo_report_row */
 } rb_kind;
 
 typedef struct rb_res rb_res;     /* a rebuilt resource and its JSON */
@@ -73,7 +79,8 @@ typedef struct rb_scope rb_scope; /* a rebuilt scope and its JSON */
 typedef struct rb_acc {
     rb_kind kind;
     halo_arena *arena;
-    void *items; /* halo_span / halo_trace_row / halo_agent_stats */
+    void *items; /* halo_span / halo_trace_row / halo_agent_stats /
+                  * halo_report_row */
     size_t n, cap;
     rb_res *res; /* RB_SPANS */
     size_t n_res, cap_res;
@@ -94,8 +101,9 @@ void rb_acc_init(rb_acc *a, rb_kind kind, halo_arena *arena);
 void rb_acc_init_trace(rb_acc *a, halo_arena *arena,
                        const uint8_t trace_id[16]);
 
-/* Fold one row into the results. */
-halo_status rb_acc_add(rb_acc *a, const rb_cols *row, halo_err *err);
+/* Fold one row into the results; acc is an rb_acc (an rb_row_fn, so a
+ * backend's row loop can take it). */
+halo_status rb_acc_add(void *acc, const rb_cols *row, halo_err *err);
 
 /* When st is HALO_OK, the results as one arena array in *out (NULL when
  * there are none) and their count in *n; else *out = NULL, *n = 0. Frees
@@ -106,8 +114,10 @@ halo_status rb_acc_finish(rb_acc *a, halo_status st, void **out, size_t *n,
 
 /* A report's values in the column order of `reports` (id, agent_id,
  * schedule, window_start, window_end, generated_at, mode, model, json,
- * markdown) for put_report; HALO_EINVAL when it has no id. */
+ * markdown) for put_report; HALO_EINVAL when it has no id. list_reports
+ * reads the first RB_REPORT_LIST_COLUMNS (not json and markdown). */
 #define RB_REPORT_COLUMNS 10
+#define RB_REPORT_LIST_COLUMNS 8
 halo_status rb_report_values(const halo_report_row *r,
                              const char *vals[RB_REPORT_COLUMNS],
                              halo_err *err);
@@ -118,14 +128,15 @@ halo_status rb_report_values(const halo_report_row *r,
 halo_status rb_report_row(const rb_cols *row, int n_cols, halo_arena *arena,
                           halo_report_row *out, halo_err *err);
 
-/* list_reports' results: rows (8 columns, rb_report_row) in an arena
- * array that doubles as it grows. */
-typedef struct rb_reports {
+/* get_report's matches (every column of `reports`): the first row into
+ * out, every row counted in found (for rb_report_found). rb_found_add is
+ * an rb_row_fn over an rb_found. */
+typedef struct rb_found {
     halo_arena *arena;
-    halo_report_row *rows;
-    size_t n, cap;
-} rb_reports;
-halo_status rb_reports_add(rb_reports *l, const rb_cols *row, halo_err *err);
+    halo_report_row *out;
+    int found;
+} rb_found;
+halo_status rb_found_add(void *found, const rb_cols *row, halo_err *err);
 
 /* get_report's outcome from the rows that matched id (found: 0, 1, or 2
  * for several): st when it is a failure, HALO_ENOTFOUND "report "ID" not

@@ -13,6 +13,7 @@
 #include "store_tools.h"
 
 #include "../core/arena.h"
+#include "../core/buf.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -20,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Room kept for the footer line in max_bytes. */
 #define FOOTER_ROOM 64
@@ -84,17 +84,6 @@ static void cell_sep(tl_text *t)
         halo_buf_putc(&t->row, '\t');
 }
 
-/* Bytes of p[0..n) to keep so the cut falls on a UTF-8 boundary. */
-static size_t utf8_cut(const char *p, size_t n, size_t max)
-{
-    if (n <= max)
-        return n;
-    size_t k = max;
-    while (k > 0 && ((unsigned char)p[k] & 0xC0) == 0x80)
-        k--;
-    return k;
-}
-
 static void put_escaped(halo_buf *b, const char *p, size_t n)
 {
     size_t run = 0;
@@ -121,7 +110,7 @@ static void put_escaped(halo_buf *b, const char *p, size_t n)
 void tl_cell_text(tl_text *t, const char *p, size_t n)
 {
     cell_sep(t);
-    size_t keep = utf8_cut(p, n, t->max_cell);
+    size_t keep = halo_utf8_prefix(p, n, t->max_cell);
     put_escaped(&t->row, p, keep);
     if (keep < n)
         halo_buf_puts(&t->row, "...");
@@ -543,15 +532,4 @@ halo_status tl_add_hits(halo_arena *arena, const halo_search_req *req,
             return halo_fail(err, HALO_ENOMEM, "out of memory");
     }
     return HALO_OK;
-}
-
-void tl_iso_us(uint64_t ns, int64_t add_us, char out[40])
-{
-    int64_t us = (int64_t)(ns / 1000u) + add_us;
-    time_t sec = (time_t)(us / 1000000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    char day[32];
-    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 40, "%.20s.%06dZ", day, (int)(us % 1000000));
 }

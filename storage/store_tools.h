@@ -131,8 +131,4 @@ halo_status tl_add_hits(halo_arena *arena, const halo_search_req *req,
                         halo_search_hit *hits, size_t cap, size_t *n,
                         halo_err *err);
 
-/* "YYYY-MM-DDTHH:MM:SS.ffffffZ": ns floored to microseconds (PostgreSQL's
- * timestamptz precision), plus add_us microseconds. */
-void tl_iso_us(uint64_t ns, int64_t add_us, char out[40]);
-
 #endif
