@@ -117,7 +117,7 @@ static bool strmap_grow(strmap *m)
     m->slots = slots;
     m->n_slots = ns;
     for (size_t k = 0; k < m->n; k++) {
-        size_t slot;
+        size_t slot = 0;
         slot_find(m, m->keys[k], strlen(m->keys[k]), &slot);
         m->slots[slot] = (int32_t)k;
     }

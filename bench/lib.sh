@@ -180,12 +180,14 @@ store_check_tools() {
 # How the store writes, for the report.
 store_method() {
     if [[ ${BENCH_STORE:-sqlite} == postgres ]]; then
-        echo "binary COPY into a session temp table, INSERT ... ON CONFLICT" \
-             "DO NOTHING into day-partitioned spans, traces upsert; one" \
-             "transaction per group; ${BENCH_PG_CONNECTIONS:-4} connections"
+        echo "binary COPY straight into day-partitioned spans under a" \
+             "savepoint (staging table + INSERT ... ON CONFLICT DO NOTHING" \
+             "on a redelivery), traces upsert; one transaction per group;" \
+             "${BENCH_PG_CONNECTIONS:-4} connections"
     else
-        echo "prepared INSERT OR IGNORE, one transaction per group commit," \
-             "WAL, synchronous=full"
+        echo "prepared INSERT ... ON CONFLICT DO NOTHING, one transaction per" \
+             "group commit, WAL; durable (synchronous=full): the log is" \
+             "fdatasynced after each commit, overlapping the next one"
     fi
 }
 

@@ -21,6 +21,13 @@
  * batch of the group is completed with HALO_ERETRY and SQLite's message, so
  * the clients retry (the store is idempotent on (trace_id, span_id)).
  *
+ * With synchronous=full the store is opened with deferred sync (store.h):
+ * COMMIT returns once the log is written, and a second thread, the syncer,
+ * fdatasyncs it and only then completes the batches of every group
+ * committed before the sync began. The writer meanwhile runs the next
+ * transaction, so the disk's sync and SQLite's work overlap instead of
+ * adding up; what a client is told is unchanged (OK only once durable).
+ *
  * Retention runs in the writer thread, at start and then every
  * min(10 min, retention / 10), as short delete transactions interleaved
  * with the queue: a pending write always goes first.
@@ -82,6 +89,15 @@ typedef struct sqlite_exp {
     bool closed;
     pthread_t thread;
 
+    /* the syncer (deferred sync): batches committed, not yet synced;
+     * appended by the writer, taken whole by the syncer. Under mu. */
+    halo_batch **unsynced;
+    size_t n_unsynced, cap_unsynced;
+    pthread_cond_t sync_cv;
+    bool sync_stop;
+    bool sync_started;
+    pthread_t sync_thread;
+
     /* writer-thread state */
     uint64_t next_retention; /* monotonic ns; 0: retention off */
     bool retention_active;
@@ -107,6 +123,78 @@ static void complete_group(sqlite_exp *e, queued *group, size_t n,
     halo_metric_add(st == HALO_OK ? e->m.sent : e->m.failed, (double)spans);
 }
 
+/* Hand a committed group to the syncer; false when out of memory (the
+ * caller then syncs and completes it itself). */
+static bool defer_group(sqlite_exp *e, queued *group, size_t n)
+{
+    pthread_mutex_lock(&e->mu);
+    if (e->n_unsynced + n > e->cap_unsynced) {
+        size_t cap = e->cap_unsynced ? e->cap_unsynced * 2 : 64;
+        while (cap < e->n_unsynced + n)
+            cap *= 2;
+        halo_batch **p = realloc(e->unsynced, cap * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&e->mu);
+            return false;
+        }
+        e->unsynced = p;
+        e->cap_unsynced = cap;
+    }
+    for (size_t i = 0; i < n; i++)
+        e->unsynced[e->n_unsynced++] = group[i].b;
+    pthread_cond_signal(&e->sync_cv);
+    pthread_mutex_unlock(&e->mu);
+    for (size_t i = 0; i < n; i++) /* the rows are in the database now */
+        e->store->ops->free_rows(e->store, group[i].rows);
+    return true;
+}
+
+/* Sync the store and complete batches[0..n) with the outcome. */
+static void sync_and_complete(sqlite_exp *e, halo_batch **batches, size_t n)
+{
+    halo_err err = {{0}};
+    halo_status st = e->store->ops->sync(e->store, &err);
+    if (st != HALO_OK)
+        LOG_ERROR(e->prefix, "%s", err.msg);
+    size_t spans = 0;
+    for (size_t i = 0; i < n; i++) {
+        spans += batches[i]->n_spans;
+        halo_batch_done(batches[i], st == HALO_OK ? HALO_OK : HALO_ERETRY,
+                        st == HALO_OK ? "" : err.msg);
+    }
+    halo_metric_add(st == HALO_OK ? e->m.sent : e->m.failed, (double)spans);
+}
+
+static void *syncer_main(void *arg)
+{
+    sqlite_exp *e = arg;
+    halo_batch **mine = NULL;
+    size_t cap_mine = 0;
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        if (!e->n_unsynced) {
+            if (e->sync_stop)
+                break;
+            pthread_cond_wait(&e->sync_cv, &e->mu);
+            continue;
+        }
+        /* take the whole list: swap it with ours (emptied) */
+        halo_batch **taken = e->unsynced;
+        size_t n = e->n_unsynced, cap = e->cap_unsynced;
+        e->unsynced = mine;
+        e->cap_unsynced = cap_mine;
+        e->n_unsynced = 0;
+        pthread_mutex_unlock(&e->mu);
+        sync_and_complete(e, taken, n);
+        mine = taken;
+        cap_mine = cap;
+        pthread_mutex_lock(&e->mu);
+    }
+    pthread_mutex_unlock(&e->mu);
+    free(mine);
+    return NULL;
+}
+
 static void write_group(sqlite_exp *e, queued *group, halo_store_rows **rows,
                         size_t n)
 {
@@ -125,6 +213,15 @@ static void write_group(sqlite_exp *e, queued *group, halo_store_rows **rows,
     if (ws.duplicates)
         LOG_DEBUG(e->prefix, "%lld spans already stored (redelivery)",
                   (long long)ws.duplicates);
+    if (e->sync_started && defer_group(e, group, n))
+        return;
+    /* no syncer, or no memory to hand the group over: sync here */
+    if (e->cfg->synchronous == SYNC_FULL && e->store->ops->sync &&
+        (st = e->store->ops->sync(e->store, &err)) != HALO_OK) {
+        LOG_ERROR(e->prefix, "%s", err.msg);
+        complete_group(e, group, n, HALO_ERETRY, err.msg);
+        return;
+    }
     complete_group(e, group, n, HALO_OK, "");
 }
 
@@ -274,6 +371,7 @@ static halo_status sqlite_create(halo_component *self, halo_err *err)
     pthread_cond_init(&e->cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&e->idle_cv, NULL);
+    pthread_cond_init(&e->sync_cv, NULL);
     pthread_mutex_init(&e->mu, NULL);
     self->ctx = e;
     if (!e->ring)
@@ -298,6 +396,19 @@ static halo_status make_parent_dir(const char *path, halo_err *err)
     return halo_mkdir_p(dir, 0755, err);
 }
 
+/* Let the syncer complete what was committed, then join it. */
+static void stop_syncer(sqlite_exp *e)
+{
+    if (!e->sync_started)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->sync_stop = true;
+    pthread_cond_signal(&e->sync_cv);
+    pthread_mutex_unlock(&e->mu);
+    pthread_join(e->sync_thread, NULL);
+    e->sync_started = false;
+}
+
 static halo_status sqlite_start(halo_component *self, halo_err *err)
 {
     sqlite_exp *e = self->ctx;
@@ -313,13 +424,19 @@ static halo_status sqlite_start(halo_component *self, halo_err *err)
         .busy_timeout_ms = cfg->busy_timeout_ns / 1000000,
         .cache_kib = cfg->cache_size / 1024,
         .background_checkpoint = true,
+        .deferred_sync = cfg->synchronous == SYNC_FULL,
     };
     st = halo_store_open_sqlite(&o, &e->store, err);
     if (st != HALO_OK)
         return st;
     if (cfg->retention_ns > 0)
         e->next_retention = halo_mono_ns(); /* a first pass at start */
+    /* without the syncer, write_group syncs each group itself */
+    if (cfg->synchronous == SYNC_FULL && e->store->ops->sync &&
+        pthread_create(&e->sync_thread, NULL, syncer_main, e) == 0)
+        e->sync_started = true;
     if (pthread_create(&e->thread, NULL, writer_main, e) != 0) {
+        stop_syncer(e);
         halo_store_close(e->store);
         e->store = NULL;
         return halo_fail(err, HALO_EIO, "could not start the writer thread");
@@ -411,6 +528,7 @@ static void sqlite_shutdown(halo_component *self)
     if (e->thread_started)
         pthread_join(e->thread, NULL);
     e->thread_started = false;
+    stop_syncer(e);
     /* never started: nobody will write what was queued */
     while (e->count) {
         queued q = e->ring[e->head];
@@ -439,10 +557,20 @@ static void sqlite_destroy(halo_component *self)
     sqlite_shutdown(self);
     pthread_cond_destroy(&e->cv);
     pthread_cond_destroy(&e->idle_cv);
+    pthread_cond_destroy(&e->sync_cv);
+    free(e->unsynced);
     pthread_mutex_destroy(&e->mu);
     free(e->ring);
     free(e);
     self->ctx = NULL;
+}
+
+/* The exporter's store handle once started (NULL before): tests use it
+ * to watch the write path. */
+halo_store *halo_sqlite_exporter_store(const halo_component *self)
+{
+    const sqlite_exp *e = self->ctx;
+    return e ? e->store : NULL;
 }
 
 static const halo_field schema[] = {

@@ -33,7 +33,9 @@
  * is fixed in the same write.
  *
  * Durability: WAL journal, synchronous FULL by default (a committed
- * transaction survives power loss), NORMAL optional.
+ * transaction survives power loss), NORMAL optional. A handle opened with
+ * deferred_sync commits without syncing and sq_sync() (sqlite_ckpt.c)
+ * syncs the log afterwards, from another thread.
  */
 #include "sqlite_int.h"
 
@@ -45,6 +47,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define LOG_PREFIX "storage:sqlite"
 
@@ -759,7 +762,7 @@ static halo_status configure(sq_store *s, const halo_store_opts *o,
     st = sq_exec(s, "PRAGMA journal_mode = WAL", "enable WAL", err);
     if (st == HALO_OK)
         st = sq_exec(s,
-                     o->synchronous == HALO_SYNC_NORMAL
+                     o->synchronous == HALO_SYNC_NORMAL || o->deferred_sync
                          ? "PRAGMA synchronous = NORMAL"
                          : "PRAGMA synchronous = FULL",
                      "set synchronous", err);
@@ -782,6 +785,8 @@ static void sq_close(halo_store *base)
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
         LOG_WARN(LOG_PREFIX, "could not close database \"%s\": %s", s->path,
                  sqlite3_errmsg(s->db));
+    if (s->wal_fd >= 0)
+        close(s->wal_fd);
     free(s->slots);
     free(s->deltas);
     free(s->path);
@@ -799,12 +804,24 @@ static void global_init(void)
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* Deferred sync when the log can be opened; otherwise commits sync
+ * themselves again (synchronous=FULL), which is as durable, only slower. */
+static halo_status deferred_sync_or_full(sq_store *s, halo_err *err)
+{
+    halo_err why = {{0}};
+    if (sq_open_deferred_sync(s, &why) == HALO_OK)
+        return HALO_OK;
+    LOG_WARN(LOG_PREFIX, "%s: every commit syncs itself instead", why.msg);
+    return sq_exec(s, "PRAGMA synchronous = FULL", "set synchronous", err);
+}
+
 static const halo_store_ops sq_ops = {
     .name = "sqlite",
     .write_batches = sq_write_batches,
     .prepare = sq_prepare,
     .write_rows = sq_write_rows,
     .free_rows = sq_free_rows,
+    .sync = sq_sync,
     .retention_step = sq_retention_step,
     .list_traces = sq_list_traces,
     .get_trace = sq_get_trace,
@@ -842,6 +859,7 @@ halo_status halo_store_open_sqlite(const halo_store_opts *o, halo_store **out,
     }
     s->base.ops = &sq_ops;
     s->read_only = o->read_only;
+    s->wal_fd = -1;
     int flags = (o->read_only ? SQLITE_OPEN_READONLY
                               : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
                 SQLITE_OPEN_NOMUTEX;
@@ -858,6 +876,9 @@ halo_status halo_store_open_sqlite(const halo_store_opts *o, halo_store **out,
         st = prepare_all(s, err);
     if (st == HALO_OK && o->background_checkpoint && !o->read_only)
         st = sq_start_checkpointer(s, o, err);
+    if (st == HALO_OK && o->deferred_sync && !o->read_only &&
+        o->synchronous != HALO_SYNC_NORMAL)
+        st = deferred_sync_or_full(s, err);
 cleanup:
     if (st != HALO_OK) {
         sq_close(&s->base);

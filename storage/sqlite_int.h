@@ -187,6 +187,10 @@ typedef struct sq_store {
     int ckpt_soft;  /* frames: wake the checkpointer */
     int ckpt_hard;  /* frames: the writer checkpoints itself */
 
+    /* deferred sync (store.h): the write-ahead log, synced by sq_sync() */
+    bool defer_sync;
+    int wal_fd;
+
     /* the per-write trace map: open addressing, slot = index + 1 */
     uint32_t *slots;
     size_t slot_cap;
@@ -218,6 +222,10 @@ halo_status sq_start_checkpointer(sq_store *s, const halo_store_opts *o,
 void sq_stop_checkpointer(sq_store *s);
 /* After each commit of the writer. */
 void sq_after_commit(sq_store *s);
+/* Deferred sync (store.h): open the write-ahead log for sq_sync(), after
+ * the schema is in place (the log exists then). */
+halo_status sq_open_deferred_sync(sq_store *s, halo_err *err);
+halo_status sq_sync(halo_store *base, halo_err *err);
 
 /* Read-side operations (sqlite_read.c). */
 halo_status sq_list_traces(halo_store *st, const halo_trace_filter *f,

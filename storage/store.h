@@ -62,6 +62,12 @@ typedef struct halo_store_opts {
      * the store's own (a second connection) instead of in the writer's
      * commits, so a long-running writer spends its time writing. */
     bool background_checkpoint;
+    /* SQLite, synchronous FULL: write_rows() commits without waiting for
+     * the disk, and sync() makes every commit so far durable. The writer
+     * goes on with its next transaction while the disk syncs the last one;
+     * a caller confirms a write only after a sync() that began after the
+     * write returned. Ignored when the backend has no sync(). */
+    bool deferred_sync;
 } halo_store_opts;
 
 /* ---- read results ------------------------------------------------------ */
@@ -293,6 +299,10 @@ typedef struct halo_store_ops {
                               size_t n, halo_write_stats *stats, halo_err *err);
     /* NULL is allowed. Thread-safe like prepare(). */
     void (*free_rows)(halo_store *st, halo_store_rows *rows);
+    /* NULL unless the handle was opened with deferred_sync: make every
+     * transaction committed so far durable. Thread-safe: it may run on
+     * another thread while write_rows() commits the next one. */
+    halo_status (*sync)(halo_store *st, halo_err *err);
     /* Delete the oldest max_rows traces that started before cutoff_ns,
      * with all their spans, in one short transaction (so a writer is never
      * blocked for long). *deleted gets the rows removed (spans + traces),

@@ -1298,6 +1298,164 @@ TEST(exporter_queue_full_and_write_failure)
     exp_free(&f);
 }
 
+/* synchronous=full: a commit is confirmed only after the sync that
+ * follows it (deferred sync). The store's sync() is wrapped so the test
+ * holds it: the rows are committed (another connection reads them) while
+ * the client has no answer yet; a failed sync answers retryably. */
+halo_store *halo_sqlite_exporter_store(const halo_component *self);
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool hold;   /* sync() waits while set */
+    int waiting; /* sync() calls waiting */
+    int calls;   /* sync() calls in all */
+    bool fail;   /* the next sync() fails */
+    halo_status (*real)(halo_store *, halo_err *);
+} held_sync = {PTHREAD_MUTEX_INITIALIZER,
+               PTHREAD_COND_INITIALIZER,
+               false,
+               0,
+               0,
+               false,
+               NULL};
+
+static halo_status held_sync_fn(halo_store *st, halo_err *err)
+{
+    pthread_mutex_lock(&held_sync.mu);
+    held_sync.calls++;
+    held_sync.waiting++;
+    pthread_cond_broadcast(&held_sync.cv);
+    while (held_sync.hold)
+        pthread_cond_wait(&held_sync.cv, &held_sync.mu);
+    held_sync.waiting--;
+    bool fail = held_sync.fail;
+    held_sync.fail = false;
+    pthread_mutex_unlock(&held_sync.mu);
+    if (fail)
+        return halo_fail(err, HALO_EIO, "could not sync: test failure");
+    return held_sync.real(st, err);
+}
+
+static bool held_sync_wait_waiting(double seconds)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)seconds;
+    pthread_mutex_lock(&held_sync.mu);
+    while (!held_sync.waiting &&
+           pthread_cond_timedwait(&held_sync.cv, &held_sync.mu, &ts) == 0)
+        ;
+    bool ok = held_sync.waiting > 0;
+    pthread_mutex_unlock(&held_sync.mu);
+    return ok;
+}
+
+static void held_sync_set(bool hold, bool fail)
+{
+    pthread_mutex_lock(&held_sync.mu);
+    held_sync.hold = hold;
+    held_sync.fail = fail;
+    pthread_cond_broadcast(&held_sync.cv);
+    pthread_mutex_unlock(&held_sync.mu);
+}
+
+TEST(exporter_confirms_only_after_sync)
+{
+    char yaml[800];
+    const char *path = db_path("deferred.db");
+    snprintf(yaml, sizeof yaml, "path: %s\nretention: 0\n", path);
+    exp_fixture f;
+    halo_err err = {{0}};
+    CHECK(exp_init(&f, yaml, &err));
+    CHECK_INT(f.c.def->start(&f.c, &err), HALO_OK);
+    halo_store *st = halo_sqlite_exporter_store(&f.c);
+    CHECK(st && st->ops->sync);
+    halo_store_ops ops = *st->ops;
+    held_sync.real = ops.sync;
+    held_sync.calls = 0;
+    ops.sync = held_sync_fn;
+    held_sync_set(true, false);
+    st->ops = &ops; /* the writer has nothing to do yet: no race */
+
+    ack_result r = {0};
+    CHECK_INT(f.c.def->consume(&f.c, acked_batch(700, &r)), HALO_OK);
+    CHECK(held_sync_wait_waiting(10));
+    /* committed, readable by another connection, and not yet confirmed */
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM spans"), 2);
+    CHECK(!atomic_load(&r.done));
+    /* the writer goes on committing while the sync is held */
+    ack_result r2 = {0};
+    CHECK_INT(f.c.def->consume(&f.c, acked_batch(701, &r2)), HALO_OK);
+    double deadline = mono_s() + 10;
+    while (sql_int(path, "SELECT count(*) FROM spans") != 4 &&
+           mono_s() < deadline)
+        usleep(1000);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM spans"), 4);
+    CHECK(!atomic_load(&r.done) && !atomic_load(&r2.done));
+    held_sync_set(false, false);
+    CHECK(wait_ack(&r, 10) && wait_ack(&r2, 10));
+    CHECK_INT(atomic_load(&r.status), HALO_OK);
+    CHECK_INT(atomic_load(&r2.status), HALO_OK);
+    CHECK(held_sync.calls >= 2); /* one sync at least after each commit */
+
+    /* a failed sync: the client is told to retry, with the reason */
+    held_sync_set(false, true);
+    ack_result r3 = {0};
+    CHECK_INT(f.c.def->consume(&f.c, acked_batch(702, &r3)), HALO_OK);
+    CHECK(wait_ack(&r3, 10));
+    CHECK_INT(atomic_load(&r3.status), HALO_ERETRY);
+    CHECK_CONTAINS(r3.msg, "could not sync");
+    f.c.def->shutdown(&f.c);
+    exp_free(&f);
+
+    /* synchronous: normal confirms after the commit alone: no sync */
+    const char *p2 = db_path("normal.db");
+    snprintf(yaml, sizeof yaml, "path: %s\nretention: 0\nsynchronous: normal\n",
+             p2);
+    CHECK(exp_init(&f, yaml, &err));
+    CHECK_INT(f.c.def->start(&f.c, &err), HALO_OK);
+    st = halo_sqlite_exporter_store(&f.c);
+    ops = *st->ops;
+    held_sync.real = ops.sync;
+    ops.sync = held_sync_fn;
+    held_sync_set(true, false);
+    st->ops = &ops;
+    ack_result r4 = {0};
+    CHECK_INT(f.c.def->consume(&f.c, acked_batch(703, &r4)), HALO_OK);
+    CHECK(wait_ack(&r4, 10));
+    CHECK_INT(atomic_load(&r4.status), HALO_OK);
+    held_sync_set(false, false);
+    f.c.def->shutdown(&f.c);
+    exp_free(&f);
+}
+
+/* Deferred sync needs a write-ahead log; a database that cannot have one
+ * (in memory) falls back to commits that sync themselves, and sync() is
+ * then a no-op that succeeds. */
+TEST(deferred_sync_falls_back_without_wal)
+{
+    halo_err err = {{0}};
+    halo_store *st = NULL;
+    halo_store_opts o = {.path = ":memory:", .deferred_sync = true};
+    CHECK_INT(halo_store_open_sqlite(&o, &st, &err), HALO_OK);
+    CHECK(st->ops->sync);
+    CHECK_INT(st->ops->sync(st, &err), HALO_OK);
+    halo_store_close(st);
+
+    const char *path = db_path("deferred-store.db");
+    o.path = path;
+    CHECK_INT(halo_store_open_sqlite(&o, &st, &err), HALO_OK);
+    halo_batch *b = perf_batch(1, 10);
+    CHECK_INT(st->ops->write_batches(st, (const halo_batch *const *)&b, 1, NULL,
+                                     &err),
+              HALO_OK);
+    halo_batch_done(b, HALO_OK, "");
+    CHECK_INT(st->ops->sync(st, &err), HALO_OK);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM spans"), 10);
+    halo_store_close(st);
+}
+
 /* Producers still inside consume() (encoding rows) while shutdown runs:
  * every batch is answered exactly once, stored or refused retryably, and
  * nothing touches the store after shutdown closed it (a refused batch used
