@@ -44,6 +44,8 @@ typedef struct lg_opts {
     int spans_per_trace;   /* spans of one agent run (trace) */
     int pool_size;         /* distinct pre-encoded requests */
     int text_pct;          /* input/output text length, % of realistic */
+    bool sequential_ids;   /* ids in sending order (default: random-looking,
+                              as SDKs make them) */
     double duration_s;     /* stop issuing after this long (0: no limit) */
     uint64_t requests;     /* stop after this many requests (0: no limit) */
     double rate;           /* spans/s, open loop (0: closed loop) */

@@ -23,8 +23,15 @@
  * sent must be new; this costs one memcpy plus ~40 bytes of patching per
  * span, instead of re-encoding.
  *
- *   trace_id = nonce[8] | seq (48-bit big endian) | trace index (16-bit)
+ *   x        = seq (48 bits) << 16 | trace index (16 bits)
+ *   trace_id = nonce[8] XOR mix(~x) | mix(x)     (both 64-bit big endian)
  *   span_id  =            seq (48-bit big endian) | span index + 1 (16-bit)
+ *
+ * mix is a bijection on 64 bits (the splitmix64 finalizer), so trace ids
+ * stay unique while looking random, as OpenTelemetry SDKs make them: a
+ * store then inserts them all over its trace-id indexes, not in order at
+ * their end. --ids sequential gives trace_id = nonce | x instead (the
+ * cheap case for a B-tree; the figures before 2026-11-23 used it).
  */
 #include "lg.h"
 
@@ -279,6 +286,7 @@ struct lg_pool {
     int spans;
     lg_span_ref *refs; /* n_reqs * spans */
     uint8_t nonce[8];
+    bool sequential_ids;
     uint64_t gen_ns; /* wall clock at generation */
     size_t max_len;
 };
@@ -393,12 +401,28 @@ static void put_be(uint8_t *dst, uint64_t v, int nbytes)
     }
 }
 
-static void make_trace_id(const uint8_t nonce[8], uint64_t seq, int t,
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static void make_trace_id(const lg_pool *pool, uint64_t seq, int t,
                           uint8_t out[16])
 {
-    memcpy(out, nonce, 8);
-    put_be(out + 8, seq, 6);
-    put_be(out + 14, (uint64_t)t, 2);
+    uint64_t x = seq << 16 | (uint64_t)(uint16_t)t;
+    if (pool->sequential_ids) {
+        memcpy(out, pool->nonce, 8);
+        put_be(out + 8, x, 8);
+        return;
+    }
+    put_be(out, mix64(~x), 8);
+    for (int i = 0; i < 8; i++)
+        out[i] ^= pool->nonce[i];
+    put_be(out + 8, mix64(x), 8);
 }
 
 static void make_span_id(uint64_t seq, int k, uint8_t out[8])
@@ -561,7 +585,7 @@ static void enc_resource(gen *g, pb *b)
  * fills refs[] with each span's trace and parent index. */
 typedef struct gen_ctx {
     gen g;
-    const uint8_t *nonce;
+    const lg_pool *pool;
     uint64_t now_ns;
     int spans, per_trace, text_pct;
     pb span, tmp;
@@ -573,7 +597,7 @@ static void gen_one_span(gen_ctx *c, pb *scope, int k, int root_k,
     int pos = k - root_k; /* position within the trace */
     int t = ref->trace_idx;
     span_in s = {0};
-    make_trace_id(c->nonce, 0, t, s.trace_id);
+    make_trace_id(c->pool, 0, t, s.trace_id);
     make_span_id(0, k, s.span_id);
     s.kind = 1;
     s.start_ns = *clock_ns;
@@ -761,7 +785,7 @@ static int walk_request(lg_pool *pool, lg_req *r, lg_span_ref *refs)
         return -1;
     for (k = 0; k < pool->spans; k++) {
         uint8_t tid[16], sid[8];
-        make_trace_id(pool->nonce, 0, refs[k].trace_idx, tid);
+        make_trace_id(pool, 0, refs[k].trace_idx, tid);
         make_span_id(0, k, sid);
         if (!id_at(r, refs[k].trace_off, tid, 16) ||
             !id_at(r, refs[k].span_off, sid, 8))
@@ -839,8 +863,9 @@ lg_pool *lg_pool_create(const lg_opts *o)
     if (!pool->reqs || !pool->refs)
         goto oom;
     make_nonce(pool->nonce);
+    pool->sequential_ids = o->sequential_ids;
     pool->gen_ns = wall_ns();
-    c.nonce = pool->nonce;
+    c.pool = pool;
     c.now_ns = pool->gen_ns;
     c.spans = pool->spans;
     c.per_trace = o->spans_per_trace;
@@ -895,8 +920,7 @@ void lg_pool_stamp(const lg_pool *pool, uint64_t seq, uint8_t *dst)
     const lg_span_ref *refs = pool->refs + i * (size_t)pool->spans;
     memcpy(dst, r->buf, r->len);
     for (int k = 0; k < pool->spans; k++) {
-        make_trace_id(pool->nonce, seq, refs[k].trace_idx,
-                      dst + refs[k].trace_off);
+        make_trace_id(pool, seq, refs[k].trace_idx, dst + refs[k].trace_off);
         make_span_id(seq, k, dst + refs[k].span_off);
         if (refs[k].parent_off)
             make_span_id(seq, refs[k].parent_idx, dst + refs[k].parent_off);

@@ -203,7 +203,8 @@ static void print_text(const lg_stats *st, const lg_opts *o)
            o->connections);
     if (o->mode == LG_GRPC)
         printf(" x %d in flight", o->inflight);
-    printf(", %d spans/request, ", o->spans_per_request);
+    printf(", %d spans/request, %s trace ids, ", o->spans_per_request,
+           o->sequential_ids ? "sequential" : "random");
     if (o->rate > 0)
         printf("open loop at %.0f spans/s\n", o->rate);
     else
@@ -251,10 +252,11 @@ static void print_json(const lg_stats *st, const lg_opts *o)
     double secs = elapsed(st);
     printf("{\"mode\":\"%s\",\"target\":\"%s:%d\",\"connections\":%d,"
            "\"inflight\":%d,\"spans_per_request\":%d,\"rate\":%.0f,"
-           "\"elapsed_s\":%.3f,",
+           "\"ids\":\"%s\",\"elapsed_s\":%.3f,",
            o->mode == LG_GRPC ? "grpc" : "http", o->host, o->port,
            o->connections, o->mode == LG_GRPC ? o->inflight : 1,
-           o->spans_per_request, o->rate, secs);
+           o->spans_per_request, o->rate,
+           o->sequential_ids ? "sequential" : "random", secs);
     printf("\"requests_sent\":%llu,\"requests_ok\":%llu,"
            "\"requests_failed\":%llu,\"by_status\":{",
            (unsigned long long)st->sent, (unsigned long long)st->ok,

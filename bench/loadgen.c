@@ -53,6 +53,9 @@ static void usage(FILE *f)
         "  --text-size PCT          length of input/output values and other\n"
         "                           free text, in %% of the realistic default\n"
         "                           (100: a few hundred bytes; 0: minimal)\n"
+        "  --ids random|sequential  trace ids random-looking, as SDKs make\n"
+        "                           them (default), or in sending order (the\n"
+        "                           cheap case for a store's trace-id index)\n"
         "  --timeout MS             per-request deadline (default 10000)\n"
         "  --pid PID                report the daemon's peak RSS (VmHWM) and\n"
         "                           the max of its RSS sampled every 100 ms\n"
@@ -133,6 +136,7 @@ enum {
     OPT_PID,
     OPT_JSON,
     OPT_TEXT,
+    OPT_IDS,
 };
 
 static const struct option LONGOPTS[] = {
@@ -150,6 +154,7 @@ static const struct option LONGOPTS[] = {
     {"pid", required_argument, NULL, OPT_PID},
     {"json", no_argument, NULL, OPT_JSON},
     {"text-size", required_argument, NULL, OPT_TEXT},
+    {"ids", required_argument, NULL, OPT_IDS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -199,6 +204,13 @@ static int apply_opt(int c, const char *arg, lg_opts *o, bool *dur_set,
         return int_opt("--pool", arg, 1, 65536, &o->pool_size);
     case OPT_TEXT:
         return int_opt("--text-size", arg, 0, 1000, &o->text_pct);
+    case OPT_IDS:
+        if (strcmp(arg, "random") && strcmp(arg, "sequential"))
+            return usage_error("invalid --ids \"%s\": expected random or "
+                               "sequential",
+                               arg);
+        o->sequential_ids = !strcmp(arg, "sequential");
+        return 0;
     case OPT_TIMEOUT:
         return int_opt("--timeout", arg, 1, 3600000, &o->timeout_ms);
     case OPT_PID:

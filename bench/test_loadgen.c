@@ -158,6 +158,42 @@ TEST(every_sent_span_has_a_unique_trace_and_span_id)
     CHECK_INT(bad_parent, 0);
 }
 
+/* Trace ids look random by default (a store inserts them all over its
+ * index, as with SDK-made ids); --ids sequential keeps them in sending
+ * order. */
+TEST(trace_ids_random_or_sequential)
+{
+    for (int seq_ids = 0; seq_ids <= 1; seq_ids++) {
+        lg_opts o = test_opts(4, 20, 2);
+        o.sequential_ids = seq_ids;
+        lg_pool *pool = lg_pool_create(&o);
+        CHECK(pool);
+        uint8_t prev[16] = {0};
+        int ascending = 0, pairs = 0, top_bits = 0;
+        for (uint64_t seq = 1; seq <= 50; seq++) {
+            halo_arena *arena = NULL;
+            halo_otlp_result res;
+            CHECK_INT(decode_seq(pool, seq, &arena, &res), HALO_OK);
+            for (size_t i = 0; i < res.n; i += 2) { /* one per trace */
+                if (seq > 1 || i > 0) {
+                    pairs++;
+                    ascending += memcmp(prev, res.spans[i].trace_id, 16) < 0;
+                }
+                top_bits |= 1 << (res.spans[i].trace_id[8] >> 5);
+                memcpy(prev, res.spans[i].trace_id, 16);
+            }
+            halo_arena_free(arena);
+        }
+        lg_pool_destroy(pool);
+        if (seq_ids) {
+            CHECK_INT(ascending, pairs);
+        } else {
+            CHECK(ascending > pairs / 4 && ascending < pairs * 3 / 4);
+            CHECK_INT(top_bits, 0xff); /* spread over the whole range */
+        }
+    }
+}
+
 TEST(two_pools_never_share_trace_ids)
 {
     /* two load generators (or two runs against one store) use different
