@@ -820,19 +820,58 @@ TEST(migrations_and_versions)
     CHECK_INT(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN"
                             " ('spans', 'traces', 'reports', 'analyzer_runs')"),
               4);
-    CHECK_INT(halo_store_schema_version(), 3);
+    CHECK_INT(halo_store_schema_version(), 4);
     /* a database of the previous binary (version 2) gets analyzer_runs;
      * a reader refuses it until then */
     CHECK_INT(sql_exec(path, "DROP TABLE analyzer_runs; DELETE FROM "
-                             "schema_migrations WHERE version = 3"),
+                             "schema_migrations WHERE version >= 3"),
               SQLITE_OK);
+    /* ... and (version 3) its traces WITHOUT ROWID, holding two traces */
+    CHECK_INT(
+        sql_exec(
+            path,
+            "DROP TABLE traces; CREATE TABLE traces (trace_id TEXT NOT "
+            "NULL PRIMARY KEY, agent_id TEXT, agent_name TEXT, session_id "
+            "TEXT, user_id TEXT, root_name TEXT, start_time TEXT NOT NULL, "
+            "end_time TEXT NOT NULL, duration_ms REAL NOT NULL, "
+            "span_count INTEGER NOT NULL DEFAULT 0, error_count INTEGER "
+            "NOT NULL DEFAULT 0, llm_calls INTEGER NOT NULL DEFAULT 0, "
+            "tool_calls INTEGER NOT NULL DEFAULT 0, input_tokens INTEGER "
+            "NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, "
+            "cost REAL NOT NULL DEFAULT 0, start_unix_nano INTEGER NOT "
+            "NULL, end_unix_nano INTEGER NOT NULL, root_span_id TEXT, "
+            "identity_pending INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID; "
+            "CREATE INDEX traces_start ON traces (start_time); CREATE "
+            "INDEX traces_agent_start ON traces (agent_id, start_time); "
+            "INSERT INTO traces VALUES ('bb', 'a', 'a', 's', 'u', 'r', "
+            "'2026-01-02', '2026-01-02', 1.5, 3, 1, 1, 1, 10, 20, 0.5, 2, "
+            "3, 'r1', 0), ('aa', 'b', NULL, NULL, NULL, NULL, "
+            "'2026-01-01', '2026-01-01', 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, "
+            "NULL, 4)"),
+        SQLITE_OK);
     CHECK(!open_store(path, true, &err));
     CHECK_CONTAINS(err.msg, "has schema version 2, older than");
     st = open_store(path, false, &err);
     CHECK(st);
     halo_store_close(st);
-    CHECK_INT(sql_int(path, "SELECT max(version) FROM schema_migrations"), 3);
+    CHECK_INT(sql_int(path, "SELECT max(version) FROM schema_migrations"), 4);
     CHECK_INT(sql_int(path, "SELECT count(*) FROM analyzer_runs"), 0);
+    /* the traces kept every value, in start order, with their indexes */
+    char *rows = sql_text(path, "SELECT group_concat(trace_id || ':' || "
+                                "span_count || ':' || cost || ':' || "
+                                "identity_pending, ' ') FROM (SELECT * FROM "
+                                "traces ORDER BY rowid)");
+    CHECK_STR(rows, "aa:1:0.0:4 bb:3:0.5:0");
+    free(rows);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = "
+                            "'index' AND tbl_name = 'traces' AND name IN "
+                            "('traces_trace', 'traces_start', "
+                            "'traces_agent_start')"),
+              3);
+    CHECK_INT(sql_exec(path, "INSERT INTO traces (trace_id, start_time, "
+                             "end_time, duration_ms, start_unix_nano, "
+                             "end_unix_nano) VALUES ('aa', '', '', 0, 0, 0)"),
+              SQLITE_CONSTRAINT);
     char *jm = sql_text(path, "PRAGMA journal_mode");
     CHECK_STR(jm, "wal");
     free(jm);
