@@ -22,6 +22,29 @@
 
 /* ---- schema -------------------------------------------------------------- */
 
+/* The columns of `traces` after trace_id, as migrations 1 and 4 create
+ * them. Frozen: both are released migrations; a change is a new one. */
+#define TRACES_COLS_AFTER_ID                                                   \
+    " agent_id TEXT,"                                                          \
+    " agent_name TEXT,"                                                        \
+    " session_id TEXT,"                                                        \
+    " user_id TEXT,"                                                           \
+    " root_name TEXT,"                                                         \
+    " start_time TEXT NOT NULL,"                                               \
+    " end_time TEXT NOT NULL,"                                                 \
+    " duration_ms REAL NOT NULL,"                                              \
+    " span_count INTEGER NOT NULL DEFAULT 0,"                                  \
+    " error_count INTEGER NOT NULL DEFAULT 0,"                                 \
+    " llm_calls INTEGER NOT NULL DEFAULT 0,"                                   \
+    " tool_calls INTEGER NOT NULL DEFAULT 0,"                                  \
+    " input_tokens INTEGER NOT NULL DEFAULT 0,"                                \
+    " output_tokens INTEGER NOT NULL DEFAULT 0,"                               \
+    " cost REAL NOT NULL DEFAULT 0,"                                           \
+    " start_unix_nano INTEGER NOT NULL,"                                       \
+    " end_unix_nano INTEGER NOT NULL,"                                         \
+    " root_span_id TEXT,"                                                      \
+    " identity_pending INTEGER NOT NULL DEFAULT 0"
+
 static const char SCHEMA_V1[] =
     "CREATE TABLE spans ("
     " trace_id TEXT NOT NULL,"
@@ -65,26 +88,7 @@ static const char SCHEMA_V1[] =
     ");"
     "CREATE UNIQUE INDEX spans_trace_span ON spans (trace_id, span_id);"
     "CREATE TABLE traces ("
-    " trace_id TEXT NOT NULL PRIMARY KEY,"
-    " agent_id TEXT,"
-    " agent_name TEXT,"
-    " session_id TEXT,"
-    " user_id TEXT,"
-    " root_name TEXT,"
-    " start_time TEXT NOT NULL,"
-    " end_time TEXT NOT NULL,"
-    " duration_ms REAL NOT NULL,"
-    " span_count INTEGER NOT NULL DEFAULT 0,"
-    " error_count INTEGER NOT NULL DEFAULT 0,"
-    " llm_calls INTEGER NOT NULL DEFAULT 0,"
-    " tool_calls INTEGER NOT NULL DEFAULT 0,"
-    " input_tokens INTEGER NOT NULL DEFAULT 0,"
-    " output_tokens INTEGER NOT NULL DEFAULT 0,"
-    " cost REAL NOT NULL DEFAULT 0,"
-    " start_unix_nano INTEGER NOT NULL,"
-    " end_unix_nano INTEGER NOT NULL,"
-    " root_span_id TEXT,"
-    " identity_pending INTEGER NOT NULL DEFAULT 0"
+    " trace_id TEXT NOT NULL PRIMARY KEY," TRACES_COLS_AFTER_ID
     ") WITHOUT ROWID;"
     "CREATE INDEX traces_start ON traces (start_time);"
     "CREATE INDEX traces_agent_start ON traces (agent_id, start_time);"
@@ -138,27 +142,7 @@ static const char SCHEMA_V3[] =
     " end_unix_nano, root_span_id, identity_pending"
 static const char SCHEMA_V4[] =
     "CREATE TABLE traces_v4 ("
-    " trace_id TEXT NOT NULL,"
-    " agent_id TEXT,"
-    " agent_name TEXT,"
-    " session_id TEXT,"
-    " user_id TEXT,"
-    " root_name TEXT,"
-    " start_time TEXT NOT NULL,"
-    " end_time TEXT NOT NULL,"
-    " duration_ms REAL NOT NULL,"
-    " span_count INTEGER NOT NULL DEFAULT 0,"
-    " error_count INTEGER NOT NULL DEFAULT 0,"
-    " llm_calls INTEGER NOT NULL DEFAULT 0,"
-    " tool_calls INTEGER NOT NULL DEFAULT 0,"
-    " input_tokens INTEGER NOT NULL DEFAULT 0,"
-    " output_tokens INTEGER NOT NULL DEFAULT 0,"
-    " cost REAL NOT NULL DEFAULT 0,"
-    " start_unix_nano INTEGER NOT NULL,"
-    " end_unix_nano INTEGER NOT NULL,"
-    " root_span_id TEXT,"
-    " identity_pending INTEGER NOT NULL DEFAULT 0"
-    ");"
+    " trace_id TEXT NOT NULL," TRACES_COLS_AFTER_ID ");"
     "INSERT INTO traces_v4 (" TRACES_V4_COLS ") SELECT " TRACES_V4_COLS
     " FROM traces ORDER BY start_unix_nano, trace_id;"
     "DROP TABLE traces;"
