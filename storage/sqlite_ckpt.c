@@ -11,9 +11,13 @@
  *
  * The log restarts from its beginning only when a write begins with every
  * frame copied, which a checkpointer running behind continuous writes never
- * sees; so past CKPT_HARD_FACTOR times the soft size the writer runs a
- * RESTART checkpoint itself (most frames are copied already, so it is
- * short). That bounds the log at about 128 MiB plus one transaction.
+ * sees; so past the hard limit (halo_store_opts.wal_limit_bytes, 512 MiB
+ * by default) the writer runs a RESTART checkpoint itself. That bounds the
+ * log at the limit plus one transaction. The writer's checkpoint blocks
+ * its commit while it copies what the checkpointer has not: with random
+ * trace ids, a 128 MiB limit meant restarts several times a second of up
+ * to 86 ms each, and a half-load p99 of 30-46 ms against 23-29 ms with
+ * 512 MiB (bench/README.md, 2026-11-23).
  *
  * Deferred sync (store.h: deferred_sync). With synchronous=FULL SQLite
  * syncs the log inside COMMIT, and the writer waits for the disk before
@@ -41,8 +45,8 @@
 
 #define LOG_PREFIX "storage:sqlite"
 
-#define CKPT_SOFT_BYTES (32 << 20) /* WAL size that wakes the checkpointer */
-#define CKPT_HARD_FACTOR 4         /* ... times that: the writer helps */
+#define CKPT_SOFT_BYTES (32 << 20)    /* WAL size that wakes the checkpointer */
+#define CKPT_HARD_BYTES (512LL << 20) /* the writer helps (default) */
 
 static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
 {
@@ -113,7 +117,11 @@ halo_status sq_start_checkpointer(sq_store *s, const halo_store_opts *o,
         sqlite3_finalize(st);
     }
     s->ckpt_soft = CKPT_SOFT_BYTES / page;
-    s->ckpt_hard = s->ckpt_soft * CKPT_HARD_FACTOR;
+    int64_t hard =
+        o->wal_limit_bytes > 0 ? o->wal_limit_bytes : CKPT_HARD_BYTES;
+    if (hard < CKPT_SOFT_BYTES)
+        hard = CKPT_SOFT_BYTES;
+    s->ckpt_hard = (int)(hard / page);
     if (sqlite3_open_v2(s->path, &s->ckpt_db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK)

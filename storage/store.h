@@ -62,6 +62,9 @@ typedef struct halo_store_opts {
      * the store's own (a second connection) instead of in the writer's
      * commits, so a long-running writer spends its time writing. */
     bool background_checkpoint;
+    /* SQLite with background_checkpoint: the log size past which the
+     * writer copies the log back itself (0: 512 MiB). */
+    int64_t wal_limit_bytes;
     /* SQLite, synchronous FULL: write_rows() commits without waiting for
      * the disk, and sync() makes every commit so far durable. The writer
      * goes on with its next transaction while the disk syncs the last one;

@@ -1074,7 +1074,9 @@ static bool measure(const char *name, size_t total, size_t per, size_t group)
 {
     const char *path = db_path(name);
     halo_err err = {{0}};
-    halo_store_opts o = {.path = path, .background_checkpoint = true};
+    halo_store_opts o = {.path = path,
+                         .background_checkpoint = true,
+                         .wal_limit_bytes = 128 << 20};
     halo_store *st = NULL;
     if (halo_store_open_sqlite(&o, &st, &err) != HALO_OK) {
         fprintf(stderr, "  %s\n", err.msg);
