@@ -35,6 +35,7 @@
  * shutdown() stops accepting (consume answers HALO_ESHUTDOWN), lets the
  * writer drain the queue fully, joins it and closes the database.
  */
+#include "exporters/sqlite.h"
 #include "core/clock.h"
 #include "core/component.h"
 #include "core/fs.h"
@@ -51,6 +52,7 @@
 #include <time.h>
 
 #define GROUP_SPANS 65536     /* spans per group-commit transaction */
+#define UNSYNCED_QUEUES 4     /* committed, unsynced batches: x queue_size */
 #define RETENTION_ROWS 1000   /* traces per retention delete step */
 #define RETENTION_EVERY 600e9 /* at most 10 minutes between passes */
 
@@ -465,6 +467,12 @@ static halo_status can_queue(const sqlite_exp *e, const char **msg)
         *msg = "sqlite exporter queue full";
         return HALO_ERETRY;
     }
+    /* the writer empties the queue into commits the disk has not synced
+     * yet: bound those too, or a stalled disk would take everything */
+    if (e->n_unsynced >= UNSYNCED_QUEUES * e->cap) {
+        *msg = "sqlite exporter waiting for the disk (log sync)";
+        return HALO_ERETRY;
+    }
     return HALO_OK;
 }
 
@@ -565,8 +573,6 @@ static void sqlite_destroy(halo_component *self)
     self->ctx = NULL;
 }
 
-/* The exporter's store handle once started (NULL before): tests use it
- * to watch the write path. */
 halo_store *halo_sqlite_exporter_store(const halo_component *self)
 {
     const sqlite_exp *e = self->ctx;

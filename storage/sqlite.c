@@ -583,6 +583,8 @@ static halo_status sq_write_rows(halo_store *base, halo_store_rows *const *rows,
     sq_store *s = (sq_store *)base;
     halo_write_stats ws = {0, 0, 0};
     halo_status wst = sq_check_writable(s, "write", err);
+    if (wst == HALO_OK)
+        wst = sq_check_synced(s, err);
     if (wst != HALO_OK)
         return wst;
     size_t total = 0;
@@ -762,12 +764,10 @@ static halo_status configure(sq_store *s, const halo_store_opts *o,
     st = sq_exec(s, "PRAGMA journal_mode = WAL", "enable WAL", err);
     if (st == HALO_OK)
         st = sq_exec(s,
-                     o->synchronous == HALO_SYNC_NORMAL || o->deferred_sync
+                     o->synchronous == HALO_SYNC_NORMAL
                          ? "PRAGMA synchronous = NORMAL"
                          : "PRAGMA synchronous = FULL",
                      "set synchronous", err);
-    if (st == HALO_OK)
-        st = sq_exec(s, "PRAGMA temp_store = MEMORY", "set temp_store", err);
     if (st == HALO_OK) /* Debian's default: retention would zero pages */
         st = sq_exec(s, "PRAGMA secure_delete = OFF", "set secure_delete", err);
     return st;
@@ -804,15 +804,17 @@ static void global_init(void)
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-/* Deferred sync when the log can be opened; otherwise commits sync
- * themselves again (synchronous=FULL), which is as durable, only slower. */
+/* Deferred sync when the log can be opened; otherwise commits keep
+ * syncing themselves (synchronous=FULL), which is as durable, only
+ * slower. */
 static halo_status deferred_sync_or_full(sq_store *s, halo_err *err)
 {
     halo_err why = {{0}};
     if (sq_open_deferred_sync(s, &why) == HALO_OK)
-        return HALO_OK;
+        return sq_exec(s, "PRAGMA synchronous = NORMAL", "set synchronous",
+                       err);
     LOG_WARN(LOG_PREFIX, "%s: every commit syncs itself instead", why.msg);
-    return sq_exec(s, "PRAGMA synchronous = FULL", "set synchronous", err);
+    return HALO_OK;
 }
 
 static const halo_store_ops sq_ops = {
@@ -872,6 +874,9 @@ halo_status halo_store_open_sqlite(const halo_store_opts *o, halo_store **out,
     st = configure(s, o, err);
     if (st == HALO_OK)
         st = o->read_only ? sq_check_schema_ro(s, err) : sq_migrate(s, err);
+    /* after the migrations: a rebuild's sorts spill to disk, not RAM */
+    if (st == HALO_OK && !o->read_only)
+        st = sq_exec(s, "PRAGMA temp_store = MEMORY", "set temp_store", err);
     if (st == HALO_OK)
         st = prepare_all(s, err);
     if (st == HALO_OK && o->background_checkpoint && !o->read_only)

@@ -39,6 +39,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -121,6 +122,8 @@ halo_status sq_start_checkpointer(sq_store *s, const halo_store_opts *o,
         o->wal_limit_bytes > 0 ? o->wal_limit_bytes : CKPT_HARD_BYTES;
     if (hard < CKPT_SOFT_BYTES)
         hard = CKPT_SOFT_BYTES;
+    if (hard / page > INT32_MAX)
+        hard = (int64_t)INT32_MAX * page;
     s->ckpt_hard = (int)(hard / page);
     if (sqlite3_open_v2(s->path, &s->ckpt_db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
@@ -231,14 +234,37 @@ halo_status sq_open_deferred_sync(sq_store *s, halo_err *err)
     return HALO_OK;
 }
 
+/* Why a failed sync is final: the failed commits are visible already (a
+ * retried span would be found stored and confirmed), and Linux reports a
+ * writeback error once and then marks the pages clean, so the next
+ * fdatasync would succeed without those bytes on disk. */
 halo_status sq_sync(halo_store *base, halo_err *err)
 {
     sq_store *s = (sq_store *)base;
     if (!s->defer_sync) /* every commit synced itself */
         return HALO_OK;
+    halo_status st = sq_check_synced(s, err);
+    if (st != HALO_OK)
+        return st;
     if (datasync(s->wal_fd) == 0)
         return HALO_OK;
+    int e = errno;
+    atomic_store(&s->sync_failed, true);
+    LOG_ERROR(LOG_PREFIX,
+              "could not sync the write-ahead log of \"%s\": %s; refusing "
+              "every write until halo is restarted",
+              s->path, strerror(e));
     return halo_fail(err, HALO_EIO,
                      "could not sync the write-ahead log of \"%s\": %s",
-                     s->path, strerror(errno));
+                     s->path, strerror(e));
+}
+
+halo_status sq_check_synced(sq_store *s, halo_err *err)
+{
+    if (!atomic_load(&s->sync_failed))
+        return HALO_OK;
+    return halo_fail(err, HALO_EIO,
+                     "database \"%s\": an earlier sync of its write-ahead log "
+                     "failed, so nothing more is accepted: restart halo",
+                     s->path);
 }

@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 /* The columns of `spans`, in the order of SQ_SPAN_COLUMNS below; the
@@ -187,9 +188,12 @@ typedef struct sq_store {
     int ckpt_soft;  /* frames: wake the checkpointer */
     int ckpt_hard;  /* frames: the writer checkpoints itself */
 
-    /* deferred sync (store.h): the write-ahead log, synced by sq_sync() */
+    /* deferred sync (store.h): the write-ahead log, synced by sq_sync();
+     * sync_failed is set for good by the first failed sync (writes are
+     * refused from then on, see sq_check_synced) */
     bool defer_sync;
     int wal_fd;
+    atomic_bool sync_failed;
 
     /* the per-write trace map: open addressing, slot = index + 1 */
     uint32_t *slots;
@@ -226,6 +230,11 @@ void sq_after_commit(sq_store *s);
  * the schema is in place (the log exists then). */
 halo_status sq_open_deferred_sync(sq_store *s, halo_err *err);
 halo_status sq_sync(halo_store *base, halo_err *err);
+/* HALO_EIO once a sync has failed: a write would be stored (visible) but
+ * could never be made durable, and a retry would find its spans there
+ * already and be confirmed. Only a restart (SQLite's recovery of the log,
+ * which checks every frame) makes the store trustworthy again. */
+halo_status sq_check_synced(sq_store *s, halo_err *err);
 
 /* Read-side operations (sqlite_read.c). */
 halo_status sq_list_traces(halo_store *st, const halo_trace_filter *f,

@@ -134,7 +134,9 @@ static const char SCHEMA_V3[] =
  * appended and only its index entry (~45 bytes, ~6x more per leaf) lands
  * at random: 12% fewer bytes written per span and 9-11% more spans/s with
  * random ids (bench/README.md, 2026-11-23). Same columns, same order; the
- * rows are copied in start order. */
+ * rows are copied in start order (by the traces_start index: no sort). It
+ * runs with the default temp_store (configure() sets MEMORY only after the
+ * migrations), so the index builds sort on disk, not in RAM. */
 #define TRACES_V4_COLS                                                         \
     "trace_id, agent_id, agent_name, session_id, user_id, root_name,"          \
     " start_time, end_time, duration_ms, span_count, error_count, llm_calls,"  \
@@ -144,7 +146,7 @@ static const char SCHEMA_V4[] =
     "CREATE TABLE traces_v4 ("
     " trace_id TEXT NOT NULL," TRACES_COLS_AFTER_ID ");"
     "INSERT INTO traces_v4 (" TRACES_V4_COLS ") SELECT " TRACES_V4_COLS
-    " FROM traces ORDER BY start_unix_nano, trace_id;"
+    " FROM traces ORDER BY start_time;"
     "DROP TABLE traces;"
     "ALTER TABLE traces_v4 RENAME TO traces;"
     "CREATE UNIQUE INDEX traces_trace ON traces (trace_id);"
@@ -154,14 +156,18 @@ static const char SCHEMA_V4[] =
 static const struct migration {
     int version;
     const char *sql;
+    const char *what; /* logged before it runs on an existing database */
 } migrations[] = {
-    {1, SCHEMA_V1},
+    {1, SCHEMA_V1, "create the tables"},
     /* where plain JSON loses a value's type (core/json_types.c) */
-    {2, "ALTER TABLE spans ADD COLUMN value_types TEXT;"},
+    {2, "ALTER TABLE spans ADD COLUMN value_types TEXT;",
+     "add spans.value_types"},
     /* the analyzer's scheduled runs, claimed by one instance each */
-    {3, SCHEMA_V3},
+    {3, SCHEMA_V3, "create analyzer_runs"},
     /* traces: appended rows and a trace_id index, not a random-keyed table */
-    {4, SCHEMA_V4},
+    {4, SCHEMA_V4,
+     "rebuild traces as a rowid table (one copy of the table and its "
+     "indexes: on a large database this takes a while)"},
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 
@@ -226,6 +232,9 @@ static halo_status apply_migration(sq_store *s, const struct migration *m,
         st = check_not_newer(s, version, err);
     if (st == HALO_OK && version < m->version) {
         char sql[160], now[31];
+        if (version > 0)
+            LOG_INFO(LOG_PREFIX, "applying schema migration %d to %s: %s",
+                     m->version, s->path, m->what);
         halo_iso_from_ns(halo_real_ns(), now);
         st = sq_exec(s, m->sql, "apply a schema migration", err);
         snprintf(sql, sizeof sql,

@@ -302,9 +302,13 @@ typedef struct halo_store_ops {
                               size_t n, halo_write_stats *stats, halo_err *err);
     /* NULL is allowed. Thread-safe like prepare(). */
     void (*free_rows)(halo_store *st, halo_store_rows *rows);
-    /* NULL unless the handle was opened with deferred_sync: make every
-     * transaction committed so far durable. Thread-safe: it may run on
-     * another thread while write_rows() commits the next one. */
+    /* Make every transaction committed so far durable (NULL: the backend
+     * has no deferred sync; a handle opened without deferred_sync, or
+     * whose log could not be opened for it, succeeds at once: its commits
+     * synced themselves). Thread-safe: it may run on another thread while
+     * write_rows() commits the next one. A failed sync is final: the
+     * handle refuses every later write and sync (HALO_EIO) until the
+     * database is reopened. */
     halo_status (*sync)(halo_store *st, halo_err *err);
     /* Delete the oldest max_rows traces that started before cutoff_ns,
      * with all their spans, in one short transaction (so a writer is never

@@ -15,9 +15,12 @@
 #include "core/config.h"
 #include "core/json_attrs.h"
 #include "core/metrics.h"
+#include "exporters/sqlite.h"
 #include "receivers/otlp/otlp_codec.h"
+#include "storage/sqlite_int.h"
 #include "storage/store.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <malloc.h>
@@ -846,8 +849,8 @@ TEST(migrations_and_versions)
             "INSERT INTO traces VALUES ('bb', 'a', 'a', 's', 'u', 'r', "
             "'2026-01-02', '2026-01-02', 1.5, 3, 1, 1, 1, 10, 20, 0.5, 2, "
             "3, 'r1', 0), ('aa', 'b', NULL, NULL, NULL, NULL, "
-            "'2026-01-01', '2026-01-01', 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, "
-            "NULL, 4)"),
+            "'2026-01-03', '2026-01-03', 0, 1, 0, 0, 0, 0, 0, 0, 5, 5, "
+            "NULL, 4); CREATE TABLE traces_before AS SELECT * FROM traces"),
         SQLITE_OK);
     CHECK(!open_store(path, true, &err));
     CHECK_CONTAINS(err.msg, "has schema version 2, older than");
@@ -856,12 +859,15 @@ TEST(migrations_and_versions)
     halo_store_close(st);
     CHECK_INT(sql_int(path, "SELECT max(version) FROM schema_migrations"), 4);
     CHECK_INT(sql_int(path, "SELECT count(*) FROM analyzer_runs"), 0);
-    /* the traces kept every value, in start order, with their indexes */
-    char *rows = sql_text(path, "SELECT group_concat(trace_id || ':' || "
-                                "span_count || ':' || cost || ':' || "
-                                "identity_pending, ' ') FROM (SELECT * FROM "
-                                "traces ORDER BY rowid)");
-    CHECK_STR(rows, "aa:1:0.0:4 bb:3:0.5:0");
+    /* the traces kept every value of every column, in start order (not
+     * trace id order), with their indexes */
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM (SELECT * FROM "
+                            "traces_before EXCEPT SELECT * FROM traces)"),
+              0);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM traces"), 2);
+    char *rows = sql_text(path, "SELECT group_concat(trace_id, ' ') FROM "
+                                "(SELECT * FROM traces ORDER BY rowid)");
+    CHECK_STR(rows, "bb aa");
     free(rows);
     CHECK_INT(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = "
                             "'index' AND tbl_name = 'traces' AND name IN "
@@ -1343,7 +1349,6 @@ TEST(exporter_queue_full_and_write_failure)
  * follows it (deferred sync). The store's sync() is wrapped so the test
  * holds it: the rows are committed (another connection reads them) while
  * the client has no answer yet; a failed sync answers retryably. */
-halo_store *halo_sqlite_exporter_store(const halo_component *self);
 
 static struct {
     pthread_mutex_t mu;
@@ -1471,29 +1476,112 @@ TEST(exporter_confirms_only_after_sync)
     exp_free(&f);
 }
 
-/* Deferred sync needs a write-ahead log; a database that cannot have one
- * (in memory) falls back to commits that sync themselves, and sync() is
- * then a no-op that succeeds. */
-TEST(deferred_sync_falls_back_without_wal)
+/* fdatasync, wrapped at link time (CMakeLists.txt: -Wl,--wrap=fdatasync):
+ * how often the watched file is synced, and a way to fail the next sync. */
+int __real_fdatasync(int fd);
+static struct {
+    atomic_ulong dev, ino; /* the watched file */
+    atomic_int on_watched; /* fdatasync calls on it */
+    atomic_int fail_next;  /* the next call on it fails with EIO */
+} fsync_watch;
+
+int __wrap_fdatasync(int fd);
+int __wrap_fdatasync(int fd)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 &&
+        (unsigned long)sb.st_dev == atomic_load(&fsync_watch.dev) &&
+        (unsigned long)sb.st_ino == atomic_load(&fsync_watch.ino)) {
+        atomic_fetch_add(&fsync_watch.on_watched, 1);
+        if (atomic_exchange(&fsync_watch.fail_next, 0)) {
+            errno = EIO;
+            return -1;
+        }
+    }
+    return __real_fdatasync(fd);
+}
+
+static bool watch_file(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return false;
+    atomic_store(&fsync_watch.dev, (unsigned long)sb.st_dev);
+    atomic_store(&fsync_watch.ino, (unsigned long)sb.st_ino);
+    atomic_store(&fsync_watch.on_watched, 0);
+    return true;
+}
+
+/* The writer connection's PRAGMA synchronous: 1 NORMAL, 2 FULL. */
+static int writer_synchronous(halo_store *st)
+{
+    sqlite3_stmt *q;
+    int v = -1;
+    if (sqlite3_prepare_v2(((sq_store *)st)->db, "PRAGMA synchronous", -1, &q,
+                           NULL) != SQLITE_OK)
+        return -1;
+    if (sqlite3_step(q) == SQLITE_ROW)
+        v = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    return v;
+}
+
+static halo_status write_one(halo_store *st, uint64_t trace, halo_err *err)
+{
+    halo_batch *b = perf_batch(trace, 10);
+    halo_status s =
+        st->ops->write_batches(st, (const halo_batch *const *)&b, 1, NULL, err);
+    halo_batch_done(b, HALO_OK, "");
+    return s;
+}
+
+/* Deferred sync: commits do not sync (NORMAL) and sync() fdatasyncs the
+ * write-ahead log itself. A failed sync is final: later syncs and writes
+ * are refused until the database is reopened. Without a log to sync (an
+ * in-memory database) commits keep syncing themselves (FULL) and sync()
+ * succeeds at once. */
+TEST(deferred_sync_syncs_the_log_and_fails_for_good)
 {
     halo_err err = {{0}};
     halo_store *st = NULL;
-    halo_store_opts o = {.path = ":memory:", .deferred_sync = true};
+    const char *path = db_path("deferred-store.db");
+    halo_store_opts o = {.path = path, .deferred_sync = true};
     CHECK_INT(halo_store_open_sqlite(&o, &st, &err), HALO_OK);
-    CHECK(st->ops->sync);
+    CHECK_INT(writer_synchronous(st), 1);
+    char wal[700];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    CHECK(watch_file(wal));
+    CHECK_INT(write_one(st, 1, &err), HALO_OK);
+    CHECK_INT(atomic_load(&fsync_watch.on_watched), 0); /* commit: no sync */
+    CHECK_INT(st->ops->sync(st, &err), HALO_OK);
+    CHECK_INT(atomic_load(&fsync_watch.on_watched), 1);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM spans"), 10);
+
+    atomic_store(&fsync_watch.fail_next, 1);
+    CHECK_INT(st->ops->sync(st, &err), HALO_EIO);
+    CHECK_CONTAINS(err.msg, "could not sync the write-ahead log");
+    CHECK_INT(st->ops->sync(st, &err), HALO_EIO); /* no second chance */
+    CHECK_CONTAINS(err.msg, "restart halo");
+    CHECK_INT(write_one(st, 100, &err), HALO_EIO);
+    CHECK_CONTAINS(err.msg, "restart halo");
+    halo_store_close(st);
+    /* reopened (SQLite recovers the log): writes are taken again */
+    CHECK_INT(halo_store_open_sqlite(&o, &st, &err), HALO_OK);
+    CHECK_INT(write_one(st, 100, &err), HALO_OK);
     CHECK_INT(st->ops->sync(st, &err), HALO_OK);
     halo_store_close(st);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM spans"), 20);
+    atomic_store(&fsync_watch.ino, 0);
 
-    const char *path = db_path("deferred-store.db");
-    o.path = path;
+    o.path = ":memory:";
     CHECK_INT(halo_store_open_sqlite(&o, &st, &err), HALO_OK);
-    halo_batch *b = perf_batch(1, 10);
-    CHECK_INT(st->ops->write_batches(st, (const halo_batch *const *)&b, 1, NULL,
-                                     &err),
-              HALO_OK);
-    halo_batch_done(b, HALO_OK, "");
+    CHECK_INT(writer_synchronous(st), 2);
     CHECK_INT(st->ops->sync(st, &err), HALO_OK);
-    CHECK_INT(sql_int(path, "SELECT count(*) FROM spans"), 10);
+    halo_store_close(st);
+    /* without deferred_sync: FULL */
+    o = (halo_store_opts){.path = db_path("plain.db")};
+    CHECK_INT(halo_store_open_sqlite(&o, &st, &err), HALO_OK);
+    CHECK_INT(writer_synchronous(st), 2);
     halo_store_close(st);
 }
 
