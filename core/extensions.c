@@ -4,8 +4,10 @@
  * Both are tiny HTTP servers (libmicrohttpd, one internal polling thread)
  * answering GET on one path:
  *   health_check  200 {"status":"Server available"} while the service is
- *                 ready (halo_service_ready: started, not shutting down),
- *                 503 {"status":"Server not available"} otherwise
+ *                 ready (halo_service_ready: started, not shutting down,
+ *                 no component failed), 503 {"status":"Server not
+ *                 available"} otherwise, with "reason" when a component
+ *                 failed for good (halo_service_fail)
  *   metrics       200 text/plain; version=0.0.4, every internal metric
  * Other paths get 404, other methods on the path 405. They consume nothing.
  * With a `tls` section (core/tls.h) they serve HTTPS only; with its
@@ -110,8 +112,23 @@ static enum MHD_Result serve_health(ext_ctx *x, struct MHD_Connection *c)
     if (svc && halo_service_ready(svc))
         return reply_static(c, MHD_HTTP_OK, "application/json",
                             "{\"status\":\"Server available\"}");
-    return reply_static(c, MHD_HTTP_SERVICE_UNAVAILABLE, "application/json",
-                        "{\"status\":\"Server not available\"}");
+    const char *why = halo_service_failure(svc);
+    if (!why)
+        return reply_static(c, MHD_HTTP_SERVICE_UNAVAILABLE, "application/json",
+                            "{\"status\":\"Server not available\"}");
+    halo_buf b = HALO_BUF_INIT;
+    static const char head[] =
+        "{\"status\":\"Server not available\",\"reason\":";
+    halo_buf_append(&b, head, sizeof head - 1);
+    halo_buf_json_str(&b, why, strlen(why));
+    halo_buf_putc(&b, '}');
+    size_t len = b.len;
+    char *body = halo_buf_steal(&b);
+    if (!body)
+        return reply_static(c, MHD_HTTP_SERVICE_UNAVAILABLE, "application/json",
+                            "{\"status\":\"Server not available\"}");
+    return halo_http_reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "application/json",
+                           body, len, true, NULL, NULL);
 }
 
 static enum MHD_Result serve_metrics(struct MHD_Connection *c)

@@ -41,6 +41,8 @@ struct halo_service {
     halo_component entry; /* pseudo receiver for halo import */
     int log_level;
     atomic_bool ready;
+    atomic_int fail_state; /* 0 none, 1 being written, 2 fail_why is set */
+    char fail_why[HALO_ERR_MAX];
     bool started;
     bool shut;
 };
@@ -693,7 +695,25 @@ void halo_service_free(halo_service *svc)
 
 bool halo_service_ready(const halo_service *svc)
 {
-    return svc && atomic_load(&((halo_service *)svc)->ready);
+    return svc && atomic_load(&((halo_service *)svc)->ready) &&
+           !halo_service_failure(svc);
+}
+
+void halo_service_fail(halo_service *svc, const char *why)
+{
+    int none = 0;
+    if (!svc || !atomic_compare_exchange_strong(&svc->fail_state, &none, 1))
+        return;
+    snprintf(svc->fail_why, sizeof svc->fail_why, "%s", why ? why : "");
+    atomic_store(&svc->fail_state, 2);
+    LOG_ERROR("service", "not available from now on: %s", svc->fail_why);
+}
+
+const char *halo_service_failure(const halo_service *svc)
+{
+    if (!svc || atomic_load(&((halo_service *)svc)->fail_state) != 2)
+        return NULL;
+    return svc->fail_why;
 }
 
 halo_component *halo_service_entry(halo_service *svc)

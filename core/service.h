@@ -39,8 +39,17 @@ void halo_service_shutdown(halo_service *svc);
 void halo_service_free(halo_service *svc);
 
 /* True between a successful start and the beginning of shutdown (health
- * checks answer 200 only then). */
+ * checks answer 200 only then), unless a component reported a failure. */
 bool halo_service_ready(const halo_service *svc);
+
+/* A component can no longer do its job and will not recover by itself
+ * (the SQLite store could not sync its log: it refuses every write until
+ * a restart). From then on the service is not ready and the health check
+ * answers 503 with the reason; the first reason is kept. Thread-safe;
+ * svc may be NULL (a component used outside a service). */
+void halo_service_fail(halo_service *svc, const char *why);
+/* The reason given to halo_service_fail, or NULL. */
+const char *halo_service_failure(const halo_service *svc);
 
 /* The first component of each pipeline that a receiver-less producer (halo
  * import) can emit into: a pseudo-receiver whose next[] are the pipelines'

@@ -41,6 +41,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/service.h"
 #include "storage/store.h"
 
 #include <pthread.h>
@@ -156,8 +157,10 @@ static void sync_and_complete(sqlite_exp *e, halo_batch **batches, size_t n)
 {
     halo_err err = {{0}};
     halo_status st = e->store->ops->sync(e->store, &err);
-    if (st != HALO_OK)
+    if (st != HALO_OK) { /* final (store.h): the health check goes red */
         LOG_ERROR(e->prefix, "%s", err.msg);
+        halo_service_fail(e->self->svc, err.msg);
+    }
     size_t spans = 0;
     for (size_t i = 0; i < n; i++) {
         spans += batches[i]->n_spans;
@@ -221,6 +224,7 @@ static void write_group(sqlite_exp *e, queued *group, halo_store_rows **rows,
     if (e->cfg->synchronous == SYNC_FULL && e->store->ops->sync &&
         (st = e->store->ops->sync(e->store, &err)) != HALO_OK) {
         LOG_ERROR(e->prefix, "%s", err.msg);
+        halo_service_fail(e->self->svc, err.msg);
         complete_group(e, group, n, HALO_ERETRY, err.msg);
         return;
     }

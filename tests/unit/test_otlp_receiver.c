@@ -19,6 +19,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/service.h"
 #include "receivers/otlp/otlp_codec.h"
 #include "receivers/otlp/otlp_internal.h"
 
@@ -1199,4 +1200,53 @@ TEST(extensions_serve_metrics_and_health)
     hres_free(&h);
     rx_close(&hc);
     rx_close(&m);
+}
+
+/* A component that failed for good (halo_service_fail: the SQLite store
+ * could not sync its log) turns the health check red with the reason,
+ * for the rest of the service's life; the first reason is kept. */
+TEST(health_check_reports_a_failed_component)
+{
+    int hport = free_port(), rport = free_port();
+    char yaml[600];
+    snprintf(yaml, sizeof yaml,
+             "receivers:\n"
+             "  otlp: {protocols: {http: {endpoint: 127.0.0.1:%d}}}\n"
+             "exporters:\n"
+             "  debug: {}\n"
+             "extensions:\n"
+             "  health_check: {endpoint: 127.0.0.1:%d}\n"
+             "service:\n"
+             "  pipelines:\n"
+             "    traces: {receivers: [otlp], exporters: [debug]}\n",
+             rport, hport);
+    halo_errlist errs = {0}, warns = {0};
+    halo_node *root = halo_config_parse(yaml, strlen(yaml), "t.yaml", &errs);
+    halo_service *svc = root ? halo_service_build(root, &errs, &warns) : NULL;
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "  %s\n", errs.msgs[i]);
+    halo_errlist_free(&errs);
+    halo_errlist_free(&warns);
+    CHECK(svc);
+    halo_err err = {{0}};
+    CHECK_INT(halo_service_start(svc, HALO_START_EXTENSIONS, &err), HALO_OK);
+    hres h;
+    CHECK(http_do(hport, "GET / HTTP/1.1", NULL, 0, false, &h));
+    CHECK_INT(h.status, 200);
+    hres_free(&h);
+    CHECK(halo_service_ready(svc));
+    CHECK(!halo_service_failure(svc));
+    halo_service_fail(svc, "could not sync \"x.db-wal\": I/O error");
+    halo_service_fail(svc, "a later reason");
+    CHECK(!halo_service_ready(svc));
+    CHECK(http_do(hport, "GET / HTTP/1.1", NULL, 0, false, &h));
+    CHECK_INT(h.status, 503);
+    CHECK_STR((char *)h.body,
+              "{\"status\":\"Server not available\",\"reason\":\"could not "
+              "sync \\\"x.db-wal\\\": I/O error\"}");
+    hres_free(&h);
+    halo_service_fail(NULL, "ignored"); /* outside a service: nothing */
+    halo_service_shutdown(svc);
+    halo_service_free(svc);
+    halo_node_free(root);
 }
