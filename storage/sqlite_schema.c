@@ -221,8 +221,10 @@ static halo_status check_not_newer(sq_store *s, int version, halo_err *err)
     return HALO_OK;
 }
 
+/* existing: the database had a schema when it was opened (a fresh one
+ * gets every migration at once, without a line for each). */
 static halo_status apply_migration(sq_store *s, const struct migration *m,
-                                   halo_err *err)
+                                   bool existing, halo_err *err)
 {
     int version;
     halo_status st = sq_exec(s, "BEGIN IMMEDIATE", "begin a migration", err);
@@ -232,7 +234,7 @@ static halo_status apply_migration(sq_store *s, const struct migration *m,
         st = check_not_newer(s, version, err);
     if (st == HALO_OK && version < m->version) {
         char sql[160], now[31];
-        if (version > 0)
+        if (existing)
             LOG_INFO(LOG_PREFIX, "applying schema migration %d to %s: %s",
                      m->version, s->path, m->what);
         halo_iso_from_ns(halo_real_ns(), now);
@@ -265,9 +267,10 @@ halo_status sq_migrate(sq_store *s, halo_err *err)
         st = schema_version(s, &version, err);
     if (st == HALO_OK)
         st = check_not_newer(s, version, err);
+    bool existing = version > 0;
     for (size_t i = 0; st == HALO_OK && i < N_MIGRATIONS; i++)
         if (migrations[i].version > version)
-            st = apply_migration(s, &migrations[i], err);
+            st = apply_migration(s, &migrations[i], existing, err);
     return st;
 }
 
