@@ -257,7 +257,7 @@ static halo_status apply_migration(sq_store *s, const struct migration *m,
 
 halo_status sq_migrate(sq_store *s, halo_err *err)
 {
-    int version;
+    int version = -1;
     halo_status st =
         sq_exec(s,
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
