@@ -1,7 +1,7 @@
 /*
  * otlp_http.c -- OTLP/HTTP transport on libmicrohttpd.
  *
- * MHD runs its own thread pool (`threads` workers, epoll) on a socket we
+ * MHD runs its own thread pool (`threads` workers, poll) on a socket we
  * bind ourselves (core/net.c). Only `POST <traces_url_path>` is served:
  * other paths get 404, other methods 405 with `Allow: POST`. The body is
  * application/x-protobuf or application/json, identity or gzip, at most
@@ -677,8 +677,16 @@ static halo_status init_sync(otlp_http *h)
 static struct MHD_Daemon *start_daemon(otlp_http *h, const otlp_http_cfg *cfg)
 {
     struct MHD_OptionItem tls[HALO_TLS_MHD_OPTIONS];
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
-                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* poll(), not epoll: libmicrohttpd 0.9.75's MHD_quiesce_daemon sets
+     * was_quiesced on each worker before it removes the listening socket
+     * from the worker's epoll set, and a worker woken meanwhile removes it
+     * itself; quiesce's own EPOLL_CTL_DEL then fails and MHD aborts the
+     * process ("Failed to remove listen FD from epoll set", seen once in
+     * a `make test` run, in http_shutdown_drains_in_flight). With poll the
+     * workers are told through their inter-thread channel (MHD_USE_ITC),
+     * which has no such race. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                     MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     tls[0] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     if (h->tls) {
         halo_tls_mhd_options(h->tls, tls);
