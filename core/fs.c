@@ -31,3 +31,15 @@ halo_status halo_mkdir_p(char *path, mode_t mode, halo_err *err)
                          path, strerror(errno));
     return HALO_OK;
 }
+
+bool halo_dir_of(const char *path, char *out, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    const char *dir = slash ? path : ".";
+    size_t len = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
+    if (len >= size)
+        return false;
+    memcpy(out, dir, len);
+    out[len] = '\0';
+    return true;
+}

@@ -390,15 +390,9 @@ static halo_status sqlite_create(halo_component *self, halo_err *err)
 static halo_status make_parent_dir(const char *path, halo_err *err)
 {
     char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash || slash == path)
-        return HALO_OK;
-    size_t len = (size_t)(slash - path);
-    if (len >= sizeof dir)
+    if (!halo_dir_of(path, dir, sizeof dir))
         return halo_fail(err, HALO_EINVAL, "invalid path \"%s\": too long",
                          path);
-    memcpy(dir, path, len);
-    dir[len] = '\0';
     return halo_mkdir_p(dir, 0755, err);
 }
 

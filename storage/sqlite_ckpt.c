@@ -35,12 +35,12 @@
  */
 #include "sqlite_int.h"
 
+#include "../core/fs.h"
 #include "../core/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -172,16 +172,11 @@ void sq_stop_checkpointer(sq_store *s)
 /* Sync a directory, so a file just created in it survives power loss. */
 static int sync_dir_of(const char *file)
 {
-    const char *slash = strrchr(file, '/');
     char dir[4096];
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == file)
-        snprintf(dir, sizeof dir, "/");
-    else if ((size_t)(slash - file) < sizeof dir)
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - file), file);
-    else
+    if (!halo_dir_of(file, dir, sizeof dir)) {
+        errno = ENAMETOOLONG;
         return -1;
+    }
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -1;

@@ -6,6 +6,7 @@
 #include "core/batch.h"
 #include "core/buf.h"
 #include "core/component.h"
+#include "core/fs.h"
 #include "core/json_attrs.h"
 #include "core/metrics.h"
 #include "fixtures.h"
@@ -13,6 +14,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* A batch of n spans named "s<i>" in its own arena. */
 static halo_batch *make_batch(size_t n, halo_ack *ack)
@@ -457,4 +459,22 @@ TEST(hex_round_trip)
     CHECK(memcmp(id, back, 8) == 0);
     CHECK(!halo_hex_decode("0001abcdef107ff", 15, back, 8));
     CHECK(!halo_hex_decode("0001abcdef107fgf", 16, back, 8));
+}
+
+TEST(dir_of_a_path)
+{
+    char d[16];
+    CHECK(halo_dir_of("data/halo.db", d, sizeof d));
+    CHECK_STR(d, "data");
+    CHECK(halo_dir_of("/a/b/c.db", d, sizeof d));
+    CHECK_STR(d, "/a/b");
+    CHECK(halo_dir_of("/halo.db", d, sizeof d));
+    CHECK_STR(d, "/");
+    CHECK(halo_dir_of("halo.db", d, sizeof d));
+    CHECK_STR(d, ".");
+    CHECK(halo_dir_of("0123456789abcde/x", d, sizeof d)); /* 15 + NUL */
+    CHECK_STR(d, "0123456789abcde");
+    strcpy(d, "kept");
+    CHECK(!halo_dir_of("0123456789abcdef/x", d, sizeof d));
+    CHECK_STR(d, "kept");
 }
