@@ -152,15 +152,28 @@ static bool defer_group(sqlite_exp *e, queued *group, size_t n)
     return true;
 }
 
+/* Whether a commit is confirmed only after a sync (synchronous=full on a
+ * store that syncs on request). */
+static bool syncs(const sqlite_exp *e)
+{
+    return e->cfg->synchronous == SYNC_FULL && e->store->ops->sync;
+}
+
+/* Make what was committed durable. A failure is final (store.h): the
+ * store has logged it, and the health check goes red. */
+static halo_status sync_store(sqlite_exp *e, halo_err *err)
+{
+    halo_status st = e->store->ops->sync(e->store, err);
+    if (st != HALO_OK)
+        halo_service_fail(e->self->svc, err->msg);
+    return st;
+}
+
 /* Sync the store and complete batches[0..n) with the outcome. */
 static void sync_and_complete(sqlite_exp *e, halo_batch **batches, size_t n)
 {
     halo_err err = {{0}};
-    halo_status st = e->store->ops->sync(e->store, &err);
-    if (st != HALO_OK) { /* final (store.h): the health check goes red */
-        LOG_ERROR(e->prefix, "%s", err.msg);
-        halo_service_fail(e->self->svc, err.msg);
-    }
+    halo_status st = sync_store(e, &err);
     size_t spans = 0;
     for (size_t i = 0; i < n; i++) {
         spans += batches[i]->n_spans;
@@ -221,10 +234,7 @@ static void write_group(sqlite_exp *e, queued *group, halo_store_rows **rows,
     if (e->sync_started && defer_group(e, group, n))
         return;
     /* no syncer, or no memory to hand the group over: sync here */
-    if (e->cfg->synchronous == SYNC_FULL && e->store->ops->sync &&
-        (st = e->store->ops->sync(e->store, &err)) != HALO_OK) {
-        LOG_ERROR(e->prefix, "%s", err.msg);
-        halo_service_fail(e->self->svc, err.msg);
+    if (syncs(e) && sync_store(e, &err) != HALO_OK) {
         complete_group(e, group, n, HALO_ERETRY, err.msg);
         return;
     }
@@ -432,8 +442,7 @@ static halo_status sqlite_start(halo_component *self, halo_err *err)
     if (cfg->retention_ns > 0)
         e->next_retention = halo_mono_ns(); /* a first pass at start */
     /* without the syncer, write_group syncs each group itself */
-    if (cfg->synchronous == SYNC_FULL && e->store->ops->sync &&
-        pthread_create(&e->sync_thread, NULL, syncer_main, e) == 0)
+    if (syncs(e) && pthread_create(&e->sync_thread, NULL, syncer_main, e) == 0)
         e->sync_started = true;
     if (pthread_create(&e->thread, NULL, writer_main, e) != 0) {
         stop_syncer(e);
