@@ -21,6 +21,7 @@
 #include "../core/clock.h"
 #include "../core/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +177,7 @@ typedef struct sub_job {
 
 static void *sub_thread(void *arg)
 {
+    pthread_setname_np(pthread_self(), "rlm-subquery");
     sub_job *j = arg;
     j->text = rlm_subquery(&j->R, j->parent, j->args);
     pthread_mutex_lock(j->mu);

@@ -458,6 +458,7 @@ static int64_t next_due_in(const halo_scheduler *s, int64_t now)
 
 static void *loop(void *arg)
 {
+    pthread_setname_np(pthread_self(), "analyzer-sched");
     halo_scheduler *s = arg;
     int64_t retry = s->o.retry_ns > 0 ? s->o.retry_ns : 30 * 1000000000LL;
     pthread_mutex_lock(&s->mu);

@@ -41,6 +41,7 @@ static halo_service *load(const char *config, halo_node **root_out,
 
 static void *drain_watchdog(void *arg)
 {
+    pthread_setname_np(pthread_self(), "drain-watchdog");
     (void)arg;
     sigset_t set;
     sigemptyset(&set);

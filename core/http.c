@@ -173,6 +173,7 @@ static void sweep_locked(halo_http_guard *g, uint64_t now)
 
 static void *sweeper_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "http-sweeper");
     halo_http_guard *g = arg;
     uint64_t every = g->timeout_ns / 8;
     if (every < 20000000u)

@@ -57,6 +57,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -556,6 +557,7 @@ static bool serve(pgx_writer *w)
 
 void *pgx_writer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "pg-writer");
     pgx_writer *w = arg;
     pgx *x = w->x;
     while (!atomic_load(&x->stop) || w->conn) {

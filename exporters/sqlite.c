@@ -185,6 +185,7 @@ static void sync_and_complete(sqlite_exp *e, halo_batch **batches, size_t n)
 
 static void *syncer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "sqlite-sync");
     sqlite_exp *e = arg;
     halo_batch **mine = NULL;
     size_t cap_mine = 0;
@@ -322,6 +323,7 @@ static void wait_for_work(sqlite_exp *e)
 
 static void *writer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "sqlite-writer");
     sqlite_exp *e = arg;
     queued *group = malloc(e->cap * sizeof *group);
     halo_store_rows **rows = malloc(e->cap * sizeof *rows);

@@ -109,6 +109,7 @@ static halo_batch *take_due(halo_component *self, int *trigger)
 
 static void *batch_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "batch");
     halo_component *self = arg;
     batch_ctx *x = self->ctx;
     batch_cfg *cfg = self->cfg;

@@ -40,6 +40,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -59,6 +60,7 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
 
 static void *ckpt_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "sqlite-ckpt");
     sq_store *s = arg;
     bool warned = false;
     pthread_mutex_lock(&s->ckpt_mu);

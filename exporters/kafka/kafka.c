@@ -262,6 +262,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg,
 
 static void *poller_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "kafka-tx-poll");
     kafka_exp *e = arg;
     while (!atomic_load(&e->poller_stop)) {
         rd_kafka_poll(e->rk, POLL_MS);

@@ -21,6 +21,7 @@
 #include "../../core/clock.h"
 #include "../../core/log.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,7 @@ static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
 
 static void *dlq_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "kafka-rx-dlq");
     krx_core *k = arg;
     while (!atomic_load(&k->dlq_stop))
         rd_kafka_poll(k->dlq, DLQ_POLL_MS);

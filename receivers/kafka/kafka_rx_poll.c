@@ -48,6 +48,7 @@
 #include "../../core/log.h"
 #include "../otlp/otlp_codec.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -700,6 +701,7 @@ static void close_consumer(krx_core *k)
 
 void *krx_poll_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "kafka-rx-poll");
     krx_core *k = arg;
     krx_nudge_start(k);
     while (!atomic_load(&k->stop)) {

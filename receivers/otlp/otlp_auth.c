@@ -448,7 +448,7 @@ static const char *value_text(const halo_value *v, char *buf, size_t size)
         return NULL;
     if (v->type == HALO_VAL_STRING && v->u.s.ptr && v->u.s.len)
         return v->u.s.ptr;
-    if (v->type == HALO_VAL_INT && size) {
+    if (v->type == HALO_VAL_INT && buf && size) {
         snprintf(buf, size, "%" PRId64, v->u.i);
         return buf;
     }

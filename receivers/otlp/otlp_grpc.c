@@ -410,6 +410,7 @@ static void on_done(greq *r)
 
 static void *cq_thread(void *arg)
 {
+    pthread_setname_np(pthread_self(), "otlp-grpc");
     otlp_grpc *g = arg;
     for (;;) {
         grpc_event ev = grpc_completion_queue_next(

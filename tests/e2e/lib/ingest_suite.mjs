@@ -18,6 +18,7 @@
  * waiting.
  */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { runHalo, describeRun, parseJsonRows } from './cli.mjs';
 import { HaloDaemon } from './daemon.mjs';
@@ -110,6 +111,20 @@ export function ingestSuite(backend) {
                 const missing = want.filter((c) => !cols.includes(c));
                 assert.deepEqual(missing, [], `${table} lacks columns of DESIGN §6`);
             }
+        });
+
+        /* `top -H`, perf and gdb show which part of the pipeline a thread
+         * is: every long-lived thread names itself. */
+        it('names its threads after what they do', async () => {
+            const dir = `/proc/${halo.pid}/task`;
+            const names = new Set(readdirSync(dir).map(
+                (t) => readFileSync(`${dir}/${t}/comm`, 'utf8').trim()));
+            const store = backend.open ? ['pg-writer'] : ['sqlite-writer',
+                                                         'sqlite-sync',
+                                                         'sqlite-ckpt'];
+            for (const want of ['otlp-grpc', 'batch', 'http-sweeper', ...store])
+                assert.ok(names.has(want),
+                          `no thread named "${want}" among ${[...names].join(', ')}`);
         });
 
         it('stores every span exactly once', async () => {
