@@ -94,8 +94,15 @@ static const char SQL_UPSERT_TRACE[] =
     " input_tokens = input_tokens + excluded.input_tokens,"
     " output_tokens = output_tokens + excluded.output_tokens,"
     " cost = cost + excluded.cost,"
-    " identity_pending = identity_pending | excluded.identity_pending"
-    " RETURNING root_span_id, identity_pending";
+    " identity_pending = identity_pending | excluded.identity_pending";
+
+/* A trace's stored state after its upsert, read only when the upsert
+ * updated a row that was there before (apply_delta). Not RETURNING: SQLite
+ * materializes RETURNING rows in an ephemeral table, opened and closed
+ * (a pager, page-sized buffers) on every execution, on the writer thread,
+ * for every trace. */
+static const char SQL_GET_TRACE_STATE[] =
+    "SELECT root_span_id, identity_pending FROM traces WHERE trace_id = ?1";
 
 /* ?2: the HALO_FB_* bits the root can resolve; ?3..?6 its values. A field
  * is replaced where it is NULL or came from the resource fallback. */
@@ -503,6 +510,27 @@ static void bind_trace(sqlite3_stmt *st, const sq_delta *d, const char *tid,
     bind_str(st, 25, r ? r->t[T_USER_ID] : none);
 }
 
+/* The stored root span id ("" when none) and identity_pending of a trace
+ * that exists. */
+static halo_status get_trace_state(sq_store *s, const char *tid, char root[17],
+                                   uint32_t *pending, halo_err *err)
+{
+    sqlite3_stmt *st = s->get_trace_state;
+    sqlite3_bind_text(st, 1, tid, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        halo_status ret = sq_fail(s, err, "read the traces rollup");
+        sqlite3_reset(st);
+        return ret;
+    }
+    const char *r = (const char *)sqlite3_column_text(st, 0);
+    if (r && strlen(r) == 16)
+        memcpy(root, r, 17);
+    *pending = (uint32_t)sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
+    return HALO_OK;
+}
+
 /* UPSERT one trace's delta, then fix up identities when needed. */
 static halo_status apply_delta(sq_store *s, const sq_delta *d,
                                halo_write_stats *ws, halo_err *err)
@@ -511,18 +539,24 @@ static halo_status apply_delta(sq_store *s, const sq_delta *d,
     halo_hex_encode(d->tid, 16, tid);
     sqlite3_stmt *st = s->upsert_trace;
     bind_trace(st, d, tid, t0, t1);
+    /* rowids start at 1 and an upsert that updates leaves this alone, so
+     * nonzero afterwards means the trace is new (the common case: all of
+     * a run's spans in one write) */
+    sqlite3_set_last_insert_rowid(s->db, 0);
     int rc = sqlite3_step(st);
-    uint32_t pending = 0; /* of every stored span, this write's too */
-    if (rc == SQLITE_ROW) {
-        const char *r = (const char *)sqlite3_column_text(st, 0);
-        if (r && strlen(r) == 16)
-            memcpy(stored_root, r, 17);
-        pending = (uint32_t)sqlite3_column_int64(st, 1);
-        rc = sqlite3_step(st);
-    }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
         return sq_fail(s, err, "update the traces rollup");
+    uint32_t pending = 0; /* of every stored span, this write's too */
+    if (sqlite3_last_insert_rowid(s->db) != 0) {
+        pending = d->needs; /* what the insert stored; no root before it */
+    } else if (d->root || d->needs) {
+        halo_status got = get_trace_state(s, tid, stored_root, &pending, err);
+        if (got != HALO_OK)
+            return got;
+    } else {
+        return HALO_OK; /* no root to apply, nothing this write needs */
+    }
 
     if (d->root) {
         const sq_row *r = d->root;
@@ -724,9 +758,13 @@ static halo_status prepare_all(sq_store *s, halo_err *err)
         const char *sql;
         sqlite3_stmt **out;
     } w[] = {
-        {SQL_INSERT_SPAN, &s->ins_span},  {SQL_UPSERT_TRACE, &s->upsert_trace},
-        {SQL_FIX_SPANS, &s->fix_spans},   {SQL_GET_ROOT, &s->get_root},
-        {SQL_DEL_SPANS, &s->del_spans},   {SQL_DEL_TRACES, &s->del_traces},
+        {SQL_INSERT_SPAN, &s->ins_span},
+        {SQL_UPSERT_TRACE, &s->upsert_trace},
+        {SQL_FIX_SPANS, &s->fix_spans},
+        {SQL_GET_ROOT, &s->get_root},
+        {SQL_GET_TRACE_STATE, &s->get_trace_state},
+        {SQL_DEL_SPANS, &s->del_spans},
+        {SQL_DEL_TRACES, &s->del_traces},
         {SQL_PUT_REPORT, &s->put_report},
     };
     for (size_t i = 0; st == HALO_OK && i < sizeof w / sizeof *w; i++)
@@ -777,9 +815,10 @@ static void sq_close(halo_store *base)
 {
     sq_store *s = (sq_store *)base;
     sq_stop_checkpointer(s);
-    sqlite3_stmt *stmts[] = {s->ins_span,   s->upsert_trace, s->fix_spans,
-                             s->get_root,   s->del_spans,    s->del_traces,
-                             s->put_report, s->get_trace};
+    sqlite3_stmt *stmts[] = {
+        s->ins_span,   s->upsert_trace, s->fix_spans,
+        s->get_root,   s->del_spans,    s->del_traces,
+        s->put_report, s->get_trace,    s->get_trace_state};
     for (size_t i = 0; i < sizeof stmts / sizeof *stmts; i++)
         sqlite3_finalize(stmts[i]);
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)

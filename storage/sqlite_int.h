@@ -170,6 +170,7 @@ typedef struct sq_store {
     sqlite3_stmt *upsert_trace;
     sqlite3_stmt *fix_spans;
     sqlite3_stmt *get_root;
+    sqlite3_stmt *get_trace_state;
     sqlite3_stmt *del_spans;
     sqlite3_stmt *del_traces;
     sqlite3_stmt *put_report;
