@@ -550,12 +550,10 @@ static halo_status apply_delta(sq_store *s, const sq_delta *d,
     uint32_t pending = 0; /* of every stored span, this write's too */
     if (sqlite3_last_insert_rowid(s->db) != 0) {
         pending = d->needs; /* what the insert stored; no root before it */
-    } else if (d->root || d->needs) {
+    } else if (d->root || d->needs) { /* else nothing below uses them */
         halo_status got = get_trace_state(s, tid, stored_root, &pending, err);
         if (got != HALO_OK)
             return got;
-    } else {
-        return HALO_OK; /* no root to apply, nothing this write needs */
     }
 
     if (d->root) {
