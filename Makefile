@@ -21,7 +21,7 @@ FUZZ_PKGS = clang libclang-rt-14-dev
 
 .PHONY: all build run test test-unit test-asan deps test-deps fuzz bench \
         bench-sqlite bench-kafka bench-pg bench-analyze format \
-        format-check clean e2e-deps install uninstall
+        format-check clean e2e-deps install uninstall check-builds
 
 all: build
 
@@ -45,7 +45,8 @@ e2e-deps: test-deps
 	cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
 
 # Formatting, every test through ctest, then the whole suite again under
-# ASan+UBSan, then every fuzz target briefly.
+# ASan+UBSan, then the Release and clang builds, then every fuzz target
+# briefly.
 test: test-deps e2e-deps format-check
 	cmake -S . -B $(BUILD) -DHALO_WERROR=ON
 	cmake --build $(BUILD) -j$(JOBS)
@@ -56,6 +57,7 @@ test: test-deps e2e-deps format-check
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    HALO_SANITIZED=1 ctest --output-on-failure --timeout 900
+	$(MAKE) check-builds
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS_CI)
 
 # libFuzzer targets (clang), each run briefly: make fuzz FUZZ_SECONDS=60.
@@ -132,6 +134,16 @@ uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/halo
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/halo (your configuration)"
 
+# The two other builds a packager or a contributor is likely to make, with
+# -Werror: gcc at -O3 (CMake Release: its inliner sees more, so it warns
+# more) and clang. Builds only, no tests: about a minute for both here.
+check-builds: deps
+	@command -v clang >/dev/null 2>&1 || ./.ci/install-deps $(FUZZ_PKGS)
+	cmake -S . -B build-release -DHALO_WERROR=ON -DCMAKE_BUILD_TYPE=Release
+	cmake --build build-release -j$(JOBS)
+	CC=clang cmake -S . -B build-clang -DHALO_WERROR=ON
+	cmake --build build-clang -j$(JOBS)
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
@@ -140,4 +152,4 @@ format-check:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) build-release build-clang

@@ -237,6 +237,7 @@ static bool rd_next(rd *r, rd_field *f)
     f->wt = (int)(key & 7);
     f->data = NULL;
     f->len = 0;
+    f->u = 0;
     switch (f->wt) {
     case WT_VARINT:
         return rd_varint(r, &f->u);

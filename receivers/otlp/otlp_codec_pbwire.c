@@ -109,6 +109,12 @@ static inline int next_field(const uint8_t **pp, const uint8_t *end, wfield *f)
     f->num = (uint32_t)(key >> 3);
     f->wt = (unsigned)(key & 7);
     f->raw = p;
+    /* Every member set on every path: callers read data/len only for
+     * wire type 2 and v only for the others, which gcc -O3 cannot see
+     * through the inlined switch (-Wmaybe-uninitialized under Release). */
+    f->data = NULL;
+    f->len = 0;
+    f->v = 0;
     switch (f->wt) {
     case 0:
         if (!rd_varint(&p, end, 10, &f->v))

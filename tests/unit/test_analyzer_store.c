@@ -865,8 +865,8 @@ TEST(pg_scan_prunes_partitions)
                            (t % 4) * DAY_NS + t * SEC);
     CHECK(put_spans(st, o, n, NULL));
     CHECK(pg_q_ok(c, "ANALYZE"));
-    const char *params[4] = {"{abababababababab0000000000000001,"
-                             "abababababababab0000000000000005}",
+    const char *params[4] = {("{abababababababab0000000000000001,"
+                              "abababababababab0000000000000005}"),
                              "2025-11-16T09:00:00.000000Z",
                              "2025-11-16T10:00:00.000000Z", "4096"};
     char *plan = explain(c, PGR_SQL_SCAN_SPANS, 4, params);

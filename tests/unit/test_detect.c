@@ -373,8 +373,8 @@ static void unknown_run(rb *r, int run)
 {
     const char *msgs[] = {"unknown tool: web_browse",
                           "Tool 'web_browse' not found",
-                          "Error: web_browse is not a valid tool, try one of "
-                          "[search, lookup]"};
+                          ("Error: web_browse is not a valid tool, try one "
+                           "of [search, lookup]")};
     begin(r, run, T0 + (uint64_t)run * 60000000000ull);
     llm(r, "gpt-4o-mini", 900, 800);
     tool(r, "web_browse", 1, HALO_STATUS_ERROR, "{}", msgs[run % 3]);

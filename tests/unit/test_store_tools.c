@@ -423,17 +423,17 @@ static bool check_caps(const backend *b, char **digest)
     static const char *const same[] = {
         "SELECT * FROM traces ORDER BY start_unix_nano",
         "SELECT * FROM spans ORDER BY start_unix_nano, span_id",
-        "SELECT span_type, count(*) AS n, min(duration_ms) AS lo, "
-        "max(duration_ms) AS hi, avg(input_tokens) AS tok, sum(cost) AS cost "
-        "FROM spans GROUP BY span_type ORDER BY span_type",
-        "SELECT 1.5 * 2 AS x, 7 / 2 AS y, "
-        "CAST(0.1 AS DOUBLE PRECISION) + CAST(0.2 AS DOUBLE PRECISION) AS z, "
-        "-3 AS neg, 'a' || 'b' AS w",
-        "SELECT t.trace_id, count(*) AS spans, sum(s.input_tokens) AS tok "
-        "FROM traces t JOIN spans s ON s.trace_id = t.trace_id "
-        "GROUP BY t.trace_id ORDER BY tok DESC, t.trace_id LIMIT 4",
-        "SELECT status_code, status_message, count(*) AS n FROM spans "
-        "GROUP BY status_code, status_message ORDER BY n DESC",
+        ("SELECT span_type, count(*) AS n, min(duration_ms) AS lo, "
+         "max(duration_ms) AS hi, avg(input_tokens) AS tok, sum(cost) AS cost "
+         "FROM spans GROUP BY span_type ORDER BY span_type"),
+        ("SELECT 1.5 * 2 AS x, 7 / 2 AS y, "
+         "CAST(0.1 AS DOUBLE PRECISION) + CAST(0.2 AS DOUBLE PRECISION) AS z, "
+         "-3 AS neg, 'a' || 'b' AS w"),
+        ("SELECT t.trace_id, count(*) AS spans, sum(s.input_tokens) AS tok "
+         "FROM traces t JOIN spans s ON s.trace_id = t.trace_id "
+         "GROUP BY t.trace_id ORDER BY tok DESC, t.trace_id LIMIT 4"),
+        ("SELECT status_code, status_message, count(*) AS n FROM spans "
+         "GROUP BY status_code, status_message ORDER BY n DESC"),
         "VALUES (1, 'one'), (2, NULL)",
     };
     halo_buf d = HALO_BUF_INIT;
