@@ -87,8 +87,10 @@ static const char analyze_help[] =
     "      --reports-dir DIR  where report files go (default: the\n"
     "                     configuration's analyzer.reports_dir, \"reports\")\n"
     "  -o, --output FILE  write the report to FILE instead of stdout\n"
-    "      --prompt TEXT  a question for the RLM engine (not supported "
-    "yet)\n" HALO_STORE_HELP "  -h, --help         this help\n";
+    "      --prompt TEXT  a question for the RLM engine to investigate in the\n"
+    "                     window (needs a model: "
+    "analyzer.llm.base_url)\n" HALO_STORE_HELP
+    "  -h, --help         this help\n";
 
 typedef struct aopts {
     const char *agent, *window, *end, *format, *schedule, *reports_dir;
@@ -588,7 +590,8 @@ int halo_cmd_reports(int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (optind >= argc)
-        return halo_cli_usage_error("reports", "%s", "expected list or show");
+        return halo_cli_usage_error("reports", "%s",
+                                    "expected list, show or chat");
     const char *sub = argv[optind];
     bool list = !strcmp(sub, "list"), show = !strcmp(sub, "show");
     bool chat = !strcmp(sub, "chat");

@@ -4,7 +4,9 @@
  * Files are read line by line through zlib's gz reader, which reads plain
  * and gzip-compressed files alike. A line is either an OTLP/JSON
  * ExportTraceServiceRequest (it has "resourceSpans") or one flat span
- * object (HALO-style JSONL). Lines are grouped into batches of about
+ * object (HALO-style JSONL); a file whose first line is an incomplete
+ * object is tried as one document over several lines (read_document).
+ * Lines are grouped into batches of about
  * IMPORT_BATCH_SPANS spans and fed into the configured pipelines exactly as
  * a receiver would (processors, then exporters), with a few batches in
  * flight. A batch refused retryably (store busy, memory limit) is decoded
@@ -34,6 +36,7 @@
 #define IMPORT_BATCH_BYTES (8u << 20)
 #define IMPORT_INFLIGHT 4
 #define IMPORT_MAX_RETRIES 20
+#define IMPORT_DOC_MAX (64u << 20) /* a multi-line document, at most */
 
 typedef struct job job;
 
@@ -222,6 +225,40 @@ static bool read_line(gzFile gz, halo_buf *buf)
     }
 }
 
+/* A file that is one JSON document over several lines (pretty-printed, as
+ * editors and `jq .` write it) rather than one per line: *doc gets first
+ * (the file's first line) and the rest of gz, with its line breaks turned
+ * into spaces (JSON allows them between tokens, never raw inside a
+ * string). False when the file holds more than IMPORT_DOC_MAX bytes or
+ * cannot be read: the caller then goes on line by line. */
+static bool read_document(gzFile gz, const halo_buf *first, halo_buf *doc)
+{
+    halo_buf_reset(doc);
+    halo_buf_append(doc, first->data, first->len);
+    halo_buf_putc(doc, ' ');
+    char chunk[65536];
+    int n;
+    while ((n = gzread(gz, chunk, sizeof chunk)) > 0) {
+        if (doc->len + (size_t)n > IMPORT_DOC_MAX)
+            return false;
+        halo_buf_append(doc, chunk, (size_t)n);
+    }
+    if (n < 0 || doc->oom)
+        return false;
+    for (size_t i = 0; i < doc->len; i++)
+        if (doc->data[i] == '\n' || doc->data[i] == '\r')
+            doc->data[i] = ' ';
+    return true;
+}
+
+static bool starts_object(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    return i < n && s[i] == '{';
+}
+
 static bool blank(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -255,7 +292,9 @@ static int import_file(importer *im, const char *path)
     halo_arena *scratch = halo_arena_new(1 << 16);
     job *j = job_new(im);
     long lineno = 0;
-    while (read_line(gz, &line)) {
+    bool first = true, whole = false; /* whole: line holds the whole file */
+    while (whole || read_line(gz, &line)) {
+        whole = false;
         lineno++;
         if (line.oom) {
             fprintf(stderr, "halo import: out of memory\n");
@@ -268,11 +307,41 @@ static int import_file(importer *im, const char *path)
         halo_arena_free(scratch);
         scratch = halo_arena_new(line.len * 2 + 4096);
         if (decode_line(line.data, line.len, scratch, &res, &err) != HALO_OK) {
+            /* The first line is not a document: perhaps the file is one
+             * document over several lines. If not, read it again line by
+             * line and report each. */
+            if (first && starts_object(line.data, line.len)) {
+                first = false;
+                halo_buf doc = HALO_BUF_INIT;
+                halo_arena *da = NULL;
+                if (read_document(gz, &line, &doc)) {
+                    da = halo_arena_new(doc.len * 2 + 4096);
+                    halo_err derr = {{0}};
+                    if (decode_line(doc.data, doc.len, da, &res, &derr) ==
+                        HALO_OK) {
+                        halo_buf_free(&line);
+                        line = doc;
+                        halo_arena_free(scratch);
+                        scratch = da;
+                        whole = true;
+                        lineno = 0;
+                        continue;
+                    }
+                }
+                halo_arena_free(da);
+                halo_buf_free(&doc);
+                if (gzrewind(gz) == 0) {
+                    lineno = 0;
+                    continue;
+                }
+            }
             fprintf(stderr, "%s%s:%ld: %s\n", pg.tty ? "\n" : "", path, lineno,
                     err.msg);
             im->lines_rejected++;
+            first = false;
             continue;
         }
+        first = false;
         if (res.rejected) {
             fprintf(stderr, "%s%s:%ld: %lld span(s) rejected: %s\n",
                     pg.tty ? "\n" : "", path, lineno, (long long)res.rejected,
@@ -372,7 +441,9 @@ static const char import_help[] =
     "ExportTraceServiceRequest\n"
     "(what `halo export` writes) or one span as a flat JSON object "
     "(HALO-style\n"
-    "JSONL; the spans table's column names). Files may be gzip-compressed.\n"
+    "JSONL; the spans table's column names: derived columns it gives, such\n"
+    "as agent_id or model, are kept). A file may also be one JSON document\n"
+    "over several lines (pretty-printed). Files may be gzip-compressed.\n"
     "A malformed line is reported as FILE:LINE and skipped.\n\n"
     "  -c, --config FILE  configuration whose pipelines receive the spans\n"
     "                     (default: $HALO_CONFIG, else the embedded default)\n"
@@ -422,6 +493,30 @@ int halo_cmd_import(int argc, char **argv)
         fprintf(stderr, "halo import: --config, --store and --db exclude each "
                         "other\n");
         return HALO_EXIT_USAGE;
+    }
+    /* Nothing readable: say so before opening (and perhaps creating) a
+     * store that would receive nothing. */
+    int readable = 0;
+    for (int i = optind; i < argc; i++) {
+        FILE *f = fopen(argv[i], "rb");
+        if (f) {
+            readable++;
+            fclose(f);
+        }
+    }
+    if (!readable) {
+        for (int i = optind; i < argc; i++) {
+            errno = 0;
+            FILE *f = fopen(argv[i], "rb");
+            int e = errno;
+            if (f)
+                fclose(f);
+            fprintf(stderr, "halo import: could not open \"%s\": %s\n", argv[i],
+                    strerror(e ? e : ENOENT));
+        }
+        fprintf(stderr, "halo import: no file could be read; nothing "
+                        "imported\n");
+        return HALO_EXIT_RUNTIME;
     }
     halo_log_set_level(HALO_LOG_WARN);
     halo_errlist errs = {0};

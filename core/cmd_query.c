@@ -330,6 +330,10 @@ static int traces_list(int argc, char **argv)
     if ((rc = when_opt(&q, "--since", q.since, &f.since_ns)) >= 0 ||
         (rc = when_opt(&q, "--until", q.until, &f.until_ns)) >= 0)
         return rc;
+    if (f.since_ns && f.until_ns && f.since_ns >= f.until_ns)
+        return halo_cli_usage_error(q.cmd, "%s",
+                                    "--since is not before --until: the "
+                                    "window is empty");
     halo_store *st = open_db(&q);
     if (!st)
         return HALO_EXIT_RUNTIME;
@@ -352,6 +356,11 @@ static int traces_list(int argc, char **argv)
         rc = print_json(&b);
     } else {
         print_trace_table(rows, n);
+        if (n == 0 && (q.agent || q.since || q.until || q.errors))
+            fprintf(stderr, "no traces match these filters\n");
+        else if (n == 0)
+            fprintf(stderr, "no traces stored yet: send some over OTLP "
+                            "(gRPC 4317, HTTP 4318) or `halo import` a file\n");
     }
     halo_arena_free(a);
     halo_store_close(st);

@@ -225,6 +225,12 @@ static const char validate_help[] =
 static int describe_components(const char *want)
 {
     bool found = false;
+    int width = 0; /* the names column of the list */
+    for (size_t i = 0; i < halo_component_defs_n; i++) {
+        const halo_component_def *d = halo_component_defs[i];
+        int w = (int)(strlen(halo_kind_name(d->kind)) + 1 + strlen(d->type));
+        width = w > width ? w : width;
+    }
     for (size_t i = 0; i < halo_component_defs_n; i++) {
         const halo_component_def *d = halo_component_defs[i];
         const char *kind = halo_kind_name(d->kind);
@@ -235,7 +241,7 @@ static int describe_components(const char *want)
         if (!match)
             continue;
         found = true;
-        printf("%s/%s  %s\n", kind, d->type,
+        printf("%s/%-*s  %s\n", kind, width - (int)kl - 1, d->type,
                d->description ? d->description : "");
         if (want) {
             halo_config_describe(d->schema, "  ", stdout);

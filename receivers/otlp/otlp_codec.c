@@ -6,8 +6,11 @@
  * the map); this one reads the span files people already have: `halo import`
  * of exports from halo's own `spans` table, of the files the HALO engine
  * reads, and of what the OpenTelemetry Python SDK's span.to_json() prints.
- * Keys not listed are ignored (so a full `spans` row with its derived columns
- * reads fine: the derivation is redone from the attributes).
+ * Keys not listed are ignored. The derived columns of a `spans` row
+ * (agent_id, agent_name, session_id, user_id, service_name, span_type,
+ * model, tool_name, input, output, input_tokens, output_tokens, cost) are
+ * kept as given (jl_columns); agent_identity derives the ones a line does
+ * not give from its attributes.
  *
  * Accepted keys (first match wins; null counts as absent):
  *
@@ -78,6 +81,8 @@
 #include "otlp_codec_internal.h"
 
 #include <ctype.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -662,6 +667,99 @@ static halo_status jl_ids(otlp_jctx *c, json_t *line, halo_span *hs,
     return st;
 }
 
+/* Text of a derived column: a string as it is, any other JSON value (an
+ * object of tool arguments, say) as compact JSON; "" counts as absent. */
+static halo_status jl_text(otlp_jctx *c, json_t *line, const char *name,
+                           const char **out)
+{
+    size_t mark;
+    json_t *v = member(c, line, name, &mark);
+    if (!v)
+        return HALO_OK;
+    halo_status st = HALO_OK;
+    const char *t = NULL;
+    if (json_is_string(v)) {
+        st = otlp_jval_str(c, v, &t, NULL);
+    } else {
+        char *js = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        t = js ? halo_arena_strdup(c->arena, js) : NULL;
+        free(js);
+        if (!t)
+            st = otlp_jnomem(c);
+    }
+    if (st == HALO_OK && t && *t)
+        *out = t;
+    otlp_jpath_pop(c, mark);
+    return st;
+}
+
+/* The derived columns of a `spans` row given at the top of the line
+ * (agent_id, model, input_tokens, ...). They are set on the span as if an
+ * earlier processor had derived them: agent_identity keeps them (unless its
+ * `override` is on) and derives the others from the attributes. A line
+ * that names its agent only this way is stored under that agent. */
+static halo_status jl_columns(otlp_jctx *c, json_t *line, halo_derived *d)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+    } text[] = {
+        {"agent_id", offsetof(halo_derived, agent_id)},
+        {"agent_name", offsetof(halo_derived, agent_name)},
+        {"session_id", offsetof(halo_derived, session_id)},
+        {"user_id", offsetof(halo_derived, user_id)},
+        {"service_name", offsetof(halo_derived, service_name)},
+        {"model", offsetof(halo_derived, model)},
+        {"tool_name", offsetof(halo_derived, tool_name)},
+        {"input", offsetof(halo_derived, input)},
+        {"output", offsetof(halo_derived, output)},
+    };
+    halo_status st = HALO_OK;
+    for (size_t i = 0; st == HALO_OK && i < sizeof text / sizeof *text; i++)
+        st = jl_text(c, line, text[i].key,
+                     (const char **)(void *)((char *)d + text[i].off));
+    if (d->agent_id && !d->agent_name) /* DESIGN §5: "then agent_id" */
+        d->agent_name = d->agent_id;
+    const char *type = NULL;
+    if (st == HALO_OK)
+        st = jl_text(c, line, "span_type", &type);
+    if (st == HALO_OK && type && strcasecmp(type, "UNKNOWN") != 0) {
+        char *up = halo_arena_strdup(c->arena, type);
+        if (!up)
+            return otlp_jnomem(c);
+        for (char *q = up; *q; q++)
+            *q = (char)toupper((unsigned char)*q);
+        d->span_type = up;
+    }
+    static const char *const counts[] = {"input_tokens", "output_tokens"};
+    for (int i = 0; st == HALO_OK && i < 2; i++) {
+        size_t mark;
+        json_t *v = member(c, line, counts[i], &mark);
+        if (!v)
+            continue;
+        int64_t n;
+        st = otlp_jval_i64(c, v, &n);
+        if (st == HALO_OK && n < 0)
+            st = otlp_jfail(c, "a token count cannot be negative");
+        if (st == HALO_OK && i == 0) {
+            d->input_tokens = n;
+            d->has_input_tokens = true;
+        } else if (st == HALO_OK) {
+            d->output_tokens = n;
+            d->has_output_tokens = true;
+        }
+        otlp_jpath_pop(c, mark);
+    }
+    size_t mark;
+    json_t *v = st == HALO_OK ? member(c, line, "cost", &mark) : NULL;
+    if (v) {
+        st = otlp_jval_double(c, v, &d->cost);
+        d->has_cost = st == HALO_OK;
+        otlp_jpath_pop(c, mark);
+    }
+    return st;
+}
+
 /* Everything but the ids. */
 static halo_status jl_body(otlp_jctx *c, json_t *line, halo_span *hs)
 {
@@ -700,6 +798,8 @@ static halo_status jl_body(otlp_jctx *c, json_t *line, halo_span *hs)
         st = jl_resource(c, line, &hs->resource);
     if (st == HALO_OK)
         st = jl_scope(c, line, &hs->scope);
+    if (st == HALO_OK)
+        st = jl_columns(c, line, &hs->d);
     return st;
 }
 

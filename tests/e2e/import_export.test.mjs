@@ -14,7 +14,7 @@
  * No daemon is involved: every command runs to completion on its own.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
@@ -320,6 +320,60 @@ describe('halo import / halo export', { timeout: 90000 }, () => {
         const r = await runHalo(args);
         assert.equal(r.code, 1, describeRun(args, r));
         assert.match(r.output, /no-such-file\.jsonl/);
+    });
+
+    it('a missing file creates no store', async () => {
+        const db = join(dir, 'never-created.db');
+        const args = ['import', join(dir, 'no-such-file.jsonl'), '--db', db];
+        const r = await runHalo(args);
+        assert.equal(r.code, 1, describeRun(args, r));
+        assert.match(r.output, /no-such-file\.jsonl/);
+        assert.ok(!existsSync(db), `${db} was created for nothing`);
+    });
+
+    it('a file that is one pretty-printed OTLP/JSON document is imported',
+       async () => {
+           const t = otlpTrace('import-pretty');
+           const file = join(dir, 'pretty.json');
+           writeFileSync(file,
+                         JSON.stringify(JSON.parse(toJson(t.request)), null, 2) +
+                             '\n');
+           const args = ['import', file, '--config', cfg.configPath];
+           const r = await runHalo(args);
+           assert.equal(r.code, 0, describeRun(args, r));
+           assert.deepEqual(summary(r.output), { imported: 3, rejected: 0 });
+           const rows = await query(
+               cfg.dbPath,
+               `SELECT count(*) AS n FROM spans WHERE trace_id = ${lit(t.traceId)}`);
+           assert.equal(rows[0].n, 3);
+       });
+
+    it('a flat span keeps the derived columns it gives', async () => {
+        const traceId = randomTraceId();
+        const line = {
+            trace_id: traceId, span_id: randomSpanId(), name: 'lookup',
+            start_time: iso(0), end_time: iso(5 * MS),
+            agent_id: 'column-agent', session_id: 'column-session',
+            span_type: 'tool', tool_name: 'lookup', input: { q: 'x' },
+            input_tokens: 12, cost: 0.5,
+            attributes: { 'user.id': 'dave' },
+        };
+        const file = join(dir, 'columns.jsonl');
+        writeFileSync(file, JSON.stringify(line) + '\n');
+        const args = ['import', file, '--config', cfg.configPath];
+        const r = await runHalo(args);
+        assert.equal(r.code, 0, describeRun(args, r));
+        const [row] = await query(
+            cfg.dbPath,
+            'SELECT agent_id, agent_name, session_id, user_id, span_type, ' +
+                'tool_name, input, input_tokens, output_tokens, cost ' +
+                `FROM spans WHERE trace_id = ${lit(traceId)}`);
+        assert.deepEqual({ ...row }, {
+            agent_id: 'column-agent', agent_name: 'column-agent',
+            session_id: 'column-session', user_id: 'dave', span_type: 'TOOL',
+            tool_name: 'lookup', input: '{"q":"x"}', input_tokens: 12,
+            output_tokens: null, cost: 0.5,
+        });
     });
 
     it('import with no file is a usage error (exit 2)', async () => {

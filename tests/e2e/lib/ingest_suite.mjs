@@ -259,6 +259,19 @@ export function ingestSuite(backend) {
                    .map((x) => x.traceId).sort();
                assert.deepEqual(listedOurs, withErrors,
                                 '--errors lists exactly the traces with an error');
+
+               args = ['traces', 'list', ...storeArgs(db), '--agent', 'no-such-agent'];
+               r = await runHalo(args);
+               assert.equal(r.code, 0, describeRun(args, r));
+               assert.match(r.stderr, /no traces match these filters/,
+                            describeRun(args, r));
+
+               args = ['traces', 'list', ...storeArgs(db), '--since', '1h',
+                       '--until', '2h'];
+               r = await runHalo(args);
+               assert.equal(r.code, 2, describeRun(args, r));
+               assert.match(r.stderr, /--since is not before --until/,
+                            describeRun(args, r));
            });
 
         it('halo traces show prints the span tree', { timeout: 30000 }, async () => {
