@@ -204,10 +204,13 @@ static void md_finding(halo_buf *b, const halo_finding *f, int64_t runs)
     halo_buf_printf(b, "- **What:** %s\n", f->what);
     halo_buf_printf(b,
                     "- **How often:** %" PRId64 " of %" PRId64
-                    " runs (%.1f%%); wasted %.0f ms, %" PRId64
-                    " tokens, $%.4f.\n",
+                    " runs (%.1f%%); wasted %.0f ms, %" PRId64 " tokens",
                     f->traces, runs, 100.0 * f->fraction, f->wasted_ms,
-                    f->wasted_tokens, f->wasted_cost);
+                    f->wasted_tokens);
+    /* No cost at all: no price is known, which is not "free". */
+    if (f->wasted_cost > 0)
+        halo_buf_printf(b, ", $%.4f", f->wasted_cost);
+    halo_buf_puts(b, ".\n");
     halo_buf_puts(b, "- **Examples:** ");
     size_t n = f->n_trace_ids < MD_EXAMPLES ? f->n_trace_ids : MD_EXAMPLES;
     for (size_t i = 0; i < n; i++)
@@ -263,14 +266,18 @@ char *halo_report_markdown(const halo_report *r)
     halo_buf_puts(&b, "| runs | spans | runs with errors | p50 | p95 | input "
                       "tokens | output tokens | cost |\n");
     halo_buf_puts(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    char cost[64];
+    if (s->cost == 0 && s->input_tokens + s->output_tokens > 0)
+        snprintf(cost, sizeof cost, "no price known");
+    else
+        snprintf(cost, sizeof cost, "$%.4f", s->cost);
     halo_buf_printf(
         &b,
         "| %" PRId64 " | %" PRId64 " | %" PRId64
-        " (%.1f%%) | %.0f ms | %.0f ms | %" PRId64 " | %" PRId64
-        " | $%.4f |\n\n",
+        " (%.1f%%) | %.0f ms | %.0f ms | %" PRId64 " | %" PRId64 " | %s |\n\n",
         s->traces, s->spans, s->error_traces,
         s->traces ? 100.0 * (double)s->error_traces / (double)s->traces : 0.0,
-        s->p50_ms, s->p95_ms, s->input_tokens, s->output_tokens, s->cost);
+        s->p50_ms, s->p95_ms, s->input_tokens, s->output_tokens, cost);
     halo_buf_puts(&b, "## Findings\n\n");
     if (r->n_findings == 0)
         halo_buf_puts(&b, "No recurring problems found in this window.\n");

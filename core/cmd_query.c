@@ -584,8 +584,9 @@ static void agents_table(const halo_agent_stats *r, size_t n)
     }
     printf("%-*s  %6s  %10s  %9s  %9s  %10s  %10s  %10s\n", wa, "AGENT", "RUNS",
            "ERROR RATE", "P50", "P95", "INPUT TOK", "OUTPUT TOK", "COST");
+    bool unpriced = false;
     for (size_t i = 0; i < n; i++) {
-        char agent[64], p50[32], p95[32], rate[32];
+        char agent[64], p50[32], p95[32], rate[32], cost[32];
         if (r[i].agent_id)
             fmt_cut(r[i].agent_id, 40, agent, sizeof agent);
         else
@@ -593,11 +594,21 @@ static void agents_table(const halo_agent_stats *r, size_t n)
         halo_fmt_duration(r[i].p50_ms, p50, sizeof p50);
         halo_fmt_duration(r[i].p95_ms, p95, sizeof p95);
         snprintf(rate, sizeof rate, "%.1f%%", r[i].error_rate * 100);
+        /* Tokens but no cost: no price is known, which is not "free". */
+        if (r[i].cost == 0 && r[i].input_tokens + r[i].output_tokens > 0) {
+            snprintf(cost, sizeof cost, "-");
+            unpriced = true;
+        } else {
+            snprintf(cost, sizeof cost, "%.4f", r[i].cost);
+        }
         printf("%-*s  %6" PRId64 "  %10s  %9s  %9s  %10" PRId64 "  %10" PRId64
-               "  %10.4f\n",
+               "  %10s\n",
                wa, agent, r[i].runs, rate, p50, p95, r[i].input_tokens,
-               r[i].output_tokens, r[i].cost);
+               r[i].output_tokens, cost);
     }
+    if (unpriced)
+        fprintf(stderr, "COST -: no price known for these runs' models (send "
+                        "llm.cost.total, or set agent_identity's prices)\n");
 }
 
 int halo_cmd_agents(int argc, char **argv)

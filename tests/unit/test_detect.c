@@ -721,6 +721,13 @@ TEST(report_json_follows_the_contract_and_markdown_its_layout)
     CHECK_CONTAINS(md, "- **Examples:** `000000000000000000000000000000c9`");
     CHECK_CONTAINS(md, "- **Hypothesis:** ");
     CHECK_CONTAINS(md, "- **Recommendation:** ");
+    CHECK_CONTAINS(md, " | $0.");
+    free(md);
+    /* tokens but no cost at all: no price is known, which is not "free" */
+    r->stats.input_tokens = 1000;
+    r->stats.cost = 0;
+    md = halo_report_markdown(r);
+    CHECK_CONTAINS(md, " | no price known |");
     free(md);
     halo_report_free(r);
 }

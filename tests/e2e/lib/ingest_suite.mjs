@@ -313,7 +313,11 @@ export function ingestSuite(backend) {
                    assert.ok(line, `agent ${agent} not listed:\n${r.stdout}`);
                    assert.match(line, /(^|\s)6(\s|$)/,
                                 `${agent} ran 6 times: ${line}`);
+                   /* tokens, but no llm.cost.total and no price table: the
+                    * cost is unknown, not zero */
+                   assert.match(line, /\s-$/, `${agent}'s cost is unknown: ${line}`);
                }
+               assert.match(r.stderr, /no price known/, describeRun(args, r));
            });
 
         it('drains and exits 0 on SIGTERM', { timeout: 30000 }, async () => {
