@@ -374,10 +374,7 @@ static const char show_help[] =
     "                        [--store S | --db PATH | --config F]\n\n"
     "Show one trace as a tree: each span with its type, duration, status\n"
     "(the message of errors), tool or model and tokens in/out. TRACE_ID is\n"
-    "32 hex digits, in either case.\n\n"
-    "      --db PATH      the SQLite database to read\n"
-    "  -c, --config FILE  read the database of this configuration's sqlite\n"
-    "                     exporter\n"
+    "32 hex digits, in either case.\n\n" HALO_STORE_HELP
     "      --json         the spans in tree order as JSON, with their depth\n"
     "  -h, --help         this help\n";
 
@@ -541,10 +538,7 @@ static const char agents_help[] =
     "and out, and cost (USD).\n\n"
     "      --since WHEN   window start: a duration back from now or a UTC\n"
     "                     time (default 24h)\n"
-    "      --until WHEN   window end (default: now)\n"
-    "      --db PATH      the SQLite database to read\n"
-    "  -c, --config FILE  read the database of this configuration's sqlite\n"
-    "                     exporter\n"
+    "      --until WHEN   window end (default: now)\n" HALO_STORE_HELP
     "      --json         one JSON array instead of a table\n"
     "  -h, --help         this help\n";
 
@@ -667,10 +661,7 @@ static const char export_help[] =
     "line, to FILE or stdout. `halo import` reads it back into the same\n"
     "spans.\n\n"
     "      --trace-id ID  the trace (32 hex digits, either case)\n"
-    "  -o, --output FILE  write to FILE instead of stdout\n"
-    "      --db PATH      the SQLite database to read\n"
-    "  -c, --config FILE  read the database of this configuration's sqlite\n"
-    "                     exporter\n"
+    "  -o, --output FILE  write to FILE instead of stdout\n" HALO_STORE_HELP
     "  -h, --help         this help\n";
 
 static int write_output(const char *cmd, const char *path, const halo_buf *b)

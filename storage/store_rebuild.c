@@ -616,7 +616,11 @@ halo_status rb_report_found(const char *id, int found, halo_status st,
                             halo_report_row *out, halo_err *err)
 {
     if (st == HALO_OK && found == 0)
-        st = halo_fail(err, HALO_ENOTFOUND, "report \"%s\" not found", id);
+        st = halo_fail(err, HALO_ENOTFOUND, "report \"%s\" not found%s", id,
+                       strlen(id) < 6 ? " (an id prefix needs at least 6 "
+                                        "characters; halo reports list "
+                                        "shows the ids)"
+                                      : "");
     else if (st == HALO_OK && found > 1)
         st = halo_fail(err, HALO_EINVAL, "report id prefix \"%s\" is ambiguous",
                        id);

@@ -804,9 +804,12 @@ static bool check_reports(const backend *b)
            0);
     EXPECT(!r.id);
     EXPECT_INT(st->ops->get_report(st, "rep-b", a, &r, &err), HALO_ENOTFOUND);
-    EXPECT(strcmp(err.msg, "report \"rep-b\" not found") == 0);
+    EXPECT(strcmp(err.msg, "report \"rep-b\" not found (an id prefix needs "
+                           "at least 6 characters; halo reports list shows "
+                           "the ids)") == 0);
     EXPECT_INT(st->ops->get_report(st, "rep-cccccc", a, &r, &err),
                HALO_ENOTFOUND);
+    EXPECT(strcmp(err.msg, "report \"rep-cccccc\" not found") == 0);
     EXPECT_INT(st->ops->get_report(st, "", a, &r, &err), HALO_EINVAL);
     halo_arena_free(a);
     halo_store_close(st);
