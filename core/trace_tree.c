@@ -9,6 +9,7 @@
 #include "storage/store.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,19 +17,25 @@
 
 void halo_fmt_duration(double ms, char *out, size_t n)
 {
-    if (ms < 0)
+    /* Each unit takes over where the one before would round up to it, and
+     * minutes and hours are rounded, not cut: 2 h less 10 ns is "2h00m". */
+    if (ms < 0 || ms != ms)
         snprintf(out, n, "-");
-    else if (ms < 10)
+    else if (ms < 0.99995)
+        snprintf(out, n, "%.1fus", ms * 1000);
+    else if (ms < 9.995)
         snprintf(out, n, "%.2fms", ms);
-    else if (ms < 1000)
+    else if (ms < 999.95)
         snprintf(out, n, "%.1fms", ms);
-    else if (ms < 60000)
+    else if (ms < 59995)
         snprintf(out, n, "%.2fs", ms / 1000);
-    else if (ms < 3600000)
-        snprintf(out, n, "%dm%02ds", (int)(ms / 60000), (int)(ms / 1000) % 60);
-    else
-        snprintf(out, n, "%dh%02dm", (int)(ms / 3600000),
-                 (int)(ms / 60000) % 60);
+    else if (ms < 3599500) {
+        long long s = llround(ms / 1000);
+        snprintf(out, n, "%lldm%02llds", s / 60, s % 60);
+    } else {
+        long long m = llround(ms / 60000);
+        snprintf(out, n, "%lldh%02lldm", m / 60, m % 60);
+    }
 }
 
 /* "2026-11-16T09:00:00.123456789Z" -> "2026-11-16T09:00:00Z". */

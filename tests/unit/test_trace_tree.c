@@ -72,3 +72,23 @@ TEST(parent_cycle_is_drawn_once)
     CHECK(first && !strstr(first + 1, "\na  "));
     halo_buf_free(&b);
 }
+
+TEST(durations_use_the_unit_they_round_to)
+{
+    static const struct {
+        double ms;
+        const char *text;
+    } cases[] = {
+        {-1, "-"},           {0, "0.0us"},        {0.0015, "1.5us"},
+        {0.9999, "999.9us"}, {0.99996, "1.00ms"}, {5, "5.00ms"},
+        {9.999, "10.0ms"},   {123.44, "123.4ms"}, {999.96, "1.00s"},
+        {59994, "59.99s"},   {59996, "1m00s"},    {61400, "1m01s"},
+        {3599000, "59m59s"}, {3599600, "1h00m"},  {7199999.99999, "2h00m"},
+        {7230000, "2h01m"},
+    };
+    char out[32];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        halo_fmt_duration(cases[i].ms, out, sizeof out);
+        CHECK_STR(out, cases[i].text);
+    }
+}
