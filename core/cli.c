@@ -7,6 +7,7 @@
 #include "storage/store.h"
 
 #include <ctype.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,4 +225,16 @@ int halo_cli_usage_error(const char *cmd, const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fprintf(stderr, " (see halo %s --help)\n", cmd);
     return HALO_EXIT_USAGE;
+}
+
+int halo_cli_option_error(const char *cmd, int c, char **argv)
+{
+    /* the option as typed is the argument just read, except a short one
+     * inside a group ("-q" of "-xq"), which only optopt names */
+    char shortopt[3] = {'-', (char)optopt, '\0'};
+    if (c == ':')
+        return halo_cli_usage_error(cmd, "option %s needs a value",
+                                    argv[optind - 1]);
+    return halo_cli_usage_error(cmd, "unknown option \"%s\"",
+                                optopt ? shortopt : argv[optind - 1]);
 }

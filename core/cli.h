@@ -57,6 +57,11 @@ bool halo_cli_parse_iso(const char *s, uint64_t *ns);
 int halo_cli_usage_error(const char *cmd, const char *fmt, const char *arg)
     __attribute__((format(printf, 2, 0)));
 
+/* getopt_long's ':' (a value missing) or '?' (an unknown option) as a
+ * usage error in halo_cli_usage_error's form. The caller's optstring
+ * starts with ':' and opterr is 0, so getopt itself prints nothing. */
+int halo_cli_option_error(const char *cmd, int c, char **argv);
+
 /* The --store/--db/--config lines of every store-reading command's help. */
 #define HALO_STORE_HELP                                                        \
     "      --store S      the store to read: postgresql://USER@HOST:PORT/DB\n" \

@@ -28,15 +28,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* getopt's unknown option: a short one is optopt ("-x" inside "-xq"), a
- * long one the argument just read. */
-static int unknown_option(const char *cmd, char **argv)
-{
-    char shortopt[3] = {'-', (char)optopt, '\0'};
-    return halo_cli_usage_error(cmd, "unknown option \"%s\"",
-                                optopt ? shortopt : argv[optind - 1]);
-}
-
 /* --end: a UTC time or seconds since the epoch. */
 static bool parse_end(const char *s, uint64_t *ns)
 {
@@ -175,11 +166,8 @@ static int parse_analyze(int argc, char **argv, aopts *o)
         case 'h':
             fputs(analyze_help, stdout);
             return HALO_EXIT_OK;
-        case ':':
-            return halo_cli_usage_error("analyze", "option %s needs a value",
-                                        argv[optind - 1]);
         default:
-            return unknown_option("analyze", argv);
+            return halo_cli_option_error("analyze", c, argv);
         }
     }
     if (optind < argc)
@@ -410,11 +398,8 @@ static int parse_reports(int argc, char **argv, ropts *o)
         case 'h':
             fputs(reports_help, stdout);
             return HALO_EXIT_OK;
-        case ':':
-            return halo_cli_usage_error("reports", "option %s needs a value",
-                                        argv[optind - 1]);
         default:
-            return unknown_option("reports", argv);
+            return halo_cli_option_error("reports", c, argv);
         }
     }
     if (o->store && o->db)

@@ -465,7 +465,8 @@ int halo_cmd_import(int argc, char **argv)
     const char *config = NULL, *db = NULL, *store = NULL;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config = optarg;
@@ -480,8 +481,7 @@ int halo_cmd_import(int argc, char **argv)
             fputs(import_help, stdout);
             return HALO_EXIT_OK;
         default:
-            fputs(import_help, stderr);
-            return HALO_EXIT_USAGE;
+            return halo_cli_option_error("import", c, argv);
         }
     }
     if (optind >= argc) {

@@ -135,12 +135,8 @@ static int parse_opts(int argc, char **argv, qopts *q, const char *help,
             q->limit = v;
             break;
         }
-        case ':':
-            return halo_cli_usage_error(q->cmd, "option %s needs a value",
-                                        argv[optind - 1]);
         default:
-            return halo_cli_usage_error(q->cmd, "unknown option \"%s\"",
-                                        argv[optind - 1]);
+            return halo_cli_option_error(q->cmd, c, argv);
         }
     }
     if (q->store && q->db)

@@ -115,7 +115,8 @@ int halo_cmd_serve(int argc, char **argv)
     const char *config = NULL;
     int level = -1, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:l:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config = optarg;
@@ -131,8 +132,7 @@ int halo_cmd_serve(int argc, char **argv)
             fputs(serve_help, stdout);
             return HALO_EXIT_OK;
         default:
-            fputs(serve_help, stderr);
-            return HALO_EXIT_USAGE;
+            return halo_cli_option_error("serve", c, argv);
         }
     }
     if (optind < argc) {
@@ -268,7 +268,8 @@ int halo_cmd_validate(int argc, char **argv)
     bool components = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config = optarg;
@@ -280,8 +281,7 @@ int halo_cmd_validate(int argc, char **argv)
             fputs(validate_help, stdout);
             return HALO_EXIT_OK;
         default:
-            fputs(validate_help, stderr);
-            return HALO_EXIT_USAGE;
+            return halo_cli_option_error("validate", c, argv);
         }
     }
     if (components) {

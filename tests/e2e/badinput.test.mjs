@@ -425,6 +425,27 @@ describe('bad configuration and bad usage', { timeout: 60000 }, () => {
         assert.equal(r.code, 2, describeRun(args, r));
     });
 
+    /* one line in the same form from every command, naming the option */
+    for (const [cmd, bad, want] of [
+        [['serve'], ['--no-such-option'], /unknown option "--no-such-option"/],
+        [['validate'], ['-x'], /unknown option "-x"/],
+        [['import'], ['--db'], /option --db needs a value/],
+        [['analyze'], ['--bogus'], /unknown option "--bogus"/],
+        [['export'], ['--trace-id'], /option --trace-id needs a value/],
+    ]) {
+        it(`halo ${[...cmd, ...bad].join(' ')} is one usage line (exit 2)`,
+           async () => {
+               const args = [...cmd, ...bad];
+               const r = await runHalo(args);
+               assert.equal(r.code, 2, describeRun(args, r));
+               const lines = r.stderr.trim().split('\n');
+               assert.equal(lines.length, 1, describeRun(args, r));
+               assert.match(lines[0], new RegExp(`^halo ${cmd[0]}: `));
+               assert.match(lines[0], want, describeRun(args, r));
+               assert.match(lines[0], /\(see halo \S+ --help\)$/);
+           });
+    }
+
     for (const args of [['--help'], ['traces', '--help'], ['serve', '--help'],
                         ['validate', '--help'], ['import', '--help'],
                         ['export', '--help'], ['agents', '--help']]) {
