@@ -195,7 +195,10 @@ int halo_cmd_serve(int argc, char **argv)
             continue;
         break;
     }
-    LOG_INFO("service", "%s received: draining", strsignal(sig));
+    LOG_INFO("service", "%s received: draining",
+             sig == SIGTERM  ? "SIGTERM"
+             : sig == SIGINT ? "SIGINT"
+                             : strsignal(sig));
     pthread_t wd;
     if (pthread_create(&wd, NULL, drain_watchdog, NULL) == 0)
         pthread_detach(wd);

@@ -76,6 +76,11 @@ const halo_node *halo_node_get(const halo_node *map, const char *key);
 /* "200ms", "5s", "1m", "1h", "720h", "1h30m", "0"; also "us"/"ns"/"d".
  * Result in nanoseconds. */
 bool halo_parse_duration(const char *s, int64_t *ns);
+
+/* ns as the config would write it, in the largest unit that divides it
+ * exactly ("1h", "90m", "1500ms", "720h"). */
+void halo_format_duration(int64_t ns, char *out, size_t cap);
+
 /* "64MiB", "1GiB", "512KiB", "1000000", "10MB" (SI), "1KB". In bytes. */
 bool halo_parse_size(const char *s, int64_t *bytes);
 bool halo_parse_bool(const char *s, bool *out);

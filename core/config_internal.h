@@ -33,9 +33,8 @@ bool halo_errlist_vaddloc(halo_errlist *l, const char *file, int line, int col,
                           const char *fmt, va_list ap)
     __attribute__((format(printf, 5, 0)));
 
-/* Write a duration / size in the largest unit that divides it exactly
- * ("1h", "90m", "1500ms"; "64MiB", "10MB", "1000B"). */
-void halo_format_duration(int64_t ns, char *out, size_t cap);
+/* halo_format_duration is in config.h. Write a size in the largest unit
+ * that divides it exactly ("64MiB", "10MB", "1000B"). */
 void halo_format_size(int64_t bytes, char *out, size_t cap);
 
 #endif

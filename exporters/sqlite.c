@@ -453,9 +453,11 @@ static halo_status sqlite_start(halo_component *self, halo_err *err)
         return halo_fail(err, HALO_EIO, "could not start the writer thread");
     }
     e->thread_started = true;
-    LOG_INFO(e->prefix, "writing to %s (synchronous=%s, retention %llds)",
+    char keep[32];
+    halo_format_duration(cfg->retention_ns, keep, sizeof keep);
+    LOG_INFO(e->prefix, "writing to %s (synchronous=%s, retention %s)",
              cfg->path, sync_values[cfg->synchronous],
-             (long long)(cfg->retention_ns / 1000000000));
+             cfg->retention_ns > 0 ? keep : "off: 0 keeps everything");
     return HALO_OK;
 }
 
