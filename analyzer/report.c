@@ -246,9 +246,9 @@ char *halo_report_markdown(const halo_report *r)
         halo_buf_printf(&b, "> **Note:** %s\n\n", note);
     }
     halo_buf_puts(&b, "## Summary\n\n");
-    if (s->traces == 0)
+    if (s->traces == 0 && r->n_findings == 0) {
         halo_buf_puts(&b, "No runs of this agent in this window.\n\n");
-    if (r->n_findings == 0) {
+    } else if (r->n_findings == 0) {
         halo_buf_puts(&b, "No recurring problems found in this window.\n\n");
     } else {
         halo_buf_printf(&b,

@@ -305,6 +305,11 @@ int halo_cmd_analyze(int argc, char **argv)
     }
     LOG_INFO("analyze", "%" PRId64 " runs analyzed in %.2f s", r->stats.traces,
              (double)(halo_mono_ns() - t0) / 1e9);
+    if (r->stats.traces == 0)
+        fprintf(stderr,
+                "halo analyze: no runs of agent \"%s\" in this window; "
+                "`halo agents --since 7d` lists the agents with runs\n",
+                o.agent);
     bool json = o.format && !strcmp(o.format, "json");
     char *text = json ? halo_report_json(r) : halo_report_markdown(r);
     rc = text ? write_output(o.output, text) : HALO_EXIT_RUNTIME;

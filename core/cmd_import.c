@@ -363,6 +363,9 @@ static int import_file(importer *im, const char *path)
         }
         show_progress(&pg, gz, im, false);
     }
+    if (first) /* no line that is not blank */
+        fprintf(stderr, "%s%s: empty: no spans in this file\n",
+                pg.tty ? "\n" : "", path);
     int errnum = 0;
     const char *gzerr = gzerror(gz, &errnum);
     int rc = 0;
@@ -558,7 +561,7 @@ int halo_cmd_import(int argc, char **argv)
     halo_service_shutdown(svc);
     double secs = (double)(halo_mono_ns() - t0) / 1e9;
     fprintf(stderr,
-            "imported %lld spans from %d file(s) in %.2fs; %lld line(s) "
+            "imported %lld span(s) from %d file(s) in %.2fs; %lld line(s) "
             "rejected, %lld span(s) rejected, %lld span(s) not stored\n",
             (long long)im.spans_ok, argc - optind - files_failed, secs,
             (long long)im.lines_rejected, (long long)im.spans_rejected,

@@ -170,6 +170,11 @@ halo_status sq_fail(sq_store *s, halo_err *err, const char *what)
     int code = sqlite3_errcode(s->db);
     halo_status st =
         (code == SQLITE_BUSY || code == SQLITE_LOCKED) ? HALO_ERETRY : HALO_EIO;
+    if (code == SQLITE_NOTADB) /* whatever we tried first, this is the news */
+        return halo_fail(err, st,
+                         "\"%s\" is not a SQLite database (is it the right "
+                         "file?)",
+                         s->path);
     return halo_fail(err, st, "could not %s in database \"%s\": %s", what,
                      s->path, sqlite3_errmsg(s->db));
 }

@@ -196,7 +196,10 @@ for (const c of CASES) {
             const empty = { start: recent.start - 3 * day, end: recent.start - 2 * day };
             for (const [agent, window] of [['support-agent', empty],
                                            ['nobody-agent', recent]]) {
-                const { report } = await analyzeJson(halo, agent, window);
+                const { report, run } = await analyzeJson(halo, agent, window);
+                assert.match(run.stderr,
+                             new RegExp(`no runs of agent "${agent}" in this window`),
+                             'says so, and where the agents are listed');
                 assert.deepEqual(checkReport(report, { agent, schedule: 'manual',
                                                        windowStart: window.start,
                                                        windowEnd: window.end }), []);

@@ -425,6 +425,17 @@ describe('bad configuration and bad usage', { timeout: 60000 }, () => {
         assert.equal(r.code, 2, describeRun(args, r));
     });
 
+    it('a --db that is not a SQLite database is named as such (exit 1)',
+       async () => {
+           const file = join(dir, 'notes.txt');
+           writeFileSync(file, 'these are not the spans you are looking for\n'.repeat(200));
+           const args = ['traces', 'list', '--db', file];
+           const r = await runHalo(args);
+           assert.equal(r.code, 1, describeRun(args, r));
+           assert.match(r.stderr, /"[^"]*notes\.txt" is not a SQLite database/,
+                        describeRun(args, r));
+       });
+
     /* one line in the same form from every command, naming the option */
     for (const [cmd, bad, want] of [
         [['serve'], ['--no-such-option'], /unknown option "--no-such-option"/],
