@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "log.h"
+#include "trace_tree.h"
 
 #include "analyzer/analyzer.h"
 #include "analyzer/analyzer_config.h"
@@ -461,13 +462,15 @@ static int reports_list(const ropts *o, halo_store *st)
     } else {
         printf("%-18s  %-20s  %-12s  %-20s  %-20s  %s\n", "ID", "AGENT",
                "SCHEDULE", "WINDOW START", "WINDOW END", "MODE");
-        for (size_t i = 0; i < n; i++)
-            printf("%-18s  %-20s  %-12s  %-20.19s  %-20.19s  %s\n", rows[i].id,
+        for (size_t i = 0; i < n; i++) {
+            char ws[24], we[24]; /* to the second, as traces list has them */
+            halo_fmt_start(rows[i].window_start, ws, sizeof ws);
+            halo_fmt_start(rows[i].window_end, we, sizeof we);
+            printf("%-18s  %-20s  %-12s  %-20s  %-20s  %s\n", rows[i].id,
                    rows[i].agent_id ? rows[i].agent_id : "-",
-                   rows[i].schedule ? rows[i].schedule : "-",
-                   rows[i].window_start ? rows[i].window_start : "-",
-                   rows[i].window_end ? rows[i].window_end : "-",
+                   rows[i].schedule ? rows[i].schedule : "-", ws, we,
                    rows[i].mode ? rows[i].mode : "-");
+        }
         if (n == 0)
             fprintf(stderr,
                     "no reports%s%s yet; `halo analyze --agent A` "

@@ -561,11 +561,11 @@ int halo_cmd_import(int argc, char **argv)
     halo_service_shutdown(svc);
     double secs = (double)(halo_mono_ns() - t0) / 1e9;
     fprintf(stderr,
-            "imported %lld span(s) from %d file(s) in %.2fs; %lld line(s) "
+            "imported %lld span%s from %d file(s) in %.2fs; %lld line(s) "
             "rejected, %lld span(s) rejected, %lld span(s) not stored\n",
-            (long long)im.spans_ok, argc - optind - files_failed, secs,
-            (long long)im.lines_rejected, (long long)im.spans_rejected,
-            (long long)im.spans_failed);
+            (long long)im.spans_ok, im.spans_ok == 1 ? "" : "s",
+            argc - optind - files_failed, secs, (long long)im.lines_rejected,
+            (long long)im.spans_rejected, (long long)im.spans_failed);
     if (im.first_error[0])
         fprintf(stderr, "halo import: could not store spans: %s\n",
                 im.first_error);
