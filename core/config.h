@@ -77,6 +77,11 @@ const halo_node *halo_node_get(const halo_node *map, const char *key);
  * Result in nanoseconds. */
 bool halo_parse_duration(const char *s, int64_t *ns);
 
+/* The name in names (NULL-terminated) that key most likely misspells
+ * (at most two edits away, and fewer edits than the name is long), or
+ * NULL: the "did you mean" of config errors. */
+const char *halo_config_closest(const char *key, const char *const *names);
+
 /* ns as the config would write it, in the largest unit that divides it
  * exactly ("1h", "90m", "1500ms", "720h"). */
 void halo_format_duration(int64_t ns, char *out, size_t cap);

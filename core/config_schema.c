@@ -521,20 +521,35 @@ static int edit_distance(const char *a, const char *b)
     return d[la][lb];
 }
 
+/* Is candidate a closer guess at what key meant than *best_d says? */
+static bool closer(const char *key, const char *candidate, int *best_d)
+{
+    int d = edit_distance(key, candidate);
+    if (d < *best_d && (size_t)d < strlen(candidate)) {
+        *best_d = d;
+        return true;
+    }
+    return false;
+}
+
+const char *halo_config_closest(const char *key, const char *const *names)
+{
+    const char *best = NULL;
+    int best_d = 3;
+    for (size_t i = 0; names && names[i]; i++)
+        if (closer(key, names[i], &best_d))
+            best = names[i];
+    return best;
+}
+
 static void unknown_key(apply_ctx *c, const halo_field *schema, const char *key,
                         const halo_node *at, const char *where)
 {
     const char *best = NULL;
     int best_d = 3;
-    for (const halo_field *f = schema; f && f->key; f++) {
-        if (f->type == HALO_F_PASSTHROUGH)
-            continue;
-        int d = edit_distance(key, f->key);
-        if (d < best_d && (size_t)d < strlen(f->key)) {
+    for (const halo_field *f = schema; f && f->key; f++)
+        if (f->type != HALO_F_PASSTHROUGH && closer(key, f->key, &best_d))
             best = f->key;
-            best_d = d;
-        }
-    }
     const char *w = where && *where ? where : "";
     const char *sep = *w ? ": " : "";
     if (best)

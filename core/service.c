@@ -555,13 +555,22 @@ halo_service *halo_service_build(const halo_node *root, halo_errlist *errs,
         halo_errlist_add(errs, root, "expected a mapping at the top level");
         goto fail;
     }
-    for (size_t i = 0; i < root->n; i++)
-        if (!key_in(root->keys[i], top_keys))
+    for (size_t i = 0; i < root->n; i++) {
+        if (key_in(root->keys[i], top_keys))
+            continue;
+        const char *guess = halo_config_closest(root->keys[i], top_keys);
+        if (guess)
+            halo_errlist_add(errs, root->items[i],
+                             "unknown top-level key \"%s\" (did you mean "
+                             "\"%s\"?)",
+                             root->keys[i], guess);
+        else
             halo_errlist_add(errs, root->items[i],
                              "unknown top-level key \"%s\" (expected "
                              "receivers, processors, exporters, extensions, "
-                             "service)",
+                             "service, analyzer)",
                              root->keys[i]);
+    }
     check_analyzer(root, errs);
     for (int k = HALO_RECEIVER; k <= HALO_EXTENSION; k++)
         parse_section(&b, root, (halo_kind)k, svc);

@@ -416,6 +416,7 @@ TEST(service_rejects_structural_mistakes)
                               "exporters: {debug: {}}\n"
                               "analyzer: {store: sqlite}\n"
                               "bogus: 1\n"
+                              "proccessors: {}\n"
                               "service:\n"
                               "  pipelines:\n"
                               "    metrics: {receivers: [otlp], exporters: "
@@ -424,7 +425,11 @@ TEST(service_rejects_structural_mistakes)
                               "[debug, debug]}\n",
                               &ne, &nw, &built);
     CHECK(!built);
-    CHECK_CONTAINS(text, "unknown top-level key \"bogus\"");
+    CHECK_CONTAINS(text, "unknown top-level key \"bogus\" (expected "
+                         "receivers, processors, exporters, extensions, "
+                         "service, analyzer)");
+    CHECK_CONTAINS(text, "unknown top-level key \"proccessors\" (did you mean "
+                         "\"processors\"?)");
     CHECK_CONTAINS(text, "analyzer.store: no exporter \"sqlite\" is "
                          "configured");
     CHECK_CONTAINS(text, "only traces pipelines are supported");
