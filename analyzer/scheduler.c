@@ -491,13 +491,14 @@ halo_status halo_scheduler_start(halo_scheduler *s, halo_err *err)
     s->running = true;
     for (size_t i = 0; i < s->o.cfg->n_schedules; i++) {
         const halo_schedule_cfg *sc = &s->o.cfg->schedules[i];
+        char grace[32];
+        halo_format_duration(sc->grace, grace, sizeof grace);
         LOG_INFO(PREFIX,
-                 "schedule %s: %s%s%s%s, timezone %s, grace %" PRId64
-                 " s, catch-up %" PRId64 " windows%s",
-                 sc->name, sc->cron ? "cron " : "every ",
+                 "schedule %s: %s%s%s%s, timezone %s, grace %s, catch-up "
+                 "%" PRId64 " windows%s",
+                 sc->name, sc->cron ? "cron " : "every: ",
                  sc->cron ? sc->cron : sc->every, sc->at ? " at " : "",
-                 sc->at ? sc->at : "", sc->timezone, sc->grace / 1000000000,
-                 sc->catch_up,
+                 sc->at ? sc->at : "", sc->timezone, grace, sc->catch_up,
                  halo_llm_configured(&s->o.cfg->llm)
                      ? "; with the model"
                      : "; detectors only (no analyzer.llm)");
