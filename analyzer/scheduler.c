@@ -496,7 +496,7 @@ halo_status halo_scheduler_start(halo_scheduler *s, halo_err *err)
         LOG_INFO(PREFIX,
                  "schedule %s: %s%s%s%s, timezone %s, grace %s, catch-up "
                  "%" PRId64 " windows%s",
-                 sc->name, sc->cron ? "cron " : "every: ",
+                 sc->name, sc->cron ? "cron " : "every ",
                  sc->cron ? sc->cron : sc->every, sc->at ? " at " : "",
                  sc->at ? sc->at : "", sc->timezone, grace, sc->catch_up,
                  halo_llm_configured(&s->o.cfg->llm)

@@ -227,14 +227,24 @@ int halo_cli_usage_error(const char *cmd, const char *fmt, const char *arg)
     return HALO_EXIT_USAGE;
 }
 
-int halo_cli_option_error(const char *cmd, int c, char **argv)
+int halo_cli_option_error(const char *cmd, int c, char **argv,
+                          const char *optstring)
 {
-    /* the option as typed is the argument just read, except a short one
-     * inside a group ("-q" of "-xq"), which only optopt names */
-    char shortopt[3] = {'-', (char)optopt, '\0'};
     if (c == ':')
         return halo_cli_usage_error(cmd, "option %s needs a value",
                                     argv[optind - 1]);
-    return halo_cli_usage_error(cmd, "unknown option \"%s\"",
-                                optopt ? shortopt : argv[optind - 1]);
+    /* glibc's '?': optopt 0 for an unknown long option (the argument just
+     * read); an unknown short one is optopt itself (it may sit inside a
+     * group such as "-xq", not yet passed); any other optopt is the val of
+     * a long option that was given a value it does not take ("--json=1") */
+    if (optopt > 0 && optopt < 128 && !strchr(optstring, optopt)) {
+        char shortopt[3] = {'-', (char)optopt, '\0'};
+        return halo_cli_usage_error(cmd, "unknown option \"%s\"", shortopt);
+    }
+    const char *arg = argv[optind - 1];
+    if (optopt == 0)
+        return halo_cli_usage_error(cmd, "unknown option \"%s\"", arg);
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
+    return halo_cli_usage_error(cmd, "option %s takes no value", name);
 }

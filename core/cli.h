@@ -60,7 +60,8 @@ int halo_cli_usage_error(const char *cmd, const char *fmt, const char *arg)
 /* getopt_long's ':' (a value missing) or '?' (an unknown option) as a
  * usage error in halo_cli_usage_error's form. The caller's optstring
  * starts with ':' and opterr is 0, so getopt itself prints nothing. */
-int halo_cli_option_error(const char *cmd, int c, char **argv);
+int halo_cli_option_error(const char *cmd, int c, char **argv,
+                          const char *optstring);
 
 /* The --store/--db/--config lines of every store-reading command's help. */
 #define HALO_STORE_HELP                                                        \

@@ -105,6 +105,9 @@ enum {
     A_JSON,
 };
 
+#define ANALYZE_OPTS ":c:ho:"
+#define REPORTS_OPTS ":c:h"
+
 static int parse_analyze(int argc, char **argv, aopts *o)
 {
     static const struct option opts[] = {
@@ -126,7 +129,7 @@ static int parse_analyze(int argc, char **argv, aopts *o)
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":c:ho:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ANALYZE_OPTS, opts, NULL)) != -1) {
         switch (c) {
         case A_AGENT:
             o->agent = optarg;
@@ -168,7 +171,7 @@ static int parse_analyze(int argc, char **argv, aopts *o)
             fputs(analyze_help, stdout);
             return HALO_EXIT_OK;
         default:
-            return halo_cli_option_error("analyze", c, argv);
+            return halo_cli_option_error("analyze", c, argv, ANALYZE_OPTS);
         }
     }
     if (optind < argc)
@@ -366,7 +369,7 @@ static int parse_reports(int argc, char **argv, ropts *o)
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, REPORTS_OPTS, opts, NULL)) != -1) {
         switch (c) {
         case A_AGENT:
             o->agent = optarg;
@@ -405,7 +408,7 @@ static int parse_reports(int argc, char **argv, ropts *o)
             fputs(reports_help, stdout);
             return HALO_EXIT_OK;
         default:
-            return halo_cli_option_error("reports", c, argv);
+            return halo_cli_option_error("reports", c, argv, REPORTS_OPTS);
         }
     }
     if (o->store && o->db)

@@ -251,12 +251,34 @@ static bool read_document(gzFile gz, const halo_buf *first, halo_buf *doc)
     return true;
 }
 
-static bool starts_object(const char *s, size_t n)
+/* Does s start an object that it does not close? Brackets are counted
+ * outside strings: a line that is a whole object, however malformed
+ * inside, is reported as a bad line, not taken for a document's start. */
+static bool opens_object(const char *s, size_t n)
 {
     size_t i = 0;
     while (i < n && (s[i] == ' ' || s[i] == '\t'))
         i++;
-    return i < n && s[i] == '{';
+    if (i == n || s[i] != '{')
+        return false;
+    long depth = 0;
+    bool in_str = false;
+    for (; i < n; i++) {
+        char ch = s[i];
+        if (in_str) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_str = false;
+        } else if (ch == '"') {
+            in_str = true;
+        } else if (ch == '{' || ch == '[') {
+            depth++;
+        } else if ((ch == '}' || ch == ']') && --depth == 0) {
+            return false;
+        }
+    }
+    return depth > 0;
 }
 
 static bool blank(const char *s, size_t n)
@@ -292,6 +314,7 @@ static int import_file(importer *im, const char *path)
     halo_arena *scratch = halo_arena_new(1 << 16);
     job *j = job_new(im);
     long lineno = 0;
+    int rc = 0;
     bool first = true, whole = false; /* whole: line holds the whole file */
     while (whole || read_line(gz, &line)) {
         whole = false;
@@ -310,7 +333,7 @@ static int import_file(importer *im, const char *path)
             /* The first line is not a document: perhaps the file is one
              * document over several lines. If not, read it again line by
              * line and report each. */
-            if (first && starts_object(line.data, line.len)) {
+            if (first && opens_object(line.data, line.len)) {
                 first = false;
                 halo_buf doc = HALO_BUF_INIT;
                 halo_arena *da = NULL;
@@ -334,6 +357,14 @@ static int import_file(importer *im, const char *path)
                     lineno = 0;
                     continue;
                 }
+                /* a pipe cannot be read again: say what was lost */
+                fprintf(stderr,
+                        "%s%s: not one JSON document, and cannot be read "
+                        "again line by line (a pipe?): nothing imported "
+                        "from it\n",
+                        pg.tty ? "\n" : "", path);
+                rc = -1;
+                break;
             }
             fprintf(stderr, "%s%s:%ld: %s\n", pg.tty ? "\n" : "", path, lineno,
                     err.msg);
@@ -363,16 +394,15 @@ static int import_file(importer *im, const char *path)
         }
         show_progress(&pg, gz, im, false);
     }
-    if (first) /* no line that is not blank */
-        fprintf(stderr, "%s%s: empty: no spans in this file\n",
-                pg.tty ? "\n" : "", path);
     int errnum = 0;
     const char *gzerr = gzerror(gz, &errnum);
-    int rc = 0;
     if (errnum != Z_OK && errnum != Z_STREAM_END) {
         fprintf(stderr, "%s%s:%ld: could not read: %s\n", pg.tty ? "\n" : "",
                 path, lineno + 1, errnum == Z_ERRNO ? strerror(errno) : gzerr);
         rc = -1;
+    } else if (first && rc == 0) { /* no line that is not blank */
+        fprintf(stderr, "%s%s: empty: no spans in this file\n",
+                pg.tty ? "\n" : "", path);
     }
     if (j->n_spans) {
         wait_inflight(im, IMPORT_INFLIGHT);
@@ -436,6 +466,30 @@ static char *store_config(const char *spec, halo_err *err)
     return halo_buf_steal(&b);
 }
 
+/* Can some file be read? When none can, each is named with the reason,
+ * before the store is opened (a new SQLite store would be created for
+ * nothing). Only stat and access: a FIFO is not opened twice. */
+static bool any_readable(int n, char **paths)
+{
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (stat(paths[i], &st) == 0 && !S_ISDIR(st.st_mode) &&
+            access(paths[i], R_OK) == 0)
+            return true;
+    }
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        const char *why = stat(paths[i], &st) != 0      ? strerror(errno)
+                          : S_ISDIR(st.st_mode)         ? "it is a directory"
+                          : access(paths[i], R_OK) != 0 ? strerror(errno)
+                                                        : "unreadable";
+        fprintf(stderr, "halo import: could not open \"%s\": %s\n", paths[i],
+                why);
+    }
+    fprintf(stderr, "halo import: no file could be read; nothing imported\n");
+    return false;
+}
+
 static const char import_help[] =
     "usage: halo import [--config FILE | --store S | --db PATH] FILE...\n\n"
     "Load spans from files into the store, through the configuration's\n"
@@ -445,8 +499,10 @@ static const char import_help[] =
     "(what `halo export` writes) or one span as a flat JSON object "
     "(HALO-style\n"
     "JSONL; the spans table's column names: derived columns it gives, such\n"
-    "as agent_id or model, are kept). A file may also be one JSON document\n"
-    "over several lines (pretty-printed). Files may be gzip-compressed.\n"
+    "as agent_id or model, are stored as given, unless agent_identity has\n"
+    "override on; through Kafka only its attributes travel). A file may also\n"
+    "be one JSON document over several lines (pretty-printed). Files may be\n"
+    "gzip-compressed.\n"
     "A malformed line is reported as FILE:LINE and skipped.\n\n"
     "  -c, --config FILE  configuration whose pipelines receive the spans\n"
     "                     (default: $HALO_CONFIG, else the embedded default)\n"
@@ -467,7 +523,7 @@ int halo_cmd_import(int argc, char **argv)
                                          {0, 0, 0, 0}};
     const char *config = NULL, *db = NULL, *store = NULL;
     int c;
-    optind = 1;
+    optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
         switch (c) {
@@ -484,7 +540,7 @@ int halo_cmd_import(int argc, char **argv)
             fputs(import_help, stdout);
             return HALO_EXIT_OK;
         default:
-            return halo_cli_option_error("import", c, argv);
+            return halo_cli_option_error("import", c, argv, ":c:h");
         }
     }
     if (optind >= argc) {
@@ -496,30 +552,6 @@ int halo_cmd_import(int argc, char **argv)
         fprintf(stderr, "halo import: --config, --store and --db exclude each "
                         "other\n");
         return HALO_EXIT_USAGE;
-    }
-    /* Nothing readable: say so before opening (and perhaps creating) a
-     * store that would receive nothing. */
-    int readable = 0;
-    for (int i = optind; i < argc; i++) {
-        FILE *f = fopen(argv[i], "rb");
-        if (f) {
-            readable++;
-            fclose(f);
-        }
-    }
-    if (!readable) {
-        for (int i = optind; i < argc; i++) {
-            errno = 0;
-            FILE *f = fopen(argv[i], "rb");
-            int e = errno;
-            if (f)
-                fclose(f);
-            fprintf(stderr, "halo import: could not open \"%s\": %s\n", argv[i],
-                    strerror(e ? e : ENOENT));
-        }
-        fprintf(stderr, "halo import: no file could be read; nothing "
-                        "imported\n");
-        return HALO_EXIT_RUNTIME;
     }
     halo_log_set_level(HALO_LOG_WARN);
     halo_errlist errs = {0};
@@ -541,6 +573,11 @@ int halo_cmd_import(int argc, char **argv)
     }
     halo_service *svc = halo_cli_build_service(root, &errs, false);
     halo_err err = {{0}};
+    if (svc && !any_readable(argc - optind, argv + optind)) {
+        halo_service_free(svc);
+        halo_node_free(root);
+        return HALO_EXIT_RUNTIME;
+    }
     if (!svc || halo_service_start(svc, 0, &err) != HALO_OK) {
         if (svc)
             fprintf(stderr, "halo import: could not start: %s\n", err.msg);

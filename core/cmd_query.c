@@ -87,8 +87,8 @@ static int parse_opts(int argc, char **argv, qopts *q, const char *help,
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, has_output ? ":c:ho:" : ":c:h", opts,
-                            NULL)) != -1) {
+    const char *optstring = has_output ? ":c:ho:" : ":c:h";
+    while ((c = getopt_long(argc, argv, optstring, opts, NULL)) != -1) {
         switch (c) {
         case O_DB:
             q->db = optarg;
@@ -136,7 +136,7 @@ static int parse_opts(int argc, char **argv, qopts *q, const char *help,
             break;
         }
         default:
-            return halo_cli_option_error(q->cmd, c, argv);
+            return halo_cli_option_error(q->cmd, c, argv, optstring);
         }
     }
     if (q->store && q->db)

@@ -114,7 +114,7 @@ int halo_cmd_serve(int argc, char **argv)
         {0, 0, 0, 0}};
     const char *config = NULL;
     int level = -1, c;
-    optind = 1;
+    optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:l:h", opts, NULL)) != -1) {
         switch (c) {
@@ -132,7 +132,7 @@ int halo_cmd_serve(int argc, char **argv)
             fputs(serve_help, stdout);
             return HALO_EXIT_OK;
         default:
-            return halo_cli_option_error("serve", c, argv);
+            return halo_cli_option_error("serve", c, argv, ":c:l:h");
         }
     }
     if (optind < argc) {
@@ -270,7 +270,7 @@ int halo_cmd_validate(int argc, char **argv)
     const char *config = NULL;
     bool components = false;
     int c;
-    optind = 1;
+    optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
         switch (c) {
@@ -284,7 +284,7 @@ int halo_cmd_validate(int argc, char **argv)
             fputs(validate_help, stdout);
             return HALO_EXIT_OK;
         default:
-            return halo_cli_option_error("validate", c, argv);
+            return halo_cli_option_error("validate", c, argv, ":c:h");
         }
     }
     if (components) {

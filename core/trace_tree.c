@@ -19,7 +19,7 @@ void halo_fmt_duration(double ms, char *out, size_t n)
 {
     /* Each unit takes over where the one before would round up to it, and
      * minutes and hours are rounded, not cut: 2 h less 10 ns is "2h00m". */
-    if (ms < 0 || ms != ms)
+    if (!isfinite(ms) || ms < 0)
         snprintf(out, n, "-");
     else if (ms < 0.99995)
         snprintf(out, n, "%.1fus", ms * 1000);

@@ -10,7 +10,9 @@
  * (agent_id, agent_name, session_id, user_id, service_name, span_type,
  * model, tool_name, input, output, input_tokens, output_tokens, cost) are
  * kept as given (jl_columns); agent_identity derives the ones a line does
- * not give from its attributes.
+ * not give from its attributes (unless its `override` is on, which derives
+ * them all). They live on the decoded span only: a pipeline that sends the
+ * spans on through Kafka carries the attributes, not these columns.
  *
  * Accepted keys (first match wins; null counts as absent):
  *
@@ -81,6 +83,7 @@
 #include "otlp_codec_internal.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -698,7 +701,23 @@ static halo_status jl_text(otlp_jctx *c, json_t *line, const char *name,
  * earlier processor had derived them: agent_identity keeps them (unless its
  * `override` is on) and derives the others from the attributes. A line
  * that names its agent only this way is stored under that agent. */
-static halo_status jl_columns(otlp_jctx *c, json_t *line, halo_derived *d)
+/* The first of keys that attrs has as a non-empty string, or NULL. */
+static const char *attr_text(const halo_attrs *attrs, const char *const *keys)
+{
+    for (int k = 0; keys[k]; k++)
+        for (size_t i = 0; i < attrs->n; i++)
+            if (strcmp(attrs->items[i].key, keys[k]) == 0 &&
+                attrs->items[i].value.type == HALO_VAL_STRING &&
+                attrs->items[i].value.u.s.len)
+                return attrs->items[i].value.u.s.ptr;
+    return NULL;
+}
+
+static const char *const agent_name_attrs[] = {
+    "agent.name", "gen_ai.agent.name", "inference.agent_name", NULL};
+
+static halo_status jl_columns(otlp_jctx *c, json_t *line,
+                              const halo_attrs *attrs, halo_derived *d)
 {
     static const struct {
         const char *key;
@@ -718,8 +737,14 @@ static halo_status jl_columns(otlp_jctx *c, json_t *line, halo_derived *d)
     for (size_t i = 0; st == HALO_OK && i < sizeof text / sizeof *text; i++)
         st = jl_text(c, line, text[i].key,
                      (const char **)(void *)((char *)d + text[i].off));
-    if (d->agent_id && !d->agent_name) /* DESIGN §5: "then agent_id" */
+    /* DESIGN §5 takes both from one level: a name the span's attributes
+     * give, else the id; an id from the name when only the name is given */
+    if (d->agent_id && !d->agent_name)
+        d->agent_name = attr_text(attrs, agent_name_attrs);
+    if (d->agent_id && !d->agent_name)
         d->agent_name = d->agent_id;
+    if (d->agent_name && !d->agent_id)
+        d->agent_id = d->agent_name;
     const char *type = NULL;
     if (st == HALO_OK)
         st = jl_text(c, line, "span_type", &type);
@@ -739,8 +764,10 @@ static halo_status jl_columns(otlp_jctx *c, json_t *line, halo_derived *d)
             continue;
         int64_t n;
         st = otlp_jval_i64(c, v, &n);
-        if (st == HALO_OK && n < 0)
-            st = otlp_jfail(c, "a token count cannot be negative");
+        /* the bounds agent_identity puts on a count from an attribute */
+        if (st == HALO_OK && (n < 0 || n > 9000000000000000LL))
+            st = otlp_jfail(c, "a token count is a whole number from 0 to "
+                               "9000000000000000");
         if (st == HALO_OK && i == 0) {
             d->input_tokens = n;
             d->has_input_tokens = true;
@@ -754,6 +781,8 @@ static halo_status jl_columns(otlp_jctx *c, json_t *line, halo_derived *d)
     json_t *v = st == HALO_OK ? member(c, line, "cost", &mark) : NULL;
     if (v) {
         st = otlp_jval_double(c, v, &d->cost);
+        if (st == HALO_OK && !(isfinite(d->cost) && d->cost >= 0))
+            st = otlp_jfail(c, "a cost is a finite number of USD, 0 or more");
         d->has_cost = st == HALO_OK;
         otlp_jpath_pop(c, mark);
     }
@@ -799,7 +828,7 @@ static halo_status jl_body(otlp_jctx *c, json_t *line, halo_span *hs)
     if (st == HALO_OK)
         st = jl_scope(c, line, &hs->scope);
     if (st == HALO_OK)
-        st = jl_columns(c, line, &hs->d);
+        st = jl_columns(c, line, &hs->attrs, &hs->d);
     return st;
 }
 

@@ -348,6 +348,49 @@ describe('halo import / halo export', { timeout: 90000 }, () => {
            assert.equal(rows[0].n, 3);
        });
 
+    it('a first line that opens an object but is not a document: line by line',
+       async () => {
+           const good = jsonlTrace('reread-agent');
+           const lines = [
+               '{"trace_id": "' + good.traceId + '", "span_id":', //   1 opens, not closed
+               '"x"} nonsense', //                                    2
+               JSON.stringify(good.lines[0]), //                      3 good
+           ];
+           const file = join(dir, 'reread.jsonl');
+           writeFileSync(file, lines.join('\n') + '\n');
+           const args = ['import', file, '--config', cfg.configPath];
+           const r = await runHalo(args);
+           assert.equal(r.code, 1, describeRun(args, r));
+           assert.match(r.output, /reread\.jsonl:1:/);
+           assert.match(r.output, /reread\.jsonl:2:/);
+           assert.deepEqual(summary(r.output), { imported: 1, rejected: 2 });
+       });
+
+    it('a pretty-printed flat span is imported; a bad cost rejects its line',
+       async () => {
+           const traceId = randomTraceId();
+           const span = { trace_id: traceId, span_id: randomSpanId(), name: 'p',
+                          start_time: iso(0), end_time: iso(MS), agent_id: 'pp' };
+           const file = join(dir, 'pretty-flat.json');
+           writeFileSync(file, JSON.stringify(span, null, 2) + '\n');
+           let args = ['import', file, '--config', cfg.configPath];
+           let r = await runHalo(args);
+           assert.equal(r.code, 0, describeRun(args, r));
+           assert.deepEqual(summary(r.output), { imported: 1, rejected: 0 });
+
+           const bad = join(dir, 'bad-cost.jsonl');
+           writeFileSync(bad, [-1, 'NaN', 1e16].map((cost, i) => JSON.stringify(
+               { ...span, span_id: randomSpanId(), cost: i === 2 ? undefined : cost,
+                 input_tokens: i === 2 ? cost : undefined })).join('\n') + '\n');
+           args = ['import', bad, '--config', cfg.configPath];
+           r = await runHalo(args);
+           assert.equal(r.code, 1, describeRun(args, r));
+           assert.match(r.output, /bad-cost\.jsonl:1: .*cost/);
+           assert.match(r.output, /bad-cost\.jsonl:2: .*cost/);
+           assert.match(r.output, /bad-cost\.jsonl:3: .*token count/);
+           assert.deepEqual(summary(r.output), { imported: 0, rejected: 3 });
+       });
+
     it('a flat span keeps the derived columns it gives', async () => {
         const traceId = randomTraceId();
         const line = {
