@@ -39,8 +39,9 @@ static void usage(FILE *f)
                "runs.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\n`halo <command> --help` describes a command. Exit codes: "
-               "0 ok, 1 runtime error, 2 usage error.\n");
+    fprintf(f, "\n`halo <command> --help` describes a command; `halo "
+               "--version` prints the version.\nExit codes: 0 ok, 1 runtime "
+               "error, 2 usage error.\n");
 }
 
 int main(int argc, char **argv)
