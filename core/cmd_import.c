@@ -5,7 +5,7 @@
  * and gzip-compressed files alike. A line is either an OTLP/JSON
  * ExportTraceServiceRequest (it has "resourceSpans") or one flat span
  * object (HALO-style JSONL); a file whose first line is an incomplete
- * object is tried as one document over several lines (read_document).
+ * object is tried as one document over several lines (try_document).
  * Lines are grouped into batches of about
  * IMPORT_BATCH_SPANS spans and fed into the configured pipelines exactly as
  * a receiver would (processors, then exporters), with a few batches in
@@ -281,6 +281,31 @@ static bool opens_object(const char *s, size_t n)
     return depth > 0;
 }
 
+/* After the file's first line failed to decode as an object it does not
+ * close: is the file one document over several lines? 1: yes, *line now
+ * holds it, decoded into *res from *scratch (the read reached the end of
+ * gz); 0: no, gz is rewound to be read line by line; -1: no, and gz cannot
+ * be rewound (a pipe). */
+static int try_document(gzFile gz, halo_buf *line, halo_arena **scratch,
+                        halo_otlp_result *res)
+{
+    halo_buf doc = HALO_BUF_INIT;
+    if (read_document(gz, line, &doc)) {
+        halo_arena *da = halo_arena_new(doc.len * 2 + 4096);
+        halo_err derr = {{0}};
+        if (decode_line(doc.data, doc.len, da, res, &derr) == HALO_OK) {
+            halo_buf_free(line);
+            *line = doc;
+            halo_arena_free(*scratch);
+            *scratch = da;
+            return 1;
+        }
+        halo_arena_free(da);
+    }
+    halo_buf_free(&doc);
+    return gzrewind(gz) == 0 ? 0 : -1;
+}
+
 static bool blank(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -315,9 +340,8 @@ static int import_file(importer *im, const char *path)
     job *j = job_new(im);
     long lineno = 0;
     int rc = 0;
-    bool first = true, whole = false; /* whole: line holds the whole file */
-    while (whole || read_line(gz, &line)) {
-        whole = false;
+    bool first = true; /* no line that is not blank read yet */
+    while (read_line(gz, &line)) {
         lineno++;
         if (line.oom) {
             fprintf(stderr, "halo import: out of memory\n");
@@ -329,35 +353,17 @@ static int import_file(importer *im, const char *path)
         halo_err err = {{0}};
         halo_arena_free(scratch);
         scratch = halo_arena_new(line.len * 2 + 4096);
-        if (decode_line(line.data, line.len, scratch, &res, &err) != HALO_OK) {
-            /* The first line is not a document: perhaps the file is one
-             * document over several lines. If not, read it again line by
-             * line and report each. */
-            if (first && opens_object(line.data, line.len)) {
-                first = false;
-                halo_buf doc = HALO_BUF_INIT;
-                halo_arena *da = NULL;
-                if (read_document(gz, &line, &doc)) {
-                    da = halo_arena_new(doc.len * 2 + 4096);
-                    halo_err derr = {{0}};
-                    if (decode_line(doc.data, doc.len, da, &res, &derr) ==
-                        HALO_OK) {
-                        halo_buf_free(&line);
-                        line = doc;
-                        halo_arena_free(scratch);
-                        scratch = da;
-                        whole = true;
-                        lineno = 0;
-                        continue;
-                    }
-                }
-                halo_arena_free(da);
-                halo_buf_free(&doc);
-                if (gzrewind(gz) == 0) {
-                    lineno = 0;
-                    continue;
-                }
-                /* a pipe cannot be read again: say what was lost */
+        halo_status ds = decode_line(line.data, line.len, scratch, &res, &err);
+        if (ds != HALO_OK && first && opens_object(line.data, line.len)) {
+            /* perhaps the file is one document over several lines; if not,
+             * it is read again line by line and each bad line reported */
+            first = false;
+            int doc = try_document(gz, &line, &scratch, &res);
+            if (doc == 0) {
+                lineno = 0;
+                continue;
+            }
+            if (doc < 0) {
                 fprintf(stderr,
                         "%s%s: not one JSON document, and cannot be read "
                         "again line by line (a pipe?): nothing imported "
@@ -366,6 +372,9 @@ static int import_file(importer *im, const char *path)
                 rc = -1;
                 break;
             }
+            ds = HALO_OK;
+        }
+        if (ds != HALO_OK) {
             fprintf(stderr, "%s%s:%ld: %s\n", pg.tty ? "\n" : "", path, lineno,
                     err.msg);
             im->lines_rejected++;
@@ -525,7 +534,8 @@ int halo_cmd_import(int argc, char **argv)
     int c;
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+    static const char optstring[] = ":c:h";
+    while ((c = getopt_long(argc, argv, optstring, opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config = optarg;
@@ -540,7 +550,7 @@ int halo_cmd_import(int argc, char **argv)
             fputs(import_help, stdout);
             return HALO_EXIT_OK;
         default:
-            return halo_cli_option_error("import", c, argv, ":c:h");
+            return halo_cli_option_error("import", c, argv, optstring);
         }
     }
     if (optind >= argc) {

@@ -116,7 +116,8 @@ int halo_cmd_serve(int argc, char **argv)
     int level = -1, c;
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:l:h", opts, NULL)) != -1) {
+    static const char optstring[] = ":c:l:h";
+    while ((c = getopt_long(argc, argv, optstring, opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config = optarg;
@@ -132,7 +133,7 @@ int halo_cmd_serve(int argc, char **argv)
             fputs(serve_help, stdout);
             return HALO_EXIT_OK;
         default:
-            return halo_cli_option_error("serve", c, argv, ":c:l:h");
+            return halo_cli_option_error("serve", c, argv, optstring);
         }
     }
     if (optind < argc) {
@@ -272,7 +273,8 @@ int halo_cmd_validate(int argc, char **argv)
     int c;
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+    static const char optstring[] = ":c:h";
+    while ((c = getopt_long(argc, argv, optstring, opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config = optarg;
@@ -284,7 +286,7 @@ int halo_cmd_validate(int argc, char **argv)
             fputs(validate_help, stdout);
             return HALO_EXIT_OK;
         default:
-            return halo_cli_option_error("validate", c, argv, ":c:h");
+            return halo_cli_option_error("validate", c, argv, optstring);
         }
     }
     if (components) {

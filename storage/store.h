@@ -119,6 +119,15 @@ typedef struct halo_agent_stats {
     double cost;
 } halo_agent_stats;
 
+/* The stores roll a cost nobody knows up as 0: a rollup that counted
+ * tokens but no cost had no price for its models, which is not "free".
+ * How `halo agents` and report Markdown tell the two apart. */
+static inline bool halo_cost_unpriced(double cost, int64_t input_tokens,
+                                      int64_t output_tokens)
+{
+    return cost == 0 && input_tokens + output_tokens > 0;
+}
+
 /* One analyzer report (the `reports` table). */
 typedef struct halo_report_row {
     const char *id;

@@ -696,26 +696,25 @@ static halo_status jl_text(otlp_jctx *c, json_t *line, const char *name,
     return st;
 }
 
-/* The derived columns of a `spans` row given at the top of the line
- * (agent_id, model, input_tokens, ...). They are set on the span as if an
- * earlier processor had derived them: agent_identity keeps them (unless its
- * `override` is on) and derives the others from the attributes. A line
- * that names its agent only this way is stored under that agent. */
 /* The first of keys that attrs has as a non-empty string, or NULL. */
 static const char *attr_text(const halo_attrs *attrs, const char *const *keys)
 {
-    for (int k = 0; keys[k]; k++)
-        for (size_t i = 0; i < attrs->n; i++)
-            if (strcmp(attrs->items[i].key, keys[k]) == 0 &&
-                attrs->items[i].value.type == HALO_VAL_STRING &&
-                attrs->items[i].value.u.s.len)
-                return attrs->items[i].value.u.s.ptr;
+    for (int k = 0; keys[k]; k++) {
+        const halo_value *v = halo_attrs_get(attrs, keys[k]);
+        if (v && v->type == HALO_VAL_STRING && v->u.s.len)
+            return v->u.s.ptr;
+    }
     return NULL;
 }
 
 static const char *const agent_name_attrs[] = {
     "agent.name", "gen_ai.agent.name", "inference.agent_name", NULL};
 
+/* The derived columns of a `spans` row given at the top of the line
+ * (agent_id, model, input_tokens, ...). They are set on the span as if an
+ * earlier processor had derived them: agent_identity keeps them (unless its
+ * `override` is on) and derives the others from the attributes. A line
+ * that names its agent only this way is stored under that agent. */
 static halo_status jl_columns(otlp_jctx *c, json_t *line,
                               const halo_attrs *attrs, halo_derived *d)
 {
@@ -756,25 +755,26 @@ static halo_status jl_columns(otlp_jctx *c, json_t *line,
             *q = (char)toupper((unsigned char)*q);
         d->span_type = up;
     }
-    static const char *const counts[] = {"input_tokens", "output_tokens"};
-    for (int i = 0; st == HALO_OK && i < 2; i++) {
+    struct {
+        const char *key;
+        int64_t *n;
+        bool *has;
+    } counts[] = {
+        {"input_tokens", &d->input_tokens, &d->has_input_tokens},
+        {"output_tokens", &d->output_tokens, &d->has_output_tokens},
+    };
+    for (size_t i = 0; st == HALO_OK && i < 2; i++) {
         size_t mark;
-        json_t *v = member(c, line, counts[i], &mark);
+        json_t *v = member(c, line, counts[i].key, &mark);
         if (!v)
             continue;
-        int64_t n;
-        st = otlp_jval_i64(c, v, &n);
+        st = otlp_jval_i64(c, v, counts[i].n);
         /* the bounds agent_identity puts on a count from an attribute */
-        if (st == HALO_OK && (n < 0 || n > 9000000000000000LL))
+        if (st == HALO_OK &&
+            (*counts[i].n < 0 || *counts[i].n > 9000000000000000LL))
             st = otlp_jfail(c, "a token count is a whole number from 0 to "
                                "9000000000000000");
-        if (st == HALO_OK && i == 0) {
-            d->input_tokens = n;
-            d->has_input_tokens = true;
-        } else if (st == HALO_OK) {
-            d->output_tokens = n;
-            d->has_output_tokens = true;
-        }
+        *counts[i].has = st == HALO_OK;
         otlp_jpath_pop(c, mark);
     }
     size_t mark;
