@@ -11,14 +11,23 @@
  * the derived fields -- on whichever thread calls it; the exporter calls it
  * on the thread handing it the batch, beside the writer. write_rows() runs
  * one BEGIN IMMEDIATE ... COMMIT for all the rows it is given (the
- * exporter's group commit): each row is one execution of a prepared
- * INSERT ... ON CONFLICT DO NOTHING whose parameters are bound
- * SQLITE_STATIC with known lengths, nothing encoded or copied.
- * sqlite3_changes() tells whether the row was new; only new rows feed the
- * per-trace deltas (an open-addressing map keyed by trace id), and the
- * deltas become one UPSERT per touched trace at the end. That keeps the
- * `traces` rollup exact under redelivery. write_batches() is the two steps
- * in one call.
+ * exporter's group commit), in three passes over the write's traces (an
+ * open-addressing map keyed by trace id):
+ *
+ *   1. each trace's row in trace_rows: inserted with the totals of all the
+ *      write's spans of it when it is new (INSERT ... ON CONFLICT DO
+ *      NOTHING), else found. Spans are keyed by that row's id (schema
+ *      migration 5), so it must be known first;
+ *   2. each span: one execution of a prepared INSERT ... ON CONFLICT DO
+ *      NOTHING whose parameters are bound SQLITE_STATIC with known lengths,
+ *      nothing encoded or copied. sqlite3_changes() tells whether the row
+ *      was new; only new rows feed the trace's delta;
+ *   3. each trace that existed gets its delta (one UPSERT that updates);
+ *      a new one whose spans repeated within the write is emptied and gets
+ *      the delta of the spans actually inserted.
+ *
+ * That keeps the `traces` rollup exact under redelivery. write_batches()
+ * is the two steps in one call.
  *
  * Identity fix-up (DESIGN §5: span, then the trace's root span, then the
  * resource). agent_identity can only consult a root that is in the same
@@ -54,19 +63,26 @@
 /* ---- statements ---------------------------------------------------------- */
 
 static const char SQL_INSERT_SPAN[] =
-    "INSERT INTO spans (" SQ_SPAN_COLUMNS ") VALUES "
+    "INSERT INTO span_rows (trace_rowid, " SQ_SPAN_COLUMNS_AFTER_ID ") VALUES "
     "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-    "?,?,?) ON CONFLICT (trace_id, span_id) DO NOTHING";
+    "?,?,?) ON CONFLICT (trace_rowid, span_id) DO NOTHING";
 
-/* ?21: the write inserted the root span; ?22..?25 the root's raw identity
- * (NULL when it has none of its own). */
-static const char SQL_UPSERT_TRACE[] =
-    "INSERT INTO traces (trace_id, agent_id, agent_name, session_id, user_id,"
-    " root_name, start_time, end_time, duration_ms, span_count, error_count,"
-    " llm_calls, tool_calls, input_tokens, output_tokens, cost,"
-    " start_unix_nano, end_unix_nano, root_span_id, identity_pending)"
-    " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,"
-    "?19,?20)"
+#define TRACE_INSERT                                                           \
+    "INSERT INTO trace_rows (trace_id, agent_id, agent_name, session_id,"      \
+    " user_id, root_name, start_time, end_time, duration_ms, span_count,"      \
+    " error_count, llm_calls, tool_calls, input_tokens, output_tokens, cost,"  \
+    " start_unix_nano, end_unix_nano, root_span_id, identity_pending)"         \
+    " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,"     \
+    "?18,?19,?20)"
+
+/* A trace first seen by this write, with the totals of all its spans. */
+static const char SQL_INSERT_TRACE[] =
+    TRACE_INSERT " ON CONFLICT (trace_id) DO NOTHING";
+
+/* A stored trace plus the spans a write inserted. ?21: the write inserted
+ * the root span; ?22..?25 the root's raw identity (NULL when it has none
+ * of its own). */
+static const char SQL_UPSERT_TRACE[] = TRACE_INSERT
     " ON CONFLICT (trace_id) DO UPDATE SET"
     " agent_id = CASE WHEN ?21 THEN coalesce(?22, agent_id)"
     "  ELSE coalesce(agent_id, excluded.agent_id) END,"
@@ -96,13 +112,24 @@ static const char SQL_UPSERT_TRACE[] =
     " cost = cost + excluded.cost,"
     " identity_pending = identity_pending | excluded.identity_pending";
 
-/* A trace's stored state after its upsert, read only when the upsert
- * updated a row that was there before (apply_delta). Not RETURNING: SQLite
- * materializes RETURNING rows in an ephemeral table, opened and closed
- * (a pager, page-sized buffers) on every execution, on the writer thread,
- * for every trace. */
-static const char SQL_GET_TRACE_STATE[] =
-    "SELECT root_span_id, identity_pending FROM traces WHERE trace_id = ?1";
+/* A stored trace's row id and identity state, read when SQL_INSERT_TRACE
+ * found it there. Not RETURNING: SQLite materializes RETURNING rows in an
+ * ephemeral table, opened and closed (a pager, page-sized buffers) on
+ * every execution, on the writer thread, for every trace. */
+static const char SQL_GET_TRACE_STATE[] = "SELECT id, root_span_id,"
+                                          " identity_pending FROM trace_rows"
+                                          " WHERE trace_id = ?1";
+
+/* A trace this write inserted, emptied so that SQL_UPSERT_TRACE can add
+ * the spans that were actually inserted: some of the write's spans had
+ * the same ids (rare: one batch repeating a span). */
+static const char SQL_RESET_TRACE[] =
+    "UPDATE trace_rows SET agent_id = NULL, agent_name = NULL,"
+    " session_id = NULL, user_id = NULL, root_name = NULL,"
+    " root_span_id = NULL, span_count = 0, error_count = 0, llm_calls = 0,"
+    " tool_calls = 0, input_tokens = 0, output_tokens = 0, cost = 0,"
+    " start_unix_nano = 9223372036854775807, end_unix_nano = -1,"
+    " identity_pending = 0 WHERE id = ?1";
 
 /* ?2: the HALO_FB_* bits the root can resolve; ?3..?6 its values. A field
  * is replaced where it is NULL or came from the resource fallback. */
@@ -111,14 +138,14 @@ static const char SQL_GET_TRACE_STATE[] =
     " IS NULL) THEN " param " ELSE " col " END"
 #define FIX_NEEDED(col, bit) " OR (?2 & " bit " AND " col " IS NULL)"
 static const char SQL_FIX_SPANS[] =
-    "UPDATE spans SET" FIX_FIELD("agent_id", "1", "?3") "," FIX_FIELD(
+    "UPDATE span_rows SET" FIX_FIELD("agent_id", "1", "?3") "," FIX_FIELD(
         "agent_name", "2",
         "?4") "," FIX_FIELD("session_id", "4",
                             "?5") "," FIX_FIELD("user_id", "8",
                                                 "?6") ","
                                                       " fallback_mask = "
                                                       "fallback_mask & ~?2"
-                                                      " WHERE trace_id = ?1 "
+                                                      " WHERE trace_rowid = ?1 "
                                                       "AND ((fallback_mask & "
                                                       "?2) != 0" FIX_NEEDED(
                                                           "agent_id", "1")
@@ -133,20 +160,20 @@ static const char SQL_FIX_SPANS[] =
 
 static const char SQL_GET_ROOT[] =
     "SELECT agent_id, agent_name, session_id, user_id, fallback_mask"
-    " FROM spans WHERE trace_id = ?1 AND span_id = ?2";
+    " FROM span_rows WHERE trace_rowid = ?1 AND span_id = ?2";
 
 /* Retention works trace by trace: the oldest ?2 traces that started
  * before ?1, their spans first (a trace starts with its earliest span, so
  * every span older than the cutoff belongs to such a trace). Both
  * statements select the same traces: the first does not change `traces`. */
 static const char SQL_DEL_SPANS[] =
-    "DELETE FROM spans WHERE trace_id IN"
-    " (SELECT trace_id FROM traces WHERE start_time < ?1"
+    "DELETE FROM span_rows WHERE trace_rowid IN"
+    " (SELECT id FROM trace_rows WHERE start_time < ?1"
     " ORDER BY start_time LIMIT ?2)";
 
 static const char SQL_DEL_TRACES[] =
-    "DELETE FROM traces WHERE trace_id IN"
-    " (SELECT trace_id FROM traces WHERE start_time < ?1"
+    "DELETE FROM trace_rows WHERE id IN"
+    " (SELECT id FROM trace_rows WHERE start_time < ?1"
     " ORDER BY start_time LIMIT ?2)";
 
 static const char SQL_PUT_REPORT[] =
@@ -296,7 +323,8 @@ static sq_delta *map_get(sq_store *s, const uint8_t tid[16])
     sq_delta *d = &s->deltas[s->n_deltas++];
     memset(d, 0, sizeof *d);
     memcpy(d->tid, tid, 16);
-    d->start_ns = UINT64_MAX;
+    d->all.start_ns = UINT64_MAX;
+    d->ins.start_ns = UINT64_MAX;
     s->slots[i] = (uint32_t)s->n_deltas;
     return d;
 }
@@ -317,7 +345,7 @@ static uint32_t identity_needs(const sq_row *r)
     return m;
 }
 
-static void delta_add(sq_delta *d, const sq_row *r)
+static void agg_add(sq_agg *d, const sq_row *r)
 {
     d->spans++;
     if (r->status_code == HALO_STATUS_ERROR)
@@ -362,10 +390,12 @@ static void bind_opt_i64(sqlite3_stmt *st, int i, bool has, int64_t v)
 }
 
 /* Everything was encoded by prepare(): bind, no copy. */
-static void bind_row(sqlite3_stmt *st, const sq_row *r)
+static void bind_row(sqlite3_stmt *st, const sq_row *r, int64_t trace_rowid)
 {
     for (int i = 0; i < T_N_; i++)
-        bind_str(st, sq_text_col[i], r->t[i]);
+        if (i != T_TRACE_ID)
+            bind_str(st, sq_text_col[i], r->t[i]);
+    sqlite3_bind_int64(st, C_TRACE_ID, trace_rowid);
     sqlite3_bind_text(st, C_KIND, sq_kind_name(r->kind), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, C_STATUS_CODE, halo_status_code_name(r->status_code),
                       -1, SQLITE_STATIC);
@@ -388,10 +418,10 @@ static void bind_row(sqlite3_stmt *st, const sq_row *r)
 }
 
 /* Insert one row; *inserted is false when (trace_id, span_id) existed. */
-static halo_status insert_row(sq_store *s, const sq_row *r, bool *inserted,
-                              halo_err *err)
+static halo_status insert_row(sq_store *s, const sq_row *r, int64_t trace_rowid,
+                              bool *inserted, halo_err *err)
 {
-    bind_row(s->ins_span, r);
+    bind_row(s->ins_span, r, trace_rowid);
     int rc = sqlite3_step(s->ins_span);
     *inserted = rc == SQLITE_DONE && sqlite3_changes(s->db) == 1;
     halo_status st = HALO_OK;
@@ -416,12 +446,12 @@ static uint32_t root_provides(uint32_t root_mask, const sq_str vals[4])
     return m;
 }
 
-static halo_status fix_spans(sq_store *s, const char *tid, uint32_t m,
+static halo_status fix_spans(sq_store *s, int64_t trace_rowid, uint32_t m,
                              const sq_str vals[4], int64_t *fixed,
                              halo_err *err)
 {
     sqlite3_stmt *st = s->fix_spans;
-    bind_text(st, 1, tid);
+    sqlite3_bind_int64(st, 1, trace_rowid);
     sqlite3_bind_int64(st, 2, m);
     for (int i = 0; i < 4; i++)
         bind_str(st, 3 + i, vals[i]);
@@ -438,12 +468,12 @@ static halo_status fix_spans(sq_store *s, const char *tid, uint32_t m,
 
 /* Late children lacking `needs`, their root already stored: look the root
  * up and fix the trace's spans from it. */
-static halo_status fix_from_stored_root(sq_store *s, const char *tid,
+static halo_status fix_from_stored_root(sq_store *s, int64_t trace_rowid,
                                         const char *root_sid, uint32_t needs,
                                         int64_t *fixed, halo_err *err)
 {
     sqlite3_stmt *st = s->get_root;
-    bind_text(st, 1, tid);
+    sqlite3_bind_int64(st, 1, trace_rowid);
     bind_text(st, 2, root_sid);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) { /* root removed by retention */
@@ -469,7 +499,7 @@ static halo_status fix_from_stored_root(sq_store *s, const char *tid,
         {copy[0], -1}, {copy[1], -1}, {copy[2], -1}, {copy[3], -1}};
     uint32_t m = root_provides(mask, vals) & needs;
     if (ret == HALO_OK && m)
-        ret = fix_spans(s, tid, m, vals, fixed, err);
+        ret = fix_spans(s, trace_rowid, m, vals, fixed, err);
     for (int i = 0; i < 4; i++)
         free(copy[i]);
     return ret;
@@ -480,7 +510,8 @@ static sq_str first_nonnull(const sq_row *root, const sq_row *first, int t)
     return root && root->t[t].p ? root->t[t] : first->t[t];
 }
 
-static void bind_trace(sqlite3_stmt *st, const sq_delta *d, const char *tid,
+/* SQL_INSERT_TRACE's parameters, and SQL_UPSERT_TRACE's ?21..?25. */
+static void bind_trace(sqlite3_stmt *st, const sq_agg *d, const char *tid,
                        char *t0, char *t1)
 {
     const sq_row *r = d->root;
@@ -508,6 +539,8 @@ static void bind_trace(sqlite3_stmt *st, const sq_delta *d, const char *tid,
     sqlite3_bind_int64(st, 18, (int64_t)d->end_ns);
     bind_str(st, 19, r ? r->t[T_SPAN_ID] : none);
     sqlite3_bind_int64(st, 20, d->needs);
+    if (sqlite3_bind_parameter_count(st) < 25)
+        return;
     sqlite3_bind_int(st, 21, r != NULL);
     bind_str(st, 22, r ? r->t[T_AGENT_ID] : none);
     bind_str(st, 23, r ? r->t[T_AGENT_NAME] : none);
@@ -515,10 +548,10 @@ static void bind_trace(sqlite3_stmt *st, const sq_delta *d, const char *tid,
     bind_str(st, 25, r ? r->t[T_USER_ID] : none);
 }
 
-/* The stored root span id ("" when none) and identity_pending of a trace
- * that exists. */
-static halo_status get_trace_state(sq_store *s, const char *tid, char root[17],
-                                   uint32_t *pending, halo_err *err)
+/* The row id, stored root span id ("" when none) and identity_pending of
+ * a trace that exists. */
+static halo_status get_trace_state(sq_store *s, const char *tid, sq_delta *d,
+                                   halo_err *err)
 {
     sqlite3_stmt *st = s->get_trace_state;
     sqlite3_bind_text(st, 1, tid, -1, SQLITE_STATIC);
@@ -528,55 +561,110 @@ static halo_status get_trace_state(sq_store *s, const char *tid, char root[17],
         sqlite3_reset(st);
         return ret;
     }
-    const char *r = (const char *)sqlite3_column_text(st, 0);
+    d->rowid = sqlite3_column_int64(st, 0);
+    const char *r = (const char *)sqlite3_column_text(st, 1);
     if (r && strlen(r) == 16)
-        memcpy(root, r, 17);
-    *pending = (uint32_t)sqlite3_column_int64(st, 1);
+        memcpy(d->root, r, 17);
+    d->pending = (uint32_t)sqlite3_column_int64(st, 2);
     sqlite3_reset(st);
     return HALO_OK;
 }
 
-/* UPSERT one trace's delta, then fix up identities when needed. */
+/* Before the spans: the trace's row, inserted with the totals of all the
+ * write's spans when it is new (the common case: all of a run's spans in
+ * one write), else found. */
+static halo_status find_or_insert_trace(sq_store *s, sq_delta *d, halo_err *err)
+{
+    char tid[33], t0[31], t1[31];
+    halo_hex_encode(d->tid, 16, tid);
+    sqlite3_stmt *st = s->ins_trace;
+    bind_trace(st, &d->all, tid, t0, t1);
+    int rc = sqlite3_step(st);
+    d->is_new = rc == SQLITE_DONE && sqlite3_changes(s->db) == 1;
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return sq_fail(s, err, "insert a trace");
+    if (!d->is_new)
+        return get_trace_state(s, tid, d, err);
+    d->rowid = sqlite3_last_insert_rowid(s->db);
+    return HALO_OK;
+}
+
+static halo_status run_1(sq_store *s, sqlite3_stmt *st, int64_t id,
+                         const char *what, halo_err *err)
+{
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? HALO_OK : sq_fail(s, err, what);
+}
+
+/* After the spans: add what was inserted to a trace that existed (or, for
+ * a new one, replace the totals of spans that repeated within the write),
+ * then fix up identities when needed. */
 static halo_status apply_delta(sq_store *s, const sq_delta *d,
                                halo_write_stats *ws, halo_err *err)
 {
-    char tid[33], t0[31], t1[31], stored_root[17] = "";
-    halo_hex_encode(d->tid, 16, tid);
-    sqlite3_stmt *st = s->upsert_trace;
-    bind_trace(st, d, tid, t0, t1);
-    /* rowids start at 1 and an upsert that updates leaves this alone, so
-     * nonzero afterwards means the trace is new (the common case: all of
-     * a run's spans in one write) */
-    sqlite3_set_last_insert_rowid(s->db, 0);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return sq_fail(s, err, "update the traces rollup");
-    uint32_t pending = 0; /* of every stored span, this write's too */
-    if (sqlite3_last_insert_rowid(s->db) != 0) {
-        pending = d->needs; /* what the insert stored; no root before it */
-    } else if (d->root || d->needs) { /* else nothing below uses them */
-        halo_status got = get_trace_state(s, tid, stored_root, &pending, err);
-        if (got != HALO_OK)
-            return got;
+    const sq_agg *a = &d->ins;
+    uint32_t pending = d->pending | a->needs; /* of every stored span */
+    if (d->is_new && !d->dup_in_write) {
+        a = &d->all; /* stored by find_or_insert_trace */
+        pending = a->needs;
+    } else if (a->spans == 0) {
+        return HALO_OK; /* every span was there before */
+    } else {
+        char tid[33], t0[31], t1[31];
+        halo_hex_encode(d->tid, 16, tid);
+        if (d->is_new) {
+            halo_status st = run_1(s, s->reset_trace, d->rowid,
+                                   "update the traces rollup", err);
+            if (st != HALO_OK)
+                return st;
+        }
+        sqlite3_stmt *st = s->upsert_trace;
+        bind_trace(st, a, tid, t0, t1);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return sq_fail(s, err, "update the traces rollup");
     }
 
-    if (d->root) {
-        const sq_row *r = d->root;
+    if (a->root) {
+        const sq_row *r = a->root;
         const sq_str vals[4] = {r->t[T_AGENT_ID], r->t[T_AGENT_NAME],
                                 r->t[T_SESSION_ID], r->t[T_USER_ID]};
         uint32_t m = root_provides(r->fb_mask, vals) & pending;
         if (m)
-            return fix_spans(s, tid, m, vals, &ws->fixed_up, err);
+            return fix_spans(s, d->rowid, m, vals, &ws->fixed_up, err);
         return HALO_OK;
     }
-    if (d->needs && stored_root[0])
-        return fix_from_stored_root(s, tid, stored_root, d->needs,
+    if (a->needs && d->root[0])
+        return fix_from_stored_root(s, d->rowid, d->root, a->needs,
                                     &ws->fixed_up, err);
     return HALO_OK;
 }
 
 /* ---- write_rows, write_batches ------------------------------------------- */
+
+/* Every trace of the write in the map, with the totals of all its spans,
+ * and its row in trace_rows. */
+static halo_status find_traces(sq_store *s, halo_store_rows *const *rows,
+                               size_t n, halo_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const sq_rows *rs = (const sq_rows *)rows[i];
+        for (size_t j = 0; j < rs->n; j++) {
+            sq_delta *d = map_get(s, rs->rows[j].tid);
+            if (!d)
+                return halo_fail(err, HALO_ENOMEM, "out of memory");
+            agg_add(&d->all, &rs->rows[j]);
+        }
+    }
+    halo_status st = HALO_OK;
+    for (size_t i = 0; st == HALO_OK && i < s->n_deltas; i++)
+        st = find_or_insert_trace(s, &s->deltas[i], err);
+    return st;
+}
 
 static halo_status insert_all(sq_store *s, halo_store_rows *const *rows,
                               size_t n, halo_write_stats *ws, halo_err *err)
@@ -585,19 +673,20 @@ static halo_status insert_all(sq_store *s, halo_store_rows *const *rows,
         const sq_rows *rs = (const sq_rows *)rows[i];
         for (size_t j = 0; j < rs->n; j++) {
             const sq_row *r = &rs->rows[j];
+            sq_delta *d = map_get(s, r->tid); /* there: find_traces */
+            if (!d)
+                return halo_fail(err, HALO_ENOMEM, "out of memory");
             bool inserted;
-            halo_status st = insert_row(s, r, &inserted, err);
+            halo_status st = insert_row(s, r, d->rowid, &inserted, err);
             if (st != HALO_OK)
                 return st;
             if (!inserted) {
                 ws->duplicates++;
+                d->dup_in_write |= d->is_new;
                 continue;
             }
             ws->inserted++;
-            sq_delta *d = map_get(s, r->tid);
-            if (!d)
-                return halo_fail(err, HALO_ENOMEM, "out of memory");
-            delta_add(d, r);
+            agg_add(&d->ins, r);
         }
     }
     return HALO_OK;
@@ -633,7 +722,9 @@ static halo_status sq_write_rows(halo_store *base, halo_store_rows *const *rows,
     halo_status st = sq_exec(s, "BEGIN IMMEDIATE", "begin a transaction", err);
     if (st != HALO_OK)
         return st;
-    st = insert_all(s, rows, n, &ws, err);
+    st = find_traces(s, rows, n, err);
+    if (st == HALO_OK)
+        st = insert_all(s, rows, n, &ws, err);
     for (size_t i = 0; st == HALO_OK && i < s->n_deltas; i++)
         st = apply_delta(s, &s->deltas[i], &ws, err);
     if (st == HALO_OK)
@@ -762,7 +853,9 @@ static halo_status prepare_all(sq_store *s, halo_err *err)
         sqlite3_stmt **out;
     } w[] = {
         {SQL_INSERT_SPAN, &s->ins_span},
+        {SQL_INSERT_TRACE, &s->ins_trace},
         {SQL_UPSERT_TRACE, &s->upsert_trace},
+        {SQL_RESET_TRACE, &s->reset_trace},
         {SQL_FIX_SPANS, &s->fix_spans},
         {SQL_GET_ROOT, &s->get_root},
         {SQL_GET_TRACE_STATE, &s->get_trace_state},
@@ -818,10 +911,10 @@ static void sq_close(halo_store *base)
 {
     sq_store *s = (sq_store *)base;
     sq_stop_checkpointer(s);
-    sqlite3_stmt *stmts[] = {
-        s->ins_span,   s->upsert_trace, s->fix_spans,
-        s->get_root,   s->del_spans,    s->del_traces,
-        s->put_report, s->get_trace,    s->get_trace_state};
+    sqlite3_stmt *stmts[] = {s->ins_span,    s->ins_trace,      s->upsert_trace,
+                             s->reset_trace, s->fix_spans,      s->get_root,
+                             s->del_spans,   s->del_traces,     s->put_report,
+                             s->get_trace,   s->get_trace_state};
     for (size_t i = 0; i < sizeof stmts / sizeof *stmts; i++)
         sqlite3_finalize(stmts[i]);
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)

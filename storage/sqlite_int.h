@@ -16,7 +16,8 @@
 #include <stdbool.h>
 
 /* The columns of `spans`, in the order of SQ_SPAN_COLUMNS below; the
- * INSERT binds parameter C_x and get_trace reads result column C_x - 1. */
+ * INSERT binds parameter C_x (C_TRACE_ID: the trace's row id) and
+ * get_trace reads result column C_x - 1. */
 enum {
     C_TRACE_ID = 1,
     C_SPAN_ID,
@@ -60,8 +61,11 @@ enum {
     C_END_ /* one past the last */
 };
 
-#define SQ_SPAN_COLUMNS                                                        \
-    "trace_id, span_id, parent_span_id, name, kind, span_type, agent_id, "     \
+#define SQ_SPAN_COLUMNS "trace_id, " SQ_SPAN_COLUMNS_AFTER_ID
+/* span_rows stores them after trace_rowid, the trace's trace_rows.id (the
+ * `spans` view joins trace_id back in). */
+#define SQ_SPAN_COLUMNS_AFTER_ID                                               \
+    "span_id, parent_span_id, name, kind, span_type, agent_id, "               \
     "agent_name, session_id, user_id, service_name, model, tool_name, "        \
     "start_time, end_time, duration_ms, status_code, status_message, input, "  \
     "output, input_tokens, output_tokens, cost, attributes, events, "          \
@@ -139,15 +143,28 @@ typedef struct sq_rows {
     size_t n;
 } sq_rows;
 
-/* Per-trace totals of the spans one write inserted (the traces rollup). */
-typedef struct sq_delta {
-    uint8_t tid[16];
+/* Totals over some of one write's spans of a trace (the traces rollup). */
+typedef struct sq_agg {
     int64_t spans, errors, llm, tool, in_tok, out_tok;
-    uint32_t needs; /* identity_needs() of the non-root spans inserted */
+    uint32_t needs; /* identity_needs() of the non-root spans */
     double cost;
     uint64_t start_ns, end_ns;
-    const sq_row *root;  /* a root span inserted by this write */
-    const sq_row *first; /* the first span inserted */
+    const sq_row *root;  /* a root span among them */
+    const sq_row *first; /* the first of them */
+} sq_agg;
+
+/* One trace a write touches. Its row in trace_rows is found or inserted
+ * (from `all`) before the spans, which are keyed by that row's id; the
+ * spans actually inserted make `ins`. */
+typedef struct sq_delta {
+    uint8_t tid[16];
+    sq_agg all; /* every span of the write */
+    sq_agg ins; /* the spans the write inserted */
+    int64_t rowid;
+    uint32_t pending;  /* stored identity_pending (existing trace) */
+    char root[17];     /* stored root_span_id, "" when none (existing) */
+    bool is_new;       /* this write inserted the trace row */
+    bool dup_in_write; /* new, but some of its spans repeat within the write */
 } sq_delta;
 
 /* A second-resolution cache for ISO timestamps. */
@@ -167,7 +184,9 @@ typedef struct sq_store {
 
     /* write path (NULL when read-only) */
     sqlite3_stmt *ins_span;
+    sqlite3_stmt *ins_trace;
     sqlite3_stmt *upsert_trace;
+    sqlite3_stmt *reset_trace;
     sqlite3_stmt *fix_spans;
     sqlite3_stmt *get_root;
     sqlite3_stmt *get_trace_state;
@@ -219,6 +238,9 @@ const char *sq_col_text(void *stmt, int col, size_t *len);
 /* Schema (sqlite_schema.c): apply pending migrations / check that a
  * read-only handle sees the current schema. */
 halo_status sq_migrate(sq_store *s, halo_err *err);
+/* The migrations up to version upto only: for the tests of a migration,
+ * which need a database as an older binary left it. */
+halo_status sq_migrate_to(sq_store *s, int upto, halo_err *err);
 halo_status sq_check_schema_ro(sq_store *s, halo_err *err);
 
 /* The background checkpointer (sqlite_ckpt.c). */

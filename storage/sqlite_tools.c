@@ -8,13 +8,17 @@
  * the store's own statements). On that connection:
  *
  *   - TEMP VIEWs `spans` and `traces` hold the scope's rows (temp objects
- *     shadow main's for unqualified names); they are created before the
- *     authorizer is installed, with json_each/json_tree warmed up (their
- *     first use writes the connection's schema, which the authorizer
- *     would refuse);
+ *     shadow main's views of the same names for unqualified names). Each
+ *     reads a TEMP VIEW halo_scope_spans / halo_scope_traces, which reads
+ *     main's tables span_rows and trace_rows: the authorizer is told only
+ *     the name of the innermost view behind a read, and main's own
+ *     `spans` and `traces` (unscoped) have the outer names. They are
+ *     created before the authorizer is installed, with json_each/json_tree
+ *     warmed up (their first use writes the connection's schema, which the
+ *     authorizer would refuse);
  *   - the authorizer (sqlite3_set_authorizer) allows SELECT, recursive
- *     CTEs, reads of the two views and of CTEs, reads of main's tables only
- * from inside them (its 4th argument is the view responsible),
+ *     CTEs, reads of CTEs, reads of main's tables only from inside the
+ *     scope views (its 4th argument is the innermost view responsible),
  * json_each/json_tree, and functions except a deny-list (load_extension,
  * readfile, writefile, edit, fts3_tokenizer); everything else -- any write,
  *     CREATE/DROP/ALTER, ATTACH/DETACH, PRAGMA (also the pragma_* table
@@ -30,7 +34,7 @@
  *     shows rows within the caps (store_tools.c) and counts the rest.
  *
  * search_spans runs on the store's own handle: the scope's spans by the
- * index traces (agent_id, start_time), a LIKE prefilter (ASCII
+ * index trace_rows (agent_id, start_time), a LIKE prefilter (ASCII
  * case-insensitive in SQLite, % _ and \ escaped), then the exact match and
  * the snippet in C (tl_add_hits), so both backends give the same hits.
  */
@@ -64,9 +68,16 @@ static void deny_reason(sqt_ctx *c, const char *fmt, const char *arg)
         snprintf(c->reason, sizeof c->reason, fmt, arg ? arg : "");
 }
 
-static bool is_view(const char *name)
+/* The names the model queries (in main: the unscoped views). */
+static bool is_main_view(const char *name)
 {
     return name && (strcmp(name, "spans") == 0 || strcmp(name, "traces") == 0);
+}
+
+static bool is_scope_view(const char *name)
+{
+    return name && (strcmp(name, "halo_scope_spans") == 0 ||
+                    strcmp(name, "halo_scope_traces") == 0);
 }
 
 static bool denied_function(const char *f)
@@ -79,22 +90,29 @@ static bool denied_function(const char *f)
     return false;
 }
 
-static int authorize_read(sqt_ctx *c, const char *table, const char *db,
-                          const char *inner)
+static int authorize_read(sqt_ctx *c, const char *table, const char *column,
+                          const char *db, const char *inner)
 {
-    bool temp = db && strcmp(db, "temp") == 0;
+    /* No column: a table in FROM whose values are not read (count(*)); the
+     * context that says which view it came from is gone by then. Only a
+     * row count can pass this way. */
+    if (column && !*column)
+        return SQLITE_OK;
     bool main_db = db && strcmp(db, "main") == 0;
     if (!db)
         return SQLITE_OK; /* a CTE or a subquery, no table */
-    if (temp && is_view(table))
-        return SQLITE_OK; /* the model reads a view */
-    if (main_db && is_view(inner))
-        return SQLITE_OK; /* a view reads its table */
+    if (db && strcmp(db, "temp") == 0 &&
+        (is_scope_view(table) || is_main_view(table)))
+        return SQLITE_OK; /* the model reads a view of the scope */
+    if (main_db && is_scope_view(inner))
+        return SQLITE_OK; /* the scope reads main's tables */
     if (main_db && table &&
         (strcmp(table, "json_each") == 0 || strcmp(table, "json_tree") == 0))
         return SQLITE_OK;
+    /* main.spans (unscoped) reads span_rows: name what the model wrote */
+    const char *what = main_db && is_main_view(inner) ? inner : table;
     deny_reason(c, "table \"%s\" is not available: query spans and traces",
-                table);
+                what);
     return SQLITE_DENY;
 }
 
@@ -107,7 +125,7 @@ static int authorize(void *ctx, int action, const char *a, const char *b,
     case SQLITE_RECURSIVE:
         return SQLITE_OK;
     case SQLITE_READ:
-        return authorize_read(c, a, db, inner);
+        return authorize_read(c, a, b, db, inner);
     case SQLITE_FUNCTION:
         if (!denied_function(b))
             return SQLITE_OK;
@@ -139,19 +157,20 @@ static int progress(void *ctx)
     return 1;
 }
 
-/* The scope as a WHERE condition over main.traces (sqlite3_free it). */
+/* The scope as a WHERE condition over main.trace_rows t (sqlite3_free
+ * it). */
 static char *scope_sql(const char *agent, uint64_t since, uint64_t until)
 {
     char lo[HALO_ISO_NS_LEN], hi[HALO_ISO_NS_LEN];
     sqlite3_str *q = sqlite3_str_new(NULL);
-    sqlite3_str_appendf(q, "agent_id = %Q", agent);
+    sqlite3_str_appendf(q, "t.agent_id = %Q", agent);
     if (since) {
         halo_iso_from_ns(since, lo);
-        sqlite3_str_appendf(q, " AND start_time >= %Q", lo);
+        sqlite3_str_appendf(q, " AND t.start_time >= %Q", lo);
     }
     if (until) {
         halo_iso_from_ns(until, hi);
-        sqlite3_str_appendf(q, " AND start_time < %Q", hi);
+        sqlite3_str_appendf(q, " AND t.start_time < %Q", hi);
     }
     return sqlite3_str_finish(q);
 }
@@ -177,11 +196,13 @@ static halo_status open_conn(sq_store *s, const halo_sql_req *r, sqlite3 **out,
     char *sql = NULL;
     if (scope) {
         sql = sqlite3_mprintf(
-            "CREATE TEMP VIEW spans AS SELECT " SPAN_COLS
-            " FROM main.spans WHERE trace_id IN (SELECT trace_id FROM "
-            "main.traces WHERE %s);"
-            "CREATE TEMP VIEW traces AS SELECT " TRACE_COLS
-            " FROM main.traces WHERE %s;"
+            "CREATE TEMP VIEW halo_scope_spans AS SELECT " SPAN_COLS
+            " FROM (SELECT t.trace_id AS trace_id, s.* FROM main.span_rows s"
+            " JOIN main.trace_rows t ON t.id = s.trace_rowid WHERE %s);"
+            "CREATE TEMP VIEW halo_scope_traces AS SELECT " TRACE_COLS
+            " FROM main.trace_rows t WHERE %s;"
+            "CREATE TEMP VIEW spans AS SELECT * FROM halo_scope_spans;"
+            "CREATE TEMP VIEW traces AS SELECT * FROM halo_scope_traces;"
             "SELECT count(*) FROM json_each('[]'), json_tree('[]');",
             scope, scope);
     }
@@ -392,12 +413,12 @@ halo_status sq_search_spans(halo_store *base, const halo_search_req *req,
     *hits = halo_arena_calloc(arena, cap, sizeof **hits);
     pattern = like_pattern(r.query);
     sql = sqlite3_mprintf(
-        "SELECT s.trace_id, s.span_id, s.name, s.start_unix_nano, s.input, "
-        "s.output, s.status_message FROM traces t JOIN spans s ON "
-        "s.trace_id = t.trace_id WHERE t.agent_id = ?1%s%s AND "
+        "SELECT t.trace_id, s.span_id, s.name, s.start_unix_nano, s.input, "
+        "s.output, s.status_message FROM trace_rows t JOIN span_rows s ON "
+        "s.trace_rowid = t.id WHERE t.agent_id = ?1%s%s AND "
         "(s.input LIKE ?4 ESCAPE '\\' OR s.output LIKE ?4 ESCAPE '\\' OR "
         "s.status_message LIKE ?4 ESCAPE '\\') "
-        "ORDER BY s.start_unix_nano, s.trace_id, s.span_id",
+        "ORDER BY s.start_unix_nano, t.trace_id, s.span_id",
         r.since_ns ? " AND t.start_time >= ?2" : "",
         r.until_ns ? " AND t.start_time < ?3" : "");
     if (!*hits || !pattern || !sql) {

@@ -111,6 +111,27 @@ static int sql_exec(const char *path, const char *sql)
     return rc;
 }
 
+/* A new database at schema version `version`: as a binary of that version
+ * left it. */
+static bool make_db_at(const char *path, int version)
+{
+    sq_store s;
+    memset(&s, 0, sizeof s);
+    s.path = (char *)path;
+    s.wal_fd = -1;
+    halo_err err = {{0}};
+    if (sqlite3_open(path, &s.db) != SQLITE_OK)
+        return false;
+    halo_status st =
+        sq_exec(&s, "PRAGMA journal_mode = WAL", "enable WAL", &err);
+    if (st == HALO_OK)
+        st = sq_migrate_to(&s, version, &err);
+    if (st != HALO_OK)
+        fprintf(stderr, "  %s\n", err.msg);
+    sqlite3_close(s.db);
+    return st == HALO_OK;
+}
+
 /* ---- deep comparison ----------------------------------------------------- */
 
 static bool value_eq(const halo_value *in, const halo_value *out);
@@ -377,9 +398,12 @@ TEST(idempotent_rewrite)
     halo_batch *b = rich_batch(&in);
     halo_write_stats ws;
     CHECK_INT(halo_store_write_batch(st, b, &ws, &err), HALO_OK);
-    char *before = sql_text(path, "SELECT group_concat(trace_id || span_count"
-                                  " || error_count || input_tokens || cost "
-                                  "|| start_time || end_time) FROM traces");
+#define TRACE_ROW                                                              \
+    "SELECT json_array(trace_id, agent_id, agent_name, session_id, user_id,"   \
+    " root_name, start_time, end_time, duration_ms, span_count, error_count,"  \
+    " llm_calls, tool_calls, input_tokens, output_tokens, cost, root_span_id," \
+    " identity_pending) FROM traces"
+    char *before = sql_text(path, TRACE_ROW);
     CHECK(before);
     /* the same batch again, twice in one group */
     const halo_batch *two[2] = {b, b};
@@ -388,12 +412,25 @@ TEST(idempotent_rewrite)
     CHECK_INT(ws.duplicates, 6);
     CHECK_INT(sql_int(path, "SELECT count(*) FROM spans"), 3);
     CHECK_INT(sql_int(path, "SELECT count(*) FROM traces"), 1);
-    char *after = sql_text(path, "SELECT group_concat(trace_id || span_count"
-                                 " || error_count || input_tokens || cost "
-                                 "|| start_time || end_time) FROM traces");
+    char *after = sql_text(path, TRACE_ROW);
     CHECK_STR(after, before);
-    free(before);
     free(after);
+    halo_store_close(st);
+    /* a new trace whose spans come twice in its first write: the trace row
+     * (written before the spans, from all of them) ends as if they came
+     * once */
+    path = db_path("idem2.db");
+    st = open_store(path, false, &err);
+    CHECK(st);
+    CHECK_INT(st->ops->write_batches(st, two, 2, &ws, &err), HALO_OK);
+    CHECK_INT(ws.inserted, 3);
+    CHECK_INT(ws.duplicates, 3);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM spans"), 3);
+    after = sql_text(path, TRACE_ROW);
+    CHECK_STR(after, before);
+    free(after);
+    free(before);
+#undef TRACE_ROW
     halo_batch_done(b, HALO_OK, "");
     halo_store_close(st);
 }
@@ -823,61 +860,84 @@ TEST(migrations_and_versions)
     CHECK_INT(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN"
                             " ('spans', 'traces', 'reports', 'analyzer_runs')"),
               4);
-    CHECK_INT(halo_store_schema_version(), 4);
-    /* a database of the previous binary (version 2) gets analyzer_runs;
-     * a reader refuses it until then */
-    CHECK_INT(sql_exec(path, "DROP TABLE analyzer_runs; DELETE FROM "
-                             "schema_migrations WHERE version >= 3"),
-              SQLITE_OK);
-    /* ... and (version 3) its traces WITHOUT ROWID, holding two traces */
+    CHECK_INT(halo_store_schema_version(), 5);
+    /* a database as a binary of schema version 2 left it: no
+     * analyzer_runs, traces WITHOUT ROWID keyed by trace_id, spans keyed
+     * by (trace_id, span_id), two traces of three spans. A reader refuses
+     * it until it is migrated. */
+    path = db_path("migr2.db");
+    CHECK(make_db_at(path, 2));
     CHECK_INT(
         sql_exec(
             path,
-            "DROP TABLE traces; CREATE TABLE traces (trace_id TEXT NOT "
-            "NULL PRIMARY KEY, agent_id TEXT, agent_name TEXT, session_id "
-            "TEXT, user_id TEXT, root_name TEXT, start_time TEXT NOT NULL, "
-            "end_time TEXT NOT NULL, duration_ms REAL NOT NULL, "
-            "span_count INTEGER NOT NULL DEFAULT 0, error_count INTEGER "
-            "NOT NULL DEFAULT 0, llm_calls INTEGER NOT NULL DEFAULT 0, "
-            "tool_calls INTEGER NOT NULL DEFAULT 0, input_tokens INTEGER "
-            "NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, "
-            "cost REAL NOT NULL DEFAULT 0, start_unix_nano INTEGER NOT "
-            "NULL, end_unix_nano INTEGER NOT NULL, root_span_id TEXT, "
-            "identity_pending INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID; "
-            "CREATE INDEX traces_start ON traces (start_time); CREATE "
-            "INDEX traces_agent_start ON traces (agent_id, start_time); "
             "INSERT INTO traces VALUES ('bb', 'a', 'a', 's', 'u', 'r', "
             "'2026-01-02', '2026-01-02', 1.5, 3, 1, 1, 1, 10, 20, 0.5, 2, "
             "3, 'r1', 0), ('aa', 'b', NULL, NULL, NULL, NULL, "
             "'2026-01-03', '2026-01-03', 0, 1, 0, 0, 0, 0, 0, 0, 5, 5, "
-            "NULL, 4); CREATE TABLE traces_before AS SELECT * FROM traces"),
+            "NULL, 4);"
+            "INSERT INTO spans VALUES ('bb', 'r1', NULL, 'root', 'SERVER', "
+            "'AGENT', 'a', 'a', 's', 'u', 'svc', NULL, NULL, '2026-01-02', "
+            "'2026-01-02', 1.5, 'OK', NULL, 'in', 'out', 10, 20, 0.5, '{}', "
+            "'[]', '{}', 2, 3, 'ts', 1, '[]', '{}', 'url', 1, 2, 3, 4, 0, "
+            "'{\"k\":\"int\"}'), ('bb', 'c1', 'r1', 'llm', 'CLIENT', 'LLM', "
+            "'a', 'a', 's', 'u', 'svc', 'm', NULL, '2026-01-02', "
+            "'2026-01-02', 0, 'ERROR', 'boom', NULL, NULL, NULL, NULL, NULL,"
+            " '{\"x\":1}', '[]', '{}', 2, 2, NULL, 0, NULL, NULL, NULL, 0, 0,"
+            " 0, 0, 5, NULL), ('aa', 'z9', NULL, 'solo', 'INTERNAL', NULL, "
+            "'b', NULL, NULL, NULL, NULL, NULL, NULL, '2026-01-03', "
+            "'2026-01-03', 0, 'UNSET', NULL, NULL, NULL, NULL, NULL, NULL, "
+            "'{}', '[]', '{}', 5, 5, NULL, 0, NULL, NULL, NULL, 0, 0, 0, 0, "
+            "4, NULL);"
+            "CREATE TABLE traces_before AS SELECT * FROM traces;"
+            "CREATE TABLE spans_before AS SELECT * FROM spans"),
         SQLITE_OK);
     CHECK(!open_store(path, true, &err));
     CHECK_CONTAINS(err.msg, "has schema version 2, older than");
     st = open_store(path, false, &err);
     CHECK(st);
     halo_store_close(st);
-    CHECK_INT(sql_int(path, "SELECT max(version) FROM schema_migrations"), 4);
+    CHECK_INT(sql_int(path, "SELECT max(version) FROM schema_migrations"), 5);
     CHECK_INT(sql_int(path, "SELECT count(*) FROM analyzer_runs"), 0);
-    /* the traces kept every value of every column, in start order (not
-     * trace id order), with their indexes */
+    /* traces and spans kept every value of every column, in the same
+     * column order; the traces' rows are numbered in start order (not
+     * trace id order) */
     CHECK_INT(sql_int(path, "SELECT count(*) FROM (SELECT * FROM "
                             "traces_before EXCEPT SELECT * FROM traces)"),
               0);
     CHECK_INT(sql_int(path, "SELECT count(*) FROM traces"), 2);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM (SELECT * FROM "
+                            "spans_before EXCEPT SELECT * FROM spans)"),
+              0);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM spans"), 3);
     char *rows = sql_text(path, "SELECT group_concat(trace_id, ' ') FROM "
-                                "(SELECT * FROM traces ORDER BY rowid)");
+                                "(SELECT * FROM trace_rows ORDER BY id)");
     CHECK_STR(rows, "bb aa");
     free(rows);
+    rows = sql_text(path, "SELECT group_concat(t.trace_id || '/' || "
+                          "s.span_id, ' ') FROM (SELECT * FROM span_rows "
+                          "ORDER BY rowid) s JOIN trace_rows t ON t.id = "
+                          "s.trace_rowid");
+    CHECK_STR(rows, "bb/c1 bb/r1 aa/z9");
+    free(rows);
     CHECK_INT(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = "
-                            "'index' AND tbl_name = 'traces' AND name IN "
-                            "('traces_trace', 'traces_start', "
-                            "'traces_agent_start')"),
-              3);
-    CHECK_INT(sql_exec(path, "INSERT INTO traces (trace_id, start_time, "
+                            "'index' AND name IN ('trace_rows_trace', "
+                            "'trace_rows_start', 'trace_rows_agent_start', "
+                            "'span_rows_key')"),
+              4);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = "
+                            "'view' AND name IN ('spans', 'traces')"),
+              2);
+    CHECK_INT(sql_exec(path, "INSERT INTO trace_rows (trace_id, start_time, "
                              "end_time, duration_ms, start_unix_nano, "
                              "end_unix_nano) VALUES ('aa', '', '', 0, 0, 0)"),
               SQLITE_CONSTRAINT);
+    CHECK_INT(sql_exec(path, "INSERT INTO span_rows SELECT * FROM span_rows "
+                             "LIMIT 1"),
+              SQLITE_CONSTRAINT);
+    /* the migrated store is written to like a new one */
+    st = open_store(path, false, &err);
+    CHECK(st);
+    halo_store_close(st);
     char *jm = sql_text(path, "PRAGMA journal_mode");
     CHECK_STR(jm, "wal");
     free(jm);
@@ -1946,7 +2006,7 @@ TEST(corrupt_rows_do_not_crash)
     halo_span *sp;
     size_t n;
     /* a parent cycle: the root becomes the child of its own child */
-    CHECK_INT(sql_exec(path, "UPDATE spans SET parent_span_id = "
+    CHECK_INT(sql_exec(path, "UPDATE span_rows SET parent_span_id = "
                              "'000000000000000b' WHERE span_id = "
                              "'000000000000000a'"),
               SQLITE_OK);
@@ -1966,19 +2026,20 @@ TEST(corrupt_rows_do_not_crash)
         const char *sql;
         const char *msg;
     } bad[] = {
-        {"UPDATE spans SET attributes = '{\"a\":' WHERE span_id = "
+        {"UPDATE span_rows SET attributes = '{\"a\":' WHERE span_id = "
          "'000000000000000c'",
          "attributes"},
-        {"UPDATE spans SET events = '[1]' WHERE span_id = '000000000000000c'",
+        {"UPDATE span_rows SET events = '[1]' WHERE span_id = "
+         "'000000000000000c'",
          "events[0]"},
-        {"UPDATE spans SET links = '{}' WHERE span_id = '000000000000000c'",
+        {"UPDATE span_rows SET links = '{}' WHERE span_id = '000000000000000c'",
          "links"},
-        {"UPDATE spans SET scope = '[]' WHERE span_id = '000000000000000c'",
+        {"UPDATE span_rows SET scope = '[]' WHERE span_id = '000000000000000c'",
          "scope"},
-        {"UPDATE spans SET resource = '\"x\"' WHERE span_id = "
+        {"UPDATE span_rows SET resource = '\"x\"' WHERE span_id = "
          "'000000000000000c'",
          "resource"},
-        {"UPDATE spans SET parent_span_id = 'zz' WHERE span_id = "
+        {"UPDATE span_rows SET parent_span_id = 'zz' WHERE span_id = "
          "'000000000000000c'",
          "parent_span_id"},
     };
@@ -1988,7 +2049,7 @@ TEST(corrupt_rows_do_not_crash)
         CHECK_CONTAINS(err.msg, bad[i].msg);
         /* put the row back */
         b = rich_batch(&in);
-        CHECK_INT(sql_exec(path, "DELETE FROM spans WHERE span_id = "
+        CHECK_INT(sql_exec(path, "DELETE FROM span_rows WHERE span_id = "
                                  "'000000000000000c'"),
                   SQLITE_OK);
         CHECK_INT(halo_store_write_batch(st, b, NULL, &err), HALO_OK);
