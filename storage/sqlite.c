@@ -23,8 +23,8 @@
  *      nothing encoded or copied. sqlite3_changes() tells whether the row
  *      was new; only new rows feed the trace's delta;
  *   3. each trace that existed gets its delta (one UPSERT that updates);
- *      a new one whose spans repeated within the write is emptied and gets
- *      the delta of the spans actually inserted.
+ *      a new one whose spans repeated within the write is set to the totals
+ *      of the spans actually inserted.
  *
  * That keeps the `traces` rollup exact under redelivery. write_batches()
  * is the two steps in one call.
@@ -120,16 +120,16 @@ static const char SQL_GET_TRACE_STATE[] = "SELECT id, root_span_id,"
                                           " identity_pending FROM trace_rows"
                                           " WHERE trace_id = ?1";
 
-/* A trace this write inserted, emptied so that SQL_UPSERT_TRACE can add
- * the spans that were actually inserted: some of the write's spans had
- * the same ids (rare: one batch repeating a span). */
-static const char SQL_RESET_TRACE[] =
-    "UPDATE trace_rows SET agent_id = NULL, agent_name = NULL,"
-    " session_id = NULL, user_id = NULL, root_name = NULL,"
-    " root_span_id = NULL, span_count = 0, error_count = 0, llm_calls = 0,"
-    " tool_calls = 0, input_tokens = 0, output_tokens = 0, cost = 0,"
-    " start_unix_nano = 9223372036854775807, end_unix_nano = -1,"
-    " identity_pending = 0 WHERE id = ?1";
+/* A trace this write inserted, set to what SQL_INSERT_TRACE would have
+ * stored from the spans actually inserted: some of the write's spans had
+ * the same ids (rare: a retried batch in the same group commit). */
+static const char SQL_SET_TRACE[] =
+    "UPDATE trace_rows SET agent_id = ?2, agent_name = ?3, session_id = ?4,"
+    " user_id = ?5, root_name = ?6, start_time = ?7, end_time = ?8,"
+    " duration_ms = ?9, span_count = ?10, error_count = ?11, llm_calls = ?12,"
+    " tool_calls = ?13, input_tokens = ?14, output_tokens = ?15, cost = ?16,"
+    " start_unix_nano = ?17, end_unix_nano = ?18, root_span_id = ?19,"
+    " identity_pending = ?20 WHERE trace_id = ?1";
 
 /* ?2: the HALO_FB_* bits the root can resolve; ?3..?6 its values. A field
  * is replaced where it is NULL or came from the resource fallback. */
@@ -169,12 +169,12 @@ static const char SQL_GET_ROOT[] =
 static const char SQL_DEL_SPANS[] =
     "DELETE FROM span_rows WHERE trace_rowid IN"
     " (SELECT id FROM trace_rows WHERE start_time < ?1"
-    " ORDER BY start_time LIMIT ?2)";
+    " ORDER BY start_time, id LIMIT ?2)";
 
 static const char SQL_DEL_TRACES[] =
     "DELETE FROM trace_rows WHERE id IN"
     " (SELECT id FROM trace_rows WHERE start_time < ?1"
-    " ORDER BY start_time LIMIT ?2)";
+    " ORDER BY start_time, id LIMIT ?2)";
 
 static const char SQL_PUT_REPORT[] =
     "INSERT INTO reports (id, agent_id, schedule, window_start, window_end,"
@@ -510,7 +510,8 @@ static sq_str first_nonnull(const sq_row *root, const sq_row *first, int t)
     return root && root->t[t].p ? root->t[t] : first->t[t];
 }
 
-/* SQL_INSERT_TRACE's parameters, and SQL_UPSERT_TRACE's ?21..?25. */
+/* SQL_INSERT_TRACE's (and SQL_SET_TRACE's) parameters, and
+ * SQL_UPSERT_TRACE's ?21..?25. */
 static void bind_trace(sqlite3_stmt *st, const sq_agg *d, const char *tid,
                        char *t0, char *t1)
 {
@@ -590,18 +591,9 @@ static halo_status find_or_insert_trace(sq_store *s, sq_delta *d, halo_err *err)
     return HALO_OK;
 }
 
-static halo_status run_1(sq_store *s, sqlite3_stmt *st, int64_t id,
-                         const char *what, halo_err *err)
-{
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? HALO_OK : sq_fail(s, err, what);
-}
-
 /* After the spans: add what was inserted to a trace that existed (or, for
- * a new one, replace the totals of spans that repeated within the write),
- * then fix up identities when needed. */
+ * a new one, replace the totals of spans that repeated within the write
+ * by those of the spans inserted), then fix up identities when needed. */
 static halo_status apply_delta(sq_store *s, const sq_delta *d,
                                halo_write_stats *ws, halo_err *err)
 {
@@ -615,13 +607,7 @@ static halo_status apply_delta(sq_store *s, const sq_delta *d,
     } else {
         char tid[33], t0[31], t1[31];
         halo_hex_encode(d->tid, 16, tid);
-        if (d->is_new) {
-            halo_status st = run_1(s, s->reset_trace, d->rowid,
-                                   "update the traces rollup", err);
-            if (st != HALO_OK)
-                return st;
-        }
-        sqlite3_stmt *st = s->upsert_trace;
+        sqlite3_stmt *st = d->is_new ? s->set_trace : s->upsert_trace;
         bind_trace(st, a, tid, t0, t1);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
@@ -855,7 +841,7 @@ static halo_status prepare_all(sq_store *s, halo_err *err)
         {SQL_INSERT_SPAN, &s->ins_span},
         {SQL_INSERT_TRACE, &s->ins_trace},
         {SQL_UPSERT_TRACE, &s->upsert_trace},
-        {SQL_RESET_TRACE, &s->reset_trace},
+        {SQL_SET_TRACE, &s->set_trace},
         {SQL_FIX_SPANS, &s->fix_spans},
         {SQL_GET_ROOT, &s->get_root},
         {SQL_GET_TRACE_STATE, &s->get_trace_state},
@@ -911,10 +897,10 @@ static void sq_close(halo_store *base)
 {
     sq_store *s = (sq_store *)base;
     sq_stop_checkpointer(s);
-    sqlite3_stmt *stmts[] = {s->ins_span,    s->ins_trace,      s->upsert_trace,
-                             s->reset_trace, s->fix_spans,      s->get_root,
-                             s->del_spans,   s->del_traces,     s->put_report,
-                             s->get_trace,   s->get_trace_state};
+    sqlite3_stmt *stmts[] = {s->ins_span,  s->ins_trace,      s->upsert_trace,
+                             s->set_trace, s->fix_spans,      s->get_root,
+                             s->del_spans, s->del_traces,     s->put_report,
+                             s->get_trace, s->get_trace_state};
     for (size_t i = 0; i < sizeof stmts / sizeof *stmts; i++)
         sqlite3_finalize(stmts[i]);
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)

@@ -186,7 +186,7 @@ typedef struct sq_store {
     sqlite3_stmt *ins_span;
     sqlite3_stmt *ins_trace;
     sqlite3_stmt *upsert_trace;
-    sqlite3_stmt *reset_trace;
+    sqlite3_stmt *set_trace;
     sqlite3_stmt *fix_spans;
     sqlite3_stmt *get_root;
     sqlite3_stmt *get_trace_state;

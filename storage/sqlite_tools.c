@@ -9,16 +9,19 @@
  *
  *   - TEMP VIEWs `spans` and `traces` hold the scope's rows (temp objects
  *     shadow main's views of the same names for unqualified names). Each
- *     reads a TEMP VIEW halo_scope_spans / halo_scope_traces, which reads
+ *     reads a TEMP VIEW named halo_scope_<random>_s / _t, which reads
  *     main's tables span_rows and trace_rows: the authorizer is told only
- *     the name of the innermost view behind a read, and main's own
- *     `spans` and `traces` (unscoped) have the outer names. They are
+ *     the name of the innermost view (or CTE) behind a read. main's own
+ *     `spans` and `traces` (unscoped) have the outer names, and a CTE can
+ *     have any name the model can write, so the scope views have names it
+ *     cannot know (64 random bits per call). They are
  *     created before the authorizer is installed, with json_each/json_tree
  *     warmed up (their first use writes the connection's schema, which the
  *     authorizer would refuse);
  *   - the authorizer (sqlite3_set_authorizer) allows SELECT, recursive
  *     CTEs, reads of CTEs, reads of main's tables only from inside the
  *     scope views (its 4th argument is the innermost view responsible),
+ *     count(*) of a CTE but not of any of main's names,
  * json_each/json_tree, and functions except a deny-list (load_extension,
  * readfile, writefile, edit, fts3_tokenizer); everything else -- any write,
  *     CREATE/DROP/ALTER, ATTACH/DETACH, PRAGMA (also the pragma_* table
@@ -60,6 +63,11 @@ typedef struct sqt_ctx {
     char reason[256];  /* the first denial, for the model */
     uint64_t deadline; /* monotonic ns */
     bool timed_out;
+    /* the scope views' names, random per call: a name the model could
+     * write would let a CTE of that name read main's tables */
+    char scope[2][40];
+    /* main's tables, views and indexes, "\nname\n..." (sqlite3_free) */
+    char *main_names;
 } sqt_ctx;
 
 static void deny_reason(sqt_ctx *c, const char *fmt, const char *arg)
@@ -74,10 +82,21 @@ static bool is_main_view(const char *name)
     return name && (strcmp(name, "spans") == 0 || strcmp(name, "traces") == 0);
 }
 
-static bool is_scope_view(const char *name)
+static bool is_scope_view(const sqt_ctx *c, const char *name)
 {
-    return name && (strcmp(name, "halo_scope_spans") == 0 ||
-                    strcmp(name, "halo_scope_traces") == 0);
+    return name &&
+           (strcmp(name, c->scope[0]) == 0 || strcmp(name, c->scope[1]) == 0);
+}
+
+/* A name in main's schema (or one of SQLite's own tables). */
+static bool is_main_name(const sqt_ctx *c, const char *name)
+{
+    if (!name || strncmp(name, "sqlite_", 7) == 0)
+        return true;
+    for (const char *p = c->main_names; p && (p = strstr(p, name)); p++)
+        if (p[-1] == '\n' && p[strlen(name)] == '\n')
+            return true;
+    return false;
 }
 
 static bool denied_function(const char *f)
@@ -93,22 +112,25 @@ static bool denied_function(const char *f)
 static int authorize_read(sqt_ctx *c, const char *table, const char *column,
                           const char *db, const char *inner)
 {
-    /* No column: a table in FROM whose values are not read (count(*)); the
-     * context that says which view it came from is gone by then. Only a
-     * row count can pass this way. */
-    if (column && !*column)
-        return SQLITE_OK;
     bool main_db = db && strcmp(db, "main") == 0;
-    if (!db)
-        return SQLITE_OK; /* a CTE or a subquery, no table */
-    if (db && strcmp(db, "temp") == 0 &&
-        (is_scope_view(table) || is_main_view(table)))
+    bool temp_db = db && strcmp(db, "temp") == 0;
+    if (temp_db && (is_scope_view(c, table) || is_main_view(table)))
         return SQLITE_OK; /* the model reads a view of the scope */
-    if (main_db && is_scope_view(inner))
+    if (column && !*column) {
+        /* no value read (count(*)), and SQLite has dropped the view
+         * context by then; the scope views always read columns, so this
+         * is a CTE's (no db, a name main does not have) or a refusal */
+        if (!db && !is_main_name(c, table))
+            return SQLITE_OK;
+    } else if (!db) {
+        return SQLITE_OK; /* a CTE or a subquery, no table */
+    } else if (main_db && is_scope_view(c, inner)) {
         return SQLITE_OK; /* the scope reads main's tables */
-    if (main_db && table &&
-        (strcmp(table, "json_each") == 0 || strcmp(table, "json_tree") == 0))
+    } else if (main_db && table &&
+               (strcmp(table, "json_each") == 0 ||
+                strcmp(table, "json_tree") == 0)) {
         return SQLITE_OK;
+    }
     /* main.spans (unscoped) reads span_rows: name what the model wrote */
     const char *what = main_db && is_main_view(inner) ? inner : table;
     deny_reason(c, "table \"%s\" is not available: query spans and traces",
@@ -175,8 +197,17 @@ static char *scope_sql(const char *agent, uint64_t since, uint64_t until)
     return sqlite3_str_finish(q);
 }
 
-static halo_status open_conn(sq_store *s, const halo_sql_req *r, sqlite3 **out,
-                             halo_err *err)
+/* main's names into c->main_names (before the authorizer). */
+static int add_name(void *str, int n, char **vals, char **cols)
+{
+    (void)cols;
+    if (n == 1 && vals[0])
+        sqlite3_str_appendf(str, "%s\n", vals[0]);
+    return 0;
+}
+
+static halo_status open_conn(sq_store *s, const halo_sql_req *r, sqt_ctx *c,
+                             sqlite3 **out, halo_err *err)
 {
     sqlite3 *db = NULL;
     int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
@@ -192,28 +223,41 @@ static halo_status open_conn(sq_store *s, const halo_sql_req *r, sqlite3 **out,
     sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
     sqlite3_limit(db, SQLITE_LIMIT_LENGTH, 256 * 1024 * 1024);
     sqlite3_busy_timeout(db, 1000);
+    uint64_t rnd;
+    sqlite3_randomness(sizeof rnd, &rnd);
+    snprintf(c->scope[0], sizeof c->scope[0], "halo_scope_%016" PRIx64 "_s",
+             rnd);
+    snprintf(c->scope[1], sizeof c->scope[1], "halo_scope_%016" PRIx64 "_t",
+             rnd);
     char *scope = scope_sql(r->agent_id, r->since_ns, r->until_ns);
     char *sql = NULL;
     if (scope) {
         sql = sqlite3_mprintf(
-            "CREATE TEMP VIEW halo_scope_spans AS SELECT " SPAN_COLS
+            "CREATE TEMP VIEW %s AS SELECT " SPAN_COLS
             " FROM (SELECT t.trace_id AS trace_id, s.* FROM main.span_rows s"
             " JOIN main.trace_rows t ON t.id = s.trace_rowid WHERE %s);"
-            "CREATE TEMP VIEW halo_scope_traces AS SELECT " TRACE_COLS
+            "CREATE TEMP VIEW %s AS SELECT " TRACE_COLS
             " FROM main.trace_rows t WHERE %s;"
-            "CREATE TEMP VIEW spans AS SELECT * FROM halo_scope_spans;"
-            "CREATE TEMP VIEW traces AS SELECT * FROM halo_scope_traces;"
+            "CREATE TEMP VIEW spans AS SELECT * FROM %s;"
+            "CREATE TEMP VIEW traces AS SELECT * FROM %s;"
             "SELECT count(*) FROM json_each('[]'), json_tree('[]');",
-            scope, scope);
+            c->scope[0], scope, c->scope[1], scope, c->scope[0], c->scope[1]);
     }
     char *msg = NULL;
     halo_status st = HALO_OK;
+    sqlite3_str *names = sqlite3_str_new(NULL);
+    sqlite3_str_appendchar(names, 1, '\n');
     if (!sql)
         st = halo_fail(err, HALO_ENOMEM, "out of memory");
-    else if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+    else if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK ||
+             sqlite3_exec(db, "SELECT name FROM main.sqlite_master", add_name,
+                          names, &msg) != SQLITE_OK)
         st = halo_fail(err, HALO_EIO,
                        "could not prepare the sql tool in database \"%s\": %s",
                        s->path, msg ? msg : sqlite3_errmsg(db));
+    c->main_names = sqlite3_str_finish(names);
+    if (st == HALO_OK && !c->main_names)
+        st = halo_fail(err, HALO_ENOMEM, "out of memory");
     sqlite3_free(msg);
     sqlite3_free(sql);
     sqlite3_free(scope);
@@ -346,14 +390,14 @@ halo_status sq_sql_query(halo_store *base, const halo_sql_req *req,
     halo_sql_req r;
     sqlite3 *db = NULL;
     sqlite3_stmt *stmt = NULL;
-    sqt_ctx c = {{0}, 0, false};
+    sqt_ctx c = {{0}, 0, false, {{0}}, NULL};
     tl_text t;
     *text = NULL;
     halo_status st = tl_sql_defaults(req, &r, err);
     if (st != HALO_OK)
         return st;
     tl_text_init(&t, &r);
-    st = open_conn(s, &r, &db, err);
+    st = open_conn(s, &r, &c, &db, err);
     if (st != HALO_OK)
         goto cleanup;
     c.deadline = halo_mono_ns() + (uint64_t)r.timeout_ms * 1000000u;
@@ -369,6 +413,7 @@ cleanup:
     if (db)
         sqlite3_set_authorizer(db, NULL, NULL);
     sqlite3_close(db);
+    sqlite3_free(c.main_names);
     tl_text_free(&t);
     return st;
 }

@@ -435,6 +435,60 @@ TEST(idempotent_rewrite)
     halo_store_close(st);
 }
 
+/* A new trace whose spans come twice in one group commit (a retried
+ * batch beside the original) is stored as from one copy: its row, written
+ * before the spans from all of them, is set again from those inserted.
+ * The root has no agent of its own; the child, first in the batch, has. */
+TEST(new_trace_repeated_in_one_write)
+{
+    span_opts o[3] = {
+        {.trace = 41,
+         .span = 2,
+         .parent = 1,
+         .start_ms = 5,
+         .dur_ms = 5,
+         .agent = "a",
+         .status = HALO_STATUS_ERROR,
+         .type = "LLM"},
+        {.trace = 41, .span = 1, .start_ms = 1, .dur_ms = 20},
+        {.trace = 41,
+         .span = 3,
+         .parent = 1,
+         .start_ms = 7,
+         .dur_ms = 1,
+         .agent = "a",
+         .type = "TOOL"},
+    };
+    halo_batch *b = batch_of(o, 3);
+    CHECK(b);
+    halo_err err = {{0}};
+    halo_write_stats ws;
+    char *row[2];
+    for (int i = 0; i < 2; i++) {
+        const char *path = db_path(i ? "repeat2.db" : "repeat1.db");
+        halo_store *st = open_store(path, false, &err);
+        CHECK(st);
+        const halo_batch *two[2] = {b, b};
+        CHECK_INT(st->ops->write_batches(st, two, (size_t)i + 1, &ws, &err),
+                  HALO_OK);
+        CHECK_INT(ws.inserted, 3);
+        CHECK_INT(ws.duplicates, i ? 3 : 0);
+        row[i] = sql_text(path, "SELECT json_array(trace_id, agent_id,"
+                                " agent_name, session_id, user_id, root_name,"
+                                " start_time, end_time, duration_ms,"
+                                " span_count, error_count, llm_calls,"
+                                " tool_calls, input_tokens, output_tokens,"
+                                " cost, root_span_id, identity_pending)"
+                                " FROM traces");
+        halo_store_close(st);
+    }
+    CHECK(row[0] && strstr(row[0], ",\"a\",") && strstr(row[0], ",3,1,1,1,"));
+    CHECK_STR(row[1], row[0]);
+    free(row[0]);
+    free(row[1]);
+    halo_batch_done(b, HALO_OK, "");
+}
+
 /* prepare() + write_rows(): the rows outlive the batch (freed before the
  * write; ASan checks), and a resource shared by content across chunks
  * (different pointers, same JSON) is stored the same on every span. */
