@@ -45,47 +45,51 @@
     " root_span_id TEXT,"                                                      \
     " identity_pending INTEGER NOT NULL DEFAULT 0"
 
+/* The columns of spans after span_id, as migration 1 creates them and
+ * migration 5 copies them into span_rows. Frozen: both are released
+ * migrations; a change is a new one. */
+#define SPANS_COLS_AFTER_SPAN_ID                                               \
+    " parent_span_id TEXT,"                                                    \
+    " name TEXT NOT NULL,"                                                     \
+    " kind TEXT NOT NULL,"                                                     \
+    " span_type TEXT,"                                                         \
+    " agent_id TEXT,"                                                          \
+    " agent_name TEXT,"                                                        \
+    " session_id TEXT,"                                                        \
+    " user_id TEXT,"                                                           \
+    " service_name TEXT,"                                                      \
+    " model TEXT,"                                                             \
+    " tool_name TEXT,"                                                         \
+    " start_time TEXT NOT NULL,"                                               \
+    " end_time TEXT NOT NULL,"                                                 \
+    " duration_ms REAL NOT NULL,"                                              \
+    " status_code TEXT NOT NULL,"                                              \
+    " status_message TEXT,"                                                    \
+    " input TEXT,"                                                             \
+    " output TEXT,"                                                            \
+    " input_tokens INTEGER,"                                                   \
+    " output_tokens INTEGER,"                                                  \
+    " cost REAL,"                                                              \
+    " attributes TEXT NOT NULL,"                                               \
+    " events TEXT NOT NULL,"                                                   \
+    " resource TEXT NOT NULL,"                                                 \
+    " start_unix_nano INTEGER NOT NULL,"                                       \
+    " end_unix_nano INTEGER NOT NULL,"                                         \
+    " trace_state TEXT,"                                                       \
+    " flags INTEGER NOT NULL DEFAULT 0,"                                       \
+    " links TEXT,"                                                             \
+    " scope TEXT,"                                                             \
+    " resource_schema_url TEXT,"                                               \
+    " resource_dropped_attributes_count INTEGER NOT NULL DEFAULT 0,"           \
+    " dropped_attributes_count INTEGER NOT NULL DEFAULT 0,"                    \
+    " dropped_events_count INTEGER NOT NULL DEFAULT 0,"                        \
+    " dropped_links_count INTEGER NOT NULL DEFAULT 0,"                         \
+    " fallback_mask INTEGER NOT NULL DEFAULT 0"
+
 static const char SCHEMA_V1[] =
     "CREATE TABLE spans ("
     " trace_id TEXT NOT NULL,"
-    " span_id TEXT NOT NULL,"
-    " parent_span_id TEXT,"
-    " name TEXT NOT NULL,"
-    " kind TEXT NOT NULL,"
-    " span_type TEXT,"
-    " agent_id TEXT,"
-    " agent_name TEXT,"
-    " session_id TEXT,"
-    " user_id TEXT,"
-    " service_name TEXT,"
-    " model TEXT,"
-    " tool_name TEXT,"
-    " start_time TEXT NOT NULL,"
-    " end_time TEXT NOT NULL,"
-    " duration_ms REAL NOT NULL,"
-    " status_code TEXT NOT NULL,"
-    " status_message TEXT,"
-    " input TEXT,"
-    " output TEXT,"
-    " input_tokens INTEGER,"
-    " output_tokens INTEGER,"
-    " cost REAL,"
-    " attributes TEXT NOT NULL,"
-    " events TEXT NOT NULL,"
-    " resource TEXT NOT NULL,"
-    " start_unix_nano INTEGER NOT NULL,"
-    " end_unix_nano INTEGER NOT NULL,"
-    " trace_state TEXT,"
-    " flags INTEGER NOT NULL DEFAULT 0,"
-    " links TEXT,"
-    " scope TEXT,"
-    " resource_schema_url TEXT,"
-    " resource_dropped_attributes_count INTEGER NOT NULL DEFAULT 0,"
-    " dropped_attributes_count INTEGER NOT NULL DEFAULT 0,"
-    " dropped_events_count INTEGER NOT NULL DEFAULT 0,"
-    " dropped_links_count INTEGER NOT NULL DEFAULT 0,"
-    " fallback_mask INTEGER NOT NULL DEFAULT 0"
-    ");"
+    " span_id TEXT NOT NULL," SPANS_COLS_AFTER_SPAN_ID ");"
     "CREATE UNIQUE INDEX spans_trace_span ON spans (trace_id, span_id);"
     "CREATE TABLE traces ("
     " trace_id TEXT NOT NULL PRIMARY KEY," TRACES_COLS_AFTER_ID
@@ -193,43 +197,7 @@ static const char SCHEMA_V5[] =
     " FROM traces ORDER BY rowid;"
     "CREATE TABLE span_rows ("
     " trace_rowid INTEGER NOT NULL,"
-    " span_id TEXT NOT NULL,"
-    " parent_span_id TEXT,"
-    " name TEXT NOT NULL,"
-    " kind TEXT NOT NULL,"
-    " span_type TEXT,"
-    " agent_id TEXT,"
-    " agent_name TEXT,"
-    " session_id TEXT,"
-    " user_id TEXT,"
-    " service_name TEXT,"
-    " model TEXT,"
-    " tool_name TEXT,"
-    " start_time TEXT NOT NULL,"
-    " end_time TEXT NOT NULL,"
-    " duration_ms REAL NOT NULL,"
-    " status_code TEXT NOT NULL,"
-    " status_message TEXT,"
-    " input TEXT,"
-    " output TEXT,"
-    " input_tokens INTEGER,"
-    " output_tokens INTEGER,"
-    " cost REAL,"
-    " attributes TEXT NOT NULL,"
-    " events TEXT NOT NULL,"
-    " resource TEXT NOT NULL,"
-    " start_unix_nano INTEGER NOT NULL,"
-    " end_unix_nano INTEGER NOT NULL,"
-    " trace_state TEXT,"
-    " flags INTEGER NOT NULL DEFAULT 0,"
-    " links TEXT,"
-    " scope TEXT,"
-    " resource_schema_url TEXT,"
-    " resource_dropped_attributes_count INTEGER NOT NULL DEFAULT 0,"
-    " dropped_attributes_count INTEGER NOT NULL DEFAULT 0,"
-    " dropped_events_count INTEGER NOT NULL DEFAULT 0,"
-    " dropped_links_count INTEGER NOT NULL DEFAULT 0,"
-    " fallback_mask INTEGER NOT NULL DEFAULT 0,"
+    " span_id TEXT NOT NULL," SPANS_COLS_AFTER_SPAN_ID ","
     " value_types TEXT"
     ");"
     "INSERT INTO span_rows (trace_rowid, span_id, " SPANS_V5_COLS ")"

@@ -388,6 +388,13 @@ TEST(rich_trace_roundtrip)
     halo_store_close(st);
 }
 
+/* Every column of the one trace stored, as one JSON array. */
+#define TRACE_ROW                                                              \
+    "SELECT json_array(trace_id, agent_id, agent_name, session_id, user_id,"   \
+    " root_name, start_time, end_time, duration_ms, span_count, error_count,"  \
+    " llm_calls, tool_calls, input_tokens, output_tokens, cost, root_span_id," \
+    " identity_pending) FROM traces"
+
 TEST(idempotent_rewrite)
 {
     const char *path = db_path("idem.db");
@@ -398,11 +405,6 @@ TEST(idempotent_rewrite)
     halo_batch *b = rich_batch(&in);
     halo_write_stats ws;
     CHECK_INT(halo_store_write_batch(st, b, &ws, &err), HALO_OK);
-#define TRACE_ROW                                                              \
-    "SELECT json_array(trace_id, agent_id, agent_name, session_id, user_id,"   \
-    " root_name, start_time, end_time, duration_ms, span_count, error_count,"  \
-    " llm_calls, tool_calls, input_tokens, output_tokens, cost, root_span_id," \
-    " identity_pending) FROM traces"
     char *before = sql_text(path, TRACE_ROW);
     CHECK(before);
     /* the same batch again, twice in one group */
@@ -430,7 +432,6 @@ TEST(idempotent_rewrite)
     CHECK_STR(after, before);
     free(after);
     free(before);
-#undef TRACE_ROW
     halo_batch_done(b, HALO_OK, "");
     halo_store_close(st);
 }
@@ -473,13 +474,7 @@ TEST(new_trace_repeated_in_one_write)
                   HALO_OK);
         CHECK_INT(ws.inserted, 3);
         CHECK_INT(ws.duplicates, i ? 3 : 0);
-        row[i] = sql_text(path, "SELECT json_array(trace_id, agent_id,"
-                                " agent_name, session_id, user_id, root_name,"
-                                " start_time, end_time, duration_ms,"
-                                " span_count, error_count, llm_calls,"
-                                " tool_calls, input_tokens, output_tokens,"
-                                " cost, root_span_id, identity_pending)"
-                                " FROM traces");
+        row[i] = sql_text(path, TRACE_ROW);
         halo_store_close(st);
     }
     CHECK(row[0] && strstr(row[0], ",\"a\",") && strstr(row[0], ",3,1,1,1,"));
