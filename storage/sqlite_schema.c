@@ -233,8 +233,9 @@ static const struct migration {
     /* spans keyed by (trace row, span id); spans and traces become views */
     {5, SCHEMA_V5,
      "key spans by their trace's row (one copy of both tables and their "
-     "indexes: on a large database this takes a while; an index you added "
-     "on spans is dropped with it: create it again on span_rows)"},
+     "indexes: about 25 s per million spans, and the file keeps the old "
+     "tables' space for new spans; an index you added on spans is dropped "
+     "with it: create it again on span_rows)"},
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 
