@@ -201,11 +201,31 @@ bool halo_cli_parse_iso(const char *s, uint64_t *ns)
     return true;
 }
 
+/* A command that finds its store in the configuration uses only that
+ * part of it, but a mistake elsewhere (a misspelt `path:` leaves the
+ * default) should not pass unseen: say what `halo validate` would. */
+static void warn_config(const char *cmd, const char *config_path)
+{
+    halo_errlist errs = {0};
+    halo_node *root = halo_cli_load_config(config_path, &errs);
+    if (root && !halo_service_check(root, &errs)) {
+        print_errs(&errs, "warning");
+        fprintf(stderr,
+                "halo %s: the configuration has errors (halo serve would "
+                "refuse it); reading the store it names anyway\n",
+                cmd);
+    }
+    halo_node_free(root);
+    halo_errlist_free(&errs);
+}
+
 halo_store *halo_cli_open_store(const char *cmd, const char *store_opt,
                                 const char *db_opt, const char *config_path,
                                 bool read_only)
 {
     halo_err err = {{0}};
+    if (!(store_opt && *store_opt) && !(db_opt && *db_opt))
+        warn_config(cmd, config_path);
     char *spec = halo_cli_store_spec(store_opt, db_opt, config_path, &err);
     if (!spec) {
         fprintf(stderr, "halo %s: %s\n", cmd, err.msg);

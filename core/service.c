@@ -537,8 +537,8 @@ static bool create_all(halo_service *svc, halo_errlist *errs)
     return ok;
 }
 
-halo_service *halo_service_build(const halo_node *root, halo_errlist *errs,
-                                 halo_errlist *warns)
+static halo_service *build_service(const halo_node *root, halo_errlist *errs,
+                                   halo_errlist *warns, bool create)
 {
     size_t errs_before = errs->n;
     halo_service *svc = calloc(1, sizeof *svc);
@@ -599,7 +599,7 @@ halo_service *halo_service_build(const halo_node *root, halo_errlist *errs,
         halo_errlist_add(errs, NULL, "out of memory wiring the pipelines");
         goto fail;
     }
-    if (!create_all(svc, errs))
+    if (create && !create_all(svc, errs))
         goto fail;
     for (size_t i = 0; i < b.n_decls; i++)
         comp_free(b.decls[i].proto);
@@ -611,6 +611,21 @@ fail:
     free(b.decls);
     halo_service_free(svc);
     return NULL;
+}
+
+halo_service *halo_service_build(const halo_node *root, halo_errlist *errs,
+                                 halo_errlist *warns)
+{
+    return build_service(root, errs, warns, true);
+}
+
+bool halo_service_check(const halo_node *root, halo_errlist *errs)
+{
+    halo_errlist warns = {0};
+    size_t before = errs->n;
+    halo_service_free(build_service(root, errs, &warns, false));
+    halo_errlist_free(&warns);
+    return errs->n == before;
 }
 
 /* ---- lifecycle ------------------------------------------------------------

@@ -24,6 +24,10 @@ typedef struct halo_service halo_service;
  * problem in errs. Warnings (unused components) go to warns. */
 halo_service *halo_service_build(const halo_node *root, halo_errlist *errs,
                                  halo_errlist *warns);
+/* The checks of halo_service_build without creating any component (no
+ * connection, no file opened): what `halo validate` would say of root's
+ * keys, values and pipelines, added to errs. False when there was any. */
+bool halo_service_check(const halo_node *root, halo_errlist *errs);
 enum {
     HALO_START_RECEIVERS = 1u << 0,
     HALO_START_EXTENSIONS = 1u << 1,

@@ -1913,6 +1913,38 @@ TEST(cli_traces_agents_export)
     CHECK_CONTAINS(r.out, "\"duration_ms\":1000.0");
     run_free(&r);
 
+    /* the store found in a configuration with a mistake elsewhere: read,
+     * and the mistake said as validate would; a correct one says nothing */
+    for (int good = 0; good < 2; good++) {
+        char cfg[700];
+        snprintf(cfg, sizeof cfg, "%s/cli%d.yaml", halo_test_tmpdir(), good);
+        FILE *f = fopen(cfg, "w");
+        CHECK(f);
+        fprintf(f,
+                "receivers:\n  otlp:\n    protocols:\n      grpc:\n"
+                "        endpoint: 127.0.0.1:4317\n"
+                "exporters:\n  sqlite:\n    path: %s\n    %s: 7d\n"
+                "service:\n  pipelines:\n    traces:\n"
+                "      receivers: [otlp]\n      exporters: [sqlite]\n",
+                path, good ? "retention" : "retentoin");
+        fclose(f);
+        const char *by_cfg[] = {"traces", "list", "--config", cfg, NULL};
+        r = run_cmd(halo_cmd_traces, by_cfg);
+        CHECK_INT(r.rc, 0);
+        CHECK_CONTAINS(r.out, "abababababababab0000000000000001");
+        if (good) {
+            CHECK_STR(r.err, "");
+        } else {
+            CHECK_CONTAINS(r.err, "warning: ");
+            CHECK_CONTAINS(r.err, "cli0.yaml:9:5: exporters.sqlite: unknown "
+                                  "key \"retentoin\" (did you mean "
+                                  "\"retention\"?)\n");
+            CHECK_CONTAINS(r.err, "halo traces list: the configuration has "
+                                  "errors");
+        }
+        run_free(&r);
+    }
+
     const char *show[] = {"traces", "show", "ABABABABABABABAB0000000000000001",
                           "--db",   path,   NULL};
     r = run_cmd(halo_cmd_traces, show);
