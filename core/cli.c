@@ -136,8 +136,28 @@ char *halo_config_store_spec(const halo_node *root, halo_err *err)
     return spec;
 }
 
-char *halo_cli_store_spec(const char *store_opt, const char *db_opt,
-                          const char *config_path, halo_err *err)
+/* A command that finds its store in the configuration uses only that
+ * part of it, but a mistake elsewhere (a misspelt `path:` leaves the
+ * default) should not pass unseen: with warn_cmd, say what `halo
+ * validate` would, then read the store anyway. */
+static void warn_config(const char *warn_cmd, const halo_node *root)
+{
+    halo_errlist errs = {0};
+    if (!halo_service_check(root, &errs)) {
+        print_errs(&errs, "warning");
+        fprintf(stderr,
+                "halo %s: the configuration has errors (halo serve would "
+                "refuse it); reading the store it names anyway\n",
+                warn_cmd);
+    }
+    halo_errlist_free(&errs);
+}
+
+/* halo_cli_store_spec, warning of the configuration's errors when warn_cmd
+ * is set and the store comes from it. */
+static char *store_spec(const char *store_opt, const char *db_opt,
+                        const char *config_path, const char *warn_cmd,
+                        halo_err *err)
 {
     if (store_opt && *store_opt && db_opt && *db_opt) {
         halo_errf(err, "--store and --db exclude each other");
@@ -157,6 +177,8 @@ char *halo_cli_store_spec(const char *store_opt, const char *db_opt,
             halo_errlist_free(&errs);
             return NULL;
         }
+        if (warn_cmd)
+            warn_config(warn_cmd, root);
         spec = halo_config_store_spec(root, err);
         halo_node_free(root);
         halo_errlist_free(&errs);
@@ -165,6 +187,12 @@ char *halo_cli_store_spec(const char *store_opt, const char *db_opt,
     if (!spec)
         halo_errf(err, "out of memory");
     return spec;
+}
+
+char *halo_cli_store_spec(const char *store_opt, const char *db_opt,
+                          const char *config_path, halo_err *err)
+{
+    return store_spec(store_opt, db_opt, config_path, NULL, err);
 }
 
 /* "2026-11-16T09:00:00Z", "2026-11-16T09:00:00.25Z", "2026-11-16 09:00:00"
@@ -201,32 +229,12 @@ bool halo_cli_parse_iso(const char *s, uint64_t *ns)
     return true;
 }
 
-/* A command that finds its store in the configuration uses only that
- * part of it, but a mistake elsewhere (a misspelt `path:` leaves the
- * default) should not pass unseen: say what `halo validate` would. */
-static void warn_config(const char *cmd, const char *config_path)
-{
-    halo_errlist errs = {0};
-    halo_node *root = halo_cli_load_config(config_path, &errs);
-    if (root && !halo_service_check(root, &errs)) {
-        print_errs(&errs, "warning");
-        fprintf(stderr,
-                "halo %s: the configuration has errors (halo serve would "
-                "refuse it); reading the store it names anyway\n",
-                cmd);
-    }
-    halo_node_free(root);
-    halo_errlist_free(&errs);
-}
-
 halo_store *halo_cli_open_store(const char *cmd, const char *store_opt,
                                 const char *db_opt, const char *config_path,
                                 bool read_only)
 {
     halo_err err = {{0}};
-    if (!(store_opt && *store_opt) && !(db_opt && *db_opt))
-        warn_config(cmd, config_path);
-    char *spec = halo_cli_store_spec(store_opt, db_opt, config_path, &err);
+    char *spec = store_spec(store_opt, db_opt, config_path, cmd, &err);
     if (!spec) {
         fprintf(stderr, "halo %s: %s\n", cmd, err.msg);
         return NULL;

@@ -302,7 +302,9 @@ static bool map_reset(sq_store *s, size_t n_spans)
     return true;
 }
 
-static sq_delta *map_get(sq_store *s, const uint8_t tid[16])
+/* The trace's entry, or NULL with *slot the free slot it would take. */
+static sq_delta *map_find(const sq_store *s, const uint8_t tid[16],
+                          size_t *slot)
 {
     size_t mask = s->slot_cap - 1;
     size_t i = tid_hash(tid) & mask;
@@ -312,6 +314,18 @@ static sq_delta *map_get(sq_store *s, const uint8_t tid[16])
             return d;
         i = (i + 1) & mask;
     }
+    *slot = i;
+    return NULL;
+}
+
+/* The trace's entry, added when it is not there; NULL when out of
+ * memory. */
+static sq_delta *map_get(sq_store *s, const uint8_t tid[16])
+{
+    size_t i;
+    sq_delta *found = map_find(s, tid, &i);
+    if (found)
+        return found;
     if (s->n_deltas == s->cap_deltas) {
         size_t cap = s->cap_deltas ? 2 * s->cap_deltas : 256;
         sq_delta *nd = realloc(s->deltas, cap * sizeof *nd);
@@ -659,9 +673,8 @@ static halo_status insert_all(sq_store *s, halo_store_rows *const *rows,
         const sq_rows *rs = (const sq_rows *)rows[i];
         for (size_t j = 0; j < rs->n; j++) {
             const sq_row *r = &rs->rows[j];
-            sq_delta *d = map_get(s, r->tid); /* there: find_traces */
-            if (!d)
-                return halo_fail(err, HALO_ENOMEM, "out of memory");
+            size_t slot;
+            sq_delta *d = map_find(s, r->tid, &slot); /* added: find_traces */
             bool inserted;
             halo_status st = insert_row(s, r, d->rowid, &inserted, err);
             if (st != HALO_OK)

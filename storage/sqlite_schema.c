@@ -168,17 +168,10 @@ static const char SCHEMA_V4[] =
  * they had (DESIGN §6: the relations users and the sql tool read); every
  * write goes to the tables. Spans without a `traces` row cannot exist (the
  * writer and retention change both in one transaction) and would not be
- * copied. Frozen like every released migration: its column lists are
- * spelled out, not taken from the macros the code uses. */
-#define SPANS_V5_COLS                                                          \
-    "parent_span_id, name, kind, span_type, agent_id, agent_name,"             \
-    " session_id, user_id, service_name, model, tool_name, start_time,"        \
-    " end_time, duration_ms, status_code, status_message, input, output,"      \
-    " input_tokens, output_tokens, cost, attributes, events, resource,"        \
-    " start_unix_nano, end_unix_nano, trace_state, flags, links, scope,"       \
-    " resource_schema_url, resource_dropped_attributes_count,"                 \
-    " dropped_attributes_count, dropped_events_count, dropped_links_count,"    \
-    " fallback_mask, value_types"
+ * copied. span_rows takes the columns of spans in their order, after
+ * trace_rowid, so the copy lists them once, as the view does. Frozen like
+ * every released migration: its column lists are spelled out, not taken
+ * from the macros the code uses. */
 #define SPANS_V5_S_COLS                                                        \
     "s.parent_span_id, s.name, s.kind, s.span_type, s.agent_id,"               \
     " s.agent_name, s.session_id, s.user_id, s.service_name, s.model,"         \
@@ -200,8 +193,7 @@ static const char SCHEMA_V5[] =
     " span_id TEXT NOT NULL," SPANS_COLS_AFTER_SPAN_ID ","
     " value_types TEXT"
     ");"
-    "INSERT INTO span_rows (trace_rowid, span_id, " SPANS_V5_COLS ")"
-    " SELECT t.id, s.span_id, " SPANS_V5_S_COLS
+    "INSERT INTO span_rows SELECT t.id, s.span_id, " SPANS_V5_S_COLS
     " FROM trace_rows t JOIN spans s ON s.trace_id = t.trace_id"
     " ORDER BY t.id;"
     "DROP TABLE spans;"
