@@ -302,7 +302,8 @@ static bool map_reset(sq_store *s, size_t n_spans)
     return true;
 }
 
-/* The trace's entry, or NULL with *slot the free slot it would take. */
+/* The trace's entry, or NULL; *slot is its slot, or the free one it would
+ * take. */
 static sq_delta *map_find(const sq_store *s, const uint8_t tid[16],
                           size_t *slot)
 {
@@ -311,11 +312,11 @@ static sq_delta *map_find(const sq_store *s, const uint8_t tid[16],
     while (s->slots[i]) {
         sq_delta *d = &s->deltas[s->slots[i] - 1];
         if (memcmp(d->tid, tid, 16) == 0)
-            return d;
+            break;
         i = (i + 1) & mask;
     }
     *slot = i;
-    return NULL;
+    return s->slots[i] ? &s->deltas[s->slots[i] - 1] : NULL;
 }
 
 /* The trace's entry, added when it is not there; NULL when out of
