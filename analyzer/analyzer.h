@@ -93,6 +93,7 @@ typedef struct halo_report_stats {
     int64_t input_tokens;
     int64_t output_tokens;
     double cost;
+    int64_t priced_spans; /* spans that carried a cost (not rendered) */
 } halo_report_stats;
 
 typedef struct halo_report_budget {

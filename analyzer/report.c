@@ -267,7 +267,8 @@ char *halo_report_markdown(const halo_report *r)
                       "tokens | output tokens | cost |\n");
     halo_buf_puts(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     char cost[64];
-    if (halo_cost_unpriced(s->cost, s->input_tokens, s->output_tokens))
+    if (halo_cost_unpriced(s->cost, s->priced_spans, s->input_tokens,
+                           s->output_tokens))
         snprintf(cost, sizeof cost, "no price known");
     else
         snprintf(cost, sizeof cost, "$%.4f", s->cost);

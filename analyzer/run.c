@@ -78,6 +78,7 @@ static halo_status window_stats(halo_store *st, const halo_analyze_req *req,
         out->input_tokens = rows[i].input_tokens;
         out->output_tokens = rows[i].output_tokens;
         out->cost = rows[i].cost;
+        out->priced_spans = rows[i].priced_spans;
     }
     halo_arena_free(a);
     return s;

@@ -584,7 +584,7 @@ static void agents_table(const halo_agent_stats *r, size_t n)
         halo_fmt_duration(r[i].p50_ms, p50, sizeof p50);
         halo_fmt_duration(r[i].p95_ms, p95, sizeof p95);
         snprintf(rate, sizeof rate, "%.1f%%", r[i].error_rate * 100);
-        if (halo_cost_unpriced(r[i].cost, r[i].input_tokens,
+        if (halo_cost_unpriced(r[i].cost, r[i].priced_spans, r[i].input_tokens,
                                r[i].output_tokens)) {
             snprintf(cost, sizeof cost, "-");
             unpriced = true;

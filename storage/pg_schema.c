@@ -160,6 +160,10 @@ static const struct migration {
     {2, "spans.value_types", "ALTER TABLE spans ADD COLUMN value_types json;"},
     /* the analyzer's scheduled runs, claimed by one instance each */
     {3, "analyzer_runs", SCHEMA_V3},
+    /* a cost of 0 is "free" only when spans had one (store.h:
+     * halo_cost_unpriced); traces stored before count none */
+    {4, "traces.priced_spans",
+     "ALTER TABLE traces ADD COLUMN priced_spans bigint NOT NULL DEFAULT 0;"},
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 

@@ -90,7 +90,8 @@ static const char TRACE_COLS[] =
                            "t.error_count, t.llm_calls, t.tool_calls, "
                            "t.input_tokens, t.output_tokens, t.cost, "
                            "t.start_unix_nano, t.end_unix_nano, "
-                           "t.root_span_id, t.identity_pending";
+                           "t.root_span_id, t.identity_pending, "
+                           "t.priced_spans";
 
 #define FETCH_BATCH 1000
 

@@ -120,7 +120,8 @@ static const char SQL_BEGIN[] = SQL_PROLOGUE
     "CREATE TEMP TABLE IF NOT EXISTS halo_touched ("
     " trace_id text PRIMARY KEY, spans bigint, errors bigint, llm bigint,"
     " tool bigint, in_tok bigint, out_tok bigint, cost double precision,"
-    " start_time timestamptz, end_time timestamptz, start_ns bigint,"
+    " priced bigint, start_time timestamptz, end_time timestamptz, start_ns "
+    "bigint,"
     " end_ns bigint, needs integer, root_id text, root_name text,"
     " r_agent_id text, r_agent_name text, r_session_id text,"
     " r_user_id text, f_agent_id text, f_agent_name text,"
@@ -167,7 +168,7 @@ static const char SQL_TOUCHED[] =
     " count(*) FILTER (WHERE span_type = 'TOOL') AS tool,"                     \
     " coalesce(sum(input_tokens), 0) AS in_tok,"                               \
     " coalesce(sum(output_tokens), 0) AS out_tok,"                             \
-    " coalesce(sum(cost), 0) AS cost,"                                         \
+    " coalesce(sum(cost), 0) AS cost, count(cost) AS priced,"                  \
     " min(start_time) AS start_time, max(end_time) AS end_time,"               \
     " min(start_unix_nano) AS start_ns, max(end_unix_nano) AS end_ns,"         \
     " coalesce(bit_or(" NEEDS_EXPR ")"                                         \
@@ -176,7 +177,8 @@ static const char SQL_TOUCHED[] =
     " max(ord) FILTER (WHERE parent_span_id IS NULL) AS root_ord"              \
     " FROM k GROUP BY trace_id)"                                               \
     " INSERT INTO halo_touched SELECT a.trace_id, a.spans, a.errors, a.llm,"   \
-    " a.tool, a.in_tok, a.out_tok, a.cost, a.start_time, a.end_time,"          \
+    " a.tool, a.in_tok, a.out_tok, a.cost, a.priced, a.start_time,"            \
+    " a.end_time,"                                                             \
     " a.start_ns, a.end_ns, a.needs, r.span_id, r.name, r.agent_id,"           \
     " r.agent_name, r.session_id, r.user_id, f.agent_id, f.agent_name,"        \
     " f.session_id, f.user_id"                                                 \
@@ -193,13 +195,15 @@ static const char SQL_TOUCHED[] =
     " session_id, user_id, root_name, start_time, end_time,"                   \
     " duration_ms, span_count, error_count, llm_calls, tool_calls,"            \
     " input_tokens, output_tokens, cost, start_unix_nano,"                     \
-    " end_unix_nano, root_span_id, identity_pending) SELECT trace_id,"         \
+    " end_unix_nano, root_span_id, identity_pending, priced_spans)"            \
+    " SELECT trace_id,"                                                        \
     " coalesce(r_agent_id, f_agent_id), coalesce(r_agent_name,"                \
     " f_agent_name), coalesce(r_session_id, f_session_id),"                    \
     " coalesce(r_user_id, f_user_id), root_name, start_time, end_time,"        \
     " (end_ns - start_ns)::float8 / 1000000.0::float8, spans, errors,"         \
     " llm, tool, in_tok, out_tok, cost, start_ns, end_ns, root_id,"            \
-    " needs FROM halo_touched ORDER BY trace_id ON CONFLICT (trace_id)"        \
+    " needs, priced FROM halo_touched ORDER BY trace_id"                       \
+    " ON CONFLICT (trace_id)"                                                  \
     " DO UPDATE SET (agent_id, agent_name, session_id, user_id) ="             \
     " (SELECT" IDENT("agent_id")                                               \
     "," IDENT("agent_name")                                                    \
@@ -222,6 +226,7 @@ static const char SQL_TOUCHED[] =
     " excluded.tool_calls, input_tokens = t.input_tokens +"                    \
     " excluded.input_tokens, output_tokens = t.output_tokens +"                \
     " excluded.output_tokens, cost = t.cost + excluded.cost,"                  \
+    " priced_spans = t.priced_spans + excluded.priced_spans,"                  \
     " identity_pending = t.identity_pending |"                                 \
     " excluded.identity_pending;"
 /* clang-format on */
@@ -565,6 +570,7 @@ typedef struct delta {
     sq_str trace_id;
     int64_t spans, errors, llm, tool, in_tok, out_tok;
     double cost;
+    int64_t priced;           /* spans with a cost */
     int64_t start_ns, end_ns; /* as PostgreSQL compares them: signed */
     uint64_t start_u, end_u;  /* the same, for the timestamptz columns */
     uint32_t needs;
@@ -634,6 +640,7 @@ static void delta_add(delta *x, const sq_row *r)
     x->in_tok += r->has_in_tok ? r->in_tok : 0;
     x->out_tok += r->has_out_tok ? r->out_tok : 0;
     x->cost += r->has_cost ? r->cost : 0.0;
+    x->priced += r->has_cost;
     if ((int64_t)r->start_ns < x->start_ns) {
         x->start_ns = (int64_t)r->start_ns;
         x->start_u = r->start_ns;
@@ -686,7 +693,7 @@ static void put_opt_text(halo_buf *b, const sq_row *r, int t)
 /* One halo_touched row, its columns in the table's order. */
 static void put_delta(halo_buf *b, const delta *x)
 {
-    put_i16(b, 23);
+    put_i16(b, 24);
     field_text(b, x->trace_id);
     field_i64(b, x->spans);
     field_i64(b, x->errors);
@@ -695,6 +702,7 @@ static void put_delta(halo_buf *b, const delta *x)
     field_i64(b, x->in_tok);
     field_i64(b, x->out_tok);
     field_f64(b, x->cost);
+    field_i64(b, x->priced);
     field_ts(b, x->start_u);
     field_ts(b, x->end_u);
     field_i64(b, x->start_ns);

@@ -71,29 +71,29 @@ static const char SQL_INSERT_SPAN[] =
     "INSERT INTO trace_rows (trace_id, agent_id, agent_name, session_id,"      \
     " user_id, root_name, start_time, end_time, duration_ms, span_count,"      \
     " error_count, llm_calls, tool_calls, input_tokens, output_tokens, cost,"  \
-    " start_unix_nano, end_unix_nano, root_span_id, identity_pending)"         \
-    " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,"     \
-    "?18,?19,?20)"
+    " start_unix_nano, end_unix_nano, root_span_id, identity_pending,"         \
+    " priced_spans) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,"   \
+    "?15,?16,?17,?18,?19,?20,?21)"
 
 /* A trace first seen by this write, with the totals of all its spans. */
 static const char SQL_INSERT_TRACE[] =
     TRACE_INSERT " ON CONFLICT (trace_id) DO NOTHING";
 
-/* A stored trace plus the spans a write inserted. ?21: the write inserted
- * the root span; ?22..?25 the root's raw identity (NULL when it has none
+/* A stored trace plus the spans a write inserted. ?22: the write inserted
+ * the root span; ?23..?26 the root's raw identity (NULL when it has none
  * of its own). */
 static const char SQL_UPSERT_TRACE[] = TRACE_INSERT
     " ON CONFLICT (trace_id) DO UPDATE SET"
-    " agent_id = CASE WHEN ?21 THEN coalesce(?22, agent_id)"
+    " agent_id = CASE WHEN ?22 THEN coalesce(?23, agent_id)"
     "  ELSE coalesce(agent_id, excluded.agent_id) END,"
-    " agent_name = CASE WHEN ?21 THEN coalesce(?23, agent_name)"
+    " agent_name = CASE WHEN ?22 THEN coalesce(?24, agent_name)"
     "  ELSE coalesce(agent_name, excluded.agent_name) END,"
-    " session_id = CASE WHEN ?21 THEN coalesce(?24, session_id)"
+    " session_id = CASE WHEN ?22 THEN coalesce(?25, session_id)"
     "  ELSE coalesce(session_id, excluded.session_id) END,"
-    " user_id = CASE WHEN ?21 THEN coalesce(?25, user_id)"
+    " user_id = CASE WHEN ?22 THEN coalesce(?26, user_id)"
     "  ELSE coalesce(user_id, excluded.user_id) END,"
-    " root_name = CASE WHEN ?21 THEN excluded.root_name ELSE root_name END,"
-    " root_span_id = CASE WHEN ?21 THEN excluded.root_span_id"
+    " root_name = CASE WHEN ?22 THEN excluded.root_name ELSE root_name END,"
+    " root_span_id = CASE WHEN ?22 THEN excluded.root_span_id"
     "  ELSE root_span_id END,"
     " start_time = CASE WHEN excluded.start_unix_nano < start_unix_nano"
     "  THEN excluded.start_time ELSE start_time END,"
@@ -110,6 +110,7 @@ static const char SQL_UPSERT_TRACE[] = TRACE_INSERT
     " input_tokens = input_tokens + excluded.input_tokens,"
     " output_tokens = output_tokens + excluded.output_tokens,"
     " cost = cost + excluded.cost,"
+    " priced_spans = priced_spans + excluded.priced_spans,"
     " identity_pending = identity_pending | excluded.identity_pending";
 
 /* A stored trace's row id and identity state, read when SQL_INSERT_TRACE
@@ -129,7 +130,7 @@ static const char SQL_SET_TRACE[] =
     " duration_ms = ?9, span_count = ?10, error_count = ?11, llm_calls = ?12,"
     " tool_calls = ?13, input_tokens = ?14, output_tokens = ?15, cost = ?16,"
     " start_unix_nano = ?17, end_unix_nano = ?18, root_span_id = ?19,"
-    " identity_pending = ?20 WHERE trace_id = ?1";
+    " identity_pending = ?20, priced_spans = ?21 WHERE trace_id = ?1";
 
 /* ?2: the HALO_FB_* bits the root can resolve; ?3..?6 its values. A field
  * is replaced where it is NULL or came from the resource fallback. */
@@ -373,8 +374,10 @@ static void agg_add(sq_agg *d, const sq_row *r)
         d->in_tok += r->in_tok;
     if (r->has_out_tok)
         d->out_tok += r->out_tok;
-    if (r->has_cost)
+    if (r->has_cost) {
         d->cost += r->cost;
+        d->priced++;
+    }
     if (r->start_ns < d->start_ns)
         d->start_ns = r->start_ns;
     if (r->end_ns > d->end_ns)
@@ -526,7 +529,7 @@ static sq_str first_nonnull(const sq_row *root, const sq_row *first, int t)
 }
 
 /* SQL_INSERT_TRACE's (and SQL_SET_TRACE's) parameters, and
- * SQL_UPSERT_TRACE's ?21..?25. */
+ * SQL_UPSERT_TRACE's ?22..?26. */
 static void bind_trace(sqlite3_stmt *st, const sq_agg *d, const char *tid,
                        char *t0, char *t1)
 {
@@ -555,13 +558,14 @@ static void bind_trace(sqlite3_stmt *st, const sq_agg *d, const char *tid,
     sqlite3_bind_int64(st, 18, (int64_t)d->end_ns);
     bind_str(st, 19, r ? r->t[T_SPAN_ID] : none);
     sqlite3_bind_int64(st, 20, d->needs);
-    if (sqlite3_bind_parameter_count(st) < 25)
+    sqlite3_bind_int64(st, 21, d->priced);
+    if (sqlite3_bind_parameter_count(st) < 26)
         return;
-    sqlite3_bind_int(st, 21, r != NULL);
-    bind_str(st, 22, r ? r->t[T_AGENT_ID] : none);
-    bind_str(st, 23, r ? r->t[T_AGENT_NAME] : none);
-    bind_str(st, 24, r ? r->t[T_SESSION_ID] : none);
-    bind_str(st, 25, r ? r->t[T_USER_ID] : none);
+    sqlite3_bind_int(st, 22, r != NULL);
+    bind_str(st, 23, r ? r->t[T_AGENT_ID] : none);
+    bind_str(st, 24, r ? r->t[T_AGENT_NAME] : none);
+    bind_str(st, 25, r ? r->t[T_SESSION_ID] : none);
+    bind_str(st, 26, r ? r->t[T_USER_ID] : none);
 }
 
 /* The row id, stored root span id ("" when none) and identity_pending of

@@ -146,6 +146,7 @@ typedef struct sq_rows {
 /* Totals over some of one write's spans of a trace (the traces rollup). */
 typedef struct sq_agg {
     int64_t spans, errors, llm, tool, in_tok, out_tok;
+    int64_t priced; /* spans with a cost */
     uint32_t needs; /* identity_needs() of the non-root spans */
     double cost;
     uint64_t start_ns, end_ns;

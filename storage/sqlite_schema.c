@@ -207,6 +207,15 @@ static const char SCHEMA_V5[] =
     " FROM span_rows s JOIN trace_rows t ON t.id = s.trace_rowid;"
     "CREATE VIEW traces AS SELECT " TRACES_V4_COLS " FROM trace_rows;";
 
+/* Traces stored before it count no priced spans (store.h:
+ * halo_cost_unpriced); counting them would read every span. */
+static const char SCHEMA_V6[] =
+    "ALTER TABLE trace_rows ADD COLUMN priced_spans INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "DROP VIEW traces;"
+    "CREATE VIEW traces AS SELECT " TRACES_V4_COLS ", priced_spans"
+    " FROM trace_rows;";
+
 static const struct migration {
     int version;
     const char *sql;
@@ -228,6 +237,8 @@ static const struct migration {
      "indexes: about 25 s per million spans, and the file keeps the old "
      "tables' space for new spans; an index you added on spans is dropped "
      "with it: create it again on span_rows)"},
+    /* traces.priced_spans: a cost of 0 is "free" only when spans had one */
+    {6, SCHEMA_V6, "add traces.priced_spans"},
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 

@@ -56,7 +56,7 @@
     "trace_id, agent_id, agent_name, session_id, user_id, root_name, "         \
     "start_time, end_time, duration_ms, span_count, error_count, llm_calls, "  \
     "tool_calls, input_tokens, output_tokens, cost, start_unix_nano, "         \
-    "end_unix_nano, root_span_id, identity_pending"
+    "end_unix_nano, root_span_id, identity_pending, priced_spans"
 
 /* What one call of the sql tool keeps beside its connection. */
 typedef struct sqt_ctx {

@@ -117,15 +117,20 @@ typedef struct halo_agent_stats {
     int64_t input_tokens;
     int64_t output_tokens;
     double cost;
+    int64_t priced_spans; /* spans that carried a cost (traces.priced_spans) */
 } halo_agent_stats;
 
-/* The stores roll a cost nobody knows up as 0: a rollup that counted
- * tokens but no cost had no price for its models, which is not "free".
+/* The stores roll a cost nobody knows up as 0, so a cost of 0 is "free"
+ * only when some span carried a cost (priced at 0: a local model). Runs
+ * with tokens and no priced span had no price for their models. Traces
+ * stored before the rollup counted priced spans (SQLite schema 6,
+ * PostgreSQL 4) count none: for them a cost above 0 is the sign.
  * How `halo agents` and report Markdown tell the two apart. */
-static inline bool halo_cost_unpriced(double cost, int64_t input_tokens,
+static inline bool halo_cost_unpriced(double cost, int64_t priced_spans,
+                                      int64_t input_tokens,
                                       int64_t output_tokens)
 {
-    return cost == 0 && input_tokens + output_tokens > 0;
+    return cost == 0 && priced_spans == 0 && input_tokens + output_tokens > 0;
 }
 
 /* One analyzer report (the `reports` table). */

@@ -450,6 +450,7 @@ static halo_status add_stats_row(rb_acc *a, rd *r, halo_err *err)
     g->spans += i64(r, 3);
     g->input_tokens += i64(r, 4);
     g->output_tokens += i64(r, 5);
+    g->priced_spans += i64(r, 7);
     return HALO_OK;
 }
 

@@ -48,7 +48,7 @@
 /* The columns of agent_stats rows (RB_STATS), in any order. */
 #define RB_STATS_COLUMNS                                                       \
     "agent_id, duration_ms, error_count, span_count, input_tokens, "           \
-    "output_tokens, cost"
+    "output_tokens, cost, priced_spans"
 
 /* One result row of a backend. Columns are numbered from 0. */
 typedef struct rb_cols {

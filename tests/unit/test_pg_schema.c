@@ -174,7 +174,7 @@ TEST(migrate_empty_database)
                      "ORDER BY version",
                      got, sizeof got),
               "1|spans, traces, reports\n2|spans.value_types\n"
-              "3|analyzer_runs\n");
+              "3|analyzer_runs\n4|traces.priced_spans\n");
     /* nanoseconds survive in the bigint column; an insert with no day
      * partition lands in the default one */
     CHECK(put_span(c, "t1", "s1", "2026-11-16 09:00:00.123456+00",
@@ -200,13 +200,21 @@ TEST(migrate_again_is_a_noop)
     CHECK_INT(pg_q_int(c, "SELECT max(version) FROM schema_migrations"),
               halo_pg_schema_version());
     CHECK_INT(PQtransactionStatus(c), PQTRANS_IDLE);
-    CHECK_INT(halo_pg_schema_version(), 3);
-    /* a database of the previous binary (version 2) gets analyzer_runs */
-    CHECK(pg_q_ok(c, "DROP TABLE analyzer_runs; DELETE FROM"
-                     " schema_migrations WHERE version = 3"));
+    CHECK_INT(halo_pg_schema_version(), 4);
+    /* a database of an older binary (version 2) gets analyzer_runs and
+     * traces.priced_spans, its traces counting no priced span */
+    CHECK(pg_q_ok(c, "INSERT INTO traces (trace_id, start_time, end_time,"
+                     " duration_ms, cost, start_unix_nano, end_unix_nano)"
+                     " VALUES ('0af7651916cd43dd8448eb211c80319c', now(),"
+                     " now(), 0, 0.5, 1, 2)"));
+    CHECK(pg_q_ok(c, "DROP TABLE analyzer_runs;"
+                     " ALTER TABLE traces DROP COLUMN priced_spans;"
+                     " DELETE FROM schema_migrations WHERE version >= 3"));
     CHECK_INT(halo_pg_migrate(c, &err), HALO_OK);
-    CHECK_INT(pg_q_int(c, "SELECT max(version) FROM schema_migrations"), 3);
+    CHECK_INT(pg_q_int(c, "SELECT max(version) FROM schema_migrations"), 4);
     CHECK_INT(pg_q_int(c, "SELECT count(*) FROM analyzer_runs"), 0);
+    CHECK_INT(pg_q_int(c, "SELECT priced_spans FROM traces"), 0);
+    CHECK(pg_q_ok(c, "DELETE FROM traces"));
     /* a database newer than this binary is refused, and left alone */
     CHECK(pg_q_ok(c, "INSERT INTO schema_migrations (version, name) VALUES "
                      "(99, 'future')"));

@@ -274,6 +274,7 @@ static bool stats_eq(const halo_agent_stats *a, size_t na,
         SAME(x->input_tokens == y->input_tokens);
         SAME(x->output_tokens == y->output_tokens);
         SAME(x->cost == y->cost);
+        SAME(x->priced_spans == y->priced_spans);
     }
     return true;
 }

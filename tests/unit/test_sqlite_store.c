@@ -393,7 +393,7 @@ TEST(rich_trace_roundtrip)
     "SELECT json_array(trace_id, agent_id, agent_name, session_id, user_id,"   \
     " root_name, start_time, end_time, duration_ms, span_count, error_count,"  \
     " llm_calls, tool_calls, input_tokens, output_tokens, cost, root_span_id," \
-    " identity_pending) FROM traces"
+    " identity_pending, priced_spans) FROM traces"
 
 TEST(idempotent_rewrite)
 {
@@ -819,7 +819,9 @@ TEST(agent_stats_percentiles)
     CHECK_INT(rows[0].input_tokens, 1000);
     CHECK_INT(rows[0].output_tokens, 100);
     CHECK(fabs(rows[0].cost - 50.0) < 1e-9);
+    CHECK_INT(rows[0].priced_spans, 100);
     CHECK_STR(rows[1].agent_id, "b");
+    CHECK_INT(rows[1].priced_spans, 0);
     CHECK_INT(rows[1].runs, 2);
     CHECK(rows[1].p50_ms == 1000.0);
     CHECK(rows[1].p95_ms == 3000.0);
@@ -840,6 +842,63 @@ TEST(agent_stats_percentiles)
     CHECK(halo_percentile(NULL, 0, 0.5) == 0);
     halo_arena_free(a);
     halo_batch_done(b, HALO_OK, "");
+    halo_store_close(st);
+}
+
+/* A model priced at 0 (a local one) costs 0, which is not "no price
+ * known": the rollup counts the spans that carried a cost, also when a
+ * trace's spans come in two writes. */
+TEST(zero_price_is_a_price)
+{
+    const char *path = db_path("zero_price.db");
+    halo_err err = {{0}};
+    halo_store *st = open_store(path, false, &err);
+    CHECK(st);
+    span_opts o[3] = {
+        {.trace = 1, .span = 1, .start_ms = 0, .dur_ms = 10, .agent = "local"},
+        {.trace = 2, .span = 1, .start_ms = 0, .dur_ms = 10, .agent = "none"},
+        {.trace = 1,
+         .span = 2,
+         .parent = 1,
+         .start_ms = 1,
+         .dur_ms = 5,
+         .agent = "local"},
+    };
+    halo_batch *b1 = batch_of(o, 2), *b2 = batch_of(o + 2, 1);
+    halo_span *sp = b1->head->spans;
+    for (int i = 0; i < 2; i++) {
+        sp[i].d.has_input_tokens = true;
+        sp[i].d.input_tokens = 100;
+    }
+    sp[0].d.has_cost = true; /* "local": priced at 0 */
+    sp[0].d.cost = 0;
+    b2->head->spans[0].d.has_cost = true;
+    b2->head->spans[0].d.cost = 0;
+    CHECK_INT(halo_store_write_batch(st, b1, NULL, &err), HALO_OK);
+    CHECK_INT(halo_store_write_batch(st, b2, NULL, &err), HALO_OK);
+    halo_arena *a = halo_arena_new(0);
+    halo_agent_stats *rows;
+    size_t n;
+    CHECK_INT(st->ops->agent_stats(st, 0, 0, a, &rows, &n, &err), HALO_OK);
+    CHECK_INT(n, 2);
+    CHECK_STR(rows[0].agent_id, "local");
+    CHECK_INT(rows[0].priced_spans, 2);
+    CHECK(rows[0].cost == 0);
+    CHECK(!halo_cost_unpriced(rows[0].cost, rows[0].priced_spans,
+                              rows[0].input_tokens, rows[0].output_tokens));
+    CHECK_STR(rows[1].agent_id, "none");
+    CHECK_INT(rows[1].priced_spans, 0);
+    CHECK(halo_cost_unpriced(rows[1].cost, rows[1].priced_spans,
+                             rows[1].input_tokens, rows[1].output_tokens));
+    /* a trace stored before the count (priced_spans 0) with a cost above
+     * 0 is priced */
+    CHECK(!halo_cost_unpriced(0.5, 0, 100, 0));
+    CHECK_INT(sql_int(path, "SELECT priced_spans FROM traces WHERE"
+                            " agent_id = 'local'"),
+              2);
+    halo_arena_free(a);
+    halo_batch_done(b1, HALO_OK, "");
+    halo_batch_done(b2, HALO_OK, "");
     halo_store_close(st);
 }
 
@@ -909,7 +968,7 @@ TEST(migrations_and_versions)
     CHECK_INT(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN"
                             " ('spans', 'traces', 'reports', 'analyzer_runs')"),
               4);
-    CHECK_INT(halo_store_schema_version(), 5);
+    CHECK_INT(halo_store_schema_version(), 6);
     /* a database as a binary of schema version 2 left it: no
      * analyzer_runs, traces WITHOUT ROWID keyed by trace_id, spans keyed
      * by (trace_id, span_id), two traces of three spans. A reader refuses
@@ -945,14 +1004,22 @@ TEST(migrations_and_versions)
     st = open_store(path, false, &err);
     CHECK(st);
     halo_store_close(st);
-    CHECK_INT(sql_int(path, "SELECT max(version) FROM schema_migrations"), 5);
+    CHECK_INT(sql_int(path, "SELECT max(version) FROM schema_migrations"), 6);
     CHECK_INT(sql_int(path, "SELECT count(*) FROM analyzer_runs"), 0);
     /* traces and spans kept every value of every column, in the same
      * column order; the traces' rows are numbered in start order (not
      * trace id order) */
     CHECK_INT(sql_int(path, "SELECT count(*) FROM (SELECT * FROM "
-                            "traces_before EXCEPT SELECT * FROM traces)"),
+                            "traces_before EXCEPT SELECT trace_id, agent_id,"
+                            " agent_name, session_id, user_id, root_name,"
+                            " start_time, end_time, duration_ms, span_count,"
+                            " error_count, llm_calls, tool_calls,"
+                            " input_tokens, output_tokens, cost,"
+                            " start_unix_nano, end_unix_nano, root_span_id,"
+                            " identity_pending FROM traces)"),
               0);
+    /* migration 6: traces stored before count no priced span */
+    CHECK_INT(sql_int(path, "SELECT sum(priced_spans) FROM traces"), 0);
     CHECK_INT(sql_int(path, "SELECT count(*) FROM traces"), 2);
     CHECK_INT(sql_int(path, "SELECT count(*) FROM (SELECT * FROM "
                             "spans_before EXCEPT SELECT * FROM spans)"),
