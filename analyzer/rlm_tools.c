@@ -30,7 +30,9 @@ static const char TOOL_SQL[] =
     "input, output, input_tokens, output_tokens, cost, attributes (JSON). "
     "Columns of traces: trace_id, root_name, start_time, end_time, "
     "duration_ms, span_count, error_count, llm_calls, tool_calls, "
-    "input_tokens, output_tokens, cost. At most 100 rows come back: "
+    "input_tokens, output_tokens, cost, priced_spans (spans that had a "
+    "cost: with 0, a cost of 0 means no price was known). At most 100 "
+    "rows come back: "
     "aggregate.\",\"parameters\":{\"type\":\"object\",\"properties\":{"
     "\"query\":{\"type\":\"string\"}},\"required\":[\"query\"]}}}";
 static const char TOOL_VIEW[] =

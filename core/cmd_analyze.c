@@ -463,15 +463,20 @@ static int reports_list(const ropts *o, halo_store *st)
     } else if (o->json) {
         list_json(rows, n);
     } else {
-        printf("%-18s  %-20s  %-12s  %-20s  %-20s  %s\n", "ID", "AGENT",
+        int wa = 5; /* the AGENT column's width */
+        for (size_t i = 0; i < n; i++)
+            wa = halo_agent_col(wa, rows[i].agent_id, "-");
+        printf("%-18s  %-*s  %-12s  %-20s  %-20s  %s\n", "ID", wa, "AGENT",
                "SCHEDULE", "WINDOW START", "WINDOW END", "MODE");
         for (size_t i = 0; i < n; i++) {
             char ws[24], we[24]; /* to the second, as traces list has them */
+            char agent[64];
             halo_fmt_start(rows[i].window_start, ws, sizeof ws);
             halo_fmt_start(rows[i].window_end, we, sizeof we);
-            printf("%-18s  %-20s  %-12s  %-20s  %-20s  %s\n", rows[i].id,
-                   rows[i].agent_id ? rows[i].agent_id : "-",
-                   rows[i].schedule ? rows[i].schedule : "-", ws, we,
+            halo_fmt_cut(rows[i].agent_id, HALO_AGENT_COL_MAX, agent,
+                         sizeof agent);
+            printf("%-18s  %-*s  %-12s  %-20s  %-20s  %s\n", rows[i].id, wa,
+                   agent, rows[i].schedule ? rows[i].schedule : "-", ws, we,
                    rows[i].mode ? rows[i].mode : "-");
         }
         if (n == 0)

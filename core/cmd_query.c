@@ -195,22 +195,6 @@ static int trace_id_arg(const qopts *q, const char *s, uint8_t id[16])
 
 /* ---- formatting ---------------------------------------------------------- */
 
-/* s cut to max bytes (on a UTF-8 boundary) with "..." when longer. */
-static void fmt_cut(const char *s, size_t max, char *out, size_t n)
-{
-    if (!s || !*s) {
-        snprintf(out, n, "-");
-        return;
-    }
-    size_t len = strlen(s);
-    if (len <= max) {
-        snprintf(out, n, "%s", s);
-        return;
-    }
-    size_t k = halo_utf8_prefix(s, len, max > 3 ? max - 3 : 0);
-    snprintf(out, n, "%.*s...", (int)k, s);
-}
-
 static void json_key_str(halo_buf *b, const char *key, const char *v)
 {
     halo_buf_printf(b, "\"%s\":", key);
@@ -282,10 +266,8 @@ static void trace_json(halo_buf *b, const halo_trace_row *t)
 static void print_trace_table(const halo_trace_row *rows, size_t n)
 {
     int wa = 5; /* the AGENT column's width */
-    for (size_t i = 0; i < n; i++) {
-        int la = rows[i].agent_id ? (int)strlen(rows[i].agent_id) : 1;
-        wa = la > wa ? (la > 32 ? 32 : la) : wa;
-    }
+    for (size_t i = 0; i < n; i++)
+        wa = halo_agent_col(wa, rows[i].agent_id, "-");
     printf("%-32s  %-20s  %9s  %-*s  %6s  %6s  %9s  %s\n", "TRACE ID", "START",
            "DURATION", wa, "AGENT", "SPANS", "ERRORS", "TOKENS", "ROOT");
     for (size_t i = 0; i < n; i++) {
@@ -293,9 +275,9 @@ static void print_trace_table(const halo_trace_row *rows, size_t n)
         char start[32], dur[32], agent[64], root[80];
         halo_fmt_start(t->start_time, start, sizeof start);
         halo_fmt_duration(t->duration_ms, dur, sizeof dur);
-        fmt_cut(t->agent_id, 32, agent, sizeof agent);
+        halo_fmt_cut(t->agent_id, HALO_AGENT_COL_MAX, agent, sizeof agent);
         if (t->root_name)
-            fmt_cut(t->root_name, 60, root, sizeof root);
+            halo_fmt_cut(t->root_name, 60, root, sizeof root);
         else
             snprintf(root, sizeof root, "(root span not stored)");
         printf("%-32s  %-20s  %9s  %-*s  %6" PRId64 "  %6" PRId64 "  %9" PRId64
@@ -568,17 +550,16 @@ static void agents_json(halo_buf *b, const halo_agent_stats *r, size_t n)
 static void agents_table(const halo_agent_stats *r, size_t n)
 {
     int wa = 5;
-    for (size_t i = 0; i < n; i++) {
-        int la = r[i].agent_id ? (int)strlen(r[i].agent_id) : 6;
-        wa = la > wa ? (la > 40 ? 40 : la) : wa;
-    }
+    for (size_t i = 0; i < n; i++)
+        wa = halo_agent_col(wa, r[i].agent_id, "(none)");
     printf("%-*s  %6s  %10s  %9s  %9s  %10s  %10s  %10s\n", wa, "AGENT", "RUNS",
            "ERROR RATE", "P50", "P95", "INPUT TOK", "OUTPUT TOK", "COST");
     bool unpriced = false;
     for (size_t i = 0; i < n; i++) {
         char agent[64], p50[32], p95[32], rate[32], cost[32];
         if (r[i].agent_id)
-            fmt_cut(r[i].agent_id, 40, agent, sizeof agent);
+            halo_fmt_cut(r[i].agent_id, HALO_AGENT_COL_MAX, agent,
+                         sizeof agent);
         else
             snprintf(agent, sizeof agent, "(none)");
         halo_fmt_duration(r[i].p50_ms, p50, sizeof p50);

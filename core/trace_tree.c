@@ -47,6 +47,28 @@ void halo_fmt_start(const char *iso, char *out, size_t n)
         snprintf(out, n, "%.19sZ", iso);
 }
 
+void halo_fmt_cut(const char *s, size_t max, char *out, size_t n)
+{
+    if (!s || !*s) {
+        snprintf(out, n, "-");
+        return;
+    }
+    size_t len = strlen(s);
+    if (len <= max) {
+        snprintf(out, n, "%s", s);
+        return;
+    }
+    size_t k = halo_utf8_prefix(s, len, max > 3 ? max - 3 : 0);
+    snprintf(out, n, "%.*s...", (int)k, s);
+}
+
+int halo_agent_col(int width, const char *id, const char *none)
+{
+    size_t len = strlen(id && *id ? id : none);
+    int w = len > HALO_AGENT_COL_MAX ? HALO_AGENT_COL_MAX : (int)len;
+    return w > width ? w : width;
+}
+
 static int cmp_span_id(const void *a, const void *b, void *spans)
 {
     const halo_span *x = (const halo_span *)spans + *(const size_t *)a;

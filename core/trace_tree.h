@@ -61,5 +61,14 @@ double halo_span_ms(const halo_span *s);
 void halo_fmt_duration(double ms, char *out, size_t n);
 /* "2026-11-16T09:00:00.123456789Z" -> "2026-11-16T09:00:00Z". */
 void halo_fmt_start(const char *iso, char *out, size_t n);
+/* s cut to max bytes (on a UTF-8 boundary) with "..." when longer; "-"
+ * when NULL or empty. */
+void halo_fmt_cut(const char *s, size_t max, char *out, size_t n);
+
+/* Agent ids in the tables of `traces list`, `agents` and `reports list`:
+ * cut to HALO_AGENT_COL_MAX bytes, the column as wide as the widest. */
+#define HALO_AGENT_COL_MAX 40
+/* width grown to fit id (shown as none when NULL), at most the max. */
+int halo_agent_col(int width, const char *id, const char *none);
 
 #endif

@@ -92,3 +92,30 @@ TEST(durations_use_the_unit_they_round_to)
         CHECK_STR(out, cases[i].text);
     }
 }
+
+/* Agent ids are cut the same in every table: at HALO_AGENT_COL_MAX bytes,
+ * the column as wide as the widest (cut) id. */
+TEST(agent_columns_cut_at_one_width)
+{
+    const char *long_id = "support-agent-for-the-eu-west-region-and-more-of-it";
+    CHECK(strlen(long_id) > HALO_AGENT_COL_MAX);
+    CHECK_INT(halo_agent_col(5, "ab", "-"), 5);
+    CHECK_INT(halo_agent_col(5, NULL, "(none)"), 6);
+    CHECK_INT(halo_agent_col(5, "", "-"), 5);
+    CHECK_INT(halo_agent_col(5, "triage-agent", "-"), 12);
+    CHECK_INT(halo_agent_col(12, long_id, "-"), HALO_AGENT_COL_MAX);
+    char out[64];
+    halo_fmt_cut(long_id, HALO_AGENT_COL_MAX, out, sizeof out);
+    CHECK_INT((long long)strlen(out), HALO_AGENT_COL_MAX);
+    CHECK(strncmp(out, long_id, HALO_AGENT_COL_MAX - 3) == 0);
+    CHECK_STR(out + HALO_AGENT_COL_MAX - 3, "...");
+    halo_fmt_cut("triage-agent", HALO_AGENT_COL_MAX, out, sizeof out);
+    CHECK_STR(out, "triage-agent");
+    halo_fmt_cut(NULL, HALO_AGENT_COL_MAX, out, sizeof out);
+    CHECK_STR(out, "-");
+    /* a cut never splits a UTF-8 character: "é" is bytes 34..35, and 35
+     * bytes would end inside it */
+    halo_fmt_cut("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9zzzzzzzz", 38, out,
+                 sizeof out);
+    CHECK_STR(out, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...");
+}
