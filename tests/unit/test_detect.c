@@ -729,6 +729,12 @@ TEST(report_json_follows_the_contract_and_markdown_its_layout)
     md = halo_report_markdown(r);
     CHECK_CONTAINS(md, " | no price known |");
     free(md);
+    /* ... unless spans carried a cost: a model priced at 0 is free */
+    r->stats.priced_spans = 3;
+    md = halo_report_markdown(r);
+    CHECK_CONTAINS(md, " | $0.0000 |");
+    CHECK(!strstr(md, "no price known"));
+    free(md);
     halo_report_free(r);
 }
 
