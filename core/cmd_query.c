@@ -542,7 +542,7 @@ static void agents_json(halo_buf *b, const halo_agent_stats *r, size_t n)
                         ",\"output_tokens\":%" PRId64 ",\"cost\":",
                         r[i].spans, r[i].input_tokens, r[i].output_tokens);
         halo_buf_json_double(b, r[i].cost);
-        halo_buf_putc(b, '}');
+        halo_buf_printf(b, ",\"priced_spans\":%" PRId64 "}", r[i].priced_spans);
     }
     halo_buf_putc(b, ']');
 }

@@ -2057,6 +2057,13 @@ TEST(cli_traces_agents_export)
     CHECK_CONTAINS(r.out, "support-agent       1      100.0%      1.00s      "
                           "1.00s        1205         300      0.0125");
     run_free(&r);
+    const char *agents_json[] = {
+        "agents", "--since", "2025-11-16", "--until", "2025-11-17T00:00:00Z",
+        "--json", "--db",    path,         NULL};
+    r = run_cmd(halo_cmd_agents, agents_json);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "\"cost\":0.0125,\"priced_spans\":1}");
+    run_free(&r);
     const char *agents_old[] = {"agents", "--db", path, NULL}; /* last 24h */
     r = run_cmd(halo_cmd_agents, agents_old);
     CHECK_INT(r.rc, 0);
