@@ -23,6 +23,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -659,14 +660,20 @@ static char *overview(const halo_analyze_req *req, const halo_report *r)
     halo_iso_from_ns(req->window_end_ns, we);
     const halo_report_stats *s = &r->stats;
     char *det = rlm_detectors_text(r, 3);
+    char cost[64];
+    if (halo_cost_unpriced(s->cost, s->priced_spans, s->input_tokens,
+                           s->output_tokens))
+        snprintf(cost, sizeof cost, "cost unknown (no price for its models)");
+    else
+        snprintf(cost, sizeof cost, "cost %.4f", s->cost);
     char *out = halo_text_printf(
         "Agent %s, window %.19sZ to %.19sZ: %lld runs (%lld with an error "
         "span), %lld spans, run duration p50 %.0f ms / p95 %.0f ms, %lld "
-        "input and %lld output tokens, cost %.4f.\n\nThe deterministic "
+        "input and %lld output tokens, %s.\n\nThe deterministic "
         "detectors found:\n%s",
         req->agent_id, ws, we, (long long)s->traces, (long long)s->error_traces,
         (long long)s->spans, s->p50_ms, s->p95_ms, (long long)s->input_tokens,
-        (long long)s->output_tokens, s->cost, det ? det : "(unavailable)\n");
+        (long long)s->output_tokens, cost, det ? det : "(unavailable)\n");
     free(det);
     return out;
 }

@@ -13,11 +13,11 @@
  * The fast path (every row new, the common case), three round trips plus
  * two COPY streams:
  *   1. BEGIN, SET LOCALs (below); CREATE TEMP TABLE IF NOT EXISTS
- *      halo_staging / halo_touched (ON COMMIT DELETE ROWS: created once per
+ *      halo_staging / halo_touched_v2 (ON COMMIT DELETE ROWS: created once per
  *      session, emptied by each commit); SAVEPOINT halo_fast; COPY spans
  *      FROM STDIN (FORMAT binary), the rows written by hand in the binary
  *      COPY format (below) and streamed in 256 KiB pieces.
- *   2. RELEASE SAVEPOINT; COPY halo_touched FROM STDIN: the per-trace
+ *   2. RELEASE SAVEPOINT; COPY halo_touched_v2 FROM STDIN: the per-trace
  *      deltas S1 would compute, computed here from the rows themselves
  *      (all were inserted): counts, sums, min/max times, the identity
  *      needs of the non-root spans, the last root span's values and the
@@ -30,12 +30,12 @@
  *      S1 INSERT INTO spans SELECT ... FROM halo_staging ON CONFLICT
  *         (trace_id, span_id, start_time) DO NOTHING RETURNING ..., in a
  *         data-modifying CTE whose RETURNING rows (only those inserted)
- *         are aggregated per trace into halo_touched (as above);
+ *         are aggregated per trace into halo_touched_v2 (as above);
  *      S2 INSERT INTO traces ... ON CONFLICT (trace_id) DO UPDATE: counts
  *         added, start/end min/max, duration recomputed, identity and
  *         root_name from the root when this write inserted it, else kept
  *         (the first span's values when the trace had none) -- the SQLite
- *         store's rules; the root's raw values are read from halo_touched
+ *         store's rules; the root's raw values are read from halo_touched_v2
  *         by primary key since `excluded` only has the inserted values;
  *      S3 the identity fix-up: for each touched trace whose root span is
  *         stored, the spans of the trace take the root's own values for
@@ -90,7 +90,7 @@
 
 /* lz4 TOAST compression for this transaction's rows when the server has
  * it (pglz was the servers' hottest function: a fifth of their CPU); no
- * JIT (compiling S2/S3, costed high on halo_touched without statistics,
+ * JIT (compiling S2/S3, costed high on halo_touched_v2 without statistics,
  * took 15% of the servers' CPU and saves nothing on these row counts). */
 #define SQL_PROLOGUE                                                           \
     "BEGIN;"                                                                   \
@@ -117,7 +117,9 @@ static const char SQL_BEGIN[] = SQL_PROLOGUE
     " dropped_attributes_count bigint, dropped_events_count bigint,"
     " dropped_links_count bigint, fallback_mask integer, value_types json"
     ") ON COMMIT DELETE ROWS;"
-    "CREATE TEMP TABLE IF NOT EXISTS halo_touched ("
+    /* _v2: the columns changed (priced); a session a pooler kept from an
+     * older halo would hold the old definition under the old name */
+    "CREATE TEMP TABLE IF NOT EXISTS halo_touched_v2 ("
     " trace_id text PRIMARY KEY, spans bigint, errors bigint, llm bigint,"
     " tool bigint, in_tok bigint, out_tok bigint, cost double precision,"
     " priced bigint, start_time timestamptz, end_time timestamptz, start_ns "
@@ -138,7 +140,7 @@ static const char SQL_FALLBACK[] =
 /* The fast path's COPY stored every row: its per-trace deltas next. */
 static const char SQL_TOUCHED[] =
     "RELEASE SAVEPOINT halo_fast;"
-    "COPY halo_touched FROM STDIN (FORMAT binary)";
+    "COPY halo_touched_v2 FROM STDIN (FORMAT binary)";
 
 /* The HALO_FB_* bits (1 agent_id, 2 agent_name, 4 session_id, 8 user_id)
  * of the identity fields a non-root span lacks or has from the fallback. */
@@ -176,7 +178,8 @@ static const char SQL_TOUCHED[] =
     " min(ord) AS first_ord,"                                                  \
     " max(ord) FILTER (WHERE parent_span_id IS NULL) AS root_ord"              \
     " FROM k GROUP BY trace_id)"                                               \
-    " INSERT INTO halo_touched SELECT a.trace_id, a.spans, a.errors, a.llm,"   \
+    " INSERT INTO halo_touched_v2 SELECT a.trace_id, a.spans, a.errors, "      \
+    "a.llm,"                                                                   \
     " a.tool, a.in_tok, a.out_tok, a.cost, a.priced, a.start_time,"            \
     " a.end_time,"                                                             \
     " a.start_ns, a.end_ns, a.needs, r.span_id, r.name, r.agent_id,"           \
@@ -202,14 +205,14 @@ static const char SQL_TOUCHED[] =
     " coalesce(r_user_id, f_user_id), root_name, start_time, end_time,"        \
     " (end_ns - start_ns)::float8 / 1000000.0::float8, spans, errors,"         \
     " llm, tool, in_tok, out_tok, cost, start_ns, end_ns, root_id,"            \
-    " needs, priced FROM halo_touched ORDER BY trace_id"                       \
+    " needs, priced FROM halo_touched_v2 ORDER BY trace_id"                       \
     " ON CONFLICT (trace_id)"                                                  \
     " DO UPDATE SET (agent_id, agent_name, session_id, user_id) ="             \
     " (SELECT" IDENT("agent_id")                                               \
     "," IDENT("agent_name")                                                    \
     "," IDENT("session_id")                                                    \
     "," IDENT("user_id")                                                       \
-    " FROM halo_touched h WHERE h.trace_id = excluded.trace_id),"              \
+    " FROM halo_touched_v2 h WHERE h.trace_id = excluded.trace_id),"              \
     " root_name = CASE WHEN excluded.root_span_id IS NOT NULL  THEN"           \
     " excluded.root_name ELSE t.root_name END, root_span_id ="                 \
     " coalesce(excluded.root_span_id, t.root_span_id), start_time ="           \
@@ -246,7 +249,7 @@ static const char SQL_TOUCHED[] =
     "WITH src AS (SELECT h.trace_id, t.root_span_id,"                          \
     " CASE WHEN h.root_id IS NOT NULL THEN t.identity_pending"                 \
     " ELSE h.needs END AS want"                                                \
-    " FROM halo_touched h JOIN traces t ON t.trace_id = h.trace_id"            \
+    " FROM halo_touched_v2 h JOIN traces t ON t.trace_id = h.trace_id"            \
     " WHERE t.root_span_id IS NOT NULL),"                                      \
     " f AS (SELECT DISTINCT ON (s.trace_id) s.trace_id, r.agent_id,"           \
     " r.agent_name, r.session_id, r.user_id, s.want & ("                       \
@@ -265,9 +268,9 @@ static const char SQL_TOUCHED[] =
     FIX_NEEDED("session_id", "4") FIX_NEEDED("user_id", "8") ");"
 /* clang-format on */
 
-#define SQL_S4 "SELECT coalesce(sum(spans), 0) FROM halo_touched;"
+#define SQL_S4 "SELECT coalesce(sum(spans), 0) FROM halo_touched_v2;"
 
-/* S2..S3 touch the rows of the traces in halo_touched only. That table
+/* S2..S3 touch the rows of the traces in halo_touched_v2 only. That table
  * has no statistics either: the planner guessed ~700 rows and chose hash
  * joins over sequential scans of ALL of `traces` (S3's src) and, when a
  * trace needed its identity fixed, of ALL of `spans` (S3's UPDATE): every
@@ -285,7 +288,7 @@ static const char SQL_APPLY[] =
     "SET LOCAL enable_nestloop = off;" SQL_S1 SQL_PLAN_ROLLUP SQL_S2 SQL_S3
         SQL_S4 "COMMIT";
 
-/* The fast path: halo_touched already filled from the rows themselves. */
+/* The fast path: halo_touched_v2 already filled from the rows themselves. */
 static const char SQL_APPLY_FAST[] =
     SQL_PLAN_ROLLUP SQL_S2 SQL_S3 SQL_S4 "COMMIT";
 
@@ -564,7 +567,7 @@ static void put_row(halo_buf *b, bool with_ord, int32_t ord, const sq_row *r)
 
 /* ---- the fast path's rollup deltas --------------------------------------- */
 
-/* S1's per-trace aggregate (halo_touched's row), computed from the rows
+/* S1's per-trace aggregate (halo_touched_v2's row), computed from the rows
  * themselves when the fast path stored every one of them. */
 typedef struct delta {
     sq_str trace_id;
@@ -690,7 +693,7 @@ static void put_opt_text(halo_buf *b, const sq_row *r, int t)
         put_i32(b, -1);
 }
 
-/* One halo_touched row, its columns in the table's order. */
+/* One halo_touched_v2 row, its columns in the table's order. */
 static void put_delta(halo_buf *b, const delta *x)
 {
     put_i16(b, 24);
@@ -852,7 +855,7 @@ static halo_status apply(PGconn *c, bool fast, int64_t *inserted,
     return st;
 }
 
-/* The fast path's rollup: the deltas of every row into halo_touched, then
+/* The fast path's rollup: the deltas of every row into halo_touched_v2, then
  * S2..S4 and COMMIT. */
 static halo_status apply_fast(PGconn *c, halo_store_rows *const *rows, size_t n,
                               size_t total, halo_write_stats *ws, halo_err *err)

@@ -124,7 +124,8 @@ typedef struct halo_agent_stats {
  * only when some span carried a cost (priced at 0: a local model). Runs
  * with tokens and no priced span had no price for their models. Traces
  * stored before the rollup counted priced spans (SQLite schema 6,
- * PostgreSQL 4) count none: for them a cost above 0 is the sign.
+ * PostgreSQL 4) count none: for them a cost above 0 is the sign. When
+ * only some spans were priced the cost is a lower bound, shown as is.
  * How `halo agents` and report Markdown tell the two apart. */
 static inline bool halo_cost_unpriced(double cost, int64_t priced_spans,
                                       int64_t input_tokens,

@@ -85,8 +85,12 @@ static bool fill_store(const char *name, char *spec, size_t cap)
     for (halo_chunk *c = b->head; c; c = c->next)
         for (size_t i = 0; i < c->n; i++) {
             halo_span *s = &c->spans[i];
-            if (strcmp(s->d.span_type, "TOOL"))
+            if (strcmp(s->d.span_type, "TOOL")) {
+                /* tokens, no price known for the model */
+                s->d.has_input_tokens = true;
+                s->d.input_tokens = 500;
                 continue;
+            }
             s->d.tool_name = "lookup";
             s->d.input = "{\"order\": 7, \"note\": \"my key is " SECRET_KEY
                          ", mail " SECRET_MAIL "\"}";
@@ -280,6 +284,11 @@ TEST(tools_subquery_and_final_report)
         fprintf(stderr, "  %s\n", x.err.msg);
     CHECK(x.st == HALO_OK);
     CHECK_INT(json_array_size(x.requests), 6);
+    /* the overview: tokens without a price are not a cost of 0 */
+    char *t0 = request_text(&x, 0);
+    CHECK_CONTAINS(t0, "1500 input and 0 output tokens, cost unknown (no "
+                       "price for its models)");
+    free(t0);
     /* each tool's result arrives in the next request */
     json_t *m1 = messages(&x, 1);
     char *t1 = json_dumps(m1, JSON_COMPACT);
