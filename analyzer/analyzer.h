@@ -140,6 +140,9 @@ void halo_report_make_id(const char *agent_id, const char *schedule,
 /* Render (malloc'd, NUL-terminated; NULL on out-of-memory). */
 char *halo_report_json(const halo_report *r);
 char *halo_report_markdown(const halo_report *r);
+/* The window's cost as people read it: "$0.0123", or "no price known"
+ * for tokens without a priced span (store.h: halo_cost_unpriced). */
+void halo_report_cost_text(const halo_report_stats *s, char *out, size_t n);
 
 /* ---- the detectors ------------------------------------------------------- */
 

@@ -224,6 +224,15 @@ static void md_finding(halo_buf *b, const halo_finding *f, int64_t runs)
     halo_buf_printf(b, "- **Recommendation:** %s\n\n", f->recommendation);
 }
 
+void halo_report_cost_text(const halo_report_stats *s, char *out, size_t n)
+{
+    if (halo_cost_unpriced(s->cost, s->priced_spans, s->input_tokens,
+                           s->output_tokens))
+        snprintf(out, n, "no price known");
+    else
+        snprintf(out, n, "$%.4f", s->cost);
+}
+
 char *halo_report_markdown(const halo_report *r)
 {
     halo_buf b = HALO_BUF_INIT;
@@ -267,11 +276,7 @@ char *halo_report_markdown(const halo_report *r)
                       "tokens | output tokens | cost |\n");
     halo_buf_puts(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     char cost[64];
-    if (halo_cost_unpriced(s->cost, s->priced_spans, s->input_tokens,
-                           s->output_tokens))
-        snprintf(cost, sizeof cost, "no price known");
-    else
-        snprintf(cost, sizeof cost, "$%.4f", s->cost);
+    halo_report_cost_text(s, cost, sizeof cost);
     halo_buf_printf(
         &b,
         "| %" PRId64 " | %" PRId64 " | %" PRId64

@@ -661,15 +661,11 @@ static char *overview(const halo_analyze_req *req, const halo_report *r)
     const halo_report_stats *s = &r->stats;
     char *det = rlm_detectors_text(r, 3);
     char cost[64];
-    if (halo_cost_unpriced(s->cost, s->priced_spans, s->input_tokens,
-                           s->output_tokens))
-        snprintf(cost, sizeof cost, "cost unknown (no price for its models)");
-    else
-        snprintf(cost, sizeof cost, "cost %.4f", s->cost);
+    halo_report_cost_text(s, cost, sizeof cost);
     char *out = halo_text_printf(
         "Agent %s, window %.19sZ to %.19sZ: %lld runs (%lld with an error "
         "span), %lld spans, run duration p50 %.0f ms / p95 %.0f ms, %lld "
-        "input and %lld output tokens, %s.\n\nThe deterministic "
+        "input and %lld output tokens, cost: %s.\n\nThe deterministic "
         "detectors found:\n%s",
         req->agent_id, ws, we, (long long)s->traces, (long long)s->error_traces,
         (long long)s->spans, s->p50_ms, s->p95_ms, (long long)s->input_tokens,

@@ -286,8 +286,8 @@ TEST(tools_subquery_and_final_report)
     CHECK_INT(json_array_size(x.requests), 6);
     /* the overview: tokens without a price are not a cost of 0 */
     char *t0 = request_text(&x, 0);
-    CHECK_CONTAINS(t0, "1500 input and 0 output tokens, cost unknown (no "
-                       "price for its models)");
+    CHECK_CONTAINS(t0, "1500 input and 0 output tokens, cost: no price "
+                       "known.");
     free(t0);
     /* each tool's result arrives in the next request */
     json_t *m1 = messages(&x, 1);
