@@ -278,6 +278,26 @@ char *halo_buf_steal(halo_buf *b)
     return p;
 }
 
+bool halo_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        uint64_t v;
+        if (i + 8 <= n && (memcpy(&v, p + i, 8), !(v & HIGHS))) {
+            i += 8;
+        } else if (p[i] < 0x80) {
+            i++;
+        } else {
+            size_t l = utf8_len(p + i, n - i);
+            if (!l)
+                return false;
+            i += l;
+        }
+    }
+    return true;
+}
+
 size_t halo_utf8_prefix(const char *s, size_t len, size_t max)
 {
     if (len <= max)

@@ -54,4 +54,8 @@ char *halo_buf_steal(halo_buf *b);
  * it backs up as far as the run goes, to 0 at worst. */
 size_t halo_utf8_prefix(const char *s, size_t len, size_t max);
 
+/* Whether s[0..len) is valid UTF-8 (what halo_buf_json_str keeps as it is:
+ * no overlong forms, surrogates or code points past U+10FFFF). */
+bool halo_utf8_valid(const char *s, size_t len);
+
 #endif

@@ -102,6 +102,59 @@ void halo_json_encode_attrs(halo_buf *out, const halo_attrs *a)
     encode_kvs(out, a ? a->items : NULL, a ? a->n : 0, 0);
 }
 
+/* The cut whose text v is, if any still open. */
+static halo_json_cut *match_cut(const halo_value *v, halo_json_cut *cut,
+                                size_t n)
+{
+    if (v->type != HALO_VAL_STRING || !v->u.s.ptr ||
+        v->u.s.len < HALO_JSON_CUT_MIN)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        halo_json_cut *c = &cut[i];
+        if (!c->at && c->s && c->len == v->u.s.len &&
+            memcmp(c->s, v->u.s.ptr, c->len) == 0)
+            return halo_utf8_valid(c->s, c->len) ? c : NULL;
+    }
+    return NULL;
+}
+
+/* Characters in s[0..n) (valid UTF-8: the bytes that are not continuation
+ * bytes). */
+static int64_t utf8_chars(const char *s, size_t n)
+{
+    int64_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return k;
+}
+
+void halo_json_encode_attrs_cut(halo_buf *out, const halo_attrs *a,
+                                halo_json_cut *cut, size_t n_cut)
+{
+    size_t n = a ? a->n : 0;
+    size_t counted = out->len; /* characters before it are in chars */
+    int64_t chars = 0;
+    for (size_t i = 0; i < n_cut; i++)
+        cut[i].at = 0;
+    halo_buf_putc(out, '{');
+    for (size_t i = 0; i < n; i++) {
+        const halo_kv *kv = &a->items[i];
+        if (i)
+            halo_buf_putc(out, ',');
+        put_key(out, kv->key ? kv->key : "");
+        halo_json_cut *c = out->oom ? NULL : match_cut(&kv->value, cut, n_cut);
+        if (c) {
+            chars += utf8_chars(out->data + counted, out->len - counted);
+            counted = out->len;
+            c->at = chars + 1;
+            halo_buf_puts(out, "null");
+        } else {
+            encode_value(out, &kv->value, 1);
+        }
+    }
+    halo_buf_putc(out, '}');
+}
+
 void halo_json_encode_events(halo_buf *out, const halo_event *ev, size_t n)
 {
     halo_buf_putc(out, '[');

@@ -60,6 +60,31 @@ void halo_json_encode_events(halo_buf *out, const halo_event *ev, size_t n);
 void halo_json_encode_links(halo_buf *out, const halo_link *l, size_t n);
 void halo_json_encode_scope(halo_buf *out, const halo_scope *s);
 
+/* ---- attributes with values stored elsewhere ---------------------------- */
+
+/* A text the caller stores in a column of its own (a span's input or
+ * output, which OpenInference's input.value / output.value repeat). */
+typedef struct halo_json_cut {
+    const char *s; /* NULL: nothing to cut */
+    size_t len;
+    /* out: 1-based position, in characters, of the `null` written in place
+     * of the attribute that held the text; 0 when none was cut */
+    int64_t at;
+} halo_json_cut;
+
+/* Texts shorter than this are not worth a placeholder. */
+#define HALO_JSON_CUT_MIN 16
+
+/* halo_json_encode_attrs, except that the first top-level STRING attribute
+ * whose value is exactly cut[i]'s text (and valid UTF-8, HALO_JSON_CUT_MIN
+ * bytes or more) is written as null, and cut[i].at says where. Splicing
+ * the JSON string of cut[i]'s text back over those four characters
+ * gives an object that decodes to the same attributes as
+ * halo_json_encode_attrs's (the stores' `spans` views do it in SQL). One
+ * attribute is cut for one text at most. */
+void halo_json_encode_attrs_cut(halo_buf *out, const halo_attrs *a,
+                                halo_json_cut *cut, size_t n_cut);
+
 /* ---- decoding (into arena) --------------------------------------------- */
 
 /* text[0..len) is the column's content; NULL or "" decode to the empty

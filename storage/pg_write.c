@@ -935,7 +935,7 @@ halo_status halo_pg_write_rows(PGconn *c, halo_store_rows *const *rows,
 halo_status halo_pg_prepare(const halo_batch *b, halo_store_rows **out,
                             halo_err *err)
 {
-    return sq_prepare(NULL, b, out, err);
+    return sq_prepare_rows(b, false, out, err);
 }
 
 void halo_pg_free_rows(halo_store_rows *rows)

@@ -63,9 +63,10 @@
 /* ---- statements ---------------------------------------------------------- */
 
 static const char SQL_INSERT_SPAN[] =
-    "INSERT INTO span_rows (trace_rowid, " SQ_SPAN_COLUMNS_AFTER_ID ") VALUES "
+    "INSERT INTO span_rows (trace_rowid, " SQ_SPAN_COLUMNS_AFTER_ID
+    ", input_at, output_at) VALUES "
     "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-    "?,?,?) ON CONFLICT (trace_rowid, span_id) DO NOTHING";
+    "?,?,?,?,?) ON CONFLICT (trace_rowid, span_id) DO NOTHING";
 
 #define TRACE_INSERT                                                           \
     "INSERT INTO trace_rows (trace_id, agent_id, agent_name, session_id,"      \
@@ -433,6 +434,8 @@ static void bind_row(sqlite3_stmt *st, const sq_row *r, int64_t trace_rowid)
     sqlite3_bind_int64(st, C_DROPPED_EVENTS, r->dropped_events);
     sqlite3_bind_int64(st, C_DROPPED_LINKS, r->dropped_links);
     sqlite3_bind_int64(st, C_FB_MASK, r->fb_mask);
+    bind_opt_i64(st, C_INPUT_AT, r->in_at > 0, r->in_at);
+    bind_opt_i64(st, C_OUTPUT_AT, r->out_at > 0, r->out_at);
 }
 
 /* Insert one row; *inserted is false when (trace_id, span_id) existed. */
@@ -870,7 +873,7 @@ static halo_status prepare_all(sq_store *s, halo_err *err)
     for (size_t i = 0; st == HALO_OK && i < sizeof w / sizeof *w; i++)
         st = prepare(s, w[i].sql, w[i].out, err);
     if (st == HALO_OK &&
-        sqlite3_bind_parameter_count(s->ins_span) != C_END_ - 1)
+        sqlite3_bind_parameter_count(s->ins_span) != C_OUTPUT_AT)
         return halo_fail(err, HALO_EINVAL,
                          "internal error: span insert "
                          "has %d parameters",

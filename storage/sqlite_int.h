@@ -58,7 +58,11 @@ enum {
     C_DROPPED_LINKS,
     C_FB_MASK,
     C_VALUE_TYPES,
-    C_END_ /* one past the last */
+    C_END_, /* one past the last */
+    /* parameters of the insert only: span_rows' places of input and output
+     * in its attributes (the view splices them back) */
+    C_INPUT_AT = C_END_,
+    C_OUTPUT_AT,
 };
 
 #define SQ_SPAN_COLUMNS "trace_id, " SQ_SPAN_COLUMNS_AFTER_ID
@@ -73,6 +77,39 @@ enum {
     "scope, resource_schema_url, resource_dropped_attributes_count, "          \
     "dropped_attributes_count, dropped_events_count, dropped_links_count, "    \
     "fallback_mask, value_types"
+
+/* span_rows s's attributes as the span had them: where input_at /
+ * output_at are set, the attribute that repeated the input / output holds
+ * a 4-character null (core/json_attrs.h: halo_json_encode_attrs_cut), and
+ * the column's JSON string goes back in its place. The later place is
+ * spliced first, so the earlier keeps its position. Migration 7 creates
+ * the spans view with it: frozen, a change is a new migration. */
+#define SQ_ATTRS_V7                                                            \
+    "CASE WHEN s.input_at IS NULL AND s.output_at IS NULL THEN s.attributes"   \
+    " WHEN s.output_at IS NULL THEN substr(s.attributes, 1, s.input_at - 1)"   \
+    " || json_quote(s.input) || substr(s.attributes, s.input_at + 4)"          \
+    " WHEN s.input_at IS NULL THEN substr(s.attributes, 1, s.output_at - 1)"   \
+    " || json_quote(s.output) || substr(s.attributes, s.output_at + 4)"        \
+    " WHEN s.input_at < s.output_at THEN"                                      \
+    " substr(s.attributes, 1, s.input_at - 1) || json_quote(s.input)"          \
+    " || substr(s.attributes, s.input_at + 4, s.output_at - s.input_at - 4)"   \
+    " || json_quote(s.output) || substr(s.attributes, s.output_at + 4)"        \
+    " ELSE substr(s.attributes, 1, s.output_at - 1) || json_quote(s.output)"   \
+    " || substr(s.attributes, s.output_at + 4, s.input_at - s.output_at - 4)"  \
+    " || json_quote(s.input) || substr(s.attributes, s.input_at + 4) END"
+
+/* The spans view's columns after span_id, from span_rows s (frozen with
+ * SQ_ATTRS_V7: migration 7 and the sql tool's scope view use it). */
+#define SQ_SPANS_V7_S_COLS                                                     \
+    "s.parent_span_id, s.name, s.kind, s.span_type, s.agent_id,"               \
+    " s.agent_name, s.session_id, s.user_id, s.service_name, s.model,"         \
+    " s.tool_name, s.start_time, s.end_time, s.duration_ms, s.status_code,"    \
+    " s.status_message, s.input, s.output, s.input_tokens, s.output_tokens,"   \
+    " s.cost, " SQ_ATTRS_V7 " AS attributes, s.events, s.resource,"            \
+    " s.start_unix_nano, s.end_unix_nano, s.trace_state, s.flags, s.links,"    \
+    " s.scope, s.resource_schema_url, s.resource_dropped_attributes_count,"    \
+    " s.dropped_attributes_count, s.dropped_events_count,"                     \
+    " s.dropped_links_count, s.fallback_mask, s.value_types"
 
 /* The text columns of a prepared row (sq_row.t), each bound to the span
  * insert's parameter sq_text_col[T_x]. kind and status_code are bound from
@@ -126,8 +163,9 @@ typedef struct sq_row {
     double cost;
     uint32_t flags;
     uint32_t res_dropped, dropped_attrs, dropped_events, dropped_links;
-    uint32_t fb_mask; /* HALO_FB_* */
-    uint32_t rel;     /* while preparing: t[] slots that are offsets */
+    uint32_t fb_mask;      /* HALO_FB_* */
+    int64_t in_at, out_at; /* halo_json_cut.at of input, output (0: none) */
+    uint32_t rel;          /* while preparing: t[] slots that are offsets */
     uint8_t kind, status_code, type_class;
     bool has_in_tok, has_out_tok, has_cost, is_root;
 } sq_row;
@@ -300,6 +338,11 @@ halo_status sq_check_writable(const sq_store *s, const char *verb,
 /* Prepared rows (sqlite_rows.c): store.h's prepare and free_rows. */
 halo_status sq_prepare(halo_store *st, const halo_batch *b,
                        halo_store_rows **out, halo_err *err);
+/* The same rows; cut_io: input and output are stored once (the attribute
+ * repeating one holds null, sq_row.in_at/out_at say where: the SQLite
+ * store); otherwise the attributes are whole and in_at/out_at 0. */
+halo_status sq_prepare_rows(const halo_batch *b, bool cut_io,
+                            halo_store_rows **out, halo_err *err);
 void sq_free_rows(halo_store *st, halo_store_rows *rows);
 
 /* OTLP SpanKind <-> the kind column. */

@@ -116,6 +116,7 @@ typedef struct prep {
     halo_buf buf; /* the current chunk's text */
     sq_timecache tc0, tc1;
     shared_txt res, scope;
+    bool cut_io; /* sq_prepare_rows */
 } prep;
 
 static void slot_rel(prep *p, sq_row *r, int slot, size_t off, size_t len)
@@ -280,12 +281,19 @@ static void build_row(prep *p, sq_row *r, const halo_span *sp)
     put_time(p, r, T_START_TIME, &p->tc0, sp->start_ns);
     put_time(p, r, T_END_TIME, &p->tc1, sp->end_ns);
     put_opt(p, r, T_STATUS_MSG, sp->status_message);
+    /* input and output are stored once: the attribute that repeats one
+     * (input.value, output.value) holds null, and the spans view splices
+     * the column back in (sqlite_schema.c, migration 7) */
+    halo_json_cut cut[2] = {{d->input, d->input ? strlen(d->input) : 0, 0},
+                            {d->output, d->output ? strlen(d->output) : 0, 0}};
     put_cstr(p, r, T_INPUT, d->input);
     put_cstr(p, r, T_OUTPUT, d->output);
 
     size_t off = p->buf.len;
-    halo_json_encode_attrs(&p->buf, &sp->attrs);
+    halo_json_encode_attrs_cut(&p->buf, &sp->attrs, cut, p->cut_io ? 2 : 0);
     slot_rel(p, r, T_ATTRS, off, p->buf.len - off);
+    r->in_at = cut[0].at;
+    r->out_at = cut[1].at;
     off = p->buf.len;
     halo_json_encode_events(&p->buf, sp->events, sp->n_events);
     slot_rel(p, r, T_EVENTS, off, p->buf.len - off);
@@ -361,6 +369,12 @@ halo_status sq_prepare(halo_store *st, const halo_batch *b,
                        halo_store_rows **out, halo_err *err)
 {
     (void)st;
+    return sq_prepare_rows(b, true, out, err);
+}
+
+halo_status sq_prepare_rows(const halo_batch *b, bool cut_io,
+                            halo_store_rows **out, halo_err *err)
+{
     *out = NULL;
     size_t n_chunks = 0, n_spans = 0;
     for (const halo_chunk *c = b->head; c; c = c->next) {
@@ -369,7 +383,7 @@ halo_status sq_prepare(halo_store *st, const halo_batch *b,
     }
     sq_rows *rs = calloc(1, sizeof *rs);
     halo_status ret = HALO_OK;
-    prep p = {.buf = HALO_BUF_INIT};
+    prep p = {.buf = HALO_BUF_INIT, .cut_io = cut_io};
     if (!rs || !(rs->arenas = calloc(n_chunks + 1, sizeof *rs->arenas)))
         goto oom;
     rs->arenas[0] = halo_arena_new(n_spans ? n_spans * sizeof(sq_row) : 16);
@@ -391,7 +405,7 @@ halo_status sq_prepare(halo_store *st, const halo_batch *b,
     }
     halo_buf_free(&p.buf);
     if (ret != HALO_OK) {
-        sq_free_rows(st, &rs->base);
+        sq_free_rows(NULL, &rs->base);
         return ret;
     }
     rs->base.n_spans = rs->n;
@@ -399,6 +413,6 @@ halo_status sq_prepare(halo_store *st, const halo_batch *b,
     return HALO_OK;
 oom:
     halo_buf_free(&p.buf);
-    sq_free_rows(st, rs ? &rs->base : NULL);
+    sq_free_rows(NULL, rs ? &rs->base : NULL);
     return halo_fail(err, HALO_ENOMEM, "out of memory preparing spans");
 }

@@ -51,7 +51,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SPAN_COLS SQ_SPAN_COLUMNS
 #define TRACE_COLS                                                             \
     "trace_id, agent_id, agent_name, session_id, user_id, root_name, "         \
     "start_time, end_time, duration_ms, span_count, error_count, llm_calls, "  \
@@ -233,9 +232,10 @@ static halo_status open_conn(sq_store *s, const halo_sql_req *r, sqt_ctx *c,
     char *sql = NULL;
     if (scope) {
         sql = sqlite3_mprintf(
-            "CREATE TEMP VIEW %s AS SELECT " SPAN_COLS
-            " FROM (SELECT t.trace_id AS trace_id, s.* FROM main.span_rows s"
-            " JOIN main.trace_rows t ON t.id = s.trace_rowid WHERE %s);"
+            "CREATE TEMP VIEW %s AS SELECT t.trace_id AS trace_id,"
+            " s.span_id AS span_id, " SQ_SPANS_V7_S_COLS
+            " FROM main.span_rows s"
+            " JOIN main.trace_rows t ON t.id = s.trace_rowid WHERE %s;"
             "CREATE TEMP VIEW %s AS SELECT " TRACE_COLS
             " FROM main.trace_rows t WHERE %s;"
             "CREATE TEMP VIEW spans AS SELECT * FROM %s;"

@@ -97,9 +97,18 @@ static const backend backends[2] = {
 
 static char long_text[5000];
 
-/* Inputs and outputs for the search and the escaping checks. */
+/* Inputs and outputs for the search and the escaping checks; some repeat
+ * in input.value / output.value, which SQLite stores once (its spans view
+ * puts them back: the texts must still agree to the byte). */
 static void adjust(halo_span *sp, size_t n)
 {
+    static halo_kv a100[2], a101[3], a103[1];
+    a100[0] = S("input.value", "Hello WORLD, 100% sure_thing");
+    a100[1] = I("n", 1);
+    a101[0] = S("note", "h\xc3\xa9 \"q\" \xe2\x82\xac");
+    a101[1] = S("output.value", "line1\nline2\ttab\\");
+    a101[2] = S("after", "x");
+    a103[0] = S("output.value", long_text);
     for (size_t i = 0; i < n; i++) {
         unsigned t = sp[i].trace_id[15] | (unsigned)sp[i].trace_id[14] << 8;
         unsigned s = sp[i].span_id[7];
@@ -110,12 +119,18 @@ static void adjust(halo_span *sp, size_t n)
             sp[i].d.has_cost = true;
             sp[i].d.cost = 0.25;
         }
-        if (t == 100 && s == 2)
+        if (t == 100 && s == 2) {
             sp[i].d.input = "Hello WORLD, 100% sure_thing";
-        if (t == 101 && s == 2)
+            sp[i].attrs = (halo_attrs){a100, 2};
+        }
+        if (t == 101 && s == 2) {
             sp[i].d.output = "line1\nline2\ttab\\";
-        if (t == 103 && s == 3)
+            sp[i].attrs = (halo_attrs){a101, 3};
+        }
+        if (t == 103 && s == 3) {
             sp[i].d.output = long_text;
+            sp[i].attrs = (halo_attrs){a103, 1};
+        }
         if ((t == 200 || t == 300) && s == 2)
             sp[i].d.input = "hello world from elsewhere";
     }
