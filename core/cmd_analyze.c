@@ -470,13 +470,14 @@ static int reports_list(const ropts *o, halo_store *st)
                "SCHEDULE", "WINDOW START", "WINDOW END", "MODE");
         for (size_t i = 0; i < n; i++) {
             char ws[24], we[24]; /* to the second, as traces list has them */
-            char agent[64];
+            char agent[HALO_FMT_BUF(HALO_AGENT_COL_MAX)];
             halo_fmt_start(rows[i].window_start, ws, sizeof ws);
             halo_fmt_start(rows[i].window_end, we, sizeof we);
             halo_fmt_cut(rows[i].agent_id, HALO_AGENT_COL_MAX, agent,
                          sizeof agent);
-            printf("%-18s  %-*s  %-12s  %-20s  %-20s  %s\n", rows[i].id, wa,
-                   agent, rows[i].schedule ? rows[i].schedule : "-", ws, we,
+            printf("%-18s  %-*s  %-12s  %-20s  %-20s  %s\n", rows[i].id,
+                   halo_fmt_pad(wa, agent), agent,
+                   rows[i].schedule ? rows[i].schedule : "-", ws, we,
                    rows[i].mode ? rows[i].mode : "-");
         }
         if (n == 0)

@@ -272,7 +272,8 @@ static void print_trace_table(const halo_trace_row *rows, size_t n)
            "DURATION", wa, "AGENT", "SPANS", "ERRORS", "TOKENS", "ROOT");
     for (size_t i = 0; i < n; i++) {
         const halo_trace_row *t = &rows[i];
-        char start[32], dur[32], agent[64], root[80];
+        char start[32], dur[32], agent[HALO_FMT_BUF(HALO_AGENT_COL_MAX)],
+            root[HALO_FMT_BUF(60)];
         halo_fmt_start(t->start_time, start, sizeof start);
         halo_fmt_duration(t->duration_ms, dur, sizeof dur);
         halo_fmt_cut(t->agent_id, HALO_AGENT_COL_MAX, agent, sizeof agent);
@@ -282,8 +283,9 @@ static void print_trace_table(const halo_trace_row *rows, size_t n)
             snprintf(root, sizeof root, "(root span not stored)");
         printf("%-32s  %-20s  %9s  %-*s  %6" PRId64 "  %6" PRId64 "  %9" PRId64
                "  %s\n",
-               t->trace_id, start, dur, wa, agent, t->span_count,
-               t->error_count, t->input_tokens + t->output_tokens, root);
+               t->trace_id, start, dur, halo_fmt_pad(wa, agent), agent,
+               t->span_count, t->error_count,
+               t->input_tokens + t->output_tokens, root);
     }
 }
 
@@ -556,7 +558,8 @@ static void agents_table(const halo_agent_stats *r, size_t n)
            "ERROR RATE", "P50", "P95", "INPUT TOK", "OUTPUT TOK", "COST");
     bool unpriced = false;
     for (size_t i = 0; i < n; i++) {
-        char agent[64], p50[32], p95[32], rate[32], cost[32];
+        char agent[HALO_FMT_BUF(HALO_AGENT_COL_MAX)], p50[32], p95[32],
+            rate[32], cost[32];
         if (r[i].agent_id)
             halo_fmt_cut(r[i].agent_id, HALO_AGENT_COL_MAX, agent,
                          sizeof agent);
@@ -574,8 +577,8 @@ static void agents_table(const halo_agent_stats *r, size_t n)
         }
         printf("%-*s  %6" PRId64 "  %10s  %9s  %9s  %10" PRId64 "  %10" PRId64
                "  %10s\n",
-               wa, agent, r[i].runs, rate, p50, p95, r[i].input_tokens,
-               r[i].output_tokens, cost);
+               halo_fmt_pad(wa, agent), agent, r[i].runs, rate, p50, p95,
+               r[i].input_tokens, r[i].output_tokens, cost);
     }
     if (unpriced)
         fprintf(stderr, "COST -: no price known for these runs' models (send "

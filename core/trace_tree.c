@@ -47,24 +47,79 @@ void halo_fmt_start(const char *iso, char *out, size_t n)
         snprintf(out, n, "%.19sZ", iso);
 }
 
+/* The next piece of s for a terminal: a printable UTF-8 character as it
+ * is, else an escape (\n, \t, \r, \xHH: C0 and C1 controls, DEL, bytes
+ * that are not UTF-8), which cannot move the cursor or change the
+ * terminal's state. Returns the bytes of s it takes; *cols the columns
+ * of the piece (one per character), esc its text when escaped. */
+static size_t term_piece(const char *s, size_t *cols, char esc[5])
+{
+    unsigned char c = (unsigned char)s[0];
+    esc[0] = '\0';
+    *cols = 1;
+    if (c >= 0x20 && c < 0x7f)
+        return 1;
+    size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+    bool c1 = c == 0xC2 && (unsigned char)s[1] < 0xA0; /* U+0080..U+009F */
+    if (len && !c1 && strnlen(s, len) == len && halo_utf8_valid(s, len))
+        return len;
+    if (c == '\n' || c == '\t' || c == '\r')
+        snprintf(esc, 5, "\\%c", c == '\n' ? 'n' : c == '\t' ? 't' : 'r');
+    else
+        snprintf(esc, 5, "\\x%02x", c);
+    *cols = strlen(esc);
+    return 1;
+}
+
+size_t halo_fmt_cols(const char *s)
+{
+    size_t cols = 0;
+    char esc[5];
+    while (s && *s) {
+        size_t k;
+        s += term_piece(s, &k, esc);
+        cols += k;
+    }
+    return cols;
+}
+
 void halo_fmt_cut(const char *s, size_t max, char *out, size_t n)
 {
+    if (!n)
+        return;
     if (!s || !*s) {
         snprintf(out, n, "-");
         return;
     }
-    size_t len = strlen(s);
-    if (len <= max) {
-        snprintf(out, n, "%s", s);
-        return;
+    size_t total = halo_fmt_cols(s);
+    size_t room = total <= max ? total : max > 3 ? max - 3 : 0;
+    size_t cols = 0, len = 0;
+    char esc[5];
+    while (*s) {
+        size_t k, take = term_piece(s, &k, esc);
+        size_t bytes = esc[0] ? strlen(esc) : take;
+        if (cols + k > room || len + bytes + 4 > n)
+            break;
+        memcpy(out + len, esc[0] ? esc : s, bytes);
+        len += bytes;
+        cols += k;
+        s += take;
     }
-    size_t k = halo_utf8_prefix(s, len, max > 3 ? max - 3 : 0);
-    snprintf(out, n, "%.*s...", (int)k, s);
+    if (*s && len + 4 <= n) {
+        memcpy(out + len, "...", 3);
+        len += 3;
+    }
+    out[len] = '\0';
+}
+
+int halo_fmt_pad(int cols, const char *s)
+{
+    return cols + (int)(strlen(s) - halo_fmt_cols(s));
 }
 
 int halo_agent_col(int width, const char *id, const char *none)
 {
-    size_t len = strlen(id && *id ? id : none);
+    size_t len = halo_fmt_cols(id && *id ? id : none);
     int w = len > HALO_AGENT_COL_MAX ? HALO_AGENT_COL_MAX : (int)len;
     return w > width ? w : width;
 }
@@ -211,7 +266,8 @@ double halo_span_ms(const halo_span *s)
     return (double)(int64_t)(s->end_ns - s->start_ns) / 1e6;
 }
 
-/* "   input: {...}" under a span, at its depth, on one line, cut. */
+/* "   input: {...}" under a span, at its depth, on one line (line breaks
+ * and tabs as spaces, other controls escaped), cut to max columns. */
 static void io_line(halo_buf *b, size_t depth, const bool *last_at,
                     const char *what, const char *text, size_t max)
 {
@@ -220,20 +276,31 @@ static void io_line(halo_buf *b, size_t depth, const bool *last_at,
     for (size_t d = 1; d <= depth; d++)
         halo_buf_puts(b, last_at[d] ? "   " : "\xe2\x94\x82  ");
     halo_buf_printf(b, "    %s: ", what);
-    size_t n = 0;
+    size_t cols = 0;
     const char *p = text;
-    for (; *p && n < max; p++, n++)
-        halo_buf_putc(b, (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p);
-    if (*p) {
-        /* never end inside a UTF-8 character */
-        while (((unsigned char)*p & 0xC0) == 0x80 && *p) {
-            halo_buf_putc(b, *p);
-            p++;
-        }
-        if (*p)
-            halo_buf_puts(b, "...");
+    char esc[5];
+    while (*p && cols < max) {
+        size_t k, take = term_piece(p, &k, esc);
+        if (esc[0] && (*p == '\n' || *p == '\r' || *p == '\t'))
+            halo_buf_putc(b, ' ');
+        else if (esc[0])
+            halo_buf_puts(b, esc);
+        else
+            halo_buf_append(b, p, take);
+        cols += esc[0] && strchr("\n\r\t", *p) ? 1 : k;
+        p += take;
     }
+    if (*p)
+        halo_buf_puts(b, "...");
     halo_buf_putc(b, '\n');
+}
+
+/* s for the terminal (halo_fmt_cut), cut to max columns. */
+static void put_term(halo_buf *b, const char *s, size_t max)
+{
+    char tmp[HALO_FMT_BUF(1000)];
+    halo_fmt_cut(s, max < 1000 ? max : 1000, tmp, sizeof tmp);
+    halo_buf_puts(b, tmp);
 }
 
 static void show_line(void *ud, const halo_tree *t, size_t i, size_t depth,
@@ -249,19 +316,27 @@ static void show_line(void *ud, const halo_tree *t, size_t i, size_t depth,
                                         : "\xe2\x94\x9c\xe2\x94\x80 ");
     char dur[32];
     halo_fmt_duration(halo_span_ms(s), dur, sizeof dur);
-    halo_buf_printf(b, "%s  %s  %s  ", s->name && *s->name ? s->name : "-",
-                    s->d.span_type ? s->d.span_type : "-", dur);
+    put_term(b, s->name, 200);
+    halo_buf_puts(b, "  ");
+    put_term(b, s->d.span_type, 40);
+    halo_buf_printf(b, "  %s  ", dur);
     if (s->status_code == HALO_STATUS_ERROR) {
-        halo_buf_printf(b, "%sERROR%s%s%s", c->color ? "\x1b[1;31m" : "",
-                        *s->status_message ? ": " : "", s->status_message,
-                        c->color ? "\x1b[0m" : "");
+        halo_buf_printf(b, "%sERROR%s", c->color ? "\x1b[1;31m" : "",
+                        *s->status_message ? ": " : "");
+        if (*s->status_message)
+            put_term(b, s->status_message, 1000);
+        halo_buf_puts(b, c->color ? "\x1b[0m" : "");
     } else {
         halo_buf_puts(b, halo_status_code_name(s->status_code));
     }
-    if (s->d.tool_name)
-        halo_buf_printf(b, "  tool=%s", s->d.tool_name);
-    if (s->d.model)
-        halo_buf_printf(b, "  model=%s", s->d.model);
+    if (s->d.tool_name) {
+        halo_buf_puts(b, "  tool=");
+        put_term(b, s->d.tool_name, 200);
+    }
+    if (s->d.model) {
+        halo_buf_puts(b, "  model=");
+        put_term(b, s->d.model, 200);
+    }
     if (s->d.has_input_tokens)
         halo_buf_printf(b, "  in=%" PRId64, s->d.input_tokens);
     if (s->d.has_output_tokens)
@@ -300,10 +375,12 @@ static void show_header(halo_buf *b, const char *tid, const halo_span *sp,
     halo_iso_from_ns(start, iso);
     halo_fmt_start(iso, st, sizeof st);
     halo_fmt_duration((double)(int64_t)(end - start) / 1e6, dur, sizeof dur);
+    char ag[HALO_FMT_BUF(200)];
+    halo_fmt_cut(agent, 200, ag, sizeof ag);
     halo_buf_printf(b,
                     "trace %s  agent=%s  start=%s  duration=%s  spans=%zu"
                     "  errors=%zu\n\n",
-                    tid, agent ? agent : "-", st, dur, n, errors);
+                    tid, ag, st, dur, n, errors);
 }
 
 bool halo_trace_text(const char *trace_id, const halo_span *spans, size_t n,

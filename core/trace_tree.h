@@ -61,12 +61,22 @@ double halo_span_ms(const halo_span *s);
 void halo_fmt_duration(double ms, char *out, size_t n);
 /* "2026-11-16T09:00:00.123456789Z" -> "2026-11-16T09:00:00Z". */
 void halo_fmt_start(const char *iso, char *out, size_t n);
-/* s cut to max bytes (on a UTF-8 boundary) with "..." when longer; "-"
+/* Text from spans for a terminal: s with every control character (C0,
+ * DEL, C1) and every byte that is not UTF-8 escaped (\n, \t, \r, \xHH),
+ * so a span name cannot break a table's row or send the terminal an
+ * escape sequence; cut to max columns (a character is one) with "..."
+ * when longer, and to fit out[n] (HALO_FMT_BUF(max) always fits); "-"
  * when NULL or empty. */
 void halo_fmt_cut(const char *s, size_t max, char *out, size_t n);
+#define HALO_FMT_BUF(max) (4 * (max) + 8)
+/* The columns s takes once escaped as halo_fmt_cut does. */
+size_t halo_fmt_cols(const char *s);
+/* The printf field width ("%-*s") that pads s (halo_fmt_cut's output) to
+ * cols columns: printf pads by bytes, a character may take several. */
+int halo_fmt_pad(int cols, const char *s);
 
 /* Agent ids in the tables of `traces list`, `agents` and `reports list`:
- * cut to HALO_AGENT_COL_MAX bytes, the column as wide as the widest. */
+ * cut to HALO_AGENT_COL_MAX columns, the column as wide as the widest. */
 #define HALO_AGENT_COL_MAX 40
 /* width grown to fit id (shown as none when NULL), at most the max. */
 int halo_agent_col(int width, const char *id, const char *none);

@@ -44,8 +44,8 @@ TEST(tree_text_with_inputs_and_outputs)
     CHECK_CONTAINS(b.data, "trace t1  agent=-");
     CHECK_CONTAINS(b.data, "\xe2\x94\x9c\xe2\x94\x80 search  TOOL");
     CHECK_CONTAINS(b.data, "    input: {\"q\": \"l...\n");
-    /* cut at 8 bytes would split the 'é' of "résultat": kept whole */
-    CHECK_CONTAINS(b.data, "    output: r\xc3\xa9sulta...\n");
+    /* io_max counts characters: "résultat" is 8 (9 bytes) */
+    CHECK_CONTAINS(b.data, "    output: r\xc3\xa9sultat...\n");
     CHECK_CONTAINS(b.data, "fetch  TOOL  5.00ms  ERROR: timeout");
     CHECK_CONTAINS(b.data, "orphan  TOOL  5.00ms  UNSET  (orphan: parent "
                            "0000000000000009 not stored)");
@@ -113,9 +113,70 @@ TEST(agent_columns_cut_at_one_width)
     CHECK_STR(out, "triage-agent");
     halo_fmt_cut(NULL, HALO_AGENT_COL_MAX, out, sizeof out);
     CHECK_STR(out, "-");
-    /* a cut never splits a UTF-8 character: "é" is bytes 34..35, and 35
-     * bytes would end inside it */
+    /* cuts count characters, not bytes, and never split one: "é" is the
+     * 35th column (bytes 34..35) */
     halo_fmt_cut("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9zzzzzzzz", 38, out,
                  sizeof out);
-    CHECK_STR(out, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...");
+    CHECK_STR(out, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9...");
+    /* ... and the column's width too */
+    CHECK_INT(halo_agent_col(5,
+                             "r\xc3\xa9"
+                             "cup\xc3\xa9"
+                             "ration",
+                             "-"),
+              12);
+}
+
+/* Text from spans reaches the terminal escaped: a newline cannot break a
+ * table's row, an escape sequence cannot reach the terminal; columns are
+ * padded by characters. */
+TEST(terminal_text_is_escaped_and_padded)
+{
+    char out[HALO_FMT_BUF(40)];
+    halo_fmt_cut("evil\nname\x1b[31mRED\t\r\x7f", 40, out, sizeof out);
+    CHECK_STR(out, "evil\\nname\\x1b[31mRED\\t\\r\\x7f");
+    CHECK_INT((long long)halo_fmt_cols("evil\nname\x1b[31mRED\t\r\x7f"),
+              (long long)strlen(out));
+    /* a C1 control (U+009B, CSI) and bytes that are not UTF-8 */
+    halo_fmt_cut("a\xc2\x9b"
+                 "2Jb\xff\xc3",
+                 40, out, sizeof out);
+    CHECK_STR(out, "a\\xc2\\x9b2Jb\\xff\\xc3");
+    /* an escape is never cut in half: 10 columns, 7 before "..." */
+    halo_fmt_cut("abcde\x1b\x1b\x1bzzzz", 10, out, sizeof out);
+    CHECK_STR(out, "abcde...");
+    /* the output buffer bounds it too, whatever max says */
+    char small[8];
+    halo_fmt_cut("abcdefghijklmnop", 40, small, sizeof small);
+    CHECK_STR(small, "abcd...");
+    /* padding: printf pads bytes, a character may take two */
+    const char *id = "r\xc3\xa9"
+                     "cup\xc3\xa9"
+                     "ration";
+    char line[64];
+    snprintf(line, sizeof line, "[%-*s]", halo_fmt_pad(14, id), id);
+    CHECK_STR(line, "[r\xc3\xa9"
+                    "cup\xc3\xa9"
+                    "ration  ]");
+    /* a trace tree: names, statuses, tools and inputs escaped */
+    halo_span sp[1];
+    memset(sp, 0, sizeof sp);
+    sp[0].name = "root\nsecond line\x1b[2J";
+    sp[0].status_code = HALO_STATUS_ERROR;
+    sp[0].status_message = "line1\nline2 \x1b[31mred";
+    sp[0].trace_state = "";
+    sp[0].d.tool_name = "t\x1b]0;title\x07";
+    sp[0].d.input = "in\nput \x1b[1m";
+    sp[0].end_ns = 1000000;
+    halo_buf b = HALO_BUF_INIT;
+    halo_trace_text_opts o = {.io_max = 100};
+    CHECK(halo_trace_text("t1", sp, 1, &o, &b));
+    halo_buf_putc(&b, '\0');
+    CHECK(!strchr(b.data, '\x1b'));
+    CHECK(!strchr(b.data, '\x07'));
+    CHECK_CONTAINS(b.data, "root\\nsecond line\\x1b[2J");
+    CHECK_CONTAINS(b.data, "ERROR: line1\\nline2 \\x1b[31mred");
+    CHECK_CONTAINS(b.data, "tool=t\\x1b]0;title\\x07");
+    CHECK_CONTAINS(b.data, "input: in put \\x1b[1m\n");
+    halo_buf_free(&b);
 }
