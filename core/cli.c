@@ -29,10 +29,59 @@ halo_node *halo_cli_load_config(const char *config_path, halo_errlist *errs)
                              "<embedded halo.yaml>", errs);
 }
 
+/* Where a "file:line:col: message" points: the length of its prefix (0
+ * when it has none), of the file name, the line and the column. */
+typedef struct err_at {
+    size_t prefix, file;
+    long line, col;
+} err_at;
+
+static err_at err_location(const char *m)
+{
+    err_at at = {0, 0, 0, 0};
+    for (const char *p = strchr(m, ':'); p; p = strchr(p + 1, ':')) {
+        char *e1, *e2;
+        if (!isdigit((unsigned char)p[1]))
+            continue;
+        long line = strtol(p + 1, &e1, 10);
+        if (*e1 != ':' || !isdigit((unsigned char)e1[1]))
+            continue;
+        long col = strtol(e1 + 1, &e2, 10);
+        if (e2[0] == ':' && e2[1] == ' ')
+            return (err_at){(size_t)(e2 + 2 - m), (size_t)(p - m), line, col};
+    }
+    return at;
+}
+
+static int cmp_err(const void *a, const void *b)
+{
+    const char *x = *(char *const *)a, *y = *(char *const *)b;
+    err_at ax = err_location(x), ay = err_location(y);
+    if (!ax.prefix || !ay.prefix) /* located ones first */
+        return (!ax.prefix - !ay.prefix) ? !ax.prefix - !ay.prefix
+                                         : strcmp(x, y);
+    size_t n = ax.file < ay.file ? ax.file : ay.file;
+    int c = strncmp(x, y, n);
+    if (c || ax.file != ay.file)
+        return c ? c : (ax.file > ay.file) - (ax.file < ay.file);
+    if (ax.line != ay.line)
+        return (ax.line > ay.line) - (ax.line < ay.line);
+    if (ax.col != ay.col)
+        return (ax.col > ay.col) - (ax.col < ay.col);
+    return strcmp(x, y);
+}
+
+/* The messages in file and line order, as compilers write them
+ * ("file:line:col: error: message"), so editors can jump to each. */
 static void print_errs(const halo_errlist *l, const char *what)
 {
-    for (size_t i = 0; i < l->n; i++)
-        fprintf(stderr, "%s: %s\n", what, l->msgs[i]);
+    if (l->n > 1)
+        qsort(l->msgs, l->n, sizeof *l->msgs, cmp_err);
+    for (size_t i = 0; i < l->n; i++) {
+        size_t at = err_location(l->msgs[i]).prefix;
+        fprintf(stderr, "%.*s%s: %s\n", (int)at, l->msgs[i], what,
+                l->msgs[i] + at);
+    }
 }
 
 halo_service *halo_cli_build_service(const halo_node *root, halo_errlist *errs,
@@ -193,6 +242,31 @@ char *halo_cli_store_spec(const char *store_opt, const char *db_opt,
                           const char *config_path, halo_err *err)
 {
     return store_spec(store_opt, db_opt, config_path, NULL, err);
+}
+
+int halo_cli_check_store_opts(const char *cmd, const char *store_opt,
+                              const char *db_opt)
+{
+    if (store_opt && db_opt)
+        return halo_cli_usage_error(cmd, "%s",
+                                    "--store and --db exclude each other");
+    if (db_opt && !*db_opt)
+        return halo_cli_usage_error(cmd, "%s", "--db needs a path");
+    if (!store_opt)
+        return -1;
+    const char *target;
+    halo_store_kind kind = halo_store_spec_parse(store_opt, &target);
+    if (kind != HALO_STORE_INVALID && (kind != HALO_STORE_SQLITE || *target))
+        return -1;
+    char shown[HALO_ERR_MAX / 2], msg[HALO_ERR_MAX];
+    halo_pg_redact_dsn(store_opt, shown, sizeof shown);
+    snprintf(msg, sizeof msg,
+             kind == HALO_STORE_SQLITE
+                 ? "invalid --store \"%s\": the SQLite path is empty"
+                 : "invalid --store \"%s\": expected postgresql://..., "
+                   "postgres:KEY=VALUE... or sqlite:PATH",
+             shown);
+    return halo_cli_usage_error(cmd, "%s", msg);
 }
 
 /* "2026-11-16T09:00:00Z", "2026-11-16T09:00:00.25Z", "2026-11-16 09:00:00"

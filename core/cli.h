@@ -48,6 +48,14 @@ struct halo_store *halo_cli_open_store(const char *cmd, const char *store_opt,
                                        const char *db_opt,
                                        const char *config_path, bool read_only);
 
+/* The usage errors of --store / --db, before anything is opened: both
+ * given, an empty --db, a --store that is no store spec or names an empty
+ * SQLite path (the value shown with any password masked). Prints "halo
+ * CMD: why (see halo CMD --help)" and returns HALO_EXIT_USAGE, or -1 when
+ * they are fine. */
+int halo_cli_check_store_opts(const char *cmd, const char *store_opt,
+                              const char *db_opt);
+
 /* A UTC time: "2026-11-16T09:00:00Z", "2026-11-16T09:00:00.25Z",
  * "2026-11-16 09:00:00", "2026-11-16" -> ns since the epoch. */
 bool halo_cli_parse_iso(const char *s, uint64_t *ns);

@@ -61,7 +61,8 @@ static const char analyze_help[] =
     "usage: halo analyze --agent A [--window 24h] [--end T] [--format "
     "md|json]\n"
     "                    [--schedule NAME] [--no-save] [--reports-dir DIR]\n"
-    "                    [-o FILE] [--store S | --db PATH | --config F]\n\n"
+    "                    [-o FILE] [--prompt TEXT]\n"
+    "                    [--store S | --db PATH | --config F]\n\n"
     "Analyze one agent's runs in a window now, with the deterministic\n"
     "detectors, and print the report: the failure patterns that recur across\n"
     "runs, ranked by impact, each citing its trace ids. Unless --no-save, the\n"
@@ -73,11 +74,13 @@ static const char analyze_help[] =
     "      --end T        the window's end: a UTC time (2026-11-16T10:00:00Z)\n"
     "                     or seconds since the epoch (default: now)\n"
     "      --format F     md (default) or json (the halo.report/v1 contract)\n"
+    "      --json         the same as --format json\n"
     "      --schedule N   the schedule name the report is filed under\n"
     "                     (default manual)\n"
     "      --no-save      print only; store nothing\n"
     "      --reports-dir DIR  where report files go (default: the\n"
-    "                     configuration's analyzer.reports_dir, \"reports\")\n"
+    "                     configuration's analyzer.reports_dir; the built-in\n"
+    "                     configuration's is data/reports)\n"
     "  -o, --output FILE  write the report to FILE instead of stdout\n"
     "      --prompt TEXT  a question for the RLM engine to investigate in the\n"
     "                     window (needs a model: "
@@ -115,6 +118,7 @@ static int parse_analyze(int argc, char **argv, aopts *o)
         {"window", required_argument, 0, A_WINDOW},
         {"end", required_argument, 0, A_END},
         {"format", required_argument, 0, A_FORMAT},
+        {"json", no_argument, 0, A_JSON},
         {"schedule", required_argument, 0, A_SCHEDULE},
         {"no-save", no_argument, 0, A_NO_SAVE},
         {"reports-dir", required_argument, 0, A_REPORTS_DIR},
@@ -142,6 +146,9 @@ static int parse_analyze(int argc, char **argv, aopts *o)
             break;
         case A_FORMAT:
             o->format = optarg;
+            break;
+        case A_JSON:
+            o->format = "json";
             break;
         case A_SCHEDULE:
             o->schedule = optarg;
@@ -179,9 +186,9 @@ static int parse_analyze(int argc, char **argv, aopts *o)
                                     argv[optind]);
     if (!o->agent || !*o->agent)
         return halo_cli_usage_error("analyze", "%s", "--agent is required");
-    if (o->store && o->db)
-        return halo_cli_usage_error("analyze", "%s",
-                                    "--store and --db exclude each other");
+    int rc = halo_cli_check_store_opts("analyze", o->store, o->db);
+    if (rc >= 0)
+        return rc;
     if (o->format && strcmp(o->format, "md") && strcmp(o->format, "json"))
         return halo_cli_usage_error(
             "analyze", "invalid --format \"%s\": expected md or json",
@@ -342,7 +349,7 @@ static const char reports_help[] =
     "      --agent A      only this agent's reports\n"
     "      --schedule S   only this schedule's reports\n"
     "      --limit N      at most N reports (default 50)\n"
-    "      --json         list as JSON\n"
+    "      --json         list: as JSON; show: the report's JSON\n"
     "      --format F     show: md (default) or json\n" HALO_STORE_HELP
     "  -h, --help         this help\n";
 
@@ -411,9 +418,9 @@ static int parse_reports(int argc, char **argv, ropts *o)
             return halo_cli_option_error("reports", c, argv, REPORTS_OPTS);
         }
     }
-    if (o->store && o->db)
-        return halo_cli_usage_error("reports", "%s",
-                                    "--store and --db exclude each other");
+    int rc = halo_cli_check_store_opts("reports", o->store, o->db);
+    if (rc >= 0)
+        return rc;
     if (o->format && strcmp(o->format, "md") && strcmp(o->format, "json"))
         return halo_cli_usage_error(
             "reports", "invalid --format \"%s\": expected md or json",
@@ -606,6 +613,22 @@ int halo_cmd_reports(int argc, char **argv)
         return halo_cli_usage_error("reports", "%s",
                                     "chat takes a report id and a question");
 
+    /* each subcommand's own options; the others' are mistakes */
+    const char *stray = NULL;
+    if (!list && (o.agent || o.schedule || o.limit))
+        stray = o.agent ? "--agent" : o.schedule ? "--schedule" : "--limit";
+    else if (!show && o.format)
+        stray = "--format";
+    else if (chat && o.json)
+        stray = "--json";
+    if (stray) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%s does not apply to reports %s", stray,
+                 sub);
+        return halo_cli_usage_error("reports", "%s", msg);
+    }
+    if (show && o.json)
+        o.format = "json";
     if (list && optind + 1 < argc)
         return halo_cli_usage_error("reports", "unexpected argument \"%s\"",
                                     argv[optind + 1]);

@@ -325,7 +325,14 @@ static job *job_new(importer *im)
 
 static int import_file(importer *im, const char *path)
 {
-    gzFile gz = gzopen(path, "rb");
+    bool std_in = strcmp(path, "-") == 0;
+    int fd = std_in ? dup(STDIN_FILENO) : -1;
+    gzFile gz =
+        std_in ? (fd >= 0 ? gzdopen(fd, "rb") : NULL) : gzopen(path, "rb");
+    if (std_in && !gz && fd >= 0)
+        close(fd);
+    if (std_in)
+        path = "<stdin>";
     if (!gz) {
         fprintf(stderr, "halo import: could not open \"%s\": %s\n", path,
                 strerror(errno ? errno : ENOENT));
@@ -334,7 +341,8 @@ static int import_file(importer *im, const char *path)
     gzbuffer(gz, 1 << 20);
     struct stat st;
     progress pg = {isatty(STDERR_FILENO), path,
-                   stat(path, &st) == 0 ? (int64_t)st.st_size : 0, 0};
+                   !std_in && stat(path, &st) == 0 ? (int64_t)st.st_size : 0,
+                   0};
     halo_buf line = HALO_BUF_INIT;
     halo_arena *scratch = halo_arena_new(1 << 16);
     job *j = job_new(im);
@@ -482,8 +490,9 @@ static bool any_readable(int n, char **paths)
 {
     for (int i = 0; i < n; i++) {
         struct stat st;
-        if (stat(paths[i], &st) == 0 && !S_ISDIR(st.st_mode) &&
-            access(paths[i], R_OK) == 0)
+        if (strcmp(paths[i], "-") == 0 ||
+            (stat(paths[i], &st) == 0 && !S_ISDIR(st.st_mode) &&
+             access(paths[i], R_OK) == 0))
             return true;
     }
     for (int i = 0; i < n; i++) {
@@ -511,7 +520,8 @@ static const char import_help[] =
     "as agent_id or model, are stored as given, unless agent_identity has\n"
     "override on; through Kafka only its attributes travel). A file may also\n"
     "be one JSON document over several lines (pretty-printed). Files may be\n"
-    "gzip-compressed.\n"
+    "gzip-compressed. A FILE of - is standard input:\n"
+    "`halo export --trace-id ID --db a.db | halo import --db b.db -`.\n"
     "A malformed line is reported as FILE:LINE and skipped.\n\n"
     "  -c, --config FILE  configuration whose pipelines receive the spans\n"
     "                     (default: $HALO_CONFIG, else the embedded default)\n"
@@ -558,11 +568,13 @@ int halo_cmd_import(int argc, char **argv)
                 "halo import: no file given (see halo import --help)\n");
         return HALO_EXIT_USAGE;
     }
-    if (!!config + !!db + !!store > 1) {
-        fprintf(stderr, "halo import: --config, --store and --db exclude each "
-                        "other\n");
-        return HALO_EXIT_USAGE;
-    }
+    if (!!config + !!db + !!store > 1)
+        return halo_cli_usage_error("import", "%s",
+                                    "--config, --store and --db exclude each "
+                                    "other");
+    int urc = halo_cli_check_store_opts("import", store, db);
+    if (urc >= 0)
+        return urc;
     halo_log_set_level(HALO_LOG_WARN);
     halo_errlist errs = {0};
     halo_node *root = NULL;

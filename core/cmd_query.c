@@ -127,11 +127,12 @@ static int parse_opts(int argc, char **argv, qopts *q, const char *help,
         case O_LIMIT: {
             char *end;
             long long v = strtoll(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || v <= 0)
-                return halo_cli_usage_error(q->cmd,
-                                            "invalid --limit \"%s\": expected "
-                                            "a positive integer",
-                                            optarg);
+            if (*optarg == '\0' || *end != '\0' || v <= 0 || v >= INT32_MAX)
+                return halo_cli_usage_error(
+                    q->cmd,
+                    "invalid --limit \"%s\": expected "
+                    "a positive integer below 2147483647",
+                    optarg);
             q->limit = v;
             break;
         }
@@ -139,10 +140,7 @@ static int parse_opts(int argc, char **argv, qopts *q, const char *help,
             return halo_cli_option_error(q->cmd, c, argv, optstring);
         }
     }
-    if (q->store && q->db)
-        return halo_cli_usage_error(q->cmd, "%s",
-                                    "--store and --db exclude each other");
-    return -1;
+    return halo_cli_check_store_opts(q->cmd, q->store, q->db);
 }
 
 /* --since/--until: a duration back from now ("1h") or a UTC time. */
@@ -305,8 +303,9 @@ static int traces_list(int argc, char **argv)
     if (optind < argc)
         return halo_cli_usage_error(q.cmd, "unexpected argument \"%s\"",
                                     argv[optind]);
+    /* one row more than shown: whether to say there are more */
     halo_trace_filter f = {
-        .agent_id = q.agent, .errors_only = q.errors, .limit = q.limit};
+        .agent_id = q.agent, .errors_only = q.errors, .limit = q.limit + 1};
     if ((rc = when_opt(&q, "--since", q.since, &f.since_ns)) >= 0 ||
         (rc = when_opt(&q, "--until", q.until, &f.until_ns)) >= 0)
         return rc;
@@ -322,8 +321,17 @@ static int traces_list(int argc, char **argv)
     size_t n = 0;
     halo_err err = {{0}};
     rc = HALO_EXIT_OK;
+    bool more = false;
     if (!a || st->ops->list_traces(st, &f, a, &rows, &n, &err) != HALO_OK) {
         rc = runtime_error(&q, a ? err.msg : "out of memory");
+        n = 0;
+    }
+    if (n > (size_t)q.limit) {
+        more = true;
+        n = (size_t)q.limit;
+    }
+    if (rc != HALO_EXIT_OK) {
+        /* said */
     } else if (q.json) {
         halo_buf b = HALO_BUF_INIT;
         halo_buf_putc(&b, '[');
@@ -336,6 +344,11 @@ static int traces_list(int argc, char **argv)
         rc = print_json(&b);
     } else {
         print_trace_table(rows, n);
+        if (more)
+            fprintf(stderr,
+                    "(the newest %lld traces; --limit N shows more, --since "
+                    "and --agent narrow the list)\n",
+                    (long long)q.limit);
         if (n == 0 && (q.agent || q.since || q.until || q.errors))
             fprintf(stderr, "no traces match these filters\n");
         else if (n == 0)
@@ -603,6 +616,10 @@ int halo_cmd_agents(int argc, char **argv)
             0 ||
         (rc = when_opt(&q, "--until", q.until, &until)) >= 0)
         return rc;
+    if (until && since >= until)
+        return halo_cli_usage_error(q.cmd, "%s",
+                                    "--since is not before --until: the "
+                                    "window is empty");
     halo_log_set_level(HALO_LOG_WARN);
     halo_store *st = open_db(&q);
     if (!st)
@@ -621,6 +638,9 @@ int halo_cmd_agents(int argc, char **argv)
         rc = print_json(&b);
     } else {
         agents_table(rows, n);
+        if (n && !q.since)
+            fprintf(stderr, "(runs that started in the last 24h; --since 7d "
+                            "or --since 2000-01-01 looks further back)\n");
         if (n == 0)
             fprintf(stderr,
                     "no runs in this window (--since %s); use --since to "

@@ -708,6 +708,12 @@ static void syntax_error(builder *b, const yaml_parser_t *p, const char *text,
                          size_t len)
 {
     const char *problem = p->problem ? p->problem : "invalid YAML";
+    /* libyaml's word for a tab where indentation goes names no tab */
+    size_t at = p->problem_mark.index;
+    const char *hint =
+        p->error != YAML_READER_ERROR && at < len && text[at] == '\t'
+            ? ": a tab; YAML indents with spaces only"
+            : "";
     if (p->error == YAML_MEMORY_ERROR) {
         oom(b);
     } else if (p->error == YAML_READER_ERROR) {
@@ -716,11 +722,11 @@ static void syntax_error(builder *b, const yaml_parser_t *p, const char *text,
         berr(b, line, col, "%s (at byte %zu)", problem, p->problem_offset);
     } else if (p->context) {
         berr(b, (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1,
-             "%s (%s at line %d)", problem, p->context,
+             "%s%s (%s at line %d)", problem, hint, p->context,
              (int)p->context_mark.line + 1);
     } else {
         berr(b, (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1,
-             "%s", problem);
+             "%s%s", problem, hint);
     }
     b->fatal = true;
 }

@@ -338,7 +338,8 @@ describe('bad configuration and bad usage', { timeout: 60000 }, () => {
         }
     });
 
-    /* The three errors, each on its own line with bad.yaml:<line>. */
+    /* The three errors, each on its own line as compilers write them
+     * (bad.yaml:<line>:<col>: error: ...), in line order. */
     function assertThreeErrors(r, args) {
         const lines = r.output.split('\n');
         const expect = [
@@ -346,11 +347,15 @@ describe('bad configuration and bad usage', { timeout: 60000 }, () => {
             ['bad duration', LINES.badDuration, /parsecs|duration|timeout/i],
             ['undefined exporter', LINES.undefinedExporter, /nowhere/],
         ];
+        let last = -1;
         for (const [what, line, re] of expect) {
-            const at = new RegExp(`bad\\.yaml:${line}(:\\d+)?:`);
-            const hit = lines.find((l) => at.test(l) && re.test(l));
-            assert.ok(hit, `${what}: no line with bad.yaml:${line} matching ` +
-                           `${re} in\n${describeRun(args, r)}`);
+            const at = new RegExp(`bad\\.yaml:${line}:\\d+: error: `);
+            const i = lines.findIndex((l) => at.test(l) && re.test(l));
+            assert.ok(i >= 0, `${what}: no line "bad.yaml:${line}:COL: error:" ` +
+                              `matching ${re} in\n${describeRun(args, r)}`);
+            assert.ok(i > last, `${what}: not in line order in\n` +
+                                describeRun(args, r));
+            last = i;
         }
     }
 

@@ -449,8 +449,12 @@ describe('halo import / halo export', { timeout: 90000 }, () => {
 
         const fresh = await writeTestConfig(dir, { name: `fresh-${label}.yaml`,
                                                    db: `fresh-${label}.db` });
-        const importArgs = ['import', file, '--config', fresh.configPath];
-        const r3 = await runHalo(importArgs);
+        /* one of the two reads it from standard input (FILE -) */
+        const stdin = label === 'jsonl';
+        const importArgs = ['import', stdin ? '-' : file,
+                            '--config', fresh.configPath];
+        const r3 = await runHalo(importArgs, stdin
+            ? { input: readFileSync(file) } : {});
         assert.equal(r3.code, 0, describeRun(importArgs, r3));
 
         const sql = `SELECT * FROM spans WHERE trace_id = ${lit(traceId)} ` +

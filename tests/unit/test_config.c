@@ -411,6 +411,10 @@ TEST(tree_syntax_errors)
     CHECK_STR(parse_error("a: b: c\n", buf, sizeof buf),
               "t.yaml:1:5: mapping values are not allowed in this context");
     CHECK_CONTAINS(parse_error("a:\n\tb: 1\n", buf, sizeof buf), "t.yaml:2:");
+    CHECK_CONTAINS(parse_error("a:\n\tb: 1\n", buf, sizeof buf),
+                   "a tab; YAML indents with spaces only");
+    CHECK_CONTAINS(parse_error("receivers:\n\totlp: {}\n", buf, sizeof buf),
+                   "a tab; YAML indents with spaces only");
     CHECK_CONTAINS(parse_error("a: \"\\x00\"\n", buf, sizeof buf),
                    "t.yaml:1:4: NUL character in a value");
     CHECK_STR(parse_error("a: 1\nb: \xff\xfe\n", buf, sizeof buf),

@@ -2107,9 +2107,8 @@ TEST(cli_traces_agents_export)
         if (good) {
             CHECK_STR(r.err, "");
         } else {
-            CHECK_CONTAINS(r.err, "warning: ");
-            CHECK_CONTAINS(r.err, "cli0.yaml:9:5: exporters.sqlite: unknown "
-                                  "key \"retentoin\" (did you mean "
+            CHECK_CONTAINS(r.err, "cli0.yaml:9:5: warning: exporters.sqlite: "
+                                  "unknown key \"retentoin\" (did you mean "
                                   "\"retention\"?)\n");
             CHECK_CONTAINS(r.err, "halo traces list: the configuration has "
                                   "errors");
@@ -2148,6 +2147,80 @@ TEST(cli_traces_agents_export)
     CHECK_CONTAINS(r.err, "does not exist (has `halo serve` or `halo "
                           "import` written to it?)");
     run_free(&r);
+    /* a --store that is no store is a usage error naming it, in every
+     * command (exit 2, before anything is opened) */
+    static const struct {
+        int (*cmd)(int, char **);
+        const char *argv[8];
+        const char *msg;
+    } usage[] = {
+        {halo_cmd_traces,
+         {"traces", "list", "--store", "foo", NULL},
+         "halo traces list: invalid --store \"foo\": expected postgresql://"},
+        {halo_cmd_agents,
+         {"agents", "--store", "sqlite:", NULL},
+         "halo agents: invalid --store \"sqlite:\": the SQLite path is empty"},
+        {halo_cmd_export,
+         {"export", "--trace-id", "abababababababab0000000000000001", "--store",
+          "mysql://u:secret@h/db", NULL},
+         "invalid --store \"mysql://u:***@h/db\""},
+        {halo_cmd_import,
+         {"import", "--store", "foo", "x.json", NULL},
+         "halo import: invalid --store \"foo\""},
+        {halo_cmd_reports,
+         {"reports", "list", "--store", "foo", NULL},
+         "halo reports: invalid --store \"foo\""},
+        {halo_cmd_analyze,
+         {"analyze", "--agent", "a", "--store", "foo", NULL},
+         "halo analyze: invalid --store \"foo\""},
+        {halo_cmd_agents,
+         {"agents", "--since", "1h", "--until", "2h", "--db", NULL},
+         "option --db needs a value"},
+        {halo_cmd_agents,
+         {"agents", "--since", "1h", "--until", "2h", NULL},
+         "--since is not before --until"},
+        {halo_cmd_reports,
+         {"reports", "show", "r-123456", "--agent", "a", NULL},
+         "--agent does not apply to reports show"},
+        {halo_cmd_reports,
+         {"reports", "list", "--format", "json", NULL},
+         "--format does not apply to reports list"},
+    };
+    for (size_t i = 0; i < sizeof usage / sizeof *usage; i++) {
+        r = run_cmd(usage[i].cmd, usage[i].argv);
+        CHECK_INT(r.rc, 2);
+        CHECK_CONTAINS(r.err, usage[i].msg);
+        CHECK(!strstr(r.err, "secret"));
+        run_free(&r);
+    }
+    /* more traces than --limit shows: said */
+    const char *limited[] = {"traces", "list", "--limit", "1",
+                             "--db",   path,   NULL};
+    r = run_cmd(halo_cmd_traces, limited);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "abababababababab0000000000000001");
+    CHECK_STR(r.err, "");
+    run_free(&r);
+    char two[600];
+    snprintf(two, sizeof two, "%s", db_path("cli-two.db"));
+    st = open_store(two, false, &err);
+    CHECK(st);
+    span_opts o[8];
+    size_t n = fixture_trace(o, 1, "a", 0);
+    n += fixture_trace(o + n, 2, "a", 1000);
+    halo_batch *b2 = batch_of(o, n);
+    CHECK_INT(halo_store_write_batch(st, b2, NULL, &err), HALO_OK);
+    halo_batch_done(b2, HALO_OK, "");
+    halo_store_close(st);
+    const char *limited2[] = {"traces", "list", "--limit", "1",
+                              "--db",   two,    NULL};
+    r = run_cmd(halo_cmd_traces, limited2);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "abababababababab0000000000000002");
+    CHECK(!strstr(r.out, "abababababababab0000000000000001"));
+    CHECK_CONTAINS(r.err, "(the newest 1 traces; --limit N shows more");
+    run_free(&r);
+
     const char *help[] = {"agents", "--help", NULL};
     r = run_cmd(halo_cmd_agents, help);
     CHECK_INT(r.rc, 0);
