@@ -180,14 +180,15 @@ store_check_tools() {
 # How the store writes, for the report.
 store_method() {
     if [[ ${BENCH_STORE:-sqlite} == postgres ]]; then
-        echo "binary COPY straight into day-partitioned spans under a" \
+        echo "binary COPY straight into day-partitioned span_rows under a" \
              "savepoint (staging table + INSERT ... ON CONFLICT DO NOTHING" \
              "on a redelivery), traces upsert; one transaction per group;" \
-             "${BENCH_PG_CONNECTIONS:-4} connections"
+             "input/output stored once; ${BENCH_PG_CONNECTIONS:-4} connections"
     else
         echo "prepared INSERT ... ON CONFLICT DO NOTHING, one transaction per" \
              "group commit, WAL; durable (synchronous=full): the log is" \
-             "fdatasynced after each commit, overlapping the next one"
+             "fdatasynced after each commit, overlapping the next one;" \
+             "input/output stored once"
     fi
 }
 

@@ -217,13 +217,14 @@ static halo_status pg_consume(halo_component *self, halo_batch *b)
     halo_status st = can_queue(x, msg, sizeof msg);
     if (st == HALO_OK)
         x->preparing++;
+    bool cut_io = x->utf8;
     pthread_mutex_unlock(&x->mu);
     if (st != HALO_OK)
         return halo_batch_refuse(b, x->m.failed, st, msg);
 
     halo_err err = {{0}};
     halo_store_rows *rows = NULL;
-    halo_status pst = halo_pg_prepare(b, &rows, &err);
+    halo_status pst = halo_pg_prepare(b, cut_io, &rows, &err);
     if (pst == HALO_OK)
         halo_batch_release_spans(b);
 

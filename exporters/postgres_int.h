@@ -96,6 +96,7 @@ struct pgx {
     int n_up;      /* connections up with the schema ready */
     bool tried;    /* a first connection attempt has finished */
     bool ever_up;
+    bool utf8; /* the database is UTF8: prepare stores input/output once */
     uint64_t down_since; /* monotonic ns: n_up dropped to 0 */
     uint64_t next_warn;  /* monotonic ns: next failed attempt logged */
     uint64_t next_maint; /* monotonic ns: partitions + retention due */

@@ -381,6 +381,7 @@ static void went_up(pgx_writer *w, const halo_pg_target *t)
     pthread_mutex_lock(&x->mu);
     w->up = true;
     x->n_up++;
+    x->utf8 = halo_pg_utf8(w->conn);
     halo_metric_set(x->m_up, x->n_up);
     snprintf(x->where, sizeof x->where, "%s", t->where);
     bool first = x->n_up == 1 && !x->ever_up;

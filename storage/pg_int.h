@@ -16,6 +16,7 @@ typedef struct pg_store {
     halo_store base;
     PGconn *conn;
     bool read_only;
+    bool utf8; /* the database's encoding is UTF8 (halo_pg_prepare) */
 } pg_store;
 
 /* Before each operation: reconnect a lost connection (PQreset) and, when

@@ -11,14 +11,15 @@
  * after waiting, find the schema current. Partition creation and retention
  * take the same lock, so they never race each other either.
  *
- * Partitions: `spans` is PARTITION BY RANGE (start_time), one partition per
+ * Partitions: `span_rows` (the table behind the `spans` view since migration
+ * 5) is PARTITION BY RANGE (start_time), one partition per
  * UTC day (spans_pYYYYMMDD, [midnight, next midnight)) plus spans_default.
  * The default partition is the safety net: a span whose day has no
  * partition (a late span older than the created days, a client clock far in
  * the future) is still stored instead of failing its whole batch, which
  * at-least-once redelivery would otherwise retry forever. Since PostgreSQL
  * refuses a new partition while the default holds rows of its range, a day
- * partition is created as a plain table (LIKE spans), that day's rows are
+ * partition is created as a plain table (LIKE span_rows), that day's rows are
  * moved into it from spans_default, and it is then ATTACHed (which builds
  * the partition's indexes). spans_default is locked against writes while
  * that happens, so no row of the day can slip into it before the ATTACH
@@ -149,6 +150,40 @@ static const char SCHEMA_V3[] =
     " PRIMARY KEY (schedule, agent_id, window_start_unix_nano)"
     ");";
 
+/* Input and output stored once, as in SQLite's migration 7 (storage/
+ * README.md): the partitioned table becomes span_rows (its partitions and
+ * indexes keep their names), where the attribute that repeats a span's
+ * input / output (input.value, output.value) holds null and input_at /
+ * output_at give its place in characters; `spans` becomes a view with
+ * exactly the old columns, in their order, that splices the texts back
+ * (the later place first, so the earlier keeps its position). Rows stored
+ * before have both NULL. Metadata only: no row is rewritten. */
+static const char SCHEMA_V5[] =
+    "ALTER TABLE spans RENAME TO span_rows;"
+    "ALTER TABLE span_rows ADD COLUMN input_at integer,"
+    " ADD COLUMN output_at integer;"
+    "CREATE VIEW spans AS SELECT s.trace_id, s.span_id, s.parent_span_id,"
+    " s.name, s.kind, s.span_type, s.agent_id, s.agent_name, s.session_id,"
+    " s.user_id, s.service_name, s.model, s.tool_name, s.start_time,"
+    " s.end_time, s.duration_ms, s.status_code, s.status_message, s.input,"
+    " s.output, s.input_tokens, s.output_tokens, s.cost,"
+    " CASE WHEN s.input_at IS NULL AND s.output_at IS NULL THEN s.attributes"
+    " WHEN s.output_at IS NULL THEN overlay(s.attributes::text placing"
+    " to_json(s.input)::text from s.input_at for 4)::json"
+    " WHEN s.input_at IS NULL THEN overlay(s.attributes::text placing"
+    " to_json(s.output)::text from s.output_at for 4)::json"
+    " WHEN s.input_at < s.output_at THEN overlay(overlay(s.attributes::text"
+    " placing to_json(s.output)::text from s.output_at for 4) placing"
+    " to_json(s.input)::text from s.input_at for 4)::json"
+    " ELSE overlay(overlay(s.attributes::text placing to_json(s.input)::text"
+    " from s.input_at for 4) placing to_json(s.output)::text from"
+    " s.output_at for 4)::json END AS attributes,"
+    " s.events, s.resource, s.start_unix_nano, s.end_unix_nano,"
+    " s.trace_state, s.flags, s.links, s.scope, s.resource_schema_url,"
+    " s.resource_dropped_attributes_count, s.dropped_attributes_count,"
+    " s.dropped_events_count, s.dropped_links_count, s.fallback_mask,"
+    " s.value_types FROM span_rows s;";
+
 static const struct migration {
     int version;
     const char *name; /* recorded in schema_migrations; no quotes */
@@ -164,6 +199,8 @@ static const struct migration {
      * halo_cost_unpriced); traces stored before count none */
     {4, "traces.priced_spans",
      "ALTER TABLE traces ADD COLUMN priced_spans bigint NOT NULL DEFAULT 0;"},
+    /* spans' rows in span_rows, input/output once; spans a view */
+    {5, "span_rows, input and output once", SCHEMA_V5},
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 
@@ -329,7 +366,7 @@ static void day_strings(int64_t s, char name[16], char bound[32])
     strftime(bound, 32, "%Y-%m-%d 00:00:00+00", &tm);
 }
 
-/* 1 when spans_pNAME is already a partition of spans. */
+/* 1 when spans_pNAME is already a partition of span_rows. */
 static halo_status partition_exists(PGconn *c, const char *table, bool *yes,
                                     halo_err *err)
 {
@@ -337,7 +374,7 @@ static halo_status partition_exists(PGconn *c, const char *table, bool *yes,
     int64_t n = 0;
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM pg_inherits"
-             " WHERE inhparent = 'spans'::regclass"
+             " WHERE inhparent = 'span_rows'::regclass"
              " AND inhrelid = to_regclass('%s')",
              table);
     halo_status st = query_int(c, sql, "look up a partition", &n, err);
@@ -361,11 +398,11 @@ static halo_status create_day(PGconn *c, int64_t day_s, halo_err *err)
     snprintf(what, sizeof what, "create partition %s", table);
     snprintf(sql, sizeof sql,
              "LOCK TABLE spans_default IN EXCLUSIVE MODE;"
-             "CREATE TABLE %s (LIKE spans INCLUDING DEFAULTS);"
+             "CREATE TABLE %s (LIKE span_rows INCLUDING DEFAULTS);"
              "WITH moved AS (DELETE FROM spans_default"
              " WHERE start_time >= '%s' AND start_time < '%s' RETURNING *)"
              " INSERT INTO %s SELECT * FROM moved;"
-             "ALTER TABLE spans ATTACH PARTITION %s"
+             "ALTER TABLE span_rows ATTACH PARTITION %s"
              " FOR VALUES FROM ('%s') TO ('%s')",
              table, lo, hi, table, table, lo, hi);
     st = pg_cmd(c, sql, what, err);
@@ -409,7 +446,7 @@ static halo_status old_partitions(PGconn *c, const char *boundary,
              "SELECT format('%%I.%%I', n.nspname, k.relname) FROM pg_inherits i"
              " JOIN pg_class k ON k.oid = i.inhrelid"
              " JOIN pg_namespace n ON n.oid = k.relnamespace"
-             " WHERE i.inhparent = 'spans'::regclass"
+             " WHERE i.inhparent = 'span_rows'::regclass"
              " AND (regexp_match(pg_get_expr(k.relpartbound, k.oid),"
              " 'TO \\(''([^'']+)''\\)'))[1]::timestamptz <= '%s'"
              " ORDER BY k.relname",
@@ -445,11 +482,11 @@ static halo_status delete_old_traces(PGconn *c, const char *boundary,
 {
     char sql[1024];
     snprintf(sql, sizeof sql,
-             "DELETE FROM spans WHERE start_time >= '%s' AND trace_id IN"
+             "DELETE FROM span_rows WHERE start_time >= '%s' AND trace_id IN"
              " (SELECT trace_id FROM traces WHERE start_time < '%s'"
              " AND end_time >= '%s');"
              "DELETE FROM traces WHERE start_time < '%s';"
-             "DELETE FROM spans WHERE start_time < '%s'",
+             "DELETE FROM span_rows WHERE start_time < '%s'",
              boundary, boundary, boundary, boundary, boundary);
     return pg_cmd(c, sql, "delete the traces older than the retention", err);
 }

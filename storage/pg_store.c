@@ -200,8 +200,8 @@ static halo_status pgs_write_batches(halo_store *base,
 static halo_status pgs_prepare(halo_store *base, const halo_batch *b,
                                halo_store_rows **out, halo_err *err)
 {
-    (void)base;
-    return halo_pg_prepare(b, out, err);
+    /* the flag read at open: prepare may run beside a write */
+    return halo_pg_prepare(b, ((pg_store *)base)->utf8, out, err);
 }
 
 static void pgs_free_rows(halo_store *base, halo_store_rows *rows)
@@ -270,6 +270,7 @@ halo_status halo_store_open_pg(const char *dsn, const halo_store_opts *opts,
     halo_status st = halo_pg_connect(dsn ? dsn : "", &s->conn, err);
     if (st != HALO_OK)
         goto cleanup;
+    s->utf8 = halo_pg_utf8(s->conn);
     if (s->read_only) {
         st = check_schema(s, err);
         if (st == HALO_OK)

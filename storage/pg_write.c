@@ -84,9 +84,13 @@
 #define FLUSH_AT (256 * 1024)
 /* µs between 1970-01-01 and PostgreSQL's epoch 2000-01-01 */
 #define PG_EPOCH_US INT64_C(946684800000000)
-#define N_FIELDS 40 /* ord + the 39 span columns */
+#define N_FIELDS 42 /* ord + the 39 span columns + input_at, output_at */
 
 /* ---- SQL --------------------------------------------------------------- */
+
+/* What a row writes into span_rows: the spans view's columns, then where
+ * the attributes hold null for the input / output (sq_row.in_at, out_at). */
+#define PGW_COLUMNS SQ_SPAN_COLUMNS ", input_at, output_at"
 
 /* lz4 TOAST compression for this transaction's rows when the server has
  * it (pglz was the servers' hottest function: a fifth of their CPU); no
@@ -102,7 +106,9 @@
     " AND 'lz4' = ANY (enumvals);"
 
 static const char SQL_BEGIN[] = SQL_PROLOGUE
-    "CREATE TEMP TABLE IF NOT EXISTS halo_staging ("
+    /* _v2: input_at, output_at (a pooled session of an older halo
+     * would hold the old definition under the old name) */
+    "CREATE TEMP TABLE IF NOT EXISTS halo_staging_v2 ("
     " ord integer NOT NULL, trace_id text, span_id text,"
     " parent_span_id text, name text, kind text, span_type text,"
     " agent_id text, agent_name text, session_id text, user_id text,"
@@ -115,7 +121,8 @@ static const char SQL_BEGIN[] = SQL_PROLOGUE
     " flags bigint, links json, scope json, resource_schema_url text,"
     " resource_dropped_attributes_count bigint,"
     " dropped_attributes_count bigint, dropped_events_count bigint,"
-    " dropped_links_count bigint, fallback_mask integer, value_types json"
+    " dropped_links_count bigint, fallback_mask integer, value_types json,"
+    " input_at integer, output_at integer"
     ") ON COMMIT DELETE ROWS;"
     /* _v2: the columns changed (priced); a session a pooler kept from an
      * older halo would hold the old definition under the old name */
@@ -130,12 +137,12 @@ static const char SQL_BEGIN[] = SQL_PROLOGUE
     " f_session_id text, f_user_id text"
     ") ON COMMIT DELETE ROWS;"
     "SAVEPOINT halo_fast;"
-    "COPY spans (" SQ_SPAN_COLUMNS ") FROM STDIN (FORMAT binary)";
+    "COPY span_rows (" PGW_COLUMNS ") FROM STDIN (FORMAT binary)";
 
 /* The fast path's COPY hit a stored span: back to the staging path. */
 static const char SQL_FALLBACK[] =
     "ROLLBACK TO SAVEPOINT halo_fast;"
-    "COPY halo_staging (ord, " SQ_SPAN_COLUMNS ") FROM STDIN (FORMAT binary)";
+    "COPY halo_staging_v2 (ord, " PGW_COLUMNS ") FROM STDIN (FORMAT binary)";
 
 /* The fast path's COPY stored every row: its per-trace deltas next. */
 static const char SQL_TOUCHED[] =
@@ -152,15 +159,15 @@ static const char SQL_TOUCHED[] =
 
 /* S1: insert, then the per-trace deltas of the rows inserted. */
 #define SQL_S1                                                                 \
-    "WITH ins AS (INSERT INTO spans (" SQ_SPAN_COLUMNS ")"                     \
-    " SELECT " SQ_SPAN_COLUMNS " FROM halo_staging ORDER BY ord"               \
+    "WITH ins AS (INSERT INTO span_rows (" PGW_COLUMNS ")"                     \
+    " SELECT " PGW_COLUMNS " FROM halo_staging_v2 ORDER BY ord"                \
     " ON CONFLICT (trace_id, span_id, start_time) DO NOTHING"                  \
     " RETURNING trace_id, span_id, start_time, end_time, parent_span_id,"      \
     " name, status_code, span_type, agent_id, agent_name, session_id,"         \
     " user_id, input_tokens, output_tokens, cost, start_unix_nano,"            \
     " end_unix_nano, fallback_mask),"                                          \
     " pos AS (SELECT trace_id, span_id, start_time, min(ord) AS ord"           \
-    " FROM halo_staging GROUP BY 1, 2, 3),"                                    \
+    " FROM halo_staging_v2 GROUP BY 1, 2, 3),"                                 \
     " k AS (SELECT i.*, p.ord FROM ins i JOIN pos p"                           \
     " ON p.trace_id = i.trace_id AND p.span_id = i.span_id"                    \
     " AND p.start_time = i.start_time),"                                       \
@@ -255,10 +262,10 @@ static const char SQL_TOUCHED[] =
     " r.agent_name, r.session_id, r.user_id, s.want & ("                       \
     PROVIDES("agent_id", "1") " | " PROVIDES("agent_name", "2") " | "          \
     PROVIDES("session_id", "4") " | " PROVIDES("user_id", "8") ") AS m"        \
-    " FROM src s JOIN spans r ON r.trace_id = s.trace_id"                      \
+    " FROM src s JOIN span_rows r ON r.trace_id = s.trace_id"                  \
     " AND r.span_id = s.root_span_id WHERE s.want <> 0"                        \
     " ORDER BY s.trace_id, r.start_time)"                                      \
-    " UPDATE spans x SET"                                                      \
+    " UPDATE span_rows x SET"                                                  \
     FIX("agent_id", "1") "," FIX("agent_name", "2") ","                        \
     FIX("session_id", "4") "," FIX("user_id", "8") ","                         \
     " fallback_mask = x.fallback_mask & ~f.m"                                  \
@@ -414,6 +421,15 @@ static void field_opt_i64(halo_buf *b, bool has, int64_t v)
         put_i32(b, -1);
 }
 
+/* A halo_json_cut position: NULL when 0 (nothing cut). */
+static void field_opt_i32(halo_buf *b, int64_t v)
+{
+    if (v > 0 && v <= INT32_MAX)
+        field_i32(b, (int32_t)v);
+    else
+        put_i32(b, -1);
+}
+
 static void field_f64(halo_buf *b, double d)
 {
     uint64_t u;
@@ -563,6 +579,8 @@ static void put_row(halo_buf *b, bool with_ord, int32_t ord, const sq_row *r)
     field_i64(b, r->dropped_links);
     field_i32(b, (int32_t)r->fb_mask);
     field_json(b, r->t[T_VALUE_TYPES]);
+    field_opt_i32(b, r->in_at);
+    field_opt_i32(b, r->out_at);
 }
 
 /* ---- the fast path's rollup deltas --------------------------------------- */
@@ -932,10 +950,16 @@ halo_status halo_pg_write_rows(PGconn *c, halo_store_rows *const *rows,
 
 /* ---- prepare, batches ---------------------------------------------------- */
 
-halo_status halo_pg_prepare(const halo_batch *b, halo_store_rows **out,
-                            halo_err *err)
+bool halo_pg_utf8(PGconn *c)
 {
-    return sq_prepare_rows(b, false, out, err);
+    const char *enc = c ? PQparameterStatus(c, "server_encoding") : NULL;
+    return enc && strcmp(enc, "UTF8") == 0;
+}
+
+halo_status halo_pg_prepare(const halo_batch *b, bool cut_io,
+                            halo_store_rows **out, halo_err *err)
+{
+    return sq_prepare_rows(b, cut_io, out, err);
 }
 
 void halo_pg_free_rows(halo_store_rows *rows)
@@ -952,7 +976,7 @@ halo_status halo_pg_write_batches(PGconn *c, const halo_batch *const *batches,
         return halo_fail(err, HALO_ENOMEM, "out of memory");
     halo_status st = HALO_OK;
     for (size_t i = 0; st == HALO_OK && i < n; i++)
-        st = halo_pg_prepare(batches[i], &rows[i], err);
+        st = halo_pg_prepare(batches[i], halo_pg_utf8(c), &rows[i], err);
     if (st == HALO_OK)
         st = halo_pg_write_rows(c, rows, n, stats, err);
     for (size_t i = 0; i < n; i++)

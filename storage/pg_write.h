@@ -47,13 +47,19 @@
 #include "store.h"
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* Encode every span of b (store.h: prepare). Thread-safe, no connection
- * needed; the rows do not refer to b. Free with halo_pg_free_rows(). */
-halo_status halo_pg_prepare(const halo_batch *b, halo_store_rows **out,
-                            halo_err *err);
+ * needed; the rows do not refer to b. Free with halo_pg_free_rows().
+ * cut_io: store input and output once (span_rows.input_at / output_at,
+ * schema migration 5), which needs a UTF8 database (the spans view counts
+ * characters): pass halo_pg_utf8() of a connection to it. */
+halo_status halo_pg_prepare(const halo_batch *b, bool cut_io,
+                            halo_store_rows **out, halo_err *err);
+/* Whether c's database is UTF8 (false when c is NULL or not connected). */
+bool halo_pg_utf8(PGconn *c);
 void halo_pg_free_rows(halo_store_rows *rows);
 
 /* Every row of rows[0..n) in ONE transaction (group commit); stats may be

@@ -333,4 +333,75 @@ static inline halo_batch *rich_batch_at(const uint64_t start_ns[3],
     return b;
 }
 
+/* ---- spans whose input and output repeat in their attributes ---------- */
+
+/* Trace 1's spans 1..IO_SPANS, for the stores' "input and output stored
+ * once" tests: the attributes repeat the span's input / output
+ * (input.value, output.value) in either order, after characters of
+ * several bytes, with escapes, both the same text; io_cut[i] says which
+ * of input / output a store cuts from span i+1 ("10": the input).
+ * Kept whole: a text that is not UTF-8 (IO_SPAN_BAD), a short one, a value
+ * that is not a string. IO_SPAN_FF has \f and \b (which stores may
+ * escape differently). The attribute lists are static: one batch at a
+ * time. */
+#define IO_SPANS 8
+#define IO_SPAN_BAD 5
+#define IO_SPAN_FF 7
+#define IO_IN                                                                  \
+    "Question: \"why\" \\ na\xc3\xafve\n\ttab \x01 \xf0\x9f\x98\x80 "          \
+    "\xe2\x80\xa8 \x7f end"
+#define IO_OUT "Answer \xe2\x82\xac 42, long enough"
+static const char *const io_cut[IO_SPANS] = {"11", "11", "10", "01",
+                                             "11", "00", "00", "10"};
+static inline halo_batch *io_batch(void)
+{
+    static const char bad[] = "invalid \xff UTF-8 byte, long enough";
+    static const char ff[] = "form\ffeed\bbackspace, long enough";
+    static halo_kv k0[5], k1[3], k2[2], k3[1], k4[2], k5[1], k6[1], k7[1];
+    span_opts o[IO_SPANS];
+    for (int i = 0; i < IO_SPANS; i++)
+        o[i] = (span_opts){.trace = 1,
+                           .span = (uint64_t)i + 1,
+                           .parent = i ? 1 : 0,
+                           .start_ms = (uint64_t)i,
+                           .dur_ms = 1,
+                           .agent = "io"};
+    halo_batch *b = batch_of(o, IO_SPANS);
+    if (!b)
+        return NULL;
+    halo_span *sp = b->head->spans;
+    k0[0] = S("pre", "\xc3\xa9\xc3\xa9 two-byte characters");
+    k0[1] = S("output.value", IO_OUT);
+    k0[2] = I("k", 1);
+    k0[3] = S("input.value", IO_IN);
+    k0[4] = S("copy", IO_IN);
+    k1[0] = S("input.value", IO_IN);
+    k1[1] = S("mid", "\xe2\x82\xac");
+    k1[2] = S("output.value", IO_OUT);
+    k2[0] = S("input.value", IO_IN);
+    k2[1] = S("output.value", "short");
+    k3[0] = S("output.value", IO_OUT);
+    k4[0] = S("a", IO_OUT);
+    k4[1] = S("b", IO_OUT);
+    k5[0] = S("input.value", bad);
+    k6[0] = I("input.value", 12345678901234567);
+    k7[0] = S("input.value", ff);
+    sp[0].attrs = (halo_attrs){k0, 5};
+    sp[1].attrs = (halo_attrs){k1, 3};
+    sp[2].attrs = (halo_attrs){k2, 2};
+    sp[3].attrs = (halo_attrs){k3, 1};
+    sp[4].attrs = (halo_attrs){k4, 2};
+    sp[5].attrs = (halo_attrs){k5, 1};
+    sp[6].attrs = (halo_attrs){k6, 1};
+    sp[7].attrs = (halo_attrs){k7, 1};
+    sp[0].d.input = sp[1].d.input = sp[2].d.input = IO_IN;
+    sp[0].d.output = sp[1].d.output = sp[3].d.output = IO_OUT;
+    sp[2].d.output = "short";
+    sp[4].d.input = sp[4].d.output = IO_OUT;
+    sp[5].d.input = bad;
+    sp[6].d.input = "12345678901234567";
+    sp[7].d.input = ff;
+    return b;
+}
+
 #endif

@@ -13,6 +13,7 @@
  * except the short naps of those polls.
  */
 #include "core/clock.h"
+#include "fixture_spans.h"
 #include "harness.h"
 #include "pg_test.h"
 #include "storage/pg_schema.h"
@@ -463,6 +464,43 @@ TEST(same_batch_twice_is_one_copy)
         CHECK_INT(pg_q_int(c, "SELECT span_count FROM traces"), 5);
     }
     CHECK(stored_exactly(c, 1, 5));
+    ex_close(&e);
+    PQfinish(c);
+}
+
+/* The exporter stores input and output once (its connections see a UTF8
+ * database), as the store does: fixture_spans.h's io_batch. */
+TEST(input_output_stored_once)
+{
+    ex e;
+    PGconn *c = db_with_exporter(&e, "pgx_io", "num_connections: 1\n", 1);
+    CHECK(c);
+    halo_batch *b = io_batch();
+    CHECK(b);
+    rec r;
+    rec_init(&r, 1);
+    halo_ack *ack = halo_ack_new(on_ack, &r);
+    CHECK(ack);
+    halo_batch_add_ack(b, ack);
+    halo_ack_unref(ack);
+    CHECK_INT(e.c.def->consume(&e.c, b), HALO_OK);
+    CHECK(rec_wait(&r, ACK_BOUND_MS));
+    CHECK_INT(r.st, HALO_OK);
+    int in = 0, out = 0;
+    for (int i = 0; i < IO_SPANS; i++) {
+        in += io_cut[i][0] == '1';
+        out += io_cut[i][1] == '1';
+    }
+    CHECK_INT(pg_q_int(c, "SELECT count(input_at) FROM span_rows"), in);
+    CHECK_INT(pg_q_int(c, "SELECT count(output_at) FROM span_rows"), out);
+    /* and the view puts them back: every span with both has them equal */
+    long long both = pg_q_int(c, "SELECT count(*) FROM spans WHERE"
+                                 " attributes->>'input.value' IS NOT NULL"
+                                 " AND input IS NOT NULL");
+    CHECK(both >= in);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM spans WHERE"
+                          " attributes->>'input.value' = input"),
+              both);
     ex_close(&e);
     PQfinish(c);
 }
@@ -919,10 +957,10 @@ TEST(refused_data_fails_only_its_batch)
     ex e;
     PGconn *c = db_with_exporter(&e, "pgx_einval", "num_connections: 1\n", 1);
     CHECK(c);
-    CHECK(pg_q_ok(c, "ALTER TABLE spans ADD CONSTRAINT no_forbidden"
+    CHECK(pg_q_ok(c, "ALTER TABLE span_rows ADD CONSTRAINT no_forbidden"
                      " CHECK (name <> 'forbidden')"));
     CHECK(pg_q_ok(c, "BEGIN"));
-    CHECK(pg_q_ok(c, "LOCK TABLE spans IN ACCESS EXCLUSIVE MODE"));
+    CHECK(pg_q_ok(c, "LOCK TABLE span_rows IN ACCESS EXCLUSIVE MODE"));
     rec r[5];
     rec_init(&r[0], 10);
     CHECK_INT(e.c.def->consume(&e.c, make_batch(10, 2, NULL, &r[0])), HALO_OK);

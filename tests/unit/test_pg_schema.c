@@ -44,7 +44,7 @@ static bool put_span(PGconn *c, const char *trace, const char *span,
 {
     char sql[1024];
     snprintf(sql, sizeof sql,
-             "INSERT INTO spans (trace_id, span_id, name, kind, start_time,"
+             "INSERT INTO span_rows (trace_id, span_id, name, kind, start_time,"
              " end_time, duration_ms, status_code, attributes, events,"
              " resource, start_unix_nano, end_unix_nano) VALUES ('%s', '%s',"
              " 'op', 'INTERNAL', '%s', '%s', 1, 'UNSET', '{}', '[]', '{}',"
@@ -113,8 +113,8 @@ TEST(migrate_empty_database)
                      "SELECT table_name FROM information_schema.tables"
                      " WHERE table_schema = 'public' ORDER BY 1",
                      got, sizeof got),
-              "analyzer_runs\nreports\nschema_migrations\nspans\n"
-              "spans_default\ntraces\n");
+              "analyzer_runs\nreports\nschema_migrations\nspan_rows\n"
+              "spans\nspans_default\ntraces\n");
     /* the same column names as SQLite's */
     static const char *const tables[] = {"spans", "traces", "reports",
                                          "analyzer_runs"};
@@ -131,19 +131,19 @@ TEST(migrate_empty_database)
                      "SELECT p.partstrat, a.attname FROM pg_partitioned_table"
                      " p JOIN pg_attribute a ON a.attrelid = p.partrelid AND"
                      " a.attnum = p.partattrs[0]"
-                     " WHERE p.partrelid = 'spans'::regclass",
+                     " WHERE p.partrelid = 'span_rows'::regclass",
                      got, sizeof got),
               "r|start_time\n");
     CHECK_STR(q_text(c,
                      "SELECT inhrelid::regclass, pg_get_expr(relpartbound,"
                      " inhrelid) FROM pg_inherits JOIN pg_class ON oid ="
-                     " inhrelid WHERE inhparent = 'spans'::regclass",
+                     " inhrelid WHERE inhparent = 'span_rows'::regclass",
                      got, sizeof got),
               "spans_default|DEFAULT\n");
     /* indexes: by (agent_id, start_time); by trace_id through the key */
     CHECK_STR(q_text(c,
                      "SELECT indexname, regexp_replace(indexdef, '.* USING ',"
-                     " '') FROM pg_indexes WHERE tablename IN ('spans',"
+                     " '') FROM pg_indexes WHERE tablename IN ('span_rows',"
                      " 'spans_default', 'traces', 'reports',"
                      " 'analyzer_runs') ORDER BY 1",
                      got, sizeof got),
@@ -174,14 +174,16 @@ TEST(migrate_empty_database)
                      "ORDER BY version",
                      got, sizeof got),
               "1|spans, traces, reports\n2|spans.value_types\n"
-              "3|analyzer_runs\n4|traces.priced_spans\n");
+              "3|analyzer_runs\n4|traces.priced_spans\n"
+              "5|span_rows, input and output once\n");
     /* nanoseconds survive in the bigint column; an insert with no day
      * partition lands in the default one */
     CHECK(put_span(c, "t1", "s1", "2026-11-16 09:00:00.123456+00",
                    "2026-11-16 09:00:01+00"));
-    CHECK_STR(q_text(c, "SELECT tableoid::regclass, start_unix_nano FROM spans",
-                     got, sizeof got),
-              "spans_default|1794819600123456007\n");
+    CHECK_STR(
+        q_text(c, "SELECT tableoid::regclass, start_unix_nano FROM span_rows",
+               got, sizeof got),
+        "spans_default|1794819600123456007\n");
     PQfinish(c);
 }
 
@@ -200,18 +202,38 @@ TEST(migrate_again_is_a_noop)
     CHECK_INT(pg_q_int(c, "SELECT max(version) FROM schema_migrations"),
               halo_pg_schema_version());
     CHECK_INT(PQtransactionStatus(c), PQTRANS_IDLE);
-    CHECK_INT(halo_pg_schema_version(), 4);
-    /* a database of an older binary (version 2) gets analyzer_runs and
-     * traces.priced_spans, its traces counting no priced span */
+    CHECK_INT(halo_pg_schema_version(), 5);
+    /* a database of an older binary (version 2) gets analyzer_runs,
+     * traces.priced_spans (its traces counting no priced span) and the
+     * spans view over span_rows (its spans read as they were stored) */
     CHECK(pg_q_ok(c, "INSERT INTO traces (trace_id, start_time, end_time,"
                      " duration_ms, cost, start_unix_nano, end_unix_nano)"
                      " VALUES ('0af7651916cd43dd8448eb211c80319c', now(),"
                      " now(), 0, 0.5, 1, 2)"));
     CHECK(pg_q_ok(c, "DROP TABLE analyzer_runs;"
                      " ALTER TABLE traces DROP COLUMN priced_spans;"
+                     " DROP VIEW spans;"
+                     " ALTER TABLE span_rows DROP COLUMN input_at,"
+                     " DROP COLUMN output_at;"
+                     " ALTER TABLE span_rows RENAME TO spans;"
                      " DELETE FROM schema_migrations WHERE version >= 3"));
+    CHECK(pg_q_ok(c, "INSERT INTO spans (trace_id, span_id, name, kind,"
+                     " start_time, end_time, duration_ms, status_code, input,"
+                     " attributes, events, resource, start_unix_nano,"
+                     " end_unix_nano) VALUES ('t0', 's0', 'op', 'INTERNAL',"
+                     " now(), now(), 0, 'UNSET', 'a question, long enough',"
+                     " '{\"input.value\":\"a question, long enough\"}', '[]',"
+                     " '{}', 1, 2)"));
     CHECK_INT(halo_pg_migrate(c, &err), HALO_OK);
-    CHECK_INT(pg_q_int(c, "SELECT max(version) FROM schema_migrations"), 4);
+    CHECK_INT(pg_q_int(c, "SELECT max(version) FROM schema_migrations"), 5);
+    char row[256];
+    CHECK_STR(
+        q_text(c,
+               "SELECT v.attributes::text, r.input_at IS NULL FROM spans v"
+               " JOIN span_rows r USING (trace_id, span_id)",
+               row, sizeof row),
+        "{\"input.value\":\"a question, long enough\"}|t\n");
+    CHECK(pg_q_ok(c, "DELETE FROM span_rows"));
     CHECK_INT(pg_q_int(c, "SELECT count(*) FROM analyzer_runs"), 0);
     CHECK_INT(pg_q_int(c, "SELECT priced_spans FROM traces"), 0);
     CHECK(pg_q_ok(c, "DELETE FROM traces"));
@@ -270,7 +292,7 @@ TEST(concurrent_migrations_apply_once)
     CHECK_INT(pg_q_int(c, "SELECT count(*) FROM schema_migrations"),
               halo_pg_schema_version());
     CHECK_INT(pg_q_int(c, "SELECT count(*) FROM pg_inherits WHERE inhparent ="
-                          " 'spans'::regclass"),
+                          " 'span_rows'::regclass"),
               1);
     PQfinish(c);
 }
@@ -280,7 +302,7 @@ TEST(concurrent_migrations_apply_once)
 static const char PARTS[] =
     "SELECT inhrelid::regclass, pg_get_expr(relpartbound, inhrelid) FROM"
     " pg_inherits JOIN pg_class ON oid = inhrelid WHERE inhparent ="
-    " 'spans'::regclass ORDER BY 1::text";
+    " 'span_rows'::regclass ORDER BY 1::text";
 
 TEST(ensure_partitions_is_idempotent)
 {
@@ -306,7 +328,7 @@ TEST(ensure_partitions_is_idempotent)
               "spans_p20261118|FOR VALUES FROM ('2026-11-18 00:00:00+00') TO "
               "('2026-11-19 00:00:00+00')\n");
     CHECK_STR(q_text(c,
-                     "SELECT trace_id, tableoid::regclass FROM spans ORDER "
+                     "SELECT trace_id, tableoid::regclass FROM span_rows ORDER "
                      "BY 1",
                      got, sizeof got),
               "t1|spans_p20261118\nt2|spans_default\n");
@@ -319,9 +341,10 @@ TEST(ensure_partitions_is_idempotent)
     CHECK_INT(halo_pg_ensure_partitions(c, from + 86400, 0, &err), HALO_OK);
     CHECK_STR(q_text(c, PARTS, again, sizeof again), got);
     /* redelivery of a stored span conflicts on the key in its partition */
-    CHECK(pg_q_ok(c, "INSERT INTO spans SELECT * FROM spans WHERE trace_id ="
-                     " 't1' ON CONFLICT (trace_id, span_id, start_time) DO"
-                     " NOTHING"));
+    CHECK(pg_q_ok(
+        c, "INSERT INTO span_rows SELECT * FROM span_rows WHERE trace_id ="
+           " 't1' ON CONFLICT (trace_id, span_id, start_time) DO"
+           " NOTHING"));
     CHECK_INT(pg_q_int(c, "SELECT count(*) FROM spans"), 2);
     CHECK_INT(halo_pg_ensure_partitions(c, from, -1, &err), HALO_EINVAL);
     CHECK_CONTAINS(err.msg, "invalid days ahead -1");
@@ -374,7 +397,7 @@ TEST(concurrent_ensure_partitions)
         CHECK_INT(r[i].st, HALO_OK);
     }
     CHECK_INT(pg_q_int(c, "SELECT count(*) FROM pg_inherits WHERE inhparent ="
-                          " 'spans'::regclass"),
+                          " 'span_rows'::regclass"),
               9);
     PQfinish(c);
 }
@@ -418,16 +441,17 @@ TEST(retention_drops_only_old_partitions)
     CHECK_STR(q_text(c,
                      "SELECT string_agg(inhrelid::regclass::text, ' ' ORDER"
                      " BY 1) FROM pg_inherits WHERE inhparent ="
-                     " 'spans'::regclass",
+                     " 'span_rows'::regclass",
                      got, sizeof got),
               "spans_default spans_p20261112 spans_p20261113 "
               "spans_p20261114\n");
-    CHECK_STR(q_text(c,
-                     "SELECT trace_id, span_id, tableoid::regclass FROM spans"
-                     " ORDER BY 1, 2",
-                     got, sizeof got),
-              "d12|a|spans_p20261112\nd13|a|spans_p20261113\n"
-              "d14|a|spans_p20261114\nfuture|a|spans_default\n");
+    CHECK_STR(
+        q_text(c,
+               "SELECT trace_id, span_id, tableoid::regclass FROM span_rows"
+               " ORDER BY 1, 2",
+               got, sizeof got),
+        "d12|a|spans_p20261112\nd13|a|spans_p20261113\n"
+        "d14|a|spans_p20261114\nfuture|a|spans_default\n");
     CHECK_STR(
         q_text(c, "SELECT trace_id FROM traces ORDER BY 1", got, sizeof got),
         "d12\nd13\nd14\nfuture\n");

@@ -580,7 +580,7 @@ TEST(refused_data_is_invalid_and_rolled_back)
 {
     PGconn *c = fresh_db("pgw_refuse");
     CHECK(c);
-    CHECK(pg_q_ok(c, "ALTER TABLE spans ADD CONSTRAINT no_forbidden"
+    CHECK(pg_q_ok(c, "ALTER TABLE span_rows ADD CONSTRAINT no_forbidden"
                      " CHECK (name <> 'forbidden')"));
     span_opts o[2] = {
         {.trace = 1, .span = 1, .dur_ns = 1, .agent = "a"},
@@ -680,7 +680,7 @@ TEST(write_throughput)
             size_t n = total - done < per ? total - done : per;
             halo_batch *b = perf_batch(done, n);
             halo_store_rows *rows = NULL;
-            CHECK_INT(halo_pg_prepare(b, &rows, &err), HALO_OK);
+            CHECK_INT(halo_pg_prepare(b, true, &rows, &err), HALO_OK);
             halo_batch_done(b, HALO_OK, "");
             double t0 = mono_s();
             halo_status st = halo_pg_write_rows(c, &rows, 1, NULL, &err);

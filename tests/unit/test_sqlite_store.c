@@ -908,57 +908,15 @@ TEST(zero_price_is_a_price)
  * bytes, when input and output are the same text. A text that splicing
  * could not give back exactly (invalid UTF-8), a short one and a value
  * that is not a string are kept whole. */
-#define IO_SPANS 8
 TEST(input_output_stored_once)
 {
     const char *path = db_path("io_once.db");
     halo_err err = {{0}};
     halo_store *st = open_store(path, false, &err);
     CHECK(st);
-    static const char in[] = "Question: \"why\" \\ na\xc3\xafve\n\ttab \x01 "
-                             "\xf0\x9f\x98\x80 \xe2\x80\xa8 \x7f end";
-    static const char out[] = "Answer \xe2\x82\xac 42, long enough";
-    static const char bad[] = "invalid \xff UTF-8 byte, long enough";
-    static const char ff[] = "form\ffeed\bbackspace, long enough";
-    static const char *const want_cut[IO_SPANS] = {"11", "11", "10", "01",
-                                                   "11", "00", "00", "10"};
-    span_opts o[IO_SPANS];
-    for (int i = 0; i < IO_SPANS; i++)
-        o[i] = (span_opts){.trace = 1,
-                           .span = (uint64_t)i + 1,
-                           .parent = i ? 1 : 0,
-                           .start_ms = (uint64_t)i,
-                           .dur_ms = 1,
-                           .agent = "io"};
-    halo_batch *b = batch_of(o, IO_SPANS);
+    halo_batch *b = io_batch();
     CHECK(b);
     halo_span *sp = b->head->spans;
-    halo_kv k0[] = {S("pre", "\xc3\xa9\xc3\xa9 two-byte characters"),
-                    S("output.value", out), I("k", 1), S("input.value", in),
-                    S("copy", in)};
-    halo_kv k1[] = {S("input.value", in), S("mid", "\xe2\x82\xac"),
-                    S("output.value", out)};
-    halo_kv k2[] = {S("input.value", in), S("output.value", "short")};
-    halo_kv k3[] = {S("output.value", out)};
-    halo_kv k4[] = {S("a", out), S("b", out)};
-    halo_kv k5[] = {S("input.value", bad)};
-    halo_kv k6[] = {I("input.value", 12345678901234567)};
-    halo_kv k7[] = {S("input.value", ff)};
-    sp[0].attrs = (halo_attrs){k0, 5};
-    sp[1].attrs = (halo_attrs){k1, 3};
-    sp[2].attrs = (halo_attrs){k2, 2};
-    sp[3].attrs = (halo_attrs){k3, 1};
-    sp[4].attrs = (halo_attrs){k4, 2};
-    sp[5].attrs = (halo_attrs){k5, 1};
-    sp[6].attrs = (halo_attrs){k6, 1};
-    sp[7].attrs = (halo_attrs){k7, 1};
-    sp[0].d.input = sp[1].d.input = sp[2].d.input = in;
-    sp[0].d.output = sp[1].d.output = sp[3].d.output = out;
-    sp[2].d.output = "short";
-    sp[4].d.input = sp[4].d.output = out;
-    sp[5].d.input = bad;
-    sp[6].d.input = "12345678901234567";
-    sp[7].d.input = ff;
     CHECK_INT(halo_store_write_batch(st, b, NULL, &err), HALO_OK);
 
     char q[200];
@@ -968,9 +926,9 @@ TEST(input_output_stored_once)
                  "FROM span_rows WHERE span_id = '%016x'",
                  i + 1);
         char *cut = sql_text(path, q);
-        CHECK_STR(cut, want_cut[i]);
+        CHECK_STR(cut, io_cut[i]);
         free(cut);
-        if (i == 7)
+        if (i == IO_SPAN_FF)
             continue; /* \f and \b: SQLite escapes them differently */
         halo_buf want = HALO_BUF_INIT;
         halo_json_encode_attrs(&want, &sp[i].attrs);
@@ -989,7 +947,7 @@ TEST(input_output_stored_once)
     free(raw);
     CHECK(sql_int(path, "SELECT sum(length(attributes)) FROM span_rows") <
           sql_int(path, "SELECT sum(length(attributes)) FROM spans") -
-              4 * (long long)strlen(out));
+              4 * (long long)strlen(IO_OUT));
 
     /* the query API gives every span back as it came */
     halo_arena *ra = halo_arena_new(0);
@@ -1000,7 +958,7 @@ TEST(input_output_stored_once)
     CHECK_INT(st->ops->get_trace(st, tid, ra, &got, &n, &err), HALO_OK);
     CHECK_INT(n, IO_SPANS);
     for (size_t i = 0; i < IO_SPANS; i++)
-        if (i != 5) /* invalid UTF-8 comes back as U+FFFD */
+        if (i != IO_SPAN_BAD) /* invalid UTF-8 comes back as U+FFFD */
             CHECK(span_eq(i, &sp[i], &got[i]));
     halo_arena_free(ra);
     halo_batch_done(b, HALO_OK, "");
