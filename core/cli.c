@@ -18,13 +18,29 @@ extern const size_t halo_default_config_len;
 
 halo_node *halo_cli_load_config(const char *config_path, halo_errlist *errs)
 {
+    bool from_env = false;
     if (!config_path || !*config_path) {
         const char *env = getenv("HALO_CONFIG");
-        if (env && *env)
+        if (env && *env) {
             config_path = env;
+            from_env = true;
+        }
     }
-    if (config_path)
-        return halo_config_parse_file(config_path, errs);
+    if (config_path) {
+        size_t before = errs->n;
+        halo_node *root = halo_config_parse_file(config_path, errs);
+        if (!root && from_env && errs->n > before) {
+            /* say where the path came from: no --config was given */
+            char *m = errs->msgs[before], *with = NULL;
+            size_t len = strlen(m) + 64;
+            if ((with = malloc(len))) {
+                snprintf(with, len, "%s (the file $HALO_CONFIG names)", m);
+                free(m);
+                errs->msgs[before] = with;
+            }
+        }
+        return root;
+    }
     return halo_config_parse(halo_default_config, halo_default_config_len,
                              "<embedded halo.yaml>", errs);
 }

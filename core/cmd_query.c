@@ -258,7 +258,7 @@ static void trace_json(halo_buf *b, const halo_trace_row *t)
                     t->span_count, t->error_count, t->llm_calls, t->tool_calls,
                     t->input_tokens, t->output_tokens);
     halo_buf_json_double(b, t->cost);
-    halo_buf_putc(b, '}');
+    halo_buf_printf(b, ",\"priced_spans\":%" PRId64 "}", t->priced_spans);
 }
 
 static void print_trace_table(const halo_trace_row *rows, size_t n)

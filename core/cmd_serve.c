@@ -123,11 +123,12 @@ int halo_cmd_serve(int argc, char **argv)
             config = optarg;
             break;
         case 'l':
-            if ((level = halo_log_level_parse(optarg)) < 0) {
-                fprintf(stderr, "halo serve: invalid log level \"%s\"\n",
-                        optarg);
-                return HALO_EXIT_USAGE;
-            }
+            if ((level = halo_log_level_parse(optarg)) < 0)
+                return halo_cli_usage_error(
+                    "serve",
+                    "invalid log level \"%s\": expected debug, info, warn, "
+                    "error or off",
+                    optarg);
             break;
         case 'h':
             fputs(serve_help, stdout);
@@ -136,11 +137,9 @@ int halo_cmd_serve(int argc, char **argv)
             return halo_cli_option_error("serve", c, argv, optstring);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "halo serve: unexpected argument \"%s\"\n",
-                argv[optind]);
-        return HALO_EXIT_USAGE;
-    }
+    if (optind < argc)
+        return halo_cli_usage_error("serve", "unexpected argument \"%s\"",
+                                    argv[optind]);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -213,16 +212,20 @@ int halo_cmd_serve(int argc, char **argv)
 }
 
 static const char validate_help[] =
-    "usage: halo validate [--config FILE]\n"
+    "usage: halo validate [--config FILE | FILE]\n"
     "       halo validate --components [TYPE]\n\n"
     "Check a configuration without starting anything: YAML syntax, variables,\n"
     "every component's keys, types and ranges, pipeline references. Every\n"
-    "error is listed, one per line, as file:line:col: message. Exits 0 when\n"
-    "the configuration is valid (warnings, such as unused components, are\n"
-    "printed but do not fail), 1 otherwise.\n\n"
-    "--components lists every receiver, processor, exporter and extension;\n"
-    "--components TYPE (\"kafka\", \"exporter/kafka\") prints its keys: type,\n"
-    "default, meaning. A key ending in * is a prefix passed through as is.\n";
+    "error is listed on stderr, in line order, as `file:line:col: error:\n"
+    "message` (warnings as `warning:`). Exits 0 when the configuration is\n"
+    "valid (warnings, such as unused components, do not fail), 1 otherwise.\n\n"
+    "  -c, --config FILE  the configuration (default: $HALO_CONFIG, else the\n"
+    "                     built-in one that `halo serve` runs without one)\n"
+    "      --components [TYPE]  list every receiver, processor, exporter and\n"
+    "                     extension; with TYPE (\"kafka\", \"exporter/kafka\")\n"
+    "                     its keys: type, default, meaning (a key ending in *\n"
+    "                     is a prefix passed through as is)\n"
+    "  -h, --help         this help\n";
 
 /* `halo validate --components [TYPE]`: the built-in component types, or
  * the config keys of those matching TYPE ("kafka" or "exporter/kafka"). */
@@ -290,19 +293,24 @@ int halo_cmd_validate(int argc, char **argv)
         }
     }
     if (components) {
-        if (config || optind + 1 < argc) {
-            fputs(validate_help, stderr);
-            return HALO_EXIT_USAGE;
-        }
+        if (config)
+            return halo_cli_usage_error("validate", "%s",
+                                        "--components and --config exclude "
+                                        "each other");
+        if (optind + 1 < argc)
+            return halo_cli_usage_error("validate",
+                                        "--components takes one TYPE, not "
+                                        "also \"%s\"",
+                                        argv[optind + 1]);
         return describe_components(optind < argc ? argv[optind] : NULL);
     }
     if (optind < argc) {
         if (!config && optind + 1 == argc) {
             config = argv[optind]; /* `halo validate FILE` is accepted too */
         } else {
-            fprintf(stderr, "halo validate: unexpected argument \"%s\"\n",
-                    argv[optind]);
-            return HALO_EXIT_USAGE;
+            return halo_cli_usage_error("validate",
+                                        "unexpected argument \"%s\"",
+                                        argv[optind + (config ? 0 : 1)]);
         }
     }
     int saved = halo_log_min_level;

@@ -6,6 +6,7 @@
  * and exits 2, a runtime failure exits 1 (DESIGN §8).
  */
 #include "cli.h"
+#include "config.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -59,9 +60,29 @@ int main(int argc, char **argv)
         printf("halo %s\n", HALO_VERSION);
         return HALO_EXIT_OK;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+    enum { N = sizeof commands / sizeof *commands };
+    const char *names[N + 1];
+    for (size_t i = 0; i < N; i++) {
         if (!strcmp(cmd, commands[i].name))
             return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "halo: unknown command \"%s\" (see `halo --help`)\n", cmd);
+        names[i] = commands[i].name;
+    }
+    names[N] = NULL;
+    /* an option before the command ("halo --config f traces list"), or a
+     * near miss ("halo trace list") */
+    const char *best = halo_config_closest(cmd, names);
+    if (cmd[0] == '-' && argc > 2)
+        fprintf(stderr,
+                "halo: unknown command \"%s\": options go after the "
+                "command (halo <command> %s ...; see `halo --help`)\n",
+                cmd, cmd);
+    else if (best)
+        fprintf(stderr,
+                "halo: unknown command \"%s\" (did you mean \"%s\"? see "
+                "`halo --help`)\n",
+                cmd, best);
+    else
+        fprintf(stderr, "halo: unknown command \"%s\" (see `halo --help`)\n",
+                cmd);
     return HALO_EXIT_USAGE;
 }

@@ -995,6 +995,11 @@ halo_status halo_store_open_sqlite(const halo_store_opts *o, halo_store **out,
                                "serve` or `halo import` written to it?)"
                              : "could not open database \"%s\"",
                          o->path);
+    if (stat(o->path, &stbuf) == 0 && S_ISDIR(stbuf.st_mode))
+        return halo_fail(err, HALO_EINVAL,
+                         "could not open database \"%s\": it is a directory "
+                         "(give the database file's path)",
+                         o->path);
     pthread_once(&global_once, global_init);
     sq_store *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(o->path))) {

@@ -95,6 +95,7 @@ typedef struct halo_trace_row {
     int64_t input_tokens;
     int64_t output_tokens;
     double cost;
+    int64_t priced_spans; /* spans with a cost (halo_cost_unpriced) */
 } halo_trace_row;
 
 typedef struct halo_trace_filter {

@@ -354,6 +354,7 @@ static void row_to_trace(rd *r, halo_trace_row *t)
     t->input_tokens = i64(r, 13);
     t->output_tokens = i64(r, 14);
     t->cost = f64(r, 15);
+    t->priced_spans = i64(r, 16);
 }
 
 /* ---- agent statistics ---------------------------------------------------- */

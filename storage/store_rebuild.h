@@ -43,7 +43,7 @@
 #define RB_TRACE_COLUMNS                                                       \
     "trace_id, agent_id, agent_name, session_id, user_id, root_name, "         \
     "start_unix_nano, end_unix_nano, duration_ms, span_count, error_count, "   \
-    "llm_calls, tool_calls, input_tokens, output_tokens, cost"
+    "llm_calls, tool_calls, input_tokens, output_tokens, cost, priced_spans"
 
 /* The columns of agent_stats rows (RB_STATS), in any order. */
 #define RB_STATS_COLUMNS                                                       \

@@ -142,6 +142,7 @@ halo_status ss_begin_trace(ss_scan *s, const rb_cols *row, int col0,
     t->input_tokens = row->i64(row->ctx, col0 + 13);
     t->output_tokens = row->i64(row->ctx, col0 + 14);
     t->cost = row->f64(row->ctx, col0 + 15);
+    t->priced_spans = row->i64(row->ctx, col0 + 16);
     s->open = true;
     return ok ? HALO_OK : oom(err);
 }

@@ -450,6 +450,11 @@ describe('bad configuration and bad usage', { timeout: 60000 }, () => {
         [['export'], ['--trace-id'], /option --trace-id needs a value/],
         [['traces', 'list'], ['--json=1'], /option --json takes no value/],
         [['import'], ['-xq'], /unknown option "-x"/],
+        [['serve'], ['--log-level', 'loud'],
+         /invalid log level "loud": expected debug, info, warn, error or off/],
+        [['serve'], ['extra'], /unexpected argument "extra"/],
+        [['validate'], ['--components', '-c', 'x.yaml'],
+         /--components and --config exclude each other/],
     ]) {
         it(`halo ${[...cmd, ...bad].join(' ')} is one usage line (exit 2)`,
            async () => {
@@ -462,6 +467,26 @@ describe('bad configuration and bad usage', { timeout: 60000 }, () => {
                assert.match(lines[0], want, describeRun(args, r));
                assert.match(lines[0], /\(see halo [a-z ]+ --help\)$/);
            });
+    }
+
+    it('halo traces list --db DIR says it is a directory (exit 1)', async () => {
+        const args = ['traces', 'list', '--db', dir];
+        const r = await runHalo(args);
+        assert.equal(r.code, 1, describeRun(args, r));
+        assert.match(r.stderr, /could not open database "[^"]*": it is a directory/,
+                     describeRun(args, r));
+    });
+
+    /* the top level: an option before the command, a near miss */
+    for (const [args, want] of [
+        [['--config', 'x.yaml', 'traces', 'list'], /options go after the command/],
+        [['trace', 'list'], /unknown command "trace" \(did you mean "traces"\?/],
+    ]) {
+        it(`halo ${args.join(' ')} says what was meant (exit 2)`, async () => {
+            const r = await runHalo(args);
+            assert.equal(r.code, 2, describeRun(args, r));
+            assert.match(r.stderr, want, describeRun(args, r));
+        });
     }
 
     for (const args of [['--help'], ['traces', '--help'], ['serve', '--help'],

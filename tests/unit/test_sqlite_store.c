@@ -2041,6 +2041,7 @@ TEST(cli_traces_agents_export)
     CHECK_CONTAINS(r.out, "\"span_count\":3,\"error_count\":1,\"llm_calls\":1"
                           ",\"tool_calls\":1,\"input_tokens\":1205");
     CHECK_CONTAINS(r.out, "\"duration_ms\":1000.0");
+    CHECK_CONTAINS(r.out, "\"cost\":0.0125,\"priced_spans\":1}");
     run_free(&r);
 
     /* the store found in a configuration with a mistake elsewhere: read,
