@@ -222,7 +222,8 @@ static const char validate_help[] =
     "  -c, --config FILE  the configuration (default: $HALO_CONFIG, else the\n"
     "                     built-in one that `halo serve` runs without one)\n"
     "      --components [TYPE]  list every receiver, processor, exporter and\n"
-    "                     extension; with TYPE (\"kafka\", \"exporter/kafka\")\n"
+    "                     extension; with TYPE (\"kafka\", "
+    "\"exporter/kafka\")\n"
     "                     its keys: type, default, meaning (a key ending in *\n"
     "                     is a prefix passed through as is)\n"
     "  -h, --help         this help\n";
