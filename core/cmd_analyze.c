@@ -577,6 +577,15 @@ static int reports_show(const ropts *o, halo_store *st, const char *id)
     int rc = HALO_EXIT_OK;
     halo_status s =
         a ? st->ops->get_report(st, id, a, &row, &err) : HALO_ENOMEM;
+    if (s == HALO_ENOTFOUND && strncmp(id, "r-", 2) != 0 && strlen(id) < 200) {
+        /* the id without its "r-" (as a file name or a log line shows
+         * the hex part) */
+        char with[208];
+        snprintf(with, sizeof with, "r-%s", id);
+        halo_err err2 = {{0}};
+        if (st->ops->get_report(st, with, a, &row, &err2) == HALO_OK)
+            s = HALO_OK;
+    }
     if (s != HALO_OK) {
         fprintf(stderr, "halo reports show: %s\n",
                 a ? err.msg : "out of memory");

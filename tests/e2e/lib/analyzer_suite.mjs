@@ -264,4 +264,11 @@ export async function checkSavedReport(halo, agent, otherAgent, window) {
     const mr = await runHalo(showMd);
     assert.equal(mr.code, 0, describeRun(showMd, mr));
     assert.deepEqual(checkMarkdown(mr.stdout, report), [], describeRun(showMd, mr));
+    /* --json is --format json; the id without its "r-" finds it too */
+    const bare = report.id.replace(/^r-/, '');
+    const showJson = ['reports', 'show', bare, '--config', halo.configPath,
+                      '--json'];
+    const jr = await runHalo(showJson);
+    assert.equal(jr.code, 0, describeRun(showJson, jr));
+    assert.deepEqual(JSON.parse(jr.stdout), report, describeRun(showJson, jr));
 }
