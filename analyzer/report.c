@@ -9,6 +9,7 @@
 #include "analyzer.h"
 
 #include "../core/buf.h"
+#include "../core/trace_tree.h"
 #include "text.h"
 
 #include <inttypes.h>
@@ -202,10 +203,12 @@ static void md_finding(halo_buf *b, const halo_finding *f, int64_t runs)
     halo_buf_printf(b, "### %d. %s\n\n", f->rank, f->title);
     halo_buf_printf(b, "*`%s`, severity %s*\n\n", f->kind, f->severity);
     halo_buf_printf(b, "- **What:** %s\n", f->what);
+    char wasted[32];
+    halo_fmt_duration(f->wasted_ms, wasted, sizeof wasted);
     halo_buf_printf(b,
                     "- **How often:** %" PRId64 " of %" PRId64
-                    " runs (%.1f%%); wasted %.0f ms, %" PRId64 " tokens",
-                    f->traces, runs, 100.0 * f->fraction, f->wasted_ms,
+                    " runs (%.1f%%); wasted %s, %" PRId64 " tokens",
+                    f->traces, runs, 100.0 * f->fraction, wasted,
                     f->wasted_tokens);
     /* No cost at all: no price is known, which is not "free". */
     if (f->wasted_cost > 0)
@@ -275,15 +278,19 @@ char *halo_report_markdown(const halo_report *r)
     halo_buf_puts(&b, "| runs | spans | runs with errors | p50 | p95 | input "
                       "tokens | output tokens | cost |\n");
     halo_buf_puts(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    char cost[64];
+    char cost[64], p50[32], p95[32];
     halo_report_cost_text(s, cost, sizeof cost);
+    /* the unit each rounds to, as `halo agents` shows them: 139.0us, not
+     * 0 ms */
+    halo_fmt_duration(s->p50_ms, p50, sizeof p50);
+    halo_fmt_duration(s->p95_ms, p95, sizeof p95);
     halo_buf_printf(
         &b,
         "| %" PRId64 " | %" PRId64 " | %" PRId64
-        " (%.1f%%) | %.0f ms | %.0f ms | %" PRId64 " | %" PRId64 " | %s |\n\n",
+        " (%.1f%%) | %s | %s | %" PRId64 " | %" PRId64 " | %s |\n\n",
         s->traces, s->spans, s->error_traces,
         s->traces ? 100.0 * (double)s->error_traces / (double)s->traces : 0.0,
-        s->p50_ms, s->p95_ms, s->input_tokens, s->output_tokens, cost);
+        p50, p95, s->input_tokens, s->output_tokens, cost);
     halo_buf_puts(&b, "## Findings\n\n");
     if (r->n_findings == 0)
         halo_buf_puts(&b, "No recurring problems found in this window.\n");

@@ -9,6 +9,7 @@
 #include "analyzer/analyzer.h"
 #include "analyzer/text.h"
 #include "core/span.h"
+#include "core/trace_tree.h"
 #include "harness.h"
 
 #include <jansson.h>
@@ -674,6 +675,8 @@ TEST(report_json_follows_the_contract_and_markdown_its_layout)
     r->window_end_ns = T0 + 3600000000000ull;
     r->generated_at_ns = T0 + 3700000000000ull;
     r->stats.traces = 212;
+    r->stats.p50_ms = 0.139; /* below a millisecond */
+    r->stats.p95_ms = 2500;
     halo_report_make_id(r->agent_id, r->schedule, T0, r->id);
     char id2[40];
     halo_report_make_id("support", "hourly", T0, id2);
@@ -718,6 +721,12 @@ TEST(report_json_follows_the_contract_and_markdown_its_layout)
     CHECK_CONTAINS(md, "\n### 1. `web_search` is retried after failing");
     CHECK_CONTAINS(md, "- **What:** ");
     CHECK_CONTAINS(md, "- **How often:** 12 of 212 runs");
+    /* durations in the unit they round to, as `halo agents` shows them */
+    CHECK_CONTAINS(md, " | 139.0us | 2.50s | ");
+    char wasted[64];
+    halo_fmt_duration(r->findings[0].wasted_ms, wasted, sizeof wasted);
+    CHECK(strstr(wasted, "s") != NULL);
+    CHECK_CONTAINS(md, wasted);
     CHECK_CONTAINS(md, "- **Examples:** `000000000000000000000000000000c9`");
     CHECK_CONTAINS(md, "- **Hypothesis:** ");
     CHECK_CONTAINS(md, "- **Recommendation:** ");
