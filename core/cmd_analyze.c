@@ -636,8 +636,13 @@ int halo_cmd_reports(int argc, char **argv)
                  sub);
         return halo_cli_usage_error("reports", "%s", msg);
     }
-    if (show && o.json)
+    if (show && o.json) {
+        if (o.format && strcmp(o.format, "json") != 0)
+            return halo_cli_usage_error("reports", "%s",
+                                        "--json and --format md exclude "
+                                        "each other");
         o.format = "json";
+    }
     if (list && optind + 1 < argc)
         return halo_cli_usage_error("reports", "unexpected argument \"%s\"",
                                     argv[optind + 1]);

@@ -530,7 +530,7 @@ static const char agents_help[] =
     "error rate (runs with an ERROR span), p50/p95 run duration, tokens in\n"
     "and out, and cost (USD).\n\n"
     "      --since WHEN   window start: a duration back from now or a UTC\n"
-    "                     time (default 24h)\n"
+    "                     time (default: 24h before the window's end)\n"
     "      --until WHEN   window end (default: now)\n" HALO_STORE_HELP
     "      --json         one JSON array instead of a table\n"
     "  -h, --help         this help\n";
@@ -616,6 +616,9 @@ int halo_cmd_agents(int argc, char **argv)
             0 ||
         (rc = when_opt(&q, "--until", q.until, &until)) >= 0)
         return rc;
+    /* --until alone: the 24 h before it */
+    if (!q.since && until)
+        since = until > 86400000000000ull ? until - 86400000000000ull : 1;
     if (until && since >= until)
         return halo_cli_usage_error(q.cmd, "%s",
                                     "--since is not before --until: the "
@@ -639,13 +642,18 @@ int halo_cmd_agents(int argc, char **argv)
     } else {
         agents_table(rows, n);
         if (n && !q.since)
-            fprintf(stderr, "(runs that started in the last 24h; --since 7d "
-                            "or --since 2000-01-01 looks further back)\n");
+            fprintf(stderr,
+                    "(runs that started in the 24h before %s; --since 7d "
+                    "or --since 2000-01-01 looks further back)\n",
+                    q.until ? "--until" : "now");
         if (n == 0)
             fprintf(stderr,
-                    "no runs in this window (--since %s); use --since to "
-                    "look further back, e.g. --since 7d\n",
-                    q.since ? q.since : "24h");
+                    "no runs in this window (%s%s); use --since to look "
+                    "further back, e.g. --since 7d\n",
+                    q.since   ? "--since "
+                    : q.until ? "the 24h before --until"
+                              : "the last 24h",
+                    q.since ? q.since : "");
     }
     halo_arena_free(a);
     halo_store_close(st);

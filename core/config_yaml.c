@@ -708,8 +708,15 @@ static void syntax_error(builder *b, const yaml_parser_t *p, const char *text,
                          size_t len)
 {
     const char *problem = p->problem ? p->problem : "invalid YAML";
-    /* libyaml's word for a tab where indentation goes names no tab */
-    size_t at = p->problem_mark.index;
+    /* libyaml's word for a tab where indentation goes names no tab; its
+     * marks count characters, so find the byte from the line and column */
+    size_t at = 0;
+    for (size_t line = 0; at < len && line < p->problem_mark.line; at++)
+        line += text[at] == '\n';
+    for (size_t col = 0; at < len && col < p->problem_mark.column; col++)
+        do
+            at++;
+        while (at < len && ((unsigned char)text[at] & 0xC0) == 0x80);
     const char *hint =
         p->error != YAML_READER_ERROR && at < len && text[at] == '\t'
             ? ": a tab; YAML indents with spaces only"

@@ -274,9 +274,16 @@ static void server_version(PGconn *c, char *buf, size_t cap)
 halo_status halo_pg_connect_nb(const char *dsn, const halo_pg_connect_opts *o,
                                PGconn **out, halo_pg_target *t, halo_err *err)
 {
-    static const char *const keys[] = {
-        "fallback_application_name", "keepalives_idle", "keepalives_interval",
-        "keepalives_count",          "dbname",          NULL};
+    /* keys before dbname are defaults the DSN may override; after it,
+     * fixed: halo's text is UTF-8 (span_rows.input_at counts characters
+     * the server sees, pg_write.c) */
+    static const char *const keys[] = {"fallback_application_name",
+                                       "keepalives_idle",
+                                       "keepalives_interval",
+                                       "keepalives_count",
+                                       "dbname",
+                                       "client_encoding",
+                                       NULL};
     halo_pg_target local;
     if (!t)
         t = &local;
@@ -289,7 +296,7 @@ halo_status halo_pg_connect_nb(const char *dsn, const halo_pg_connect_opts *o,
         snprintf(t->reason, sizeof t->reason, "%s", err ? err->msg : "");
         return st;
     }
-    const char *const vals[] = {"halo", "30", "10", "3", dsn, NULL};
+    const char *const vals[] = {"halo", "30", "10", "3", dsn, "UTF8", NULL};
     uint64_t start = halo_mono_ns();
     PGconn *c = PQconnectStartParams(keys, vals, 1);
     if (!c) {

@@ -182,7 +182,16 @@ static const char SCHEMA_V5[] =
     " s.trace_state, s.flags, s.links, s.scope, s.resource_schema_url,"
     " s.resource_dropped_attributes_count, s.dropped_attributes_count,"
     " s.dropped_events_count, s.dropped_links_count, s.fallback_mask,"
-    " s.value_types FROM span_rows s;";
+    " s.value_types FROM span_rows s;"
+    /* the roles that could read spans (Grafana's...) read the view: the
+     * grants stayed with the renamed table */
+    "DO $$ DECLARE g record; BEGIN"
+    " FOR g IN SELECT DISTINCT a.grantee FROM pg_class c,"
+    " aclexplode(c.relacl) a WHERE c.oid = 'span_rows'::regclass"
+    " AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner LOOP"
+    " EXECUTE 'GRANT SELECT ON spans TO ' || CASE WHEN g.grantee = 0"
+    " THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END;"
+    " END LOOP; END $$;";
 
 static const struct migration {
     int version;

@@ -952,8 +952,12 @@ halo_status halo_pg_write_rows(PGconn *c, halo_store_rows *const *rows,
 
 bool halo_pg_utf8(PGconn *c)
 {
-    const char *enc = c ? PQparameterStatus(c, "server_encoding") : NULL;
-    return enc && strcmp(enc, "UTF8") == 0;
+    /* both: the positions count the characters of the text the server
+     * receives (halo_pg_connect fixes client_encoding to UTF8; a role's
+     * setting could still change it later in the session) */
+    const char *srv = c ? PQparameterStatus(c, "server_encoding") : NULL;
+    const char *cli = c ? PQparameterStatus(c, "client_encoding") : NULL;
+    return srv && cli && strcmp(srv, "UTF8") == 0 && strcmp(cli, "UTF8") == 0;
 }
 
 halo_status halo_pg_prepare(const halo_batch *b, bool cut_io,

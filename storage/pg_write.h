@@ -58,7 +58,8 @@
  * characters): pass halo_pg_utf8() of a connection to it. */
 halo_status halo_pg_prepare(const halo_batch *b, bool cut_io,
                             halo_store_rows **out, halo_err *err);
-/* Whether c's database is UTF8 (false when c is NULL or not connected). */
+/* Whether c's database and its client encoding are UTF8 (false when c is
+ * NULL or not connected). */
 bool halo_pg_utf8(PGconn *c);
 void halo_pg_free_rows(halo_store_rows *rows);
 

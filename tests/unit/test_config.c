@@ -415,6 +415,10 @@ TEST(tree_syntax_errors)
                    "a tab; YAML indents with spaces only");
     CHECK_CONTAINS(parse_error("receivers:\n\totlp: {}\n", buf, sizeof buf),
                    "a tab; YAML indents with spaces only");
+    /* libyaml counts characters: after characters of several bytes too */
+    CHECK_CONTAINS(parse_error("# caf\xc3\xa9 \xe2\x82\xac\nkey:\n\tx: 1\n",
+                               buf, sizeof buf),
+                   "a tab; YAML indents with spaces only");
     CHECK_CONTAINS(parse_error("a: \"\\x00\"\n", buf, sizeof buf),
                    "t.yaml:1:4: NUL character in a value");
     CHECK_STR(parse_error("a: 1\nb: \xff\xfe\n", buf, sizeof buf),

@@ -642,6 +642,16 @@ TEST(input_output_stored_once)
     halo_store_close(sq);
     halo_store_close(pg);
     PQfinish(admin);
+    /* a client encoding of the environment (or the DSN) cannot move the
+     * positions: halo's connections are UTF8 whatever it says */
+    setenv("PGCLIENTENCODING", "LATIN1", 1);
+    halo_store *latin = pg_store_on("pgs_io_latin", false, NULL, &err);
+    unsetenv("PGCLIENTENCODING");
+    CHECK(latin);
+    CHECK_STR(PQparameterStatus(((pg_store *)latin)->conn, "client_encoding"),
+              "UTF8");
+    CHECK(((pg_store *)latin)->utf8);
+    halo_store_close(latin);
 }
 
 TEST(reports_upsert)

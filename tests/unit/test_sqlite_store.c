@@ -2144,6 +2144,9 @@ TEST(cli_traces_agents_export)
         {halo_cmd_reports,
          {"reports", "list", "--format", "json", NULL},
          "--format does not apply to reports list"},
+        {halo_cmd_reports,
+         {"reports", "show", "r-123456", "--format", "md", "--json", NULL},
+         "--json and --format md exclude each other"},
     };
     for (size_t i = 0; i < sizeof usage / sizeof *usage; i++) {
         r = run_cmd(usage[i].cmd, usage[i].argv);
@@ -2200,6 +2203,14 @@ TEST(cli_traces_agents_export)
     r = run_cmd(halo_cmd_agents, agents_json);
     CHECK_INT(r.rc, 0);
     CHECK_CONTAINS(r.out, "\"cost\":0.0125,\"priced_spans\":1}");
+    run_free(&r);
+    /* --until alone: the 24 h before it */
+    const char *agents_until[] = {"agents", "--until", "2025-11-17T00:00:00Z",
+                                  "--db",   path,      NULL};
+    r = run_cmd(halo_cmd_agents, agents_until);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "support-agent       1");
+    CHECK_CONTAINS(r.err, "the 24h before --until");
     run_free(&r);
     const char *agents_old[] = {"agents", "--db", path, NULL}; /* last 24h */
     r = run_cmd(halo_cmd_agents, agents_old);
