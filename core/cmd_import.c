@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "receivers/otlp/otlp_codec.h"
 #include "service.h"
 #include "storage/store.h"
@@ -619,10 +620,17 @@ int halo_cmd_import(int argc, char **argv)
     wait_inflight(&im, 1);
     halo_service_shutdown(svc);
     double secs = (double)(halo_mono_ns() - t0) / 1e9;
+    /* spans the store already held (a file imported twice): stored once */
+    long long dup = (long long)halo_metric_family_sum(
+        "halo_exporter_duplicate_spans_total");
+    char already[64] = "";
+    if (dup > 0)
+        snprintf(already, sizeof already, " (%lld of them already stored)",
+                 dup);
     fprintf(stderr,
-            "imported %lld span%s from %d file(s) in %.2fs; %lld line(s) "
+            "imported %lld span%s%s from %d file(s) in %.2fs; %lld line(s) "
             "rejected, %lld span(s) rejected, %lld span(s) not stored\n",
-            (long long)im.spans_ok, im.spans_ok == 1 ? "" : "s",
+            (long long)im.spans_ok, im.spans_ok == 1 ? "" : "s", already,
             argc - optind - files_failed, secs, (long long)im.lines_rejected,
             (long long)im.spans_rejected, (long long)im.spans_failed);
     if (im.first_error[0])

@@ -152,6 +152,18 @@ double halo_metric_value(const halo_metric *m)
     return from_bits(atomic_load(&((halo_metric *)m)->bits));
 }
 
+double halo_metric_family_sum(const char *name)
+{
+    double sum = 0;
+    pthread_mutex_lock(&reg_mu);
+    for (size_t i = 0; i < n_metrics; i++)
+        if (metrics[i]->type != M_HISTOGRAM &&
+            strcmp(metrics[i]->name, name) == 0)
+            sum += halo_metric_value(metrics[i]);
+    pthread_mutex_unlock(&reg_mu);
+    return sum;
+}
+
 static void render_labels(halo_buf *out, const char *labels, const char *extra)
 {
     bool any = labels[0] || extra;
@@ -245,4 +257,9 @@ void halo_exporter_metrics_register(halo_exporter_metrics *m, const char *id)
         "time of one exporter write (sqlite, postgres: a transaction; kafka: "
         "a batch from consume to its last delivery report)",
         labels, halo_latency_buckets, halo_latency_buckets_n);
+    m->dup = halo_counter("halo_exporter_duplicate_spans_total",
+                          "spans the store already held, so not written "
+                          "again (a redelivery or a re-import; sqlite, "
+                          "postgres)",
+                          labels);
 }

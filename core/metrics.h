@@ -56,6 +56,9 @@ void halo_metric_add(halo_metric *m, double v);     /* counter, gauge */
 void halo_metric_set(halo_metric *m, double v);     /* gauge */
 void halo_metric_observe(halo_metric *m, double v); /* histogram */
 double halo_metric_value(const halo_metric *m);     /* counter, gauge */
+/* The sum of every series of the counter or gauge family `name` (0 when
+ * none is registered). */
+double halo_metric_family_sum(const char *name);
 
 /* The metrics every exporter keeps, one series each labelled
  * exporter="<id>", with one HELP text per family whatever the exporter. */
@@ -64,6 +67,9 @@ typedef struct halo_exporter_metrics {
     halo_metric *failed; /* halo_exporter_failed_spans_total */
     halo_metric *depth;  /* halo_exporter_queue_depth */
     halo_metric *write;  /* halo_exporter_write_seconds */
+    /* halo_exporter_duplicate_spans_total: spans the store already held
+     * (a redelivery, a re-import; sqlite, postgres) */
+    halo_metric *dup;
 } halo_exporter_metrics;
 void halo_exporter_metrics_register(halo_exporter_metrics *m, const char *id);
 

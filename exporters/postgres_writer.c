@@ -443,9 +443,11 @@ static void write_group(pgx_writer *w, pgx_queued *g, size_t n)
     halo_status st = halo_pg_write_rows(w->conn, w->rows, n, &ws, &err);
     halo_metric_observe(x->m.write, (double)(halo_mono_ns() - t0) / 1e9);
     if (st == HALO_OK) {
-        if (ws.duplicates)
+        if (ws.duplicates) {
+            halo_metric_add(x->m.dup, (double)ws.duplicates);
             LOG_DEBUG(x->prefix, "%lld spans already stored (redelivery)",
                       (long long)ws.duplicates);
+        }
         pgx_complete(x, g, n, HALO_OK, "");
         return;
     }

@@ -229,9 +229,11 @@ static void write_group(sqlite_exp *e, queued *group, halo_store_rows **rows,
         complete_group(e, group, n, HALO_ERETRY, err.msg);
         return;
     }
-    if (ws.duplicates)
+    if (ws.duplicates) {
+        halo_metric_add(e->m.dup, (double)ws.duplicates);
         LOG_DEBUG(e->prefix, "%lld spans already stored (redelivery)",
                   (long long)ws.duplicates);
+    }
     if (e->sync_started && defer_group(e, group, n))
         return;
     /* no syncer, or no memory to hand the group over: sync here */

@@ -270,6 +270,10 @@ describe('halo import / halo export', { timeout: 90000 }, () => {
            const [{ n: afterN }] = await query(cfg.dbPath,
                                                'SELECT count(*) AS n FROM spans');
            assert.equal(afterN, before, 'stores are idempotent on (trace, span)');
+           /* and the summary says they were there already */
+           const m = r.stderr.match(/imported (\d+) spans \((\d+) of them already stored\)/);
+           assert.ok(m, describeRun(args, r));
+           assert.equal(m[1], m[2], describeRun(args, r));
            const [tr] = await query(
                cfg.dbPath,
                `SELECT span_count FROM traces WHERE trace_id = ${lit(a[0].traceId)}`);
