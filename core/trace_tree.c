@@ -241,6 +241,12 @@ bool halo_tree_walk_all(halo_tree *t, halo_tree_visit fn, void *ud)
         free(last_at);
         return false;
     }
+    /* a walk may be repeated: forget the last one's marks */
+    for (size_t i = 0; i < t->n; i++) {
+        t->seen[i] = false;
+        if (t->why[i] == 2)
+            t->why[i] = 0;
+    }
     for (size_t i = 0; i < t->n; i++)
         if (halo_span_is_root(&t->spans[i]) || t->why[i] == 1)
             tree_walk(t, i, stack, last_at, fn, ud);
@@ -259,6 +265,10 @@ typedef struct show_ctx {
     halo_buf *out;
     bool color;
     size_t io_max;
+    /* the columns: the widest tree prefix + name, type and duration (a
+     * first walk measures them) */
+    bool measure;
+    size_t w_name, w_type, w_dur;
 } show_ctx;
 
 double halo_span_ms(const halo_span *s)
@@ -303,12 +313,45 @@ static void put_term(halo_buf *b, const char *s, size_t max)
     halo_buf_puts(b, tmp);
 }
 
+#define NAME_MAX_COLS 120
+#define TYPE_MAX_COLS 40
+
+/* s (halo_fmt_cut to max) padded with spaces to width columns. */
+static void put_padded(halo_buf *b, const char *s, size_t max, size_t width)
+{
+    char tmp[HALO_FMT_BUF(NAME_MAX_COLS)];
+    halo_fmt_cut(s, max, tmp, sizeof tmp);
+    halo_buf_puts(b, tmp);
+    for (size_t k = halo_fmt_cols(tmp); k < width; k++)
+        halo_buf_putc(b, ' ');
+}
+
+/* The first walk: how wide the name (with its tree prefix, 3 columns a
+ * level), type and duration columns are. */
+static void measure_line(show_ctx *c, const halo_span *s, size_t depth)
+{
+    char tmp[HALO_FMT_BUF(NAME_MAX_COLS)], dur[32];
+    halo_fmt_cut(s->name, NAME_MAX_COLS, tmp, sizeof tmp);
+    size_t w = 3 * depth + halo_fmt_cols(tmp);
+    c->w_name = w > c->w_name ? w : c->w_name;
+    halo_fmt_cut(s->d.span_type, TYPE_MAX_COLS, tmp, sizeof tmp);
+    w = halo_fmt_cols(tmp);
+    c->w_type = w > c->w_type ? w : c->w_type;
+    halo_fmt_duration(halo_span_ms(s), dur, sizeof dur);
+    w = strlen(dur);
+    c->w_dur = w > c->w_dur ? w : c->w_dur;
+}
+
 static void show_line(void *ud, const halo_tree *t, size_t i, size_t depth,
                       const bool *last_at)
 {
     show_ctx *c = ud;
     halo_buf *b = c->out;
     const halo_span *s = &t->spans[i];
+    if (c->measure) {
+        measure_line(c, s, depth);
+        return;
+    }
     for (size_t d = 1; d < depth; d++)
         halo_buf_puts(b, last_at[d] ? "   " : "\xe2\x94\x82  ");
     if (depth > 0)
@@ -316,10 +359,11 @@ static void show_line(void *ud, const halo_tree *t, size_t i, size_t depth,
                                         : "\xe2\x94\x9c\xe2\x94\x80 ");
     char dur[32];
     halo_fmt_duration(halo_span_ms(s), dur, sizeof dur);
-    put_term(b, s->name, 200);
+    put_padded(b, s->name, NAME_MAX_COLS,
+               c->w_name > 3 * depth ? c->w_name - 3 * depth : 0);
     halo_buf_puts(b, "  ");
-    put_term(b, s->d.span_type, 40);
-    halo_buf_printf(b, "  %s  ", dur);
+    put_padded(b, s->d.span_type, TYPE_MAX_COLS, c->w_type);
+    halo_buf_printf(b, "  %*s  ", (int)c->w_dur, dur);
     if (s->status_code == HALO_STATUS_ERROR) {
         halo_buf_printf(b, "%sERROR%s", c->color ? "\x1b[1;31m" : "",
                         *s->status_message ? ": " : "");
@@ -387,9 +431,12 @@ bool halo_trace_text(const char *trace_id, const halo_span *spans, size_t n,
                      const halo_trace_text_opts *o, halo_buf *out)
 {
     halo_tree t;
-    show_ctx c = {out, o && o->color, o ? o->io_max : 0};
+    show_ctx c = {out, o && o->color, o ? o->io_max : 0, true, 0, 0, 0};
     bool ok = halo_tree_build(&t, spans, n);
+    if (ok)
+        ok = halo_tree_walk_all(&t, show_line, &c); /* the widths */
     if (ok) {
+        c.measure = false;
         show_header(out, trace_id, spans, n);
         ok = halo_tree_walk_all(&t, show_line, &c);
     }

@@ -2079,11 +2079,11 @@ TEST(cli_traces_agents_export)
                           "--db",   path,   NULL};
     r = run_cmd(halo_cmd_traces, show);
     CHECK_INT(r.rc, 0);
-    CHECK_CONTAINS(r.out, "\nroot  AGENT  1.00s  OK\n");
-    CHECK_CONTAINS(r.out, "\xe2\x94\x9c\xe2\x94\x80 child  LLM  300.0ms  "
+    CHECK_CONTAINS(r.out, "\nroot      AGENT    1.00s  OK\n");
+    CHECK_CONTAINS(r.out, "\xe2\x94\x9c\xe2\x94\x80 child  LLM    300.0ms  "
                           "UNSET  model=gpt-4o  in=1200  out=300  "
                           "cost=0.0125\n");
-    CHECK_CONTAINS(r.out, "\xe2\x94\x94\xe2\x94\x80 child  TOOL  120.0ms  "
+    CHECK_CONTAINS(r.out, "\xe2\x94\x94\xe2\x94\x80 child  TOOL   120.0ms  "
                           "ERROR: boom  tool=search_docs  in=5\n");
     run_free(&r);
 
@@ -2320,9 +2320,9 @@ TEST(corrupt_rows_do_not_crash)
     run_out r = run_cmd(halo_cmd_traces, show);
     CHECK_INT(r.rc, 0);
     CHECK_CONTAINS(r.out, "(in a parent cycle)");
-    CHECK_CONTAINS(r.out, "root  AGENT");
-    CHECK_CONTAINS(r.out, "child  LLM");
-    CHECK_CONTAINS(r.out, "child  TOOL");
+    CHECK_CONTAINS(r.out, "root      AGENT");
+    CHECK_CONTAINS(r.out, "child  LLM    ");
+    CHECK_CONTAINS(r.out, "child  TOOL   ");
     run_free(&r);
     /* malformed JSON and ids in the columns: EINVAL naming the column */
     static const struct {

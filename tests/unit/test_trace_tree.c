@@ -46,8 +46,11 @@ TEST(tree_text_with_inputs_and_outputs)
     CHECK_CONTAINS(b.data, "    input: {\"q\": \"l...\n");
     /* io_max counts characters: "résultat" is 8 (9 bytes) */
     CHECK_CONTAINS(b.data, "    output: r\xc3\xa9sultat...\n");
-    CHECK_CONTAINS(b.data, "fetch  TOOL  5.00ms  ERROR: timeout");
-    CHECK_CONTAINS(b.data, "orphan  TOOL  5.00ms  UNSET  (orphan: parent "
+    /* columns aligned: the widest tree prefix + name, type, duration */
+    CHECK_CONTAINS(b.data, "\nagent.run  AGENT  5.00ms  UNSET\n");
+    CHECK_CONTAINS(b.data, "\xe2\x94\x94\xe2\x94\x80 fetch   TOOL   5.00ms  "
+                           "ERROR: timeout");
+    CHECK_CONTAINS(b.data, "\norphan     TOOL   5.00ms  UNSET  (orphan: parent "
                            "0000000000000009 not stored)");
     halo_buf_free(&b);
     /* without io_max: no input/output lines (halo traces show) */
