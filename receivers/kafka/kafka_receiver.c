@@ -80,7 +80,10 @@ static const halo_field schema[] = {
     {.key = "max_inflight_bytes",
      .type = HALO_F_SIZE,
      .offset = offsetof(krx_cfg, max_inflight_bytes),
-     .def = "16MiB",
+     /* 12 MiB keeps a SQLite persist node under DESIGN's 128 MiB (16 MiB
+      * peaked at 122-160 MiB) for ~5% of its spans/s (bench/README.md,
+      * 2026-11-23, session 7) */
+     .def = "12MiB",
      .min = 1024,
      .max = 1024.0 * 1024 * 1024 * 1024,
      .description = "message bytes consumed but not yet confirmed above "
