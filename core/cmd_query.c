@@ -612,13 +612,14 @@ int halo_cmd_agents(int argc, char **argv)
         return halo_cli_usage_error(q.cmd, "unexpected argument \"%s\"",
                                     argv[optind]);
     uint64_t since = 0, until = 0;
-    if ((rc = when_opt(&q, "--since", q.since ? q.since : "24h", &since)) >=
-            0 ||
+    if ((rc = when_opt(&q, "--since", q.since, &since)) >= 0 ||
         (rc = when_opt(&q, "--until", q.until, &until)) >= 0)
         return rc;
-    /* --until alone: the 24 h before it */
-    if (!q.since && until)
-        since = until > 86400000000000ull ? until - 86400000000000ull : 1;
+    if (!q.since) { /* the 24 h before the window's end */
+        const uint64_t day = 86400ull * 1000000000ull;
+        uint64_t end = until ? until : halo_real_ns();
+        since = end > day ? end - day : 1;
+    }
     if (until && since >= until)
         return halo_cli_usage_error(q.cmd, "%s",
                                     "--since is not before --until: the "

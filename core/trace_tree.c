@@ -291,13 +291,14 @@ static void io_line(halo_buf *b, size_t depth, const bool *last_at,
     char esc[5];
     while (*p && cols < max) {
         size_t k, take = term_piece(p, &k, esc);
-        if (esc[0] && (*p == '\n' || *p == '\r' || *p == '\t'))
+        bool space = *p == '\n' || *p == '\r' || *p == '\t';
+        if (space)
             halo_buf_putc(b, ' ');
         else if (esc[0])
             halo_buf_puts(b, esc);
         else
             halo_buf_append(b, p, take);
-        cols += esc[0] && strchr("\n\r\t", *p) ? 1 : k;
+        cols += space ? 1 : k;
         p += take;
     }
     if (*p)

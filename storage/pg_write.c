@@ -185,13 +185,11 @@ static const char SQL_TOUCHED[] =
     " min(ord) AS first_ord,"                                                  \
     " max(ord) FILTER (WHERE parent_span_id IS NULL) AS root_ord"              \
     " FROM k GROUP BY trace_id)"                                               \
-    " INSERT INTO halo_touched_v2 SELECT a.trace_id, a.spans, a.errors, "      \
-    "a.llm,"                                                                   \
-    " a.tool, a.in_tok, a.out_tok, a.cost, a.priced, a.start_time,"            \
-    " a.end_time,"                                                             \
-    " a.start_ns, a.end_ns, a.needs, r.span_id, r.name, r.agent_id,"           \
-    " r.agent_name, r.session_id, r.user_id, f.agent_id, f.agent_name,"        \
-    " f.session_id, f.user_id"                                                 \
+    " INSERT INTO halo_touched_v2 SELECT a.trace_id, a.spans, a.errors,"       \
+    " a.llm, a.tool, a.in_tok, a.out_tok, a.cost, a.priced, a.start_time,"     \
+    " a.end_time, a.start_ns, a.end_ns, a.needs, r.span_id, r.name,"           \
+    " r.agent_id, r.agent_name, r.session_id, r.user_id, f.agent_id,"          \
+    " f.agent_name, f.session_id, f.user_id"                                   \
     " FROM agg a JOIN k f ON f.ord = a.first_ord"                              \
     " LEFT JOIN k r ON r.ord = a.root_ord;"
 
@@ -212,14 +210,14 @@ static const char SQL_TOUCHED[] =
     " coalesce(r_user_id, f_user_id), root_name, start_time, end_time,"        \
     " (end_ns - start_ns)::float8 / 1000000.0::float8, spans, errors,"         \
     " llm, tool, in_tok, out_tok, cost, start_ns, end_ns, root_id,"            \
-    " needs, priced FROM halo_touched_v2 ORDER BY trace_id"                       \
+    " needs, priced FROM halo_touched_v2 ORDER BY trace_id"                    \
     " ON CONFLICT (trace_id)"                                                  \
     " DO UPDATE SET (agent_id, agent_name, session_id, user_id) ="             \
     " (SELECT" IDENT("agent_id")                                               \
     "," IDENT("agent_name")                                                    \
     "," IDENT("session_id")                                                    \
     "," IDENT("user_id")                                                       \
-    " FROM halo_touched_v2 h WHERE h.trace_id = excluded.trace_id),"              \
+    " FROM halo_touched_v2 h WHERE h.trace_id = excluded.trace_id),"           \
     " root_name = CASE WHEN excluded.root_span_id IS NOT NULL  THEN"           \
     " excluded.root_name ELSE t.root_name END, root_span_id ="                 \
     " coalesce(excluded.root_span_id, t.root_span_id), start_time ="           \
@@ -256,7 +254,7 @@ static const char SQL_TOUCHED[] =
     "WITH src AS (SELECT h.trace_id, t.root_span_id,"                          \
     " CASE WHEN h.root_id IS NOT NULL THEN t.identity_pending"                 \
     " ELSE h.needs END AS want"                                                \
-    " FROM halo_touched_v2 h JOIN traces t ON t.trace_id = h.trace_id"            \
+    " FROM halo_touched_v2 h JOIN traces t ON t.trace_id = h.trace_id"         \
     " WHERE t.root_span_id IS NOT NULL),"                                      \
     " f AS (SELECT DISTINCT ON (s.trace_id) s.trace_id, r.agent_id,"           \
     " r.agent_name, r.session_id, r.user_id, s.want & ("                       \
@@ -979,8 +977,9 @@ halo_status halo_pg_write_batches(PGconn *c, const halo_batch *const *batches,
     if (!rows)
         return halo_fail(err, HALO_ENOMEM, "out of memory");
     halo_status st = HALO_OK;
+    bool cut_io = halo_pg_utf8(c);
     for (size_t i = 0; st == HALO_OK && i < n; i++)
-        st = halo_pg_prepare(batches[i], halo_pg_utf8(c), &rows[i], err);
+        st = halo_pg_prepare(batches[i], cut_io, &rows[i], err);
     if (st == HALO_OK)
         st = halo_pg_write_rows(c, rows, n, stats, err);
     for (size_t i = 0; i < n; i++)
