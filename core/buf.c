@@ -43,7 +43,7 @@ bool halo_buf_reserve(halo_buf *b, size_t n)
     return true;
 }
 
-void halo_buf_append(halo_buf *b, const void *p, size_t n)
+void halo_buf_append_slow(halo_buf *b, const void *p, size_t n)
 {
     if (!halo_buf_reserve(b, n))
         return;
@@ -53,12 +53,7 @@ void halo_buf_append(halo_buf *b, const void *p, size_t n)
     b->data[b->len] = '\0';
 }
 
-void halo_buf_puts(halo_buf *b, const char *s)
-{
-    halo_buf_append(b, s, strlen(s));
-}
-
-void halo_buf_putc(halo_buf *b, char c)
+void halo_buf_putc_slow(halo_buf *b, char c)
 {
     if (!halo_buf_reserve(b, 1))
         return;

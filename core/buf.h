@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct halo_buf {
     char *data;
@@ -24,9 +25,39 @@ typedef struct halo_buf {
         NULL, 0, 0, false                                                      \
     }
 
-void halo_buf_append(halo_buf *b, const void *p, size_t n);
-void halo_buf_puts(halo_buf *b, const char *s);
-void halo_buf_putc(halo_buf *b, char c);
+/* The growing paths of halo_buf_append / halo_buf_putc, out of line. */
+void halo_buf_append_slow(halo_buf *b, const void *p, size_t n);
+void halo_buf_putc_slow(halo_buf *b, char c);
+
+/* Inline when the bytes fit: the JSON encoders on the write path of every
+ * span append a few bytes at a time. */
+static inline void halo_buf_append(halo_buf *b, const void *p, size_t n)
+{
+    if (!b->oom && b->cap - b->len > n) {
+        if (n)
+            memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return;
+    }
+    halo_buf_append_slow(b, p, n);
+}
+
+static inline void halo_buf_putc(halo_buf *b, char c)
+{
+    if (!b->oom && b->cap - b->len > 1) {
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+        return;
+    }
+    halo_buf_putc_slow(b, c);
+}
+
+static inline void halo_buf_puts(halo_buf *b, const char *s)
+{
+    halo_buf_append(b, s, strlen(s));
+}
+
 void halo_buf_printf(halo_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* A JSON string literal, quotes included, escaping per RFC 8259. Invalid

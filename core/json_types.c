@@ -104,10 +104,34 @@ static void walk_value(walker *w, const halo_value *v, int depth)
     }
 }
 
+/* Whether a list holds anything that could need a mark: a flat look
+ * first, since nearly every list holds only strings, numbers and bools. */
+static bool may_mark(const halo_attrs *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        const halo_value *v = &a->items[i].value;
+        switch (v->type) {
+        case HALO_VAL_BYTES:
+        case HALO_VAL_ARRAY:
+        case HALO_VAL_KVLIST:
+            return true;
+        case HALO_VAL_DOUBLE:
+            if (!isfinite(v->u.d))
+                return true;
+            break;
+        default:
+            break;
+        }
+    }
+    return false;
+}
+
 /* One attribute list under its root step(s). */
 static void walk_list(walker *w, const char *root, const size_t *index,
                       const halo_attrs *a)
 {
+    if (!may_mark(a))
+        return;
     push(w, root, 0);
     if (index)
         push(w, NULL, *index);

@@ -322,6 +322,44 @@ TEST(json_encoding_limits_depth)
     halo_buf_free(&want);
 }
 
+/* A cut's position counts characters, not bytes, over whatever precedes
+ * it: two-, three- and four-byte characters in runs longer than a word,
+ * escapes, and a second cut counted on from the first. */
+TEST(json_attrs_cut_counts_characters)
+{
+    static const char in[] = "the input text, long enough to be cut";
+    static const char out_txt[] = "the output text, long enough as well";
+    halo_kv kv[4] = {
+        {"pre",
+         {.type = HALO_VAL_STRING,
+          .u.s = {"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9 "
+                  "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac "
+                  "\xf0\x9f\x98\x80\xf0\x9f\x98\x80 tab\t",
+                  34}}},
+        {"input.value", {.type = HALO_VAL_STRING, .u.s = {in, sizeof in - 1}}},
+        {"mid\xc3\xa9", {.type = HALO_VAL_STRING, .u.s = {"\xe2\x82\xac", 3}}},
+        {"output.value",
+         {.type = HALO_VAL_STRING, .u.s = {out_txt, sizeof out_txt - 1}}},
+    };
+    halo_attrs a = {kv, 4};
+    halo_json_cut cut[2] = {{in, sizeof in - 1, 0},
+                            {out_txt, sizeof out_txt - 1, 0}};
+    halo_buf b = HALO_BUF_INIT;
+    halo_json_encode_attrs_cut(&b, &a, cut, 2);
+    CHECK(!b.oom);
+    const char *marks[2] = {"\"input.value\":null", "\"output.value\":null"};
+    for (int k = 0; k < 2; k++) {
+        const char *at = strstr(b.data, marks[k]);
+        CHECK(at != NULL);
+        at += strlen(marks[k]) - 4; /* the null */
+        int64_t chars = 0;
+        for (const char *q = b.data; q < at; q++)
+            chars += ((unsigned char)*q & 0xC0) != 0x80;
+        CHECK_INT(cut[k].at, chars + 1);
+    }
+    halo_buf_free(&b);
+}
+
 /* BYTES and non-finite DOUBLE values, wherever they sit (span, resource,
  * scope, event and link attributes, inside arrays and kvlists), are marked
  * by the value_types sidecar and get their types back from it; a span
