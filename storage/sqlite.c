@@ -64,9 +64,9 @@
 
 static const char SQL_INSERT_SPAN[] =
     "INSERT INTO span_rows (trace_rowid, " SQ_SPAN_COLUMNS_AFTER_ID
-    ", input_at, output_at) VALUES "
+    ", input_at, output_at, resource_ref, scope_ref) VALUES "
     "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-    "?,?,?,?,?) ON CONFLICT (trace_rowid, span_id) DO NOTHING";
+    "?,?,?,?,?,?,?) ON CONFLICT (trace_rowid, span_id) DO NOTHING";
 
 #define TRACE_INSERT                                                           \
     "INSERT INTO trace_rows (trace_id, agent_id, agent_name, session_id,"      \
@@ -408,12 +408,27 @@ static void bind_opt_i64(sqlite3_stmt *st, int i, bool has, int64_t v)
         sqlite3_bind_null(st, i);
 }
 
-/* Everything was encoded by prepare(): bind, no copy. */
-static void bind_row(sqlite3_stmt *st, const sq_row *r, int64_t trace_rowid)
+/* Everything was encoded by prepare(): bind, no copy. ref[0] / ref[1]:
+ * the shared_texts ids of the resource / scope text, 0 for none (the row
+ * holds the text itself). */
+static void bind_row(sqlite3_stmt *st, const sq_row *r, int64_t trace_rowid,
+                     const int64_t ref[2])
 {
     for (int i = 0; i < T_N_; i++)
         if (i != T_TRACE_ID)
             bind_str(st, sq_text_col[i], r->t[i]);
+    if (ref[0]) {
+        sqlite3_bind_text(st, C_RESOURCE, "", 0, SQLITE_STATIC);
+        sqlite3_bind_int64(st, C_RESOURCE_REF, ref[0]);
+    } else {
+        sqlite3_bind_null(st, C_RESOURCE_REF);
+    }
+    if (ref[1]) {
+        sqlite3_bind_null(st, C_SCOPE);
+        sqlite3_bind_int64(st, C_SCOPE_REF, ref[1]);
+    } else {
+        sqlite3_bind_null(st, C_SCOPE_REF);
+    }
     sqlite3_bind_int64(st, C_TRACE_ID, trace_rowid);
     sqlite3_bind_text(st, C_KIND, sq_kind_name(r->kind), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, C_STATUS_CODE, halo_status_code_name(r->status_code),
@@ -438,11 +453,24 @@ static void bind_row(sqlite3_stmt *st, const sq_row *r, int64_t trace_rowid)
     bind_opt_i64(st, C_OUTPUT_AT, r->out_at > 0, r->out_at);
 }
 
+/* Texts shorter than this stay in the row (a reference is not smaller). */
+#define SQ_SHARED_MIN 16
+
 /* Insert one row; *inserted is false when (trace_id, span_id) existed. */
 static halo_status insert_row(sq_store *s, const sq_row *r, int64_t trace_rowid,
                               bool *inserted, halo_err *err)
 {
-    bind_row(s->ins_span, r, trace_rowid);
+    int64_t ref[2] = {0, 0};
+    const int cols[2] = {T_RESOURCE, T_SCOPE};
+    for (int k = 0; k < 2; k++) {
+        sq_str txt = r->t[cols[k]];
+        if (!txt.p || txt.len < SQ_SHARED_MIN)
+            continue;
+        halo_status st = sq_shared_ref(s, k, txt, r->start_ns, &ref[k], err);
+        if (st != HALO_OK)
+            return st;
+    }
+    bind_row(s->ins_span, r, trace_rowid, ref);
     int rc = sqlite3_step(s->ins_span);
     *inserted = rc == SQLITE_DONE && sqlite3_changes(s->db) == 1;
     halo_status st = HALO_OK;
@@ -729,6 +757,7 @@ static halo_status sq_write_rows(halo_store *base, halo_store_rows *const *rows,
     halo_status st = sq_exec(s, "BEGIN IMMEDIATE", "begin a transaction", err);
     if (st != HALO_OK)
         return st;
+    sq_shared_begin(s);
     st = find_traces(s, rows, n, err);
     if (st == HALO_OK)
         st = insert_all(s, rows, n, &ws, err);
@@ -791,7 +820,7 @@ static halo_status sq_retention_step(halo_store *base, uint64_t cutoff_ns,
 {
     sq_store *s = (sq_store *)base;
     char cutoff[31];
-    int64_t d_spans = 0, d_traces = 0;
+    int64_t d_spans = 0, d_traces = 0, d_texts = 0;
     *deleted = 0;
     *more = false;
     halo_status wst = sq_check_writable(s, "delete", err);
@@ -803,13 +832,17 @@ static halo_status sq_retention_step(halo_store *base, uint64_t cutoff_ns,
         st = delete_step(s, s->del_spans, cutoff, max_rows, &d_spans, err);
     if (st == HALO_OK)
         st = delete_step(s, s->del_traces, cutoff, max_rows, &d_traces, err);
+    /* the pass's last step: no span before the cutoff is left, so neither
+     * is any span referring to a text whose last_start is before it */
+    if (st == HALO_OK && d_traces < max_rows)
+        st = sq_shared_expire(s, cutoff_ns, &d_texts, err);
     if (st == HALO_OK)
         st = sq_exec(s, "COMMIT", "commit", err);
     if (st != HALO_OK) {
         sq_rollback(s);
         return st;
     }
-    *deleted = d_spans + d_traces;
+    *deleted = d_spans + d_traces + d_texts;
     *more = d_traces >= max_rows;
     return HALO_OK;
 }
@@ -872,8 +905,10 @@ static halo_status prepare_all(sq_store *s, halo_err *err)
     };
     for (size_t i = 0; st == HALO_OK && i < sizeof w / sizeof *w; i++)
         st = prepare(s, w[i].sql, w[i].out, err);
+    if (st == HALO_OK)
+        st = sq_shared_prepare(s, err);
     if (st == HALO_OK &&
-        sqlite3_bind_parameter_count(s->ins_span) != C_OUTPUT_AT)
+        sqlite3_bind_parameter_count(s->ins_span) != C_SCOPE_REF)
         return halo_fail(err, HALO_EINVAL,
                          "internal error: span insert "
                          "has %d parameters",
@@ -924,6 +959,7 @@ static void sq_close(halo_store *base)
                              s->get_trace, s->get_trace_state};
     for (size_t i = 0; i < sizeof stmts / sizeof *stmts; i++)
         sqlite3_finalize(stmts[i]);
+    sq_shared_free(s);
     if (s->db && sqlite3_close(s->db) != SQLITE_OK)
         LOG_WARN(LOG_PREFIX, "could not close database \"%s\": %s", s->path,
                  sqlite3_errmsg(s->db));

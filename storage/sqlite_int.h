@@ -63,6 +63,10 @@ enum {
      * in its attributes (the view splices them back) */
     C_INPUT_AT = C_END_,
     C_OUTPUT_AT,
+    /* shared_texts ids of the resource and scope texts (NULL: the row
+     * holds its own text) */
+    C_RESOURCE_REF,
+    C_SCOPE_REF,
 };
 
 #define SQ_SPAN_COLUMNS "trace_id, " SQ_SPAN_COLUMNS_AFTER_ID
@@ -99,7 +103,7 @@ enum {
     " || json_quote(s.input) || substr(s.attributes, s.input_at + 4) END"
 
 /* The spans view's columns after span_id, from span_rows s (frozen with
- * SQ_ATTRS_V7: migration 7 and the sql tool's scope view use it). */
+ * SQ_ATTRS_V7: migration 7 creates the view with it). */
 #define SQ_SPANS_V7_S_COLS                                                     \
     "s.parent_span_id, s.name, s.kind, s.span_type, s.agent_id,"               \
     " s.agent_name, s.session_id, s.user_id, s.service_name, s.model,"         \
@@ -110,6 +114,33 @@ enum {
     " s.scope, s.resource_schema_url, s.resource_dropped_attributes_count,"    \
     " s.dropped_attributes_count, s.dropped_events_count,"                     \
     " s.dropped_links_count, s.fallback_mask, s.value_types"
+
+/* The spans view's columns after span_id since migration 8: as V7, but
+ * the resource and scope texts come from DB.shared_texts (DB: "" or
+ * "main.") where the row refers to one (its own column holds '' / NULL
+ * then). Subqueries, not joins: the sql tool's authorizer sees their reads
+ * inside its scope view. Frozen: a change is a new migration. */
+#define SQ_SHARED_TEXT_V8(DB, REF, OWN)                                        \
+    " COALESCE((SELECT x.body FROM " DB "shared_texts x WHERE x.id = s." REF   \
+    "), s." OWN ")"
+#define SQ_SPANS_V8_S_COLS(DB)                                                 \
+    "s.parent_span_id, s.name, s.kind, s.span_type, s.agent_id,"               \
+    " s.agent_name, s.session_id, s.user_id, s.service_name, s.model,"         \
+    " s.tool_name, s.start_time, s.end_time, s.duration_ms, s.status_code,"    \
+    " s.status_message, s.input, s.output, s.input_tokens, s.output_tokens,"   \
+    " s.cost, " SQ_ATTRS_V7 " AS attributes, s.events," SQ_SHARED_TEXT_V8(     \
+        DB, "resource_ref",                                                    \
+        "resource") " AS resource,"                                            \
+                    " s.start_unix_nano, s.end_unix_nano, s.trace_state, "     \
+                    "s.flags, s.links," SQ_SHARED_TEXT_V8(                     \
+                        DB, "scope_ref",                                       \
+                        "scope") " AS scope,"                                  \
+                                 " s.resource_schema_url, "                    \
+                                 "s.resource_dropped_attributes_count,"        \
+                                 " s.dropped_attributes_count, "               \
+                                 "s.dropped_events_count,"                     \
+                                 " s.dropped_links_count, s.fallback_mask, "   \
+                                 "s.value_types"
 
 /* The text columns of a prepared row (sq_row.t), each bound to the span
  * insert's parameter sq_text_col[T_x]. kind and status_code are bound from
@@ -254,6 +285,18 @@ typedef struct sq_store {
     int wal_fd;
     atomic_bool sync_failed;
 
+    /* shared_texts (sqlite_shared.c): a cache of the distinct texts
+     * written, open addressing; entries are checked against the table
+     * again in each write transaction (gen) */
+    sqlite3_stmt *sh_get, *sh_find, *sh_ins, *sh_bump, *sh_del;
+    struct sq_shared *sh;
+    size_t sh_cap, sh_n;
+    uint32_t sh_gen;
+    struct {
+        const char *p; /* the last text looked up for this column */
+        size_t i;      /* its entry */
+    } sh_last[2];
+
     /* the per-write trace map: open addressing, slot = index + 1 */
     uint32_t *slots;
     size_t slot_cap;
@@ -261,6 +304,21 @@ typedef struct sq_store {
     size_t n_deltas;
     size_t cap_deltas;
 } sq_store;
+
+/* Shared texts (sqlite_shared.c). sq_shared_prepare prepares the
+ * statements (write handles); sq_shared_begin is called in each write
+ * transaction before the first sq_shared_ref, which gives the id of txt's
+ * row in shared_texts (inserting it, and raising its last_start to cover
+ * start_ns); which is 0 for resource texts, 1 for scope texts (a cache
+ * of the last one of each). sq_shared_expire deletes the texts only spans
+ * older than cutoff_ns referred to (retention, in its transaction). */
+halo_status sq_shared_prepare(sq_store *s, halo_err *err);
+void sq_shared_begin(sq_store *s);
+halo_status sq_shared_ref(sq_store *s, int which, sq_str txt, uint64_t start_ns,
+                          int64_t *id, halo_err *err);
+halo_status sq_shared_expire(sq_store *s, uint64_t cutoff_ns, int64_t *deleted,
+                             halo_err *err);
+void sq_shared_free(sq_store *s);
 
 /* halo_fail with "could not <what> in database "<path>": <sqlite msg>". */
 halo_status sq_fail(sq_store *s, halo_err *err, const char *what);

@@ -229,6 +229,26 @@ static const char SCHEMA_V7[] =
     " " SQ_SPANS_V7_S_COLS
     " FROM span_rows s JOIN trace_rows t ON t.id = s.trace_rowid;";
 
+/* Resource and scope texts stored once (bench/README.md, 2026-11-23,
+ * session 8): every span of a service repeats the same resource JSON
+ * (~230 bytes) and scope JSON (~70). The writer keeps each distinct text
+ * once in shared_texts and the row refers to it; last_start is at least
+ * the start time of every span that refers to it, so retention deletes a
+ * text with its last spans. Rows stored before keep their own texts. */
+static const char SCHEMA_V8[] =
+    "CREATE TABLE shared_texts ("
+    " id INTEGER PRIMARY KEY,"
+    " body TEXT NOT NULL,"
+    " last_start INTEGER NOT NULL"
+    ");"
+    "CREATE UNIQUE INDEX shared_texts_body ON shared_texts (body);"
+    "ALTER TABLE span_rows ADD COLUMN resource_ref INTEGER;"
+    "ALTER TABLE span_rows ADD COLUMN scope_ref INTEGER;"
+    "DROP VIEW spans;"
+    "CREATE VIEW spans AS SELECT t.trace_id AS trace_id, s.span_id AS span_id,"
+    " " SQ_SPANS_V8_S_COLS("") " FROM span_rows s JOIN trace_rows t"
+                               " ON t.id = s.trace_rowid;";
+
 static const struct migration {
     int version;
     const char *sql;
@@ -254,6 +274,8 @@ static const struct migration {
     {6, SCHEMA_V6, "add traces.priced_spans"},
     /* input/output not repeated in attributes (the view puts them back) */
     {7, SCHEMA_V7, "store span input and output once"},
+    /* one copy of each distinct resource and scope text */
+    {8, SCHEMA_V8, "store resource and scope texts once"},
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 

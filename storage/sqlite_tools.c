@@ -178,6 +178,9 @@ static int progress(void *ctx)
     return 1;
 }
 
+/* The scope view's span columns: the spans view's, from main's tables. */
+#define SCOPE_SPAN_COLS SQ_SPANS_V8_S_COLS("main.")
+
 /* The scope as a WHERE condition over main.trace_rows t (sqlite3_free
  * it). */
 static char *scope_sql(const char *agent, uint64_t since, uint64_t until)
@@ -233,8 +236,7 @@ static halo_status open_conn(sq_store *s, const halo_sql_req *r, sqt_ctx *c,
     if (scope) {
         sql = sqlite3_mprintf(
             "CREATE TEMP VIEW %s AS SELECT t.trace_id AS trace_id,"
-            " s.span_id AS span_id, " SQ_SPANS_V7_S_COLS
-            " FROM main.span_rows s"
+            " s.span_id AS span_id, " SCOPE_SPAN_COLS " FROM main.span_rows s"
             " JOIN main.trace_rows t ON t.id = s.trace_rowid WHERE %s;"
             "CREATE TEMP VIEW %s AS SELECT " TRACE_COLS
             " FROM main.trace_rows t WHERE %s;"

@@ -965,6 +965,87 @@ TEST(input_output_stored_once)
     halo_store_close(st);
 }
 
+/* Resource and scope texts are stored once in shared_texts, whoever
+ * writes them (a second handle on the file finds the first's rows), and the
+ * spans view gives every span its texts back; a short text stays in its
+ * row. Retention deletes a text with the last spans that refer to it, and
+ * a writer whose cache still has the deleted text stores it again. */
+TEST(resource_and_scope_stored_once)
+{
+    const char *path = db_path("shared.db");
+    halo_err err = {{0}};
+    halo_store *st = open_store(path, false, &err);
+    halo_store *st2 = open_store(path, false, &err);
+    CHECK(st && st2);
+    span_opts o[4];
+    for (int i = 0; i < 4; i++)
+        o[i] = (span_opts){.trace = 500 + (uint64_t)i,
+                           .span = 1,
+                           .start_ms = (uint64_t)i * 1000,
+                           .dur_ms = 5,
+                           .agent = "a"};
+    halo_batch *b1 = batch_of(o, 2), *b2 = batch_of(o + 2, 1);
+    CHECK_INT(halo_store_write_batch(st, b1, NULL, &err), HALO_OK);
+    CHECK_INT(halo_store_write_batch(st2, b2, NULL, &err), HALO_OK);
+
+    halo_buf res = HALO_BUF_INIT, scope = HALO_BUF_INIT;
+    halo_json_encode_attrs(&res, &b1->head->spans[0].resource->attrs);
+    halo_json_encode_scope(&scope, b1->head->spans[0].scope);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM shared_texts"), 2);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM span_rows WHERE resource = ''"
+                            " AND scope IS NULL AND resource_ref IS NOT NULL"
+                            " AND scope_ref IS NOT NULL"),
+              3);
+    char *got = sql_text(path, "SELECT group_concat(DISTINCT resource) || '|'"
+                               " || group_concat(DISTINCT scope) FROM spans");
+    halo_buf want = HALO_BUF_INIT;
+    halo_buf_printf(&want, "%s|%s", res.data, scope.data);
+    CHECK_STR(got, want.data);
+    free(got);
+    /* last_start covers the latest span that refers to the text */
+    CHECK_INT(sql_int(path, "SELECT min(last_start) >= (SELECT max("
+                            "start_unix_nano) FROM span_rows) FROM "
+                            "shared_texts"),
+              1);
+
+    /* a short resource stays in its row */
+    halo_batch *b3 = batch_of(o + 3, 1);
+    halo_resource tiny = {.attrs = {NULL, 0}, .schema_url = ""};
+    b3->head->spans[0].resource = &tiny;
+    CHECK_INT(halo_store_write_batch(st, b3, NULL, &err), HALO_OK);
+    got = sql_text(path, "SELECT resource || (resource_ref IS NULL) FROM "
+                         "span_rows WHERE start_unix_nano = (SELECT max("
+                         "start_unix_nano) FROM span_rows)");
+    CHECK_STR(got, "{}1");
+    free(got);
+
+    /* retention past every span: the texts go with them */
+    int64_t deleted;
+    bool more = true;
+    while (more)
+        CHECK_INT(st2->ops->retention_step(st2, T0 + 86400000000000ull * 30,
+                                           100, &deleted, &more, &err),
+                  HALO_OK);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM span_rows"), 0);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM shared_texts"), 0);
+    /* st's cache still has them: it must store them again */
+    halo_batch *b4 = batch_of(o, 1);
+    CHECK_INT(halo_store_write_batch(st, b4, NULL, &err), HALO_OK);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM shared_texts"), 2);
+    got = sql_text(path, "SELECT resource FROM spans");
+    CHECK_STR(got, res.data);
+    free(got);
+
+    halo_buf_free(&res);
+    halo_buf_free(&scope);
+    halo_buf_free(&want);
+    halo_batch *bs[] = {b1, b2, b3, b4};
+    for (int i = 0; i < 4; i++)
+        halo_batch_done(bs[i], HALO_OK, "");
+    halo_store_close(st);
+    halo_store_close(st2);
+}
+
 TEST(list_traces_filters)
 {
     const char *path = db_path("list.db");
@@ -1031,7 +1112,7 @@ TEST(migrations_and_versions)
     CHECK_INT(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN"
                             " ('spans', 'traces', 'reports', 'analyzer_runs')"),
               4);
-    CHECK_INT(halo_store_schema_version(), 7);
+    CHECK_INT(halo_store_schema_version(), 8);
     /* a database as a binary of schema version 2 left it: no
      * analyzer_runs, traces WITHOUT ROWID keyed by trace_id, spans keyed
      * by (trace_id, span_id), two traces of three spans. A reader refuses
@@ -1067,7 +1148,7 @@ TEST(migrations_and_versions)
     st = open_store(path, false, &err);
     CHECK(st);
     halo_store_close(st);
-    CHECK_INT(sql_int(path, "SELECT max(version) FROM schema_migrations"), 7);
+    CHECK_INT(sql_int(path, "SELECT max(version) FROM schema_migrations"), 8);
     CHECK_INT(sql_int(path, "SELECT count(*) FROM analyzer_runs"), 0);
     /* traces and spans kept every value of every column, in the same
      * column order; the traces' rows are numbered in start order (not
@@ -2337,10 +2418,11 @@ TEST(corrupt_rows_do_not_crash)
          "events[0]"},
         {"UPDATE span_rows SET links = '{}' WHERE span_id = '000000000000000c'",
          "links"},
-        {"UPDATE span_rows SET scope = '[]' WHERE span_id = '000000000000000c'",
-         "scope"},
-        {"UPDATE span_rows SET resource = '\"x\"' WHERE span_id = "
+        {"UPDATE span_rows SET scope = '[]', scope_ref = NULL WHERE span_id = "
          "'000000000000000c'",
+         "scope"},
+        {"UPDATE span_rows SET resource = '\"x\"', resource_ref = NULL WHERE "
+         "span_id = '000000000000000c'",
          "resource"},
         {"UPDATE span_rows SET parent_span_id = 'zz' WHERE span_id = "
          "'000000000000000c'",
