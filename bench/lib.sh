@@ -188,7 +188,7 @@ store_method() {
         echo "prepared INSERT ... ON CONFLICT DO NOTHING, one transaction per" \
              "group commit, WAL; durable (synchronous=full): the log is" \
              "fdatasynced after each commit, overlapping the next one;" \
-             "input/output stored once"
+             "input/output and resource/scope texts stored once"
     fi
 }
 
