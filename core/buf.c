@@ -302,3 +302,12 @@ size_t halo_utf8_prefix(const char *s, size_t len, size_t max)
         cut--;
     return cut;
 }
+
+uint64_t halo_hash_bytes(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}

@@ -89,4 +89,8 @@ size_t halo_utf8_prefix(const char *s, size_t len, size_t max);
  * no overlong forms, surrogates or code points past U+10FFFF). */
 bool halo_utf8_valid(const char *s, size_t len);
 
+/* FNV-1a of p[0..n): the hash of halo's in-memory tables keyed by text or
+ * ids. */
+uint64_t halo_hash_bytes(const void *p, size_t n);
+
 #endif

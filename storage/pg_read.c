@@ -589,10 +589,7 @@ typedef struct id_map {
 
 static size_t id_hash(const char *p, size_t n)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
-    return (size_t)h;
+    return (size_t)halo_hash_bytes(p, n);
 }
 
 static bool id_map_build(id_map *mp, const group *g)

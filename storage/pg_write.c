@@ -606,10 +606,7 @@ typedef struct deltas {
 
 static uint64_t hash_str(sq_str s)
 {
-    uint64_t h = UINT64_C(1469598103934665603);
-    for (int i = 0; i < s.len; i++)
-        h = (h ^ (unsigned char)s.p[i]) * UINT64_C(1099511628211);
-    return h;
+    return halo_hash_bytes(s.p, s.len > 0 ? (size_t)s.len : 0);
 }
 
 static bool same_str(sq_str a, sq_str b)

@@ -874,8 +874,8 @@ static halo_status sq_put_report(halo_store *base, const halo_report_row *r,
 
 /* ---- open, close --------------------------------------------------------- */
 
-static halo_status prepare(sq_store *s, const char *sql, sqlite3_stmt **out,
-                           halo_err *err)
+halo_status sq_prepare_stmt(sq_store *s, const char *sql, sqlite3_stmt **out,
+                            halo_err *err)
 {
     if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out,
                            NULL) != SQLITE_OK)
@@ -885,7 +885,7 @@ static halo_status prepare(sq_store *s, const char *sql, sqlite3_stmt **out,
 
 static halo_status prepare_all(sq_store *s, halo_err *err)
 {
-    halo_status st = prepare(s, SQL_GET_TRACE, &s->get_trace, err);
+    halo_status st = sq_prepare_stmt(s, SQL_GET_TRACE, &s->get_trace, err);
     if (st != HALO_OK || s->read_only)
         return st;
     struct {
@@ -904,7 +904,7 @@ static halo_status prepare_all(sq_store *s, halo_err *err)
         {SQL_PUT_REPORT, &s->put_report},
     };
     for (size_t i = 0; st == HALO_OK && i < sizeof w / sizeof *w; i++)
-        st = prepare(s, w[i].sql, w[i].out, err);
+        st = sq_prepare_stmt(s, w[i].sql, w[i].out, err);
     if (st == HALO_OK)
         st = sq_shared_prepare(s, err);
     if (st == HALO_OK &&

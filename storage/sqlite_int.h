@@ -123,24 +123,20 @@ enum {
 #define SQ_SHARED_TEXT_V8(DB, REF, OWN)                                        \
     " COALESCE((SELECT x.body FROM " DB "shared_texts x WHERE x.id = s." REF   \
     "), s." OWN ")"
+/* clang-format off */
 #define SQ_SPANS_V8_S_COLS(DB)                                                 \
     "s.parent_span_id, s.name, s.kind, s.span_type, s.agent_id,"               \
     " s.agent_name, s.session_id, s.user_id, s.service_name, s.model,"         \
     " s.tool_name, s.start_time, s.end_time, s.duration_ms, s.status_code,"    \
     " s.status_message, s.input, s.output, s.input_tokens, s.output_tokens,"   \
-    " s.cost, " SQ_ATTRS_V7 " AS attributes, s.events," SQ_SHARED_TEXT_V8(     \
-        DB, "resource_ref",                                                    \
-        "resource") " AS resource,"                                            \
-                    " s.start_unix_nano, s.end_unix_nano, s.trace_state, "     \
-                    "s.flags, s.links," SQ_SHARED_TEXT_V8(                     \
-                        DB, "scope_ref",                                       \
-                        "scope") " AS scope,"                                  \
-                                 " s.resource_schema_url, "                    \
-                                 "s.resource_dropped_attributes_count,"        \
-                                 " s.dropped_attributes_count, "               \
-                                 "s.dropped_events_count,"                     \
-                                 " s.dropped_links_count, s.fallback_mask, "   \
-                                 "s.value_types"
+    " s.cost, " SQ_ATTRS_V7 " AS attributes, s.events,"                        \
+    SQ_SHARED_TEXT_V8(DB, "resource_ref", "resource") " AS resource,"          \
+    " s.start_unix_nano, s.end_unix_nano, s.trace_state, s.flags, s.links,"    \
+    SQ_SHARED_TEXT_V8(DB, "scope_ref", "scope") " AS scope,"                   \
+    " s.resource_schema_url, s.resource_dropped_attributes_count,"             \
+    " s.dropped_attributes_count, s.dropped_events_count,"                     \
+    " s.dropped_links_count, s.fallback_mask, s.value_types"
+/* clang-format on */
 
 /* The text columns of a prepared row (sq_row.t), each bound to the span
  * insert's parameter sq_text_col[T_x]. kind and status_code are bound from
@@ -322,6 +318,10 @@ void sq_shared_free(sq_store *s);
 
 /* halo_fail with "could not <what> in database "<path>": <sqlite msg>". */
 halo_status sq_fail(sq_store *s, halo_err *err, const char *what);
+/* A statement of s's for the life of the handle (persistent), failing
+ * through sq_fail. */
+halo_status sq_prepare_stmt(sq_store *s, const char *sql, sqlite3_stmt **out,
+                            halo_err *err);
 /* sqlite3_exec, failing through sq_fail. */
 halo_status sq_exec(sq_store *s, const char *sql, const char *what,
                     halo_err *err);

@@ -44,7 +44,7 @@ typedef struct sq_shared {
 } sq_shared;
 
 static const char SQL_SH_GET[] =
-    "SELECT last_start FROM shared_texts WHERE id = ?1";
+    "SELECT id, last_start FROM shared_texts WHERE id = ?1";
 static const char SQL_SH_FIND[] =
     "SELECT id, last_start FROM shared_texts WHERE body = ?1";
 static const char SQL_SH_INS[] =
@@ -64,11 +64,10 @@ halo_status sq_shared_prepare(sq_store *s, halo_err *err)
              {SQL_SH_INS, &s->sh_ins},
              {SQL_SH_BUMP, &s->sh_bump},
              {SQL_SH_DEL, &s->sh_del}};
-    for (size_t i = 0; i < sizeof w / sizeof *w; i++)
-        if (sqlite3_prepare_v2(s->db, w[i].sql, -1, w[i].out, NULL) !=
-            SQLITE_OK)
-            return sq_fail(s, err, "prepare a statement");
-    return HALO_OK;
+    halo_status st = HALO_OK;
+    for (size_t i = 0; st == HALO_OK && i < sizeof w / sizeof *w; i++)
+        st = sq_prepare_stmt(s, w[i].sql, w[i].out, err);
+    return st;
 }
 
 static void clear_cache(sq_store *s)
@@ -98,22 +97,6 @@ void sq_shared_begin(sq_store *s)
     s->sh_last[0].p = s->sh_last[1].p = NULL;
 }
 
-/* FNV-1a, 8 bytes at a time (the texts are a few hundred bytes). */
-static uint64_t text_hash(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t v;
-        memcpy(&v, p + i, 8);
-        h = (h ^ v) * 1099511628211ull;
-        h ^= h >> 29;
-    }
-    for (; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
-    return h ^ n;
-}
-
 static halo_status step_fail(sq_store *s, sqlite3_stmt *st, const char *what,
                              halo_err *err)
 {
@@ -130,22 +113,33 @@ static int64_t add_slack(uint64_t start_ns)
     return (int64_t)v;
 }
 
+/* Step st, a bound SELECT of (id, last_start): the row into e and
+ * *found; no row leaves e as it was. */
+static halo_status read_row(sq_store *s, sqlite3_stmt *st, sq_shared *e,
+                            bool *found, halo_err *err)
+{
+    int rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    if (*found) {
+        e->id = sqlite3_column_int64(st, 0);
+        e->last_start = sqlite3_column_int64(st, 1);
+    } else if (rc != SQLITE_DONE) {
+        return step_fail(s, st, "look up a shared text", err);
+    }
+    sqlite3_reset(st);
+    return HALO_OK;
+}
+
 /* Find txt's row, or insert it: e->id and e->last_start from the table. */
 static halo_status find_or_insert(sq_store *s, sq_shared *e, uint64_t start_ns,
                                   halo_err *err)
 {
+    bool found;
     sqlite3_stmt *st = s->sh_find;
     sqlite3_bind_text(st, 1, e->body, (int)e->len, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        e->id = sqlite3_column_int64(st, 0);
-        e->last_start = sqlite3_column_int64(st, 1);
-        sqlite3_reset(st);
-        return HALO_OK;
-    }
-    if (rc != SQLITE_DONE)
-        return step_fail(s, st, "look up a shared text", err);
-    sqlite3_reset(st);
+    halo_status ret = read_row(s, st, e, &found, err);
+    if (ret != HALO_OK || found)
+        return ret;
     st = s->sh_ins;
     e->last_start = add_slack(start_ns);
     sqlite3_bind_text(st, 1, e->body, (int)e->len, SQLITE_STATIC);
@@ -162,22 +156,12 @@ static halo_status find_or_insert(sq_store *s, sq_shared *e, uint64_t start_ns,
 static halo_status verify(sq_store *s, sq_shared *e, uint64_t start_ns,
                           halo_err *err)
 {
-    sqlite3_stmt *st = s->sh_get;
-    sqlite3_bind_int64(st, 1, e->id);
-    int rc = sqlite3_step(st);
-    halo_status ret = HALO_OK;
-    if (rc == SQLITE_ROW) {
-        e->last_start = sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
-    } else if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
-        ret = find_or_insert(s, e, start_ns, err);
-    } else {
-        return step_fail(s, st, "look up a shared text", err);
-    }
-    if (ret == HALO_OK)
-        e->gen = s->sh_gen;
-    return ret;
+    bool found;
+    sqlite3_bind_int64(s->sh_get, 1, e->id);
+    halo_status ret = read_row(s, s->sh_get, e, &found, err);
+    if (ret != HALO_OK || found)
+        return ret;
+    return find_or_insert(s, e, start_ns, err);
 }
 
 /* The entry for txt, new (body copied, id 0, gen stale) if not cached. */
@@ -190,7 +174,7 @@ static sq_shared *entry_for(sq_store *s, sq_str txt, size_t *slot)
         s->sh_cap = SHARED_SLOTS;
     }
     size_t len = (size_t)txt.len;
-    uint64_t h = text_hash(txt.p, len);
+    uint64_t h = halo_hash_bytes(txt.p, len);
     size_t mask = s->sh_cap - 1;
     for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
         sq_shared *e = &s->sh[i];

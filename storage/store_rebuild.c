@@ -369,10 +369,7 @@ struct rb_run {
 
 static size_t hash_str(const char *s)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return (size_t)h;
+    return (size_t)halo_hash_bytes(s, strlen(s));
 }
 
 /* Agents with an id are found through an open-addressing table of item
