@@ -183,7 +183,8 @@ store_method() {
         echo "binary COPY straight into day-partitioned span_rows under a" \
              "savepoint (staging table + INSERT ... ON CONFLICT DO NOTHING" \
              "on a redelivery), traces upsert; one transaction per group;" \
-             "input/output stored once; ${BENCH_PG_CONNECTIONS:-4} connections"
+             "input/output and resource/scope texts stored once;" \
+             "${BENCH_PG_CONNECTIONS:-4} connections"
     else
         echo "prepared INSERT ... ON CONFLICT DO NOTHING, one transaction per" \
              "group commit, WAL; durable (synchronous=full): the log is" \

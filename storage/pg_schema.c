@@ -158,31 +158,52 @@ static const char SCHEMA_V3[] =
  * exactly the old columns, in their order, that splices the texts back
  * (the later place first, so the earlier keeps its position). Rows stored
  * before have both NULL. Metadata only: no row is rewritten. */
+/* The spans view: the columns of `spans` as they were stored before
+ * migration 5, in their order. CREATE names the statement, RES and SCOPE
+ * the expressions of those two columns (each with its alias, if any), FROM
+ * the relations after FROM. */
+#define SPANS_VIEW(CREATE, RES, SCOPE, FROM)                                   \
+    CREATE " spans AS SELECT s.trace_id, s.span_id, s.parent_span_id,"         \
+           " s.name, s.kind, s.span_type, s.agent_id, s.agent_name,"           \
+           " s.session_id,"                                                    \
+           " s.user_id, s.service_name, s.model, s.tool_name, s.start_time,"   \
+           " s.end_time, s.duration_ms, s.status_code, s.status_message,"      \
+           " s.input,"                                                         \
+           " s.output, s.input_tokens, s.output_tokens, s.cost,"               \
+           " CASE WHEN s.input_at IS NULL AND s.output_at IS NULL THEN"        \
+           " s.attributes"                                                     \
+           " WHEN s.output_at IS NULL THEN overlay(s.attributes::text placing" \
+           " to_json(s.input)::text from s.input_at for 4)::json"              \
+           " WHEN s.input_at IS NULL THEN overlay(s.attributes::text placing"  \
+           " to_json(s.output)::text from s.output_at for 4)::json"            \
+           " WHEN s.input_at < s.output_at THEN"                               \
+           " overlay(overlay(s.attributes::text"                               \
+           " placing to_json(s.output)::text from s.output_at for 4) placing"  \
+           " to_json(s.input)::text from s.input_at for 4)::json"              \
+           " ELSE overlay(overlay(s.attributes::text placing"                  \
+           " to_json(s.input)::text"                                           \
+           " from s.input_at for 4) placing to_json(s.output)::text from"      \
+           " s.output_at for 4)::json END AS attributes,"                      \
+           " s.events, " RES ", s.start_unix_nano, s.end_unix_nano,"           \
+           " s.trace_state, s.flags, s.links, " SCOPE                          \
+           ", s.resource_schema_url,"                                          \
+           " s.resource_dropped_attributes_count, s.dropped_attributes_count," \
+           " s.dropped_events_count, s.dropped_links_count, s.fallback_mask,"  \
+           " s.value_types FROM " FROM ";"
+
+/* Input and output stored once, as in SQLite's migration 7 (storage/
+ * README.md): the partitioned table becomes span_rows (its partitions and
+ * indexes keep their names), where the attribute that repeats a span's
+ * input / output (input.value, output.value) holds null and input_at /
+ * output_at give its place in characters; `spans` becomes a view with
+ * exactly the old columns, in their order, that splices the texts back
+ * (the later place first, so the earlier keeps its position). Rows stored
+ * before have both NULL. Metadata only: no row is rewritten. */
 static const char SCHEMA_V5[] =
     "ALTER TABLE spans RENAME TO span_rows;"
     "ALTER TABLE span_rows ADD COLUMN input_at integer,"
-    " ADD COLUMN output_at integer;"
-    "CREATE VIEW spans AS SELECT s.trace_id, s.span_id, s.parent_span_id,"
-    " s.name, s.kind, s.span_type, s.agent_id, s.agent_name, s.session_id,"
-    " s.user_id, s.service_name, s.model, s.tool_name, s.start_time,"
-    " s.end_time, s.duration_ms, s.status_code, s.status_message, s.input,"
-    " s.output, s.input_tokens, s.output_tokens, s.cost,"
-    " CASE WHEN s.input_at IS NULL AND s.output_at IS NULL THEN s.attributes"
-    " WHEN s.output_at IS NULL THEN overlay(s.attributes::text placing"
-    " to_json(s.input)::text from s.input_at for 4)::json"
-    " WHEN s.input_at IS NULL THEN overlay(s.attributes::text placing"
-    " to_json(s.output)::text from s.output_at for 4)::json"
-    " WHEN s.input_at < s.output_at THEN overlay(overlay(s.attributes::text"
-    " placing to_json(s.output)::text from s.output_at for 4) placing"
-    " to_json(s.input)::text from s.input_at for 4)::json"
-    " ELSE overlay(overlay(s.attributes::text placing to_json(s.input)::text"
-    " from s.input_at for 4) placing to_json(s.output)::text from"
-    " s.output_at for 4)::json END AS attributes,"
-    " s.events, s.resource, s.start_unix_nano, s.end_unix_nano,"
-    " s.trace_state, s.flags, s.links, s.scope, s.resource_schema_url,"
-    " s.resource_dropped_attributes_count, s.dropped_attributes_count,"
-    " s.dropped_events_count, s.dropped_links_count, s.fallback_mask,"
-    " s.value_types FROM span_rows s;"
+    " ADD COLUMN output_at integer;" SPANS_VIEW("CREATE VIEW", "s.resource",
+                                                "s.scope", "span_rows s")
     /* the roles that could read spans (Grafana's...) read the view: the
      * grants stayed with the renamed table */
     "DO $$ DECLARE g record; BEGIN"
@@ -192,6 +213,29 @@ static const char SCHEMA_V5[] =
     " EXECUTE 'GRANT SELECT ON spans TO ' || CASE WHEN g.grantee = 0"
     " THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END;"
     " END LOOP; END $$;";
+
+/* Resource and scope texts stored once, as in SQLite's migration 8
+ * (storage/README.md): shared_texts keeps each distinct text once under a
+ * 64-bit hash of its bytes (pg_write.c: the writer checks the text, so a
+ * collision only keeps a text in its row); span_rows.resource_ref /
+ * scope_ref refer to it, the row's own column then NULL. last_start is at
+ * least the start (ns) of every span that refers to the text, which is how
+ * retention knows when it may go. The view joins the texts back (the join
+ * is removed from the plans of queries that read neither column). CREATE OR
+ * REPLACE keeps the view's grants. Metadata only: no row is rewritten. */
+static const char SCHEMA_V6[] =
+    "CREATE TABLE shared_texts ("
+    " id bigint PRIMARY KEY,"
+    " body json NOT NULL,"
+    " last_start bigint NOT NULL"
+    ");"
+    "ALTER TABLE span_rows ADD COLUMN resource_ref bigint,"
+    " ADD COLUMN scope_ref bigint, ALTER COLUMN resource DROP NOT "
+    "NULL;" SPANS_VIEW(
+        "CREATE OR REPLACE VIEW", "coalesce(r.body, s.resource) AS resource",
+        "coalesce(o.body, s.scope) AS scope",
+        "span_rows s LEFT JOIN shared_texts r ON r.id = s.resource_ref"
+        " LEFT JOIN shared_texts o ON o.id = s.scope_ref");
 
 static const struct migration {
     int version;
@@ -210,6 +254,8 @@ static const struct migration {
      "ALTER TABLE traces ADD COLUMN priced_spans bigint NOT NULL DEFAULT 0;"},
     /* spans' rows in span_rows, input/output once; spans a view */
     {5, "span_rows, input and output once", SCHEMA_V5},
+    /* resource and scope texts once, in shared_texts */
+    {6, "shared_texts, resource and scope once", SCHEMA_V6},
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 
@@ -500,6 +546,33 @@ static halo_status delete_old_traces(PGconn *c, const char *boundary,
     return pg_cmd(c, sql, "delete the traces older than the retention", err);
 }
 
+/* The shared texts (migration 6) no remaining span refers to: those whose
+ * last_start is before the boundary, in a transaction of its own after the
+ * spans went. It first waits for the span writes in progress (they hold the
+ * texts lock shared) and holds off new ones; a write that committed a span
+ * older than the boundary after the spans were deleted would otherwise
+ * refer to a text deleted here, so those spans are deleted again first
+ * (spans_default only: the old day partitions are gone). */
+static halo_status expire_texts(PGconn *c, const char *boundary,
+                                int64_t boundary_s, halo_err *err)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "BEGIN; SET LOCAL TimeZone = 'UTC';"
+             " SELECT pg_advisory_xact_lock(" HALO_PG_STR(
+                 HALO_PG_TEXTS_LOCK_KEY) ");"
+                                         " DELETE FROM span_rows WHERE "
+                                         "start_time < '%s';"
+                                         " DELETE FROM shared_texts WHERE "
+                                         "last_start < %" PRId64 "000000000;"
+                                         " COMMIT",
+             boundary, boundary_s);
+    halo_status st = pg_cmd(c, sql, "delete the texts of deleted spans", err);
+    if (st != HALO_OK)
+        pg_rollback(c);
+    return st;
+}
+
 halo_status halo_pg_retention(PGconn *c, int64_t older_than_unix_s,
                               int *dropped, halo_err *err)
 {
@@ -522,6 +595,8 @@ halo_status halo_pg_retention(PGconn *c, int64_t older_than_unix_s,
         st = commit(c, "commit retention", err);
     else
         pg_rollback(c);
+    if (st == HALO_OK)
+        st = expire_texts(c, boundary, older_than_unix_s / DAY_S * DAY_S, err);
     if (st == HALO_OK && dropped)
         *dropped = n;
     return st;

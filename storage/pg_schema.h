@@ -33,6 +33,13 @@
 
 /* The advisory lock every halo schema change takes ("halo" "pgsc"). */
 #define HALO_PG_LOCK_KEY INT64_C(0x68616c6f70677363)
+/* The advisory lock of shared_texts ("halopgtx", 0x68616c6f70677478;
+ * decimal, for the SQL text): every span write holds it shared for its
+ * transaction (pg_write.c), retention exclusively while it deletes texts,
+ * so no write can refer to a text being deleted. */
+#define HALO_PG_TEXTS_LOCK_KEY 7521412078568436856
+#define HALO_PG_STR_(x) #x
+#define HALO_PG_STR(x) HALO_PG_STR_(x)
 
 /* Apply the pending migrations in one transaction under the advisory lock,
  * recording each in schema_migrations(version, name, applied_at). A no-op
@@ -55,8 +62,9 @@ halo_status halo_pg_ensure_partitions(PGconn *c, int64_t from_unix_s,
  * partition of `spans` whose upper bound is <= B (never one that may hold
  * a newer row), deletes the traces that started before B together with
  * their spans wherever they are (a trace crossing midnight, rows in
- * spans_default), so no trace is left half-deleted. *dropped (may be NULL)
- * gets the number of partitions dropped. */
+ * spans_default), so no trace is left half-deleted; then, in a second
+ * transaction, the shared texts no remaining span refers to. *dropped (may
+ * be NULL) gets the number of partitions dropped. */
 halo_status halo_pg_retention(PGconn *c, int64_t older_than_unix_s,
                               int *dropped, halo_err *err);
 

@@ -11,10 +11,12 @@
  * writer thread.
  *
  * The fast path (every row new, the common case), three round trips plus
- * two COPY streams:
- *   1. BEGIN, SET LOCALs (below); CREATE TEMP TABLE IF NOT EXISTS
- *      halo_staging / halo_touched_v2 (ON COMMIT DELETE ROWS: created once per
- *      session, emptied by each commit); SAVEPOINT halo_fast; COPY spans
+ * two COPY streams (two more round trips when the rows have resource or
+ * scope texts to share, the usual case: "shared texts" below):
+ *   1. BEGIN, SET LOCALs (below); the shared texts lock, shared;
+ *      CREATE TEMP TABLE IF NOT EXISTS halo_staging_v3 / halo_touched_v2 (ON
+ *      COMMIT DELETE ROWS: created once per session, emptied by each
+ *      commit); [the shared texts;] SAVEPOINT halo_fast; COPY span_rows
  *      FROM STDIN (FORMAT binary), the rows written by hand in the binary
  *      COPY format (below) and streamed in 256 KiB pieces.
  *   2. RELEASE SAVEPOINT; COPY halo_touched_v2 FROM STDIN: the per-trace
@@ -25,9 +27,9 @@
  *   3. S2, S3, S4 (below), COMMIT.
  * The staging path, when the fast path's COPY fails with a unique
  * violation (a redelivered span, or one twice in the same write):
- *   ROLLBACK TO SAVEPOINT halo_fast; COPY halo_staging FROM STDIN (the
+ *   ROLLBACK TO SAVEPOINT halo_fast; COPY halo_staging_v3 FROM STDIN (the
  *   rows again, with their batch position ord); then in one query string:
- *      S1 INSERT INTO spans SELECT ... FROM halo_staging ON CONFLICT
+ *      S1 INSERT INTO span_rows SELECT ... FROM halo_staging_v3 ON CONFLICT
  *         (trace_id, span_id, start_time) DO NOTHING RETURNING ..., in a
  *         data-modifying CTE whose RETURNING rows (only those inserted)
  *         are aggregated per trace into halo_touched_v2 (as above);
@@ -84,13 +86,16 @@
 #define FLUSH_AT (256 * 1024)
 /* µs between 1970-01-01 and PostgreSQL's epoch 2000-01-01 */
 #define PG_EPOCH_US INT64_C(946684800000000)
-#define N_FIELDS 42 /* ord + the 39 span columns + input_at, output_at */
+/* ord + the 39 span columns + input_at, output_at, resource_ref, scope_ref */
+#define N_FIELDS 44
 
 /* ---- SQL --------------------------------------------------------------- */
 
 /* What a row writes into span_rows: the spans view's columns, then where
- * the attributes hold null for the input / output (sq_row.in_at, out_at). */
-#define PGW_COLUMNS SQ_SPAN_COLUMNS ", input_at, output_at"
+ * the attributes hold null for the input / output (sq_row.in_at, out_at),
+ * then the shared texts its resource and scope are (NULL: in the row). */
+#define PGW_COLUMNS                                                            \
+    SQ_SPAN_COLUMNS ", input_at, output_at, resource_ref, scope_ref"
 
 /* lz4 TOAST compression for this transaction's rows when the server has
  * it (pglz was the servers' hottest function: a fifth of their CPU); no
@@ -105,44 +110,56 @@
     " FROM pg_settings WHERE name = 'default_toast_compression'"               \
     " AND 'lz4' = ANY (enumvals);"
 
-static const char SQL_BEGIN[] = SQL_PROLOGUE
-    /* _v2: input_at, output_at (a pooled session of an older halo
-     * would hold the old definition under the old name) */
-    "CREATE TEMP TABLE IF NOT EXISTS halo_staging_v2 ("
-    " ord integer NOT NULL, trace_id text, span_id text,"
-    " parent_span_id text, name text, kind text, span_type text,"
-    " agent_id text, agent_name text, session_id text, user_id text,"
-    " service_name text, model text, tool_name text,"
-    " start_time timestamptz, end_time timestamptz,"
-    " duration_ms double precision, status_code text, status_message text,"
-    " input text, output text, input_tokens bigint, output_tokens bigint,"
-    " cost double precision, attributes json, events json, resource json,"
-    " start_unix_nano bigint, end_unix_nano bigint, trace_state text,"
-    " flags bigint, links json, scope json, resource_schema_url text,"
-    " resource_dropped_attributes_count bigint,"
-    " dropped_attributes_count bigint, dropped_events_count bigint,"
-    " dropped_links_count bigint, fallback_mask integer, value_types json,"
-    " input_at integer, output_at integer"
+/* The session's temp tables. _v3 / _v2: a session a pooler kept from an
+ * older halo would hold an older definition under the older name
+ * (staging: resource_ref, scope_ref since v3; touched: priced since v2). */
+#define SQL_TEMP_TABLES                                                        \
+    "CREATE TEMP TABLE IF NOT EXISTS halo_staging_v3 ("                        \
+    " ord integer NOT NULL, trace_id text, span_id text,"                      \
+    " parent_span_id text, name text, kind text, span_type text,"              \
+    " agent_id text, agent_name text, session_id text, user_id text,"          \
+    " service_name text, model text, tool_name text,"                          \
+    " start_time timestamptz, end_time timestamptz,"                           \
+    " duration_ms double precision, status_code text, status_message text,"    \
+    " input text, output text, input_tokens bigint, output_tokens bigint,"     \
+    " cost double precision, attributes json, events json, resource json,"     \
+    " start_unix_nano bigint, end_unix_nano bigint, trace_state text,"         \
+    " flags bigint, links json, scope json, resource_schema_url text,"         \
+    " resource_dropped_attributes_count bigint,"                               \
+    " dropped_attributes_count bigint, dropped_events_count bigint,"           \
+    " dropped_links_count bigint, fallback_mask integer, value_types json,"    \
+    " input_at integer, output_at integer, resource_ref bigint,"               \
+    " scope_ref bigint"                                                        \
+    ") ON COMMIT DELETE ROWS;"                                                 \
+    "CREATE TEMP TABLE IF NOT EXISTS halo_touched_v2 ("                        \
+    " trace_id text PRIMARY KEY, spans bigint, errors bigint, llm bigint,"     \
+    " tool bigint, in_tok bigint, out_tok bigint, cost double precision,"      \
+    " priced bigint, start_time timestamptz, end_time timestamptz,"            \
+    " start_ns bigint, end_ns bigint, needs integer, root_id text,"            \
+    " root_name text, r_agent_id text, r_agent_name text, r_session_id text,"  \
+    " r_user_id text, f_agent_id text, f_agent_name text,"                     \
+    " f_session_id text, f_user_id text"                                       \
     ") ON COMMIT DELETE ROWS;"
-    /* _v2: the columns changed (priced); a session a pooler kept from an
-     * older halo would hold the old definition under the old name */
-    "CREATE TEMP TABLE IF NOT EXISTS halo_touched_v2 ("
-    " trace_id text PRIMARY KEY, spans bigint, errors bigint, llm bigint,"
-    " tool bigint, in_tok bigint, out_tok bigint, cost double precision,"
-    " priced bigint, start_time timestamptz, end_time timestamptz, start_ns "
-    "bigint,"
-    " end_ns bigint, needs integer, root_id text, root_name text,"
-    " r_agent_id text, r_agent_name text, r_session_id text,"
-    " r_user_id text, f_agent_id text, f_agent_name text,"
-    " f_session_id text, f_user_id text"
-    ") ON COMMIT DELETE ROWS;"
-    "SAVEPOINT halo_fast;"
-    "COPY span_rows (" PGW_COLUMNS ") FROM STDIN (FORMAT binary)";
+
+/* The transaction up to the fast path's COPY: the texts lock, shared
+ * (pg_schema.h: retention takes it to delete texts), the temp tables. */
+#define SQL_OPEN                                                               \
+    SQL_PROLOGUE "SELECT pg_advisory_xact_lock_shared(" HALO_PG_STR(           \
+        HALO_PG_TEXTS_LOCK_KEY) ");" SQL_TEMP_TABLES
+#define SQL_FAST_COPY                                                          \
+    "SAVEPOINT halo_fast;"                                                     \
+    "COPY span_rows (" PGW_COLUMNS ") FROM STDIN (FORMAT binary)"
+
+/* Without shared texts in the write, one round trip to the COPY; with
+ * them, SQL_OPEN, the texts (share_texts), then SQL_FAST_COPY. */
+static const char SQL_BEGIN[] = SQL_OPEN SQL_FAST_COPY;
+static const char SQL_BEGIN_OPEN[] = SQL_OPEN;
+static const char SQL_BEGIN_COPY[] = SQL_FAST_COPY;
 
 /* The fast path's COPY hit a stored span: back to the staging path. */
 static const char SQL_FALLBACK[] =
     "ROLLBACK TO SAVEPOINT halo_fast;"
-    "COPY halo_staging_v2 (ord, " PGW_COLUMNS ") FROM STDIN (FORMAT binary)";
+    "COPY halo_staging_v3 (ord, " PGW_COLUMNS ") FROM STDIN (FORMAT binary)";
 
 /* The fast path's COPY stored every row: its per-trace deltas next. */
 static const char SQL_TOUCHED[] =
@@ -160,14 +177,14 @@ static const char SQL_TOUCHED[] =
 /* S1: insert, then the per-trace deltas of the rows inserted. */
 #define SQL_S1                                                                 \
     "WITH ins AS (INSERT INTO span_rows (" PGW_COLUMNS ")"                     \
-    " SELECT " PGW_COLUMNS " FROM halo_staging_v2 ORDER BY ord"                \
+    " SELECT " PGW_COLUMNS " FROM halo_staging_v3 ORDER BY ord"                \
     " ON CONFLICT (trace_id, span_id, start_time) DO NOTHING"                  \
     " RETURNING trace_id, span_id, start_time, end_time, parent_span_id,"      \
     " name, status_code, span_type, agent_id, agent_name, session_id,"         \
     " user_id, input_tokens, output_tokens, cost, start_unix_nano,"            \
     " end_unix_nano, fallback_mask),"                                          \
     " pos AS (SELECT trace_id, span_id, start_time, min(ord) AS ord"           \
-    " FROM halo_staging_v2 GROUP BY 1, 2, 3),"                                 \
+    " FROM halo_staging_v3 GROUP BY 1, 2, 3),"                                 \
     " k AS (SELECT i.*, p.ord FROM ins i JOIN pos p"                           \
     " ON p.trace_id = i.trace_id AND p.span_id = i.span_id"                    \
     " AND p.start_time = i.start_time),"                                       \
@@ -390,12 +407,18 @@ static void put_i32(halo_buf *b, int32_t v)
     halo_buf_append(b, x, 4);
 }
 
-static void put_i64(halo_buf *b, int64_t v)
+/* v big-endian, as the binary formats of int8 and timestamptz are. */
+static void be64(char out[8], int64_t v)
 {
     uint64_t u = (uint64_t)v;
-    char x[8];
     for (int i = 0; i < 8; i++)
-        x[i] = (char)(u >> (56 - 8 * i));
+        out[i] = (char)(u >> (56 - 8 * i));
+}
+
+static void put_i64(halo_buf *b, int64_t v)
+{
+    char x[8];
+    be64(x, v);
     halo_buf_append(b, x, 8);
 }
 
@@ -535,8 +558,10 @@ static void field_cstr(halo_buf *b, const char *s)
 }
 
 /* One row: ord when with_ord (the staging table), then the columns in
- * SQ_SPAN_COLUMNS order. */
-static void put_row(halo_buf *b, bool with_ord, int32_t ord, const sq_row *r)
+ * PGW_COLUMNS order; ref[0] / ref[1], when not 0, the shared texts its
+ * resource / scope are (the row's own columns then NULL). */
+static void put_row(halo_buf *b, bool with_ord, int32_t ord, const sq_row *r,
+                    const int64_t ref[2])
 {
     put_i16(b, with_ord ? N_FIELDS : N_FIELDS - 1);
     if (with_ord)
@@ -563,13 +588,13 @@ static void put_row(halo_buf *b, bool with_ord, int32_t ord, const sq_row *r)
         put_i32(b, -1);
     field_json(b, r->t[T_ATTRS]);
     field_json(b, r->t[T_EVENTS]);
-    field_json(b, r->t[T_RESOURCE]);
+    field_json(b, ref[0] ? (sq_str){NULL, 0} : r->t[T_RESOURCE]);
     field_i64(b, (int64_t)r->start_ns);
     field_i64(b, (int64_t)r->end_ns);
     field_text(b, r->t[T_TRACE_STATE]);
     field_i64(b, r->flags);
     field_json(b, r->t[T_LINKS]);
-    field_json(b, r->t[T_SCOPE]);
+    field_json(b, ref[1] ? (sq_str){NULL, 0} : r->t[T_SCOPE]);
     field_text(b, r->t[T_RES_SCHEMA]);
     field_i64(b, r->res_dropped);
     field_i64(b, r->dropped_attrs);
@@ -579,6 +604,8 @@ static void put_row(halo_buf *b, bool with_ord, int32_t ord, const sq_row *r)
     field_json(b, r->t[T_VALUE_TYPES]);
     field_opt_i32(b, r->in_at);
     field_opt_i32(b, r->out_at);
+    field_opt_i64(b, ref[0] != 0, ref[0]);
+    field_opt_i64(b, ref[1] != 0, ref[1]);
 }
 
 /* ---- the fast path's rollup deltas --------------------------------------- */
@@ -736,6 +763,243 @@ static void put_delta(halo_buf *b, const delta *x)
     field_text(b, x->first->t[T_USER_ID]);
 }
 
+/* ---- shared texts (schema migration 6) ----------------------------------- */
+
+/* A write's distinct resource and scope texts (those of SQ_SHARED_MIN
+ * bytes or more) are put into shared_texts before its COPY, each under the
+ * 64-bit hash of its bytes as id, and the rows refer to those that are
+ * there with the same bytes (usable). A text stays in its rows when it is
+ * not: another text of the write has the same id (lone), shared_texts
+ * holds another text under it (a hash collision), or another writer
+ * inserted it meanwhile and committed after this write's check began
+ * (the next write will use it).
+ *
+ * Two statements, in this order, so that two writers never wait on each
+ * other in a cycle: TEXTS_INS inserts the missing texts in id order (it
+ * waits only for another writer's uncommitted insert of the same id);
+ * TEXTS_CHECK raises the last_start of the stored texts that need it,
+ * locking them in id order first, and returns the ids stored with the
+ * same bytes, as seen when it starts (after TEXTS_INS and what it waited
+ * for). */
+#define TEXTS_PER_STMT 1000
+#define TEXT_SLACK_NS INT64_C(3600000000000) /* an hour (sqlite_shared.c) */
+#define TEXTS_U " (id, body, need, raise) AS (VALUES "
+#define TEXTS_INS_END                                                          \
+    ") INSERT INTO shared_texts (id, body, last_start)"                        \
+    " SELECT id, body::json, raise FROM u ORDER BY id"                         \
+    " ON CONFLICT (id) DO NOTHING"
+#define TEXTS_CHECK_END                                                        \
+    "), lk AS (SELECT s.id FROM shared_texts s JOIN u ON u.id = s.id"          \
+    " WHERE s.last_start < u.need AND s.body::text = u.body"                   \
+    " ORDER BY s.id FOR UPDATE OF s),"                                         \
+    " bump AS (UPDATE shared_texts s SET last_start ="                         \
+    " greatest(s.last_start, u.raise) FROM u"                                  \
+    " WHERE u.id = s.id AND s.id IN (SELECT id FROM lk))"                      \
+    " SELECT s.id FROM shared_texts s JOIN u ON u.id = s.id"                   \
+    " WHERE s.body::text = u.body"
+
+typedef struct shtext {
+    sq_str body;
+    uint64_t hash;
+    int64_t need; /* the latest start (ns, signed as stored) of its spans */
+    bool lone;    /* another text of the write has the same hash */
+    bool usable;  /* in shared_texts with these bytes: rows refer to it */
+} shtext;
+
+typedef struct shtexts {
+    shtext *v;
+    size_t n, cap;
+    uint32_t *slot; /* open addressing by hash: index + 1 into v, 0 free */
+    size_t mask;
+    uint32_t *ref; /* 2 per row (resource, scope): index + 1, 0 in the row */
+} shtexts;
+
+static bool same_bytes(sq_str a, sq_str b)
+{
+    return a.len == b.len && memcmp(a.p, b.p, (size_t)a.len) == 0;
+}
+
+/* The index + 1 of txt in x, added when new; 0 when out of memory. */
+static uint32_t text_index(shtexts *x, sq_str txt)
+{
+    uint64_t h = halo_hash_bytes(txt.p, (size_t)txt.len);
+    bool collides = false;
+    size_t i = (size_t)h & x->mask;
+    for (; x->slot[i]; i = (i + 1) & x->mask) {
+        shtext *e = &x->v[x->slot[i] - 1];
+        if (e->hash != h)
+            continue;
+        if (same_bytes(e->body, txt))
+            return x->slot[i];
+        e->lone = collides = true;
+    }
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? 2 * x->cap : 16;
+        shtext *v = realloc(x->v, cap * sizeof *v);
+        if (!v)
+            return 0;
+        x->v = v;
+        x->cap = cap;
+    }
+    x->v[x->n] =
+        (shtext){.body = txt, .hash = h, .need = INT64_MIN, .lone = collides};
+    x->slot[i] = (uint32_t)++x->n;
+    return x->slot[i];
+}
+
+/* x->ref for every row of rows[0..n) (total of them). Rows of one request
+ * share their texts' bytes, so the last text of each column skips the
+ * hash. */
+static halo_status texts_build(shtexts *x, halo_store_rows *const *rows,
+                               size_t n, size_t total, halo_err *err)
+{
+    size_t cap = 64;
+    while (cap < 4 * total)
+        cap *= 2;
+    *x = (shtexts){.slot = calloc(cap, sizeof *x->slot),
+                   .mask = cap - 1,
+                   .ref = calloc(2 * total, sizeof *x->ref)};
+    if (!x->slot || !x->ref)
+        return halo_fail(err, HALO_ENOMEM, "out of memory");
+    const int cols[2] = {T_RESOURCE, T_SCOPE};
+    sq_str last[2] = {{NULL, 0}, {NULL, 0}};
+    uint32_t last_ref[2] = {0, 0};
+    size_t g = 0;
+    for (size_t i = 0; i < n; i++) {
+        const sq_rows *rs = (const sq_rows *)rows[i];
+        for (size_t j = 0; j < rs->n; j++, g++) {
+            const sq_row *r = &rs->rows[j];
+            for (int k = 0; k < 2; k++) {
+                sq_str txt = r->t[cols[k]];
+                if (!txt.p || txt.len < SQ_SHARED_MIN)
+                    continue;
+                if (txt.p != last[k].p || txt.len != last[k].len) {
+                    last[k] = txt;
+                    last_ref[k] = text_index(x, txt);
+                    if (!last_ref[k])
+                        return halo_fail(err, HALO_ENOMEM, "out of memory");
+                }
+                shtext *e = &x->v[last_ref[k] - 1];
+                if ((int64_t)r->start_ns > e->need)
+                    e->need = (int64_t)r->start_ns;
+                x->ref[2 * g + (size_t)k] = last_ref[k];
+            }
+        }
+    }
+    return HALO_OK;
+}
+
+static void texts_free(shtexts *x)
+{
+    free(x->v);
+    free(x->slot);
+    free(x->ref);
+}
+
+/* The id of row g's resource (k 0) or scope (k 1) text; 0: in the row. */
+static int64_t text_ref(const shtexts *x, size_t g, int k)
+{
+    uint32_t i = x->ref ? x->ref[2 * g + (size_t)k] : 0;
+    return i && x->v[i - 1].usable ? (int64_t)x->v[i - 1].hash : 0;
+}
+
+static int cmp_text_id(const void *a, const void *b)
+{
+    int64_t x = (int64_t)(*(shtext *const *)a)->hash;
+    int64_t y = (int64_t)(*(shtext *const *)b)->hash;
+    return (x > y) - (x < y);
+}
+
+/* One of the two statements over e[0..n) (sorted by id); check: mark
+ * the ids it returns usable. */
+static halo_status texts_stmt(PGconn *c, shtext *const *e, size_t n, bool check,
+                              halo_err *err)
+{
+    enum { INT8OID = 20, TEXTOID = 25 };
+    size_t np = 4 * n;
+    Oid *types = malloc(np * sizeof *types);
+    const char **vals = malloc(np * sizeof *vals);
+    int *lens = malloc(np * sizeof *lens), *fmts = malloc(np * sizeof *fmts);
+    char(*num)[8] = malloc(3 * n * sizeof *num);
+    halo_buf sql = HALO_BUF_INIT;
+    halo_status st = HALO_OK;
+    if (!types || !vals || !lens || !fmts || !num)
+        st = halo_fail(err, HALO_ENOMEM, "out of memory");
+    halo_buf_puts(&sql, "WITH u" TEXTS_U);
+    for (size_t i = 0; st == HALO_OK && i < n; i++) {
+        int64_t raise = e[i]->need > INT64_MAX - TEXT_SLACK_NS
+                            ? INT64_MAX
+                            : e[i]->need + TEXT_SLACK_NS;
+        be64(num[3 * i], (int64_t)e[i]->hash);
+        be64(num[3 * i + 1], e[i]->need);
+        be64(num[3 * i + 2], raise);
+        const char *v[4] = {num[3 * i], e[i]->body.p, num[3 * i + 1],
+                            num[3 * i + 2]};
+        for (int k = 0; k < 4; k++) {
+            types[4 * i + (size_t)k] = k == 1 ? TEXTOID : INT8OID;
+            vals[4 * i + (size_t)k] = v[k];
+            lens[4 * i + (size_t)k] = k == 1 ? e[i]->body.len : 8;
+            fmts[4 * i + (size_t)k] = 1;
+        }
+        halo_buf_printf(&sql, "%s($%zu, $%zu, $%zu, $%zu)", i ? ", " : "",
+                        4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4);
+    }
+    halo_buf_puts(&sql, check ? TEXTS_CHECK_END : TEXTS_INS_END);
+    halo_buf_putc(&sql, '\0');
+    if (st == HALO_OK && sql.oom)
+        st = halo_fail(err, HALO_ENOMEM, "out of memory");
+    PGresult *res = NULL;
+    if (st == HALO_OK) {
+        res = PQexecParams(c, sql.data, (int)np, types, vals, lens, fmts, 0);
+        ExecStatusType want = check ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+        if (!res || PQresultStatus(res) != want)
+            st = pgw_fail(c, res, "store the resource and scope texts", err);
+    }
+    for (int i = 0; st == HALO_OK && check && i < PQntuples(res); i++) {
+        int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        size_t lo = 0, hi = n;
+        while (lo < hi) { /* e is sorted by id */
+            size_t mid = lo + (hi - lo) / 2;
+            if ((int64_t)e[mid]->hash < id)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < n && (int64_t)e[lo]->hash == id)
+            e[lo]->usable = true;
+    }
+    PQclear(res);
+    halo_buf_free(&sql);
+    free(types);
+    free(vals);
+    free(lens);
+    free(fmts);
+    free(num);
+    return st;
+}
+
+/* Store the write's texts (both statements, TEXTS_PER_STMT texts at a
+ * time) and mark those its rows may refer to. */
+static halo_status share_texts(PGconn *c, shtexts *x, halo_err *err)
+{
+    shtext **e = malloc((x->n ? x->n : 1) * sizeof *e);
+    if (!e)
+        return halo_fail(err, HALO_ENOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < x->n; i++)
+        if (!x->v[i].lone)
+            e[n++] = &x->v[i];
+    qsort(e, n, sizeof *e, cmp_text_id);
+    halo_status st = HALO_OK;
+    for (int check = 0; check < 2; check++)
+        for (size_t i = 0; st == HALO_OK && i < n; i += TEXTS_PER_STMT) {
+            size_t k = n - i < TEXTS_PER_STMT ? n - i : TEXTS_PER_STMT;
+            st = texts_stmt(c, e + i, k, check, err);
+        }
+    free(e);
+    return st;
+}
+
 /* ---- the COPY ------------------------------------------------------------ */
 
 static halo_status send_copy(PGconn *c, halo_buf *b, halo_err *err)
@@ -778,7 +1042,8 @@ static halo_status copy_finish(PGconn *c, halo_buf *b, halo_status st,
 /* The rows, into `spans` (fast path) or with their ord into the staging
  * table. */
 static halo_status copy_rows(PGconn *c, halo_store_rows *const *rows, size_t n,
-                             bool staging, bool *dup, halo_err *err)
+                             const shtexts *x, bool staging, bool *dup,
+                             halo_err *err)
 {
     halo_buf b = HALO_BUF_INIT;
     halo_status st = HALO_OK;
@@ -787,7 +1052,9 @@ static halo_status copy_rows(PGconn *c, halo_store_rows *const *rows, size_t n,
     for (size_t i = 0; st == HALO_OK && i < n; i++) {
         const sq_rows *rs = (const sq_rows *)rows[i];
         for (size_t j = 0; st == HALO_OK && j < rs->n; j++) {
-            put_row(&b, staging, ord++, &rs->rows[j]);
+            int64_t ref[2] = {text_ref(x, (size_t)ord, 0),
+                              text_ref(x, (size_t)ord, 1)};
+            put_row(&b, staging, ord++, &rs->rows[j], ref);
             if (b.len >= FLUSH_AT)
                 st = send_copy(c, &b, err);
         }
@@ -812,6 +1079,17 @@ static halo_status copy_deltas(PGconn *c, const deltas *d, halo_err *err)
 }
 
 /* ---- write_rows ---------------------------------------------------------- */
+
+/* Send sql, which has no COPY, and read its results. */
+static halo_status run(PGconn *c, const char *sql, const char *what,
+                       halo_err *err)
+{
+    if (PQstatus(c) != CONNECTION_OK)
+        return pgw_fail(c, NULL, "write spans", err);
+    if (!PQsendQuery(c, sql))
+        return pgw_fail(c, NULL, what, err);
+    return drain(c, what, NULL, NULL, NULL, err);
+}
 
 /* Send sql, whose last statement is a COPY FROM STDIN, and wait for it. */
 static halo_status start_copy(PGconn *c, const char *sql, const char *what,
@@ -894,13 +1172,14 @@ uint64_t halo_pg_write_fallbacks(void)
 
 /* The staging path, after the fast path's COPY met a stored span. */
 static halo_status apply_staged(PGconn *c, halo_store_rows *const *rows,
-                                size_t n, halo_write_stats *ws, halo_err *err)
+                                size_t n, const shtexts *x,
+                                halo_write_stats *ws, halo_err *err)
 {
     atomic_fetch_add(&fallbacks, 1);
     halo_status st =
         start_copy(c, SQL_FALLBACK, "begin writing spans again", err);
     if (st == HALO_OK)
-        st = copy_rows(c, rows, n, true, NULL, err);
+        st = copy_rows(c, rows, n, x, true, NULL, err);
     if (st == HALO_OK)
         st = apply(c, false, &ws->inserted, &ws->fixed_up, err);
     return st;
@@ -926,13 +1205,25 @@ halo_status halo_pg_write_rows(PGconn *c, halo_store_rows *const *rows,
         return HALO_OK;
     }
     bool dup = false;
-    halo_status st = start_copy(c, SQL_BEGIN, "begin writing spans", err);
+    shtexts x;
+    halo_status st = texts_build(&x, rows, n, total, err);
+    if (st == HALO_OK && x.n == 0)
+        st = start_copy(c, SQL_BEGIN, "begin writing spans", err);
+    else if (st == HALO_OK) {
+        /* the texts before the savepoint: the staging path keeps them */
+        st = run(c, SQL_BEGIN_OPEN, "begin writing spans", err);
+        if (st == HALO_OK)
+            st = share_texts(c, &x, err);
+        if (st == HALO_OK)
+            st = start_copy(c, SQL_BEGIN_COPY, "begin writing spans", err);
+    }
     if (st == HALO_OK)
-        st = copy_rows(c, rows, n, false, &dup, err);
+        st = copy_rows(c, rows, n, &x, false, &dup, err);
     if (st == HALO_OK)
         st = apply_fast(c, rows, n, total, &ws, err);
     else if (dup && PQstatus(c) == CONNECTION_OK)
-        st = apply_staged(c, rows, n, &ws, err);
+        st = apply_staged(c, rows, n, &x, &ws, err);
+    texts_free(&x);
     if (st != HALO_OK) {
         rollback(c);
         return st;

@@ -453,9 +453,6 @@ static void bind_row(sqlite3_stmt *st, const sq_row *r, int64_t trace_rowid,
     bind_opt_i64(st, C_OUTPUT_AT, r->out_at > 0, r->out_at);
 }
 
-/* Texts shorter than this stay in the row (a reference is not smaller). */
-#define SQ_SHARED_MIN 16
-
 /* Insert one row; *inserted is false when (trace_id, span_id) existed. */
 static halo_status insert_row(sq_store *s, const sq_row *r, int64_t trace_rowid,
                               bool *inserted, halo_err *err)

@@ -301,6 +301,10 @@ typedef struct sq_store {
     size_t cap_deltas;
 } sq_store;
 
+/* Resource and scope texts shorter than this stay in the row, in both
+ * stores (a reference is not smaller). */
+#define SQ_SHARED_MIN 16
+
 /* Shared texts (sqlite_shared.c). sq_shared_prepare prepares the
  * statements (write handles); sq_shared_begin is called in each write
  * transaction before the first sq_shared_ref, which gives the id of txt's

@@ -113,8 +113,8 @@ TEST(migrate_empty_database)
                      "SELECT table_name FROM information_schema.tables"
                      " WHERE table_schema = 'public' ORDER BY 1",
                      got, sizeof got),
-              "analyzer_runs\nreports\nschema_migrations\nspan_rows\n"
-              "spans\nspans_default\ntraces\n");
+              "analyzer_runs\nreports\nschema_migrations\nshared_texts\n"
+              "span_rows\nspans\nspans_default\ntraces\n");
     /* the same column names as SQLite's */
     static const char *const tables[] = {"spans", "traces", "reports",
                                          "analyzer_runs"};
@@ -145,12 +145,13 @@ TEST(migrate_empty_database)
                      "SELECT indexname, regexp_replace(indexdef, '.* USING ',"
                      " '') FROM pg_indexes WHERE tablename IN ('span_rows',"
                      " 'spans_default', 'traces', 'reports',"
-                     " 'analyzer_runs') ORDER BY 1",
+                     " 'analyzer_runs', 'shared_texts') ORDER BY 1",
                      got, sizeof got),
               "analyzer_runs_pkey|btree (schedule, agent_id, "
               "window_start_unix_nano)\n"
               "reports_agent_window|btree (agent_id, window_start)\n"
               "reports_pkey|btree (id)\n"
+              "shared_texts_pkey|btree (id)\n"
               "spans_agent_start|btree (agent_id, start_time)\n"
               "spans_default_agent_id_start_time_idx|btree (agent_id, "
               "start_time)\n"
@@ -175,7 +176,8 @@ TEST(migrate_empty_database)
                      got, sizeof got),
               "1|spans, traces, reports\n2|spans.value_types\n"
               "3|analyzer_runs\n4|traces.priced_spans\n"
-              "5|span_rows, input and output once\n");
+              "5|span_rows, input and output once\n"
+              "6|shared_texts, resource and scope once\n");
     /* nanoseconds survive in the bigint column; an insert with no day
      * partition lands in the default one */
     CHECK(put_span(c, "t1", "s1", "2026-11-16 09:00:00.123456+00",
@@ -202,7 +204,7 @@ TEST(migrate_again_is_a_noop)
     CHECK_INT(pg_q_int(c, "SELECT max(version) FROM schema_migrations"),
               halo_pg_schema_version());
     CHECK_INT(PQtransactionStatus(c), PQTRANS_IDLE);
-    CHECK_INT(halo_pg_schema_version(), 5);
+    CHECK_INT(halo_pg_schema_version(), 6);
     /* a database of an older binary (version 2) gets analyzer_runs,
      * traces.priced_spans (its traces counting no priced span) and the
      * spans view over span_rows (its spans read as they were stored) */
@@ -213,6 +215,10 @@ TEST(migrate_again_is_a_noop)
     CHECK(pg_q_ok(c, "DROP TABLE analyzer_runs;"
                      " ALTER TABLE traces DROP COLUMN priced_spans;"
                      " DROP VIEW spans;"
+                     " DROP TABLE shared_texts;"
+                     " ALTER TABLE span_rows DROP COLUMN resource_ref,"
+                     " DROP COLUMN scope_ref,"
+                     " ALTER COLUMN resource SET NOT NULL;"
                      " ALTER TABLE span_rows DROP COLUMN input_at,"
                      " DROP COLUMN output_at;"
                      " ALTER TABLE span_rows RENAME TO spans;"
@@ -229,7 +235,7 @@ TEST(migrate_again_is_a_noop)
                      " '{\"input.value\":\"a question, long enough\"}', '[]',"
                      " '{}', 1, 2)"));
     CHECK_INT(halo_pg_migrate(c, &err), HALO_OK);
-    CHECK_INT(pg_q_int(c, "SELECT max(version) FROM schema_migrations"), 5);
+    CHECK_INT(pg_q_int(c, "SELECT max(version) FROM schema_migrations"), 6);
     char row[256];
     CHECK_STR(
         q_text(c,

@@ -703,6 +703,134 @@ TEST(write_throughput)
     PQfinish(c);
 }
 
+/* ---- resource and scope texts once ----------------------------------------
+ */
+
+/* One root span of trace `trace`, start_ms after T0, under the resource of
+ * service (an empty one, "{}", when service is NULL) and the fixture scope
+ * (none when !scope). */
+static halo_batch *texts_batch(uint64_t trace, uint64_t start_ms,
+                               const char *service, bool scope)
+{
+    halo_arena *a = halo_arena_new(0);
+    halo_span *sp = halo_arena_calloc(a, 1, sizeof *sp);
+    halo_resource *res = service ? make_resource(a, service)
+                                 : halo_arena_calloc(a, 1, sizeof *res);
+    if (!service)
+        res->schema_url = "";
+    span_opts o = {.trace = trace,
+                   .span = 1,
+                   .start_ms = start_ms,
+                   .agent = "texts-agent"};
+    fill_span(sp, res, scope ? make_scope(a) : NULL, &o);
+    halo_batch *b = halo_batch_new();
+    if (!b || halo_batch_add_chunk(b, a, sp, 1) != HALO_OK)
+        return NULL;
+    return b;
+}
+
+/* Texts whose last_start is not the latest start of their spans plus the
+ * hour of slack. */
+#define TEXTS_OFF                                                              \
+    "SELECT count(*) FROM shared_texts t WHERE last_start IS DISTINCT FROM"    \
+    " (SELECT max(start_unix_nano) FROM span_rows s"                           \
+    " WHERE t.id IN (s.resource_ref, s.scope_ref)) + 3600000000000"
+
+/* Resource and scope texts stored once (schema migration 6): each distinct
+ * text once in shared_texts, shared by every connection; rows refer to it
+ * and hold NULL; the spans view gives every text back (the columns equal
+ * SQLite's after each write); last_start follows the latest span; a short
+ * text stays in its row, and so does a text whose id shared_texts holds
+ * with other bytes (a hash collision); retention deletes the texts with the
+ * spans. */
+TEST(resource_and_scope_stored_once)
+{
+    PGconn *c = fresh_db("pgw_texts");
+    CHECK(c);
+    PGconn *c2 = pg_connect_db("pgw_texts");
+    CHECK(c2);
+    const char *path = sqlite_path("texts");
+    halo_store *sq = open_sqlite(path);
+    CHECK(sq);
+    halo_err err = {{0}};
+
+    /* two resources (svc-one, svc-two) and one scope over three spans */
+    halo_batch *b[4] = {rich_batch(), texts_batch(2, 7200000, "svc-one", true),
+                        texts_batch(3, 0, NULL, false),
+                        texts_batch(4, 0, "svc-three", true)};
+    CHECK(b[0] && b[1] && b[2] && b[3]);
+    CHECK(write_both(c, sq, b[0], NULL));
+    CHECK(same_as_sqlite(c, path));
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM shared_texts"), 3);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM span_rows WHERE resource IS"
+                          " NOT NULL OR scope IS NOT NULL OR resource_ref IS"
+                          " NULL OR scope_ref IS NULL"),
+              0);
+    CHECK_INT(pg_q_int(c, TEXTS_OFF), 0);
+
+    /* another connection, two hours later: the same texts, svc-one's and
+     * the scope's last_start raised */
+    CHECK(write_both(c2, sq, b[1], NULL));
+    CHECK(same_as_sqlite(c, path));
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM shared_texts"), 3);
+    CHECK_INT(pg_q_int(c, TEXTS_OFF), 0);
+
+    /* "{}" and no scope ({"name":""}): in the row */
+    CHECK(write_both(c, sq, b[2], NULL));
+    char *row = q_text(c, "SELECT resource::text, resource_ref IS NULL,"
+                          " scope::text, scope_ref IS NULL FROM span_rows"
+                          " WHERE trace_id LIKE '%3'");
+    CHECK_STR(row, "{}|t|{\"name\":\"\"}|t\n");
+    free(row);
+
+    /* svc-three's resource id holding other bytes: its rows keep the
+     * text (its id taken from a database where it was shared) */
+    PGconn *other = fresh_db("pgw_texts_other");
+    CHECK(other);
+    halo_write_stats ws;
+    CHECK_INT(
+        halo_pg_write_batches(other, (const halo_batch **)&b[3], 1, &ws, &err),
+        HALO_OK);
+    long long id = pg_q_int(other, "SELECT resource_ref FROM span_rows");
+    CHECK(id != -1 && id != 0);
+    PQfinish(other);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO shared_texts VALUES (%lld, '{\"other\":1}', 0)", id);
+    CHECK(pg_q_ok(c, sql));
+    CHECK(write_both(c2, sq, b[3], NULL));
+    row = q_text(c, "SELECT resource->>'service.name', resource_ref IS NULL,"
+                    " scope_ref IS NULL FROM span_rows"
+                    " WHERE trace_id LIKE '%4'");
+    CHECK_STR(row, "svc-three|t|f\n");
+    free(row);
+    CHECK(same_as_sqlite(c, path));
+
+    /* retention: before the spans, only the text no span refers to goes;
+     * after them, every text */
+    CHECK_INT(
+        halo_pg_retention(c, (int64_t)(T0 / 1000000000ull) - 86400, NULL, &err),
+        HALO_OK);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM shared_texts"), 3);
+    CHECK_INT(pg_q_int(c, TEXTS_OFF), 0);
+    CHECK_INT(halo_pg_retention(c, (int64_t)(T0 / 1000000000ull) + 2 * 86400,
+                                NULL, &err),
+              HALO_OK);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM span_rows"), 0);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM shared_texts"), 0);
+    /* and a later write stores its texts again */
+    CHECK_INT(
+        halo_pg_write_batches(c, (const halo_batch **)&b[1], 1, &ws, &err),
+        HALO_OK);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM shared_texts"), 2);
+    CHECK_INT(pg_q_int(c, TEXTS_OFF), 0);
+    for (int i = 0; i < 4; i++)
+        halo_batch_done(b[i], HALO_OK, "");
+    halo_store_close(sq);
+    PQfinish(c2);
+    PQfinish(c);
+}
+
 /* ---- the fast path and its fallback ------------------------------------- */
 
 /* New spans take the fast path (COPY straight into spans); a redelivered
