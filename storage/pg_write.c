@@ -819,6 +819,25 @@ static bool same_bytes(sq_str a, sq_str b)
     return a.len == b.len && memcmp(a.p, b.p, (size_t)a.len) == 0;
 }
 
+/* Twice the slots, the texts placed again. */
+static bool slots_grow(shtexts *x)
+{
+    size_t cap = 2 * (x->mask + 1);
+    uint32_t *slot = calloc(cap, sizeof *slot);
+    if (!slot)
+        return false;
+    for (size_t k = 0; k < x->n; k++) {
+        size_t i = (size_t)x->v[k].hash & (cap - 1);
+        while (slot[i])
+            i = (i + 1) & (cap - 1);
+        slot[i] = (uint32_t)(k + 1);
+    }
+    free(x->slot);
+    x->slot = slot;
+    x->mask = cap - 1;
+    return true;
+}
+
 /* The index + 1 of txt in x, added when new; 0 when out of memory. */
 static uint32_t text_index(shtexts *x, sq_str txt)
 {
@@ -841,6 +860,12 @@ static uint32_t text_index(shtexts *x, sq_str txt)
         x->v = v;
         x->cap = cap;
     }
+    if (2 * (x->n + 1) > x->mask + 1) { /* at most half full */
+        if (!slots_grow(x))
+            return 0;
+        for (i = (size_t)h & x->mask; x->slot[i]; i = (i + 1) & x->mask)
+            ;
+    }
     x->v[x->n] =
         (shtext){.body = txt, .hash = h, .need = INT64_MIN, .lone = collides};
     x->slot[i] = (uint32_t)++x->n;
@@ -853,11 +878,8 @@ static uint32_t text_index(shtexts *x, sq_str txt)
 static halo_status texts_build(shtexts *x, halo_store_rows *const *rows,
                                size_t n, size_t total, halo_err *err)
 {
-    size_t cap = 64;
-    while (cap < 4 * total)
-        cap *= 2;
-    *x = (shtexts){.slot = calloc(cap, sizeof *x->slot),
-                   .mask = cap - 1,
+    *x = (shtexts){.slot = calloc(64, sizeof *x->slot),
+                   .mask = 63,
                    .ref = calloc(2 * total, sizeof *x->ref)};
     if (!x->slot || !x->ref)
         return halo_fail(err, HALO_ENOMEM, "out of memory");

@@ -729,12 +729,37 @@ static halo_batch *texts_batch(uint64_t trace, uint64_t start_ms,
     return b;
 }
 
-/* Texts whose last_start is not the latest start of their spans plus the
- * hour of slack. */
+/* n spans of trace `trace` under k resources in turn (svc-0, svc-1, ...,
+ * svc-0, ...: one struct per span), one scope. */
+static halo_batch *many_resources_batch(uint64_t trace, size_t n, size_t k)
+{
+    halo_arena *a = halo_arena_new(0);
+    halo_span *sp = halo_arena_calloc(a, n, sizeof *sp);
+    halo_scope *scope = make_scope(a);
+    for (size_t i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "svc-%zu", i % k);
+        span_opts o = {.trace = trace,
+                       .span = i + 1,
+                       .parent = i ? 1 : 0,
+                       .start_ms = i,
+                       .agent = "texts-agent"};
+        fill_span(&sp[i], make_resource(a, halo_arena_strdup(a, name)), scope,
+                  &o);
+    }
+    halo_batch *b = halo_batch_new();
+    if (!b || halo_batch_add_chunk(b, a, sp, n) != HALO_OK)
+        return NULL;
+    return b;
+}
+
+/* Texts spans refer to whose last_start is not the latest start of those
+ * spans plus the hour of slack. */
 #define TEXTS_OFF                                                              \
-    "SELECT count(*) FROM shared_texts t WHERE last_start IS DISTINCT FROM"    \
-    " (SELECT max(start_unix_nano) FROM span_rows s"                           \
-    " WHERE t.id IN (s.resource_ref, s.scope_ref)) + 3600000000000"
+    "SELECT count(*) FROM shared_texts t, LATERAL (SELECT"                     \
+    " max(start_unix_nano) AS m FROM span_rows s"                              \
+    " WHERE t.id IN (s.resource_ref, s.scope_ref)) x"                          \
+    " WHERE x.m IS NOT NULL AND t.last_start <> x.m + 3600000000000"
 
 /* Resource and scope texts stored once (schema migration 6): each distinct
  * text once in shared_texts, shared by every connection; rows refer to it
@@ -806,12 +831,26 @@ TEST(resource_and_scope_stored_once)
     free(row);
     CHECK(same_as_sqlite(c, path));
 
+    /* 100 resources in turn over 300 spans of one write (the write's
+     * table of texts grows, then finds them again) */
+    halo_batch *many = many_resources_batch(5, 300, 100);
+    CHECK(many);
+    CHECK(write_both(c, sq, many, NULL));
+    CHECK(same_as_sqlite(c, path));
+    halo_batch_done(many, HALO_OK, "");
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM shared_texts"), 104);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM span_rows WHERE trace_id LIKE"
+                          " '%5' AND (resource_ref IS NULL OR scope_ref IS"
+                          " NULL)"),
+              0);
+    CHECK_INT(pg_q_int(c, TEXTS_OFF), 0);
+
     /* retention: before the spans, only the text no span refers to goes;
      * after them, every text */
     CHECK_INT(
         halo_pg_retention(c, (int64_t)(T0 / 1000000000ull) - 86400, NULL, &err),
         HALO_OK);
-    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM shared_texts"), 3);
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM shared_texts"), 103);
     CHECK_INT(pg_q_int(c, TEXTS_OFF), 0);
     CHECK_INT(halo_pg_retention(c, (int64_t)(T0 / 1000000000ull) + 2 * 86400,
                                 NULL, &err),
