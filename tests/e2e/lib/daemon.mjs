@@ -106,9 +106,22 @@ export function testConfig({ ports, dbPath, store, grpc, http, extra }) {
     return merge(cfg, extra);
 }
 
+/* The directories makeTempDir made: removed when the test file's process
+ * exits (whatever the outcome), unless HALO_E2E_KEEP=1, as the daemons'
+ * own directories are. */
+const madeDirs = [];
+process.on('exit', () => {
+    if (process.env.HALO_E2E_KEEP === '1')
+        return;
+    for (const d of madeDirs)
+        rmSync(d, { recursive: true, force: true });
+});
+
 /* A fresh temporary directory for one test file. */
 export function makeTempDir(prefix = 'halo-e2e-') {
-    return mkdtempSync(join(tmpdir(), prefix));
+    const dir = mkdtempSync(join(tmpdir(), prefix));
+    madeDirs.push(dir);
+    return dir;
 }
 
 /*
