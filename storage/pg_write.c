@@ -491,7 +491,18 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
 static size_t utf8_valid_prefix(const unsigned char *p, size_t n)
 {
     size_t i = 0;
+    const uint64_t ones = 0x0101010101010101ull, highs = ones << 7;
     while (i < n) {
+        /* 8 bytes at a time while they are ASCII and not NUL (a zero byte
+         * sets its high bit in (w - ones) & ~w) */
+        for (; n - i >= 8; i += 8) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            if ((w | ((w - ones) & ~w)) & highs)
+                break;
+        }
+        if (i >= n)
+            break;
         if (p[i] >= 0x01 && p[i] < 0x80) {
             i++;
             continue;
@@ -631,9 +642,15 @@ typedef struct deltas {
     size_t mask;
 } deltas;
 
-static uint64_t hash_str(sq_str s)
+/* A row's trace, for the table of deltas: its 16-byte id mixed (the text
+ * id is the hex of the same bytes, so equal texts hash equal). */
+static uint64_t hash_tid(const uint8_t tid[16])
 {
-    return halo_hash_bytes(s.p, s.len > 0 ? (size_t)s.len : 0);
+    uint64_t a, b;
+    memcpy(&a, tid, 8);
+    memcpy(&b, tid + 8, 8);
+    uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ull)) * 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 31);
 }
 
 static bool same_str(sq_str a, sq_str b)
@@ -660,7 +677,7 @@ static uint32_t row_needs(const sq_row *r)
 static delta *delta_of(deltas *d, const sq_row *r)
 {
     sq_str id = r->t[T_TRACE_ID];
-    size_t i = (size_t)hash_str(id) & d->mask;
+    size_t i = (size_t)hash_tid(r->tid) & d->mask;
     while (d->slot[i]) {
         delta *x = &d->v[d->slot[i] - 1];
         if (same_str(x->trace_id, id))

@@ -526,6 +526,16 @@ TEST(invalid_utf8_is_replaced)
     CHECK_STR(s, "bad \xef\xbf\xbd( \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd end|"
                  "\xef\xbf\xbd\xef\xbf\xbd|a\xef\xbf\xbd\n");
     free(s);
+    /* past the 8-byte ASCII runs: a bad byte mid-word, a valid 3-byte
+     * sequence across a word boundary, a cut sequence at the end */
+    b->head->spans[0].name = "0123456789abcdef\xffghijklm\xe2\x82\xacnopqrstu"
+                             "vwxyz012345\xe2\x82";
+    make_sid(b->head->spans[0].span_id, 2);
+    CHECK_INT(halo_pg_write_batch(c, b, &err), HALO_OK);
+    s = q_text(c, "SELECT name FROM spans WHERE span_id = '0000000000000002'");
+    CHECK_STR(s, "0123456789abcdef\xef\xbf\xbdghijklm\xe2\x82\xacnopqrstu"
+                 "vwxyz012345\xef\xbf\xbd\xef\xbf\xbd\n");
+    free(s);
     halo_batch_done(b, HALO_OK, "");
     PQfinish(c);
 }
