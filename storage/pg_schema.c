@@ -150,14 +150,6 @@ static const char SCHEMA_V3[] =
     " PRIMARY KEY (schedule, agent_id, window_start_unix_nano)"
     ");";
 
-/* Input and output stored once, as in SQLite's migration 7 (storage/
- * README.md): the partitioned table becomes span_rows (its partitions and
- * indexes keep their names), where the attribute that repeats a span's
- * input / output (input.value, output.value) holds null and input_at /
- * output_at give its place in characters; `spans` becomes a view with
- * exactly the old columns, in their order, that splices the texts back
- * (the later place first, so the earlier keeps its position). Rows stored
- * before have both NULL. Metadata only: no row is rewritten. */
 /* The spans view: the columns of `spans` as they were stored before
  * migration 5, in their order. CREATE names the statement, RES and SCOPE
  * the expressions of those two columns (each with its alias, if any), FROM
@@ -559,14 +551,12 @@ static halo_status expire_texts(PGconn *c, const char *boundary,
     char sql[512];
     snprintf(sql, sizeof sql,
              "BEGIN; SET LOCAL TimeZone = 'UTC';"
-             " SELECT pg_advisory_xact_lock(" HALO_PG_STR(
-                 HALO_PG_TEXTS_LOCK_KEY) ");"
-                                         " DELETE FROM span_rows WHERE "
-                                         "start_time < '%s';"
-                                         " DELETE FROM shared_texts WHERE "
-                                         "last_start < %" PRId64 "000000000;"
-                                         " COMMIT",
-             boundary, boundary_s);
+             " SELECT pg_advisory_xact_lock(%" PRId64 ");"
+             " DELETE FROM span_rows WHERE start_time < '%s';"
+             " DELETE FROM shared_texts WHERE last_start < %" PRId64
+             "000000000;"
+             " COMMIT",
+             (int64_t)HALO_PG_TEXTS_LOCK_KEY, boundary, boundary_s);
     halo_status st = pg_cmd(c, sql, "delete the texts of deleted spans", err);
     if (st != HALO_OK)
         pg_rollback(c);

@@ -799,7 +799,6 @@ static void put_delta(halo_buf *b, const delta *x)
  * same bytes, as seen when it starts (after TEXTS_INS and what it waited
  * for). */
 #define TEXTS_PER_STMT 1000
-#define TEXT_SLACK_NS INT64_C(3600000000000) /* an hour (sqlite_shared.c) */
 #define TEXTS_U " (id, body, need, raise) AS (VALUES "
 #define TEXTS_INS_END                                                          \
     ") INSERT INTO shared_texts (id, body, last_start)"                        \
@@ -831,11 +830,6 @@ typedef struct shtexts {
     uint32_t *ref; /* 2 per row (resource, scope): index + 1, 0 in the row */
 } shtexts;
 
-static bool same_bytes(sq_str a, sq_str b)
-{
-    return a.len == b.len && memcmp(a.p, b.p, (size_t)a.len) == 0;
-}
-
 /* Twice the slots, the texts placed again. */
 static bool slots_grow(shtexts *x)
 {
@@ -865,7 +859,7 @@ static uint32_t text_index(shtexts *x, sq_str txt)
         shtext *e = &x->v[x->slot[i] - 1];
         if (e->hash != h)
             continue;
-        if (same_bytes(e->body, txt))
+        if (same_str(e->body, txt))
             return x->slot[i];
         e->lone = collides = true;
     }
@@ -966,9 +960,9 @@ static halo_status texts_stmt(PGconn *c, shtext *const *e, size_t n, bool check,
         st = halo_fail(err, HALO_ENOMEM, "out of memory");
     halo_buf_puts(&sql, "WITH u" TEXTS_U);
     for (size_t i = 0; st == HALO_OK && i < n; i++) {
-        int64_t raise = e[i]->need > INT64_MAX - TEXT_SLACK_NS
+        int64_t raise = e[i]->need > INT64_MAX - SQ_SHARED_SLACK_NS
                             ? INT64_MAX
-                            : e[i]->need + TEXT_SLACK_NS;
+                            : e[i]->need + SQ_SHARED_SLACK_NS;
         be64(num[3 * i], (int64_t)e[i]->hash);
         be64(num[3 * i + 1], e[i]->need);
         be64(num[3 * i + 2], raise);
@@ -1119,15 +1113,23 @@ static halo_status copy_deltas(PGconn *c, const deltas *d, halo_err *err)
 
 /* ---- write_rows ---------------------------------------------------------- */
 
-/* Send sql, which has no COPY, and read its results. */
-static halo_status run(PGconn *c, const char *sql, const char *what,
-                       halo_err *err)
+/* Send sql and read its results (drain(): up to a COPY FROM STDIN when
+ * copy_in is not NULL). */
+static halo_status send_sql(PGconn *c, const char *sql, const char *what,
+                            bool *copy_in, halo_err *err)
 {
     if (PQstatus(c) != CONNECTION_OK)
         return pgw_fail(c, NULL, "write spans", err);
     if (!PQsendQuery(c, sql))
         return pgw_fail(c, NULL, what, err);
-    return drain(c, what, NULL, NULL, NULL, err);
+    return drain(c, what, copy_in, NULL, NULL, err);
+}
+
+/* Send sql, which has no COPY, and read its results. */
+static halo_status run(PGconn *c, const char *sql, const char *what,
+                       halo_err *err)
+{
+    return send_sql(c, sql, what, NULL, err);
 }
 
 /* Send sql, whose last statement is a COPY FROM STDIN, and wait for it. */
@@ -1135,11 +1137,7 @@ static halo_status start_copy(PGconn *c, const char *sql, const char *what,
                               halo_err *err)
 {
     bool copy_in = false;
-    if (PQstatus(c) != CONNECTION_OK)
-        return pgw_fail(c, NULL, "write spans", err);
-    if (!PQsendQuery(c, sql))
-        return pgw_fail(c, NULL, what, err);
-    halo_status st = drain(c, what, &copy_in, NULL, NULL, err);
+    halo_status st = send_sql(c, sql, what, &copy_in, err);
     if (st == HALO_OK && !copy_in)
         st = halo_fail(err, HALO_EIO,
                        "could not %s: the server did not start the COPY", what);

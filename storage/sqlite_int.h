@@ -304,6 +304,9 @@ typedef struct sq_store {
 /* Resource and scope texts shorter than this stay in the row, in both
  * stores (a reference is not smaller). */
 #define SQ_SHARED_MIN 16
+/* How far beyond a span's start a shared text's last_start is raised, so
+ * that it rarely has to be raised again (an hour, in ns). */
+#define SQ_SHARED_SLACK_NS INT64_C(3600000000000)
 
 /* Shared texts (sqlite_shared.c). sq_shared_prepare prepares the
  * statements (write handles); sq_shared_begin is called in each write

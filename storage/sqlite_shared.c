@@ -29,8 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The slack added to last_start when it is raised. */
-#define SHARED_SLACK_NS (3600ull * 1000000000ull)
 /* Cache slots (a power of two); it is emptied when 3/4 full. */
 #define SHARED_SLOTS 1024
 
@@ -107,7 +105,7 @@ static halo_status step_fail(sq_store *s, sqlite3_stmt *st, const char *what,
 
 static int64_t add_slack(uint64_t start_ns)
 {
-    uint64_t v = start_ns + SHARED_SLACK_NS;
+    uint64_t v = start_ns + (uint64_t)SQ_SHARED_SLACK_NS;
     if (v < start_ns || v > (uint64_t)INT64_MAX)
         return INT64_MAX;
     return (int64_t)v;
