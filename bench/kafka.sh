@@ -9,7 +9,7 @@
 #        a. at saturation (closed loop)       -> peak spans/s into Kafka
 #        b. open loop at half that peak       -> p99 Export latency
 #        c. fill: BENCH_FILL_REQUESTS requests through a second receiver into
-#           a second topic (otlp_fill, 64 partitions)
+#           a second topic (otlp_fill, BENCH_FILL_PARTITIONS partitions)
 #   2. persist: a second `halo serve` with kafka -> agent_identity -> batch
 #      -> sqlite, started on the filled topic: the time from its first
 #      stored span to the last one gives Kafka -> store spans/s (SQLite,
@@ -20,13 +20,16 @@
 #
 # Why two topics: the mock cluster keeps only the newest 5 MiB of each
 # partition, so the peak phases overwrite their own beginning; the fill is
-# sized to fit (~200,000 spans over 64 partitions, ~3.4 MiB each).
+# sized to fit (~200,000 spans over 64 partitions, ~3.4 MiB each; more
+# spans need more partitions, in that ratio).
 #
 # Builds nothing. Binaries: $HALO_BIN, $LOADGEN, $KAFKA_MOCK, else the ones
 # in ./build. Environment:
 #   BENCH_DURATION    seconds per ingest phase (default 10)
 #   BENCH_PARTITIONS  partitions of the ingest topic (default 8)
 #   BENCH_FILL_REQUESTS  100-span requests of the fill (default 2000)
+#   BENCH_FILL_PARTITIONS  partitions of the fill topic (default 64; keep
+#                     at least 32 per 1000 requests)
 #   BENCH_GRPC_ARGS   halo-loadgen options (default "--connections 8
 #                     --inflight 16")
 #   INGEST_PROCESSORS processors of the ingest pipeline (default memory_limiter)
@@ -47,6 +50,7 @@ KAFKA_MOCK=${KAFKA_MOCK:-$ROOT/build/halo-kafka-mock}
 DUR=${BENCH_DURATION:-10}
 PARTS=${BENCH_PARTITIONS:-8}
 FILL=${BENCH_FILL_REQUESTS:-2000}
+FILL_PARTS=${BENCH_FILL_PARTITIONS:-64}
 read -r -a GRPC_ARGS <<<"${BENCH_GRPC_ARGS:---connections 8 --inflight 16}"
 
 # shellcheck source=bench/lib.sh
@@ -55,6 +59,8 @@ need_exec "$HALO_BIN" "$LOADGEN" "$KAFKA_MOCK"
 store_check_tools
 command -v curl >/dev/null || die "curl is needed for the health checks"
 [[ $DUR =~ ^[0-9]+$ && $DUR -gt 0 ]] || die "invalid BENCH_DURATION \"$DUR\""
+[[ $FILL_PARTS =~ ^[0-9]+$ && $FILL_PARTS -gt 0 ]] ||
+    die "invalid BENCH_FILL_PARTITIONS \"$FILL_PARTS\""
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/halo-kbench.XXXXXX")
 PIDS=()
@@ -70,7 +76,7 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- the mock cluster --------------------------------------------------
-"$KAFKA_MOCK" --topic "otlp_spans:$PARTS" --topic otlp_fill:64 >"$TMP/mock.out" 2>"$TMP/mock.log" &
+"$KAFKA_MOCK" --topic "otlp_spans:$PARTS" --topic "otlp_fill:$FILL_PARTS" >"$TMP/mock.out" 2>"$TMP/mock.log" &
 MOCK_PID=$!
 PIDS+=("$MOCK_PID")
 deadline=$((SECONDS + 20))
@@ -207,8 +213,8 @@ echo "bench: phase persist: consuming $ACKED+ spans from Kafka into" \
      "$(store_name)"
 T_FIRST="" T_LAST="" STORED=0 LAST_CHANGE=$SECONDS PREV=-1
 while :; do
-    STORED=$(metric_sum "$P_METRICS" halo_exporter_sent_spans_total || echo 0)
-    now=$(date +%s.%N)
+    metric_poll "$P_METRICS" halo_exporter_sent_spans_total || true
+    STORED=$METRIC now=${EPOCHREALTIME/,/.}
     if ((STORED > 0)) && [[ -z $T_FIRST ]]; then T_FIRST=$now; fi
     if ((STORED != PREV)); then
         PREV=$STORED LAST_CHANGE=$SECONDS T_LAST=$now
@@ -221,7 +227,7 @@ while :; do
     if [[ -n ${BENCH_TRACE:-} ]]; then
         echo "t=$SECONDS stored=$STORED rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$PERSIST_PID/status") $(curl -sf "http://127.0.0.1:$P_METRICS/metrics" | grep -E "^halo_(exporter_queue_depth|memory_inflight|kafka_receiver_(inflight|paused|pauses|fetch_wakeups))" | tr '\n' ' ')"
     fi
-    sleep 0.1
+    nap 0.1
 done
 P_RSS=$(awk '/^VmHWM/ { print $2 }' "/proc/$PERSIST_PID/status")
 # CPU seconds the persist node used (utime + stime): less noisy than spans/s
