@@ -88,12 +88,9 @@ until grep -q '^bootstrap ' "$TMP/mock.out"; do
 done
 BROKERS=$(sed -n 's/^bootstrap //p' "$TMP/mock.out")
 
-GRPC_PORT=$(pick_port)
-FILL_PORT=$(pick_port)
-I_HEALTH=$(pick_port)
-I_METRICS=$(pick_port)
-P_HEALTH=$(pick_port)
-P_METRICS=$(pick_port)
+read -r GRPC_PORT FILL_PORT I_HEALTH I_METRICS P_HEALTH P_METRICS \
+    < <(pick_ports 6)
+[[ -n $P_METRICS ]] || die "could not find free ports"
 DB=$TMP/halo.db
 
 cat >"$TMP/ingest.yaml" <<EOF

@@ -16,21 +16,28 @@ need_exec() {
     done
 }
 
-# A free 127.0.0.1 port: nothing answers a connect, and we did not pick it
-# already.
-USED=" "
-pick_port() {
-    local p
-    for _ in $(seq 100); do
-        p=$((20000 + RANDOM % 40000))
-        [[ $USED == *" $p "* ]] && continue
+# pick_ports N: N distinct free 127.0.0.1 ports on one line (nothing answers
+# a connect). Below the kernel's ephemeral range (32768 by default): a port
+# in it can be the local end of an outgoing connection (the poll's, psql's,
+# librdkafka's) between this check and halo's bind, and the bind then fails
+# with "address already in use" (seen twice in a session of kafka.sh runs).
+# Usage: read -r A B < <(pick_ports 2); [[ -n $B ]] || die ...
+pick_ports() {
+    local p lo=32768 span picked=" " n=0
+    read -r lo _ 2>/dev/null </proc/sys/net/ipv4/ip_local_port_range || true
+    span=$((lo - 20000))
+    ((span >= 1000)) || span=40000 # an unusual range: the old behaviour
+    for _ in $(seq $((100 * $1))); do
+        ((n < $1)) || break
+        p=$((20000 + RANDOM % span))
+        [[ $picked == *" $p "* ]] && continue
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            USED+="$p "
-            echo "$p"
-            return 0
+            picked+="$p "
+            n=$((n + 1))
         fi
     done
-    die "could not find a free port"
+    ((n == $1)) || die "could not find $1 free ports"
+    echo "${picked# }"
 }
 
 # wait_healthy PID PORT LOG: until the health_check extension answers.

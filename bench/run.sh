@@ -64,10 +64,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-GRPC_PORT=$(pick_port)
-HTTP_PORT=$(pick_port)
-HEALTH_PORT=$(pick_port)
-METRICS_PORT=$(pick_port)
+read -r GRPC_PORT HTTP_PORT HEALTH_PORT METRICS_PORT < <(pick_ports 4)
+[[ -n $METRICS_PORT ]] || die "could not find free ports"
 DB=$TMP/halo.db
 
 cat >"$TMP/halo.yaml" <<EOF
