@@ -98,18 +98,12 @@ load() {
     echo "load average $(cut -d' ' -f1-3 /proc/loadavg)$psi"
 }
 
-# Sum of a Prometheus sample family (all label sets) from a metrics port.
-metric_sum() {
-    curl -sf "http://127.0.0.1:$1/metrics" |
-        awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $2 }
-                       END { printf "%d", s }'
-}
-
-# metric_poll PORT NAME: the same sum (integer samples) into METRIC, without
-# starting a process: bash's /dev/tcp and builtins only. For loops that
-# poll while a benchmark measures: curl + awk + date cost ~8.5 ms of CPU
-# per poll, ~4% of this machine at 10 polls a second. Returns 1 when the
-# port does not answer.
+# metric_poll PORT NAME: the sum of a Prometheus sample family (all label
+# sets; integer samples) from a metrics port, into METRIC, without starting
+# a process: bash's /dev/tcp and builtins only, for loops that poll while a
+# benchmark measures (curl + awk + date cost ~8.5 ms of CPU per poll, ~4%
+# of this machine at 10 polls a second). Returns 1 when the port does not
+# answer.
 metric_poll() {
     local fd line v sum=0
     # shellcheck disable=SC2034 # METRIC is read by the caller
