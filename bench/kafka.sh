@@ -20,20 +20,32 @@
 #
 # Why two topics: the mock cluster keeps only the newest 5 MiB of each
 # partition, so the peak phases overwrite their own beginning; the fill is
-# sized to fit (~200,000 spans over 64 partitions, ~3.4 MiB each; more
+# sized to fit (~600,000 spans over 192 partitions, ~3.4 MiB each; more
 # spans need more partitions, in that ratio).
+#
+# Why the fill is produced in large batches (linger BENCH_FILL_LINGER_MS,
+# 8 x 32 requests in flight): the mock finds the batch holding a fetch
+# offset by walking the partition's list of produce batches from the
+# start, and answers a fetch with one batch per partition. Filled with
+# the ingest node's 5 ms linger at 16 requests in flight, each batch held
+# about one message: the walk took 5% of the machine during the persist
+# phase (one instruction of librdkafka's mock, perf), 9% for the whole mock,
+# and the persist figure fell as the fill grew. A real broker finds an
+# offset through its index and answers up to max.partition.fetch.bytes.
 #
 # Builds nothing. Binaries: $HALO_BIN, $LOADGEN, $KAFKA_MOCK, else the ones
 # in ./build. Environment:
 #   BENCH_DURATION    seconds per ingest phase (default 10)
 #   BENCH_PARTITIONS  partitions of the ingest topic (default 8)
-#   BENCH_FILL_REQUESTS  100-span requests of the fill (default 2000)
-#   BENCH_FILL_PARTITIONS  partitions of the fill topic (default 64; keep
+#   BENCH_FILL_REQUESTS  100-span requests of the fill (default 6000)
+#   BENCH_FILL_PARTITIONS  partitions of the fill topic (default 192; keep
 #                     at least 32 per 1000 requests)
+#   BENCH_FILL_LINGER_MS  linger.ms of the fill's producer (default 50)
 #   BENCH_GRPC_ARGS   halo-loadgen options (default "--connections 8
 #                     --inflight 16")
 #   INGEST_PROCESSORS processors of the ingest pipeline (default memory_limiter)
 #   PERSIST_EXTRA     extra YAML lines for the kafka receiver (4-space indent)
+#   PERSIST_BATCH_EXTRA  the same for the persist node's batch processor
 #   PERSIST_LOG       log level of the persist node (default warn)
 #   BENCH_TRACE=1     print the persist node's progress every 0.1 s
 #   BENCH_STORE       sqlite (default) or postgres (with BENCH_PG_DSN and
@@ -49,8 +61,9 @@ LOADGEN=${LOADGEN:-$ROOT/build/bench/halo-loadgen}
 KAFKA_MOCK=${KAFKA_MOCK:-$ROOT/build/halo-kafka-mock}
 DUR=${BENCH_DURATION:-10}
 PARTS=${BENCH_PARTITIONS:-8}
-FILL=${BENCH_FILL_REQUESTS:-2000}
-FILL_PARTS=${BENCH_FILL_PARTITIONS:-64}
+FILL=${BENCH_FILL_REQUESTS:-6000}
+FILL_PARTS=${BENCH_FILL_PARTITIONS:-192}
+FILL_LINGER=${BENCH_FILL_LINGER_MS:-50}
 read -r -a GRPC_ARGS <<<"${BENCH_GRPC_ARGS:---connections 8 --inflight 16}"
 
 # shellcheck source=bench/lib.sh
@@ -61,6 +74,8 @@ command -v curl >/dev/null || die "curl is needed for the health checks"
 [[ $DUR =~ ^[0-9]+$ && $DUR -gt 0 ]] || die "invalid BENCH_DURATION \"$DUR\""
 [[ $FILL_PARTS =~ ^[0-9]+$ && $FILL_PARTS -gt 0 ]] ||
     die "invalid BENCH_FILL_PARTITIONS \"$FILL_PARTS\""
+[[ $FILL_LINGER =~ ^[0-9]+$ ]] ||
+    die "invalid BENCH_FILL_LINGER_MS \"$FILL_LINGER\""
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/halo-kbench.XXXXXX")
 PIDS=()
@@ -114,6 +129,7 @@ exporters:
   kafka/fill:
     brokers: [$BROKERS]
     topic: otlp_fill
+    rdkafka.linger.ms: $FILL_LINGER
 extensions:
   health_check:
     endpoint: 127.0.0.1:$I_HEALTH
@@ -147,6 +163,7 @@ processors:
   batch:
     send_batch_size: 8192
     timeout: 200ms
+${PERSIST_BATCH_EXTRA:-}
 exporters:
 $(store_exporter_yaml)
 extensions:
@@ -194,7 +211,7 @@ LOAD_MID=$(load)
 echo "bench: phase fill: halo-loadgen --grpc 127.0.0.1:$FILL_PORT" \
      "--requests $FILL"
 "$LOADGEN" --grpc "127.0.0.1:$FILL_PORT" --requests "$FILL" \
-    --connections 4 --inflight 4 --json >"$TMP/fill.json" ||
+    --connections 8 --inflight 32 --json >"$TMP/fill.json" ||
     { cat "$TMP/fill.json" >&2; die "phase fill failed"; }
 stop_pid "$INGEST_PID"
 INGEST_RC=$STOP_RC
