@@ -13,6 +13,8 @@
 #include "harness.h"
 
 #include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,6 +154,65 @@ TEST(arena_big_blocks_are_mapped_and_accounted)
         halo_arena_free(b);
     }
     CHECK_INT(halo_arena_total_reserved(), before);
+}
+
+/* Blocks of 2 MiB and more start on a 2 MiB boundary and are marked for
+ * transparent huge pages (MADV_HUGEPAGE: "hg" in the mapping's VmFlags,
+ * whether or not the kernel then finds huge pages). ASan builds take every
+ * block from malloc (arena.c), so there only the allocations are checked. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_MAPS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARENA_MAPS 0
+#endif
+#endif
+#ifndef ARENA_MAPS
+#define ARENA_MAPS 1
+#endif
+
+/* Whether the mapping holding p has VmFlags flag (/proc/self/smaps): 1 or
+ * 0, -1 when no mapping holds p. */
+static int mapping_has_flag(const void *p, const char *flag)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return -1;
+    char line[512];
+    bool in = false;
+    int found = -1;
+    while (found < 0 && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) /* a mapping's header */
+            in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        else if (in && strncmp(line, "VmFlags:", 8) == 0)
+            found = strstr(line + 8, flag) != NULL;
+    }
+    fclose(f);
+    return found;
+}
+
+TEST(arena_big_blocks_are_huge_page_aligned)
+{
+    for (size_t mib = 2; mib <= 16; mib *= 2) {
+        halo_arena *a = halo_arena_new(mib << 20);
+        char *p = halo_arena_alloc(a, mib << 20);
+        CHECK(p != NULL);
+        memset(p, 1, mib << 20);
+        if (ARENA_MAPS) {
+            /* the block header, then the data */
+            CHECK((uintptr_t)p % ((uintptr_t)2 << 20) < 4096);
+            CHECK_INT(mapping_has_flag(p, " hg"), 1);
+        }
+        halo_arena_free(a);
+    }
+    halo_arena *small = halo_arena_new(512 << 10); /* a 1 MiB block */
+    char *q = halo_arena_alloc(small, 1000);
+    CHECK(q != NULL);
+    if (ARENA_MAPS) {
+        CHECK_INT(mapping_has_flag(q, " hg"), 0);
+    }
+    halo_arena_free(small);
 }
 
 TEST(buf_json_escapes_and_repairs_utf8)
