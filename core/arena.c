@@ -43,16 +43,7 @@ typedef struct block {
     _Alignas(16) unsigned char data[];
 } block;
 
-/* Under AddressSanitizer every block comes from malloc, so ASan's redzones
- * still catch a decoder writing past a block. */
-#if defined(__SANITIZE_ADDRESS__)
-#define HALO_ARENA_MALLOC_ONLY 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HALO_ARENA_MALLOC_ONLY 1
-#endif
-#endif
-#ifdef HALO_ARENA_MALLOC_ONLY
+#ifdef HALO_ARENA_MALLOC_ONLY /* arena.h */
 #define BIG_MIN_CLS 63
 #else
 #define BIG_MIN_CLS 16 /* 64 KiB: smaller blocks come from malloc */

@@ -17,6 +17,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Under AddressSanitizer every block comes from malloc, so ASan's redzones
+ * still catch a decoder writing past a block (and no block is mapped). */
+#if defined(__SANITIZE_ADDRESS__)
+#define HALO_ARENA_MALLOC_ONLY 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HALO_ARENA_MALLOC_ONLY 1
+#endif
+#endif
+
 typedef struct halo_arena halo_arena;
 
 /* A new arena whose first block holds at least first_block bytes (0: 4 KiB).

@@ -159,15 +159,11 @@ TEST(arena_big_blocks_are_mapped_and_accounted)
 /* Blocks of 2 MiB and more start on a 2 MiB boundary and are marked for
  * transparent huge pages (MADV_HUGEPAGE: "hg" in the mapping's VmFlags,
  * whether or not the kernel then finds huge pages). ASan builds take every
- * block from malloc (arena.c), so there only the allocations are checked. */
-#if defined(__SANITIZE_ADDRESS__)
+ * block from malloc (HALO_ARENA_MALLOC_ONLY), so there only the
+ * allocations are checked. */
+#ifdef HALO_ARENA_MALLOC_ONLY
 #define ARENA_MAPS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ARENA_MAPS 0
-#endif
-#endif
-#ifndef ARENA_MAPS
+#else
 #define ARENA_MAPS 1
 #endif
 
