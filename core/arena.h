@@ -45,6 +45,8 @@ void halo_arena_free(halo_arena *a);
 size_t halo_arena_reserved(const halo_arena *a);
 /* Bytes reserved by all live arenas of the process. */
 int64_t halo_arena_total_reserved(void);
+/* Bytes of freed blocks the process keeps for reuse (not counted above). */
+int64_t halo_arena_pooled_bytes(void);
 
 /* A protobuf-c allocator that allocates from a (free is a no-op). The
  * returned struct refers to a; it must not outlive it. */

@@ -211,6 +211,38 @@ TEST(arena_big_blocks_are_huge_page_aligned)
     halo_arena_free(small);
 }
 
+/* The pool of freed mapped blocks: a block of the class asked for or of
+ * the next one is reused; a miss first takes as many bytes out of the pool
+ * as it maps. ASan builds pool nothing. */
+TEST(arena_pool_reuses_and_a_miss_does_not_grow_it)
+{
+    /* 40 MiB: a 64 MiB block, above the pool's 32 MiB; its miss empties
+     * the pool, whatever earlier tests left there */
+    halo_arena *big = halo_arena_new(40 << 20);
+    CHECK(big != NULL);
+    CHECK_INT(halo_arena_pooled_bytes(), 0);
+    halo_arena_free(big);
+    CHECK_INT(halo_arena_pooled_bytes(), 0); /* too large to keep */
+
+    halo_arena *a = halo_arena_new(3 << 20); /* a 4 MiB block */
+    CHECK(a != NULL);
+    halo_arena_free(a);
+    CHECK_INT(halo_arena_pooled_bytes(), ARENA_MAPS ? 4 << 20 : 0);
+    halo_arena *b = halo_arena_new(1536 << 10); /* asks for a 2 MiB one */
+    CHECK(b != NULL);
+    if (ARENA_MAPS) { /* got the pooled 4 MiB block */
+        CHECK_INT(halo_arena_pooled_bytes(), 0);
+        CHECK(halo_arena_reserved(b) > (3u << 20));
+    }
+    halo_arena_free(b);
+    CHECK_INT(halo_arena_pooled_bytes(), ARENA_MAPS ? 4 << 20 : 0);
+    halo_arena *c = halo_arena_new(9 << 20); /* 16 MiB: a miss */
+    CHECK(c != NULL);
+    CHECK_INT(halo_arena_pooled_bytes(), 0);
+    halo_arena_free(c);
+    CHECK_INT(halo_arena_pooled_bytes(), ARENA_MAPS ? 16 << 20 : 0);
+}
+
 TEST(buf_json_escapes_and_repairs_utf8)
 {
     halo_buf b = HALO_BUF_INIT;
