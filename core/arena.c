@@ -9,22 +9,25 @@
  * Small blocks come from malloc. Blocks of 64 KiB and more (what decoded
  * requests and prepared rows use) are mapped in power-of-two sizes and kept
  * in a small process-wide pool when freed (at most ARENA_POOL_MAX bytes);
- * beyond that they are unmapped. A new block is the pool's block of its
- * size or, failing that, of twice its size (resident pages are cheaper
- * than fresh ones); when it must be mapped, as many pooled bytes of other
- * sizes are unmapped first, so the blocks the process holds grow past the
- * live ones' peak only by what the pool held at that peak. Measured on the
- * Kafka -> PostgreSQL persist node, whose live blocks swing by tens of MB
- * per batch in every size: with a 16 MiB pool of exact sizes, 4% of the
- * machine's CPU went to zeroing fresh pages; with this policy and 32 MiB,
- * 104-112k spans/s against 91-108k, peak RSS the same within its noise
- * (bench/README.md, session 12). Reuse avoids page faults on the hot path,
+ * beyond that they are unmapped. Reuse avoids page faults on the hot path,
  * and the bound means a burst of large requests gives its memory back to
  * the system instead of staying in malloc's free lists. Measured under the
  * bench load (12,800 spans in flight): peak RSS 215 -> ~160 MiB at the same
- * throughput; the pool size (8 or 32 MiB) made no difference there. (Just
- * lowering malloc's mmap threshold to 64 KiB gave ~135 MiB but cost 12% of
- * the throughput in page faults.)
+ * throughput. (Just lowering malloc's mmap threshold to 64 KiB gave ~135
+ * MiB but cost 12% of the throughput in page faults.)
+ *
+ * A new block is the pool's block of its size or, failing that, of twice
+ * its size (resident pages are cheaper than fresh ones); when it must be
+ * mapped, as many pooled bytes of other sizes are unmapped first, so the
+ * blocks the process holds grow past the live ones' peak only by what the
+ * pool held at that peak. Measured on the Kafka -> PostgreSQL persist node,
+ * whose live blocks swing by tens of MB per batch in every size: with a 16
+ * MiB pool of exact sizes, 4% of the machine's CPU went to zeroing fresh
+ * pages; with this policy and 32 MiB, 108-112k spans/s against 91-109k,
+ * peak RSS the same within its noise (bench/README.md, session 12). A block
+ * of twice the size counts whole in the reserved bytes (the
+ * memory_limiter's and the batch sizes' measure): its pages are resident,
+ * as the doubling's half-used last block's are.
  *
  * Blocks of 2 MiB and more are aligned to 2 MiB and marked MADV_HUGEPAGE:
  * where transparent huge pages are enabled ("always" or "madvise", as here)
@@ -57,7 +60,7 @@ typedef struct block {
 #else
 #define BIG_MIN_CLS 16 /* 64 KiB: smaller blocks come from malloc */
 #endif
-#define POOL_MAX_CLS 26 /* 64 MiB: larger mapped blocks are never pooled */
+#define POOL_MAX_CLS 26 /* 64 MiB (a 32 MiB pool keeps none that large) */
 #define ARENA_POOL_MAX ((size_t)32 << 20)
 
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;

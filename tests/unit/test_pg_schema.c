@@ -156,10 +156,9 @@ TEST(migrate_empty_database)
               "spans_agent|btree (agent_id)\n"
               "spans_default_agent_id_idx|btree (agent_id)\n"
               "spans_default_pkey|btree (trace_id, span_id, start_time)\n"
-              "spans_default_start_time_idx|brin (start_time) WITH "
-              "(autosummarize='on')\n"
+              "spans_default_start_time_idx|brin (start_time)\n"
               "spans_pkey|btree (trace_id, span_id, start_time)\n"
-              "spans_start|brin (start_time) WITH (autosummarize='on')\n"
+              "spans_start|brin (start_time)\n"
               "traces_agent_start|btree (agent_id, start_time)\n"
               "traces_pkey|btree (trace_id)\n"
               "traces_start|btree (start_time)\n");
@@ -384,13 +383,13 @@ TEST(ensure_partitions_is_idempotent)
                      "BY 1",
                      got, sizeof got),
               "t1|spans_p20261118\nt2|spans_default\n");
-    /* the new partitions have the parent's indexes, options included */
+    /* the new partitions have the parent's indexes */
     CHECK_STR(q_text(c,
                      "SELECT regexp_replace(indexdef, '.* USING ', '') FROM"
                      " pg_indexes WHERE tablename = 'spans_p20261117'"
                      " ORDER BY 1",
                      got, sizeof got),
-              "brin (start_time) WITH (autosummarize='on')\n"
+              "brin (start_time)\n"
               "btree (agent_id)\n"
               "btree (trace_id, span_id, start_time)\n");
     q_text(c, PARTS, got, sizeof got);
