@@ -108,20 +108,27 @@ static block *map_block(size_t bytes)
     return (block *)(void *)(p + lead);
 }
 
+/* The first pooled block of class k, out of the pool; NULL when there is
+ * none. With the pool lock held. */
+static block *pool_pop_locked(int k)
+{
+    block *b = pool[k];
+    if (b) {
+        pool[k] = b->prev;
+        pool_bytes -= (size_t)1 << k;
+    }
+    return b;
+}
+
 /* A pooled block of class c, else of class c + 1 (twice the size: its
  * pages are resident already, which is cheaper than faulting in fresh ones
  * of the right size). With the pool lock held. */
 static block *pool_take_locked(int c)
 {
-    for (int k = c; k <= POOL_MAX_CLS && k <= c + 1; k++) {
-        block *b = pool[k];
-        if (b) {
-            pool[k] = b->prev;
-            pool_bytes -= (size_t)1 << k;
-            return b;
-        }
-    }
-    return NULL;
+    block *b = NULL;
+    for (int k = c; !b && k <= POOL_MAX_CLS && k <= c + 1; k++)
+        b = pool_pop_locked(k);
+    return b;
 }
 
 /* Before a fresh mapping of `bytes`: take pooled blocks of other sizes,
@@ -135,10 +142,8 @@ static block *pool_evict_locked(size_t bytes)
     block *out = NULL;
     size_t got = 0;
     for (int k = BIG_MIN_CLS; k <= POOL_MAX_CLS && got < bytes; k++) {
-        while (pool[k] && got < bytes) {
-            block *b = pool[k];
-            pool[k] = b->prev;
-            pool_bytes -= (size_t)1 << k;
+        block *b;
+        while (got < bytes && (b = pool_pop_locked(k))) {
             got += (size_t)1 << k;
             b->prev = out;
             out = b;
