@@ -247,6 +247,62 @@ static const char SCHEMA_V7[] =
     "CREATE INDEX spans_agent ON span_rows (agent_id);"
     "CREATE INDEX spans_start ON span_rows USING brin (start_time);";
 
+/* The id columns compared in every write and lookup in the "C" collation
+ * (bytewise, as SQLite's BINARY): their B-tree keys then compare with
+ * memcmp instead of the database's collation (strcoll on copies of both
+ * strings), and the primary keys and agent indexes cost less to maintain
+ * (bench/README.md, session 13). Equality is unchanged (the database's
+ * collation is deterministic); only ORDER BY of non-ASCII agent ids
+ * changes, to SQLite's order. A query that compares these columns with
+ * text of the database's default collation uses "C" (a column's own
+ * collation wins over the default), so it still uses the indexes. The
+ * spans view reads these columns, so it is dropped and made again (same
+ * definition as migration 6), its grants replayed. The rows are not
+ * rewritten; the indexes over these columns are rebuilt. */
+static const char SCHEMA_V8[] =
+    "CREATE TEMP TABLE halo_spans_acl ON COMMIT DROP AS"
+    " SELECT relacl, relowner FROM pg_class WHERE oid = 'spans'::regclass;"
+    "DROP VIEW spans;"
+    "ALTER TABLE span_rows ALTER COLUMN trace_id TYPE text COLLATE \"C\","
+    " ALTER COLUMN span_id TYPE text COLLATE \"C\","
+    " ALTER COLUMN parent_span_id TYPE text COLLATE \"C\","
+    " ALTER COLUMN agent_id TYPE text COLLATE \"C\";"
+    "ALTER TABLE traces ALTER COLUMN trace_id TYPE text COLLATE \"C\","
+    " ALTER COLUMN root_span_id TYPE text COLLATE \"C\","
+    " ALTER COLUMN agent_id TYPE text COLLATE \"C\";" SPANS_VIEW(
+        "CREATE VIEW", "coalesce(r.body, s.resource) AS resource",
+        "coalesce(o.body, s.scope) AS scope",
+        "span_rows s LEFT JOIN shared_texts r ON r.id = s.resource_ref"
+        " LEFT JOIN shared_texts o ON o.id = s.scope_ref") "DO $$ DECLARE g "
+                                                           "record; BEGIN"
+                                                           " FOR g IN SELECT "
+                                                           "a.grantee, "
+                                                           "a.privilege_type, "
+                                                           "a.is_grantable"
+                                                           " FROM "
+                                                           "halo_spans_acl x, "
+                                                           "aclexplode(x."
+                                                           "relacl) a"
+                                                           " WHERE a.grantee "
+                                                           "<> x.relowner LOOP"
+                                                           " EXECUTE 'GRANT ' "
+                                                           "|| "
+                                                           "g.privilege_type "
+                                                           "|| ' ON spans TO '"
+                                                           " || CASE WHEN "
+                                                           "g.grantee = 0 THEN "
+                                                           "'PUBLIC'"
+                                                           " ELSE "
+                                                           "quote_ident(pg_get_"
+                                                           "userbyid(g.grantee)"
+                                                           ") END"
+                                                           " || CASE WHEN "
+                                                           "g.is_grantable "
+                                                           "THEN ' WITH GRANT "
+                                                           "OPTION' ELSE '' "
+                                                           "END;"
+                                                           " END LOOP; END $$;";
+
 static const struct migration {
     int version;
     const char *name; /* recorded in schema_migrations; no quotes */
@@ -268,6 +324,8 @@ static const struct migration {
     {6, "shared_texts, resource and scope once", SCHEMA_V6},
     /* spans (agent_id, start_time) as a B-tree and a BRIN */
     {7, "spans_agent, spans_start (BRIN)", SCHEMA_V7},
+    /* the id columns bytewise */
+    {8, "id columns in the C collation", SCHEMA_V8},
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 

@@ -14,12 +14,12 @@
  * two COPY streams (two more round trips when the rows have resource or
  * scope texts to share, the usual case: "shared texts" below):
  *   1. BEGIN, SET LOCALs (below); the shared texts lock, shared;
- *      CREATE TEMP TABLE IF NOT EXISTS halo_staging_v3 / halo_touched_v2 (ON
+ *      CREATE TEMP TABLE IF NOT EXISTS halo_staging_v4 / halo_touched_v3 (ON
  *      COMMIT DELETE ROWS: created once per session, emptied by each
  *      commit); [the shared texts;] SAVEPOINT halo_fast; COPY span_rows
  *      FROM STDIN (FORMAT binary), the rows written by hand in the binary
  *      COPY format (below) and streamed in 256 KiB pieces.
- *   2. RELEASE SAVEPOINT; COPY halo_touched_v2 FROM STDIN: the per-trace
+ *   2. RELEASE SAVEPOINT; COPY halo_touched_v3 FROM STDIN: the per-trace
  *      deltas S1 would compute, computed here from the rows themselves
  *      (all were inserted): counts, sums, min/max times, the identity
  *      needs of the non-root spans, the last root span's values and the
@@ -27,17 +27,17 @@
  *   3. S2, S3, S4 (below), COMMIT.
  * The staging path, when the fast path's COPY fails with a unique
  * violation (a redelivered span, or one twice in the same write):
- *   ROLLBACK TO SAVEPOINT halo_fast; COPY halo_staging_v3 FROM STDIN (the
+ *   ROLLBACK TO SAVEPOINT halo_fast; COPY halo_staging_v4 FROM STDIN (the
  *   rows again, with their batch position ord); then in one query string:
- *      S1 INSERT INTO span_rows SELECT ... FROM halo_staging_v3 ON CONFLICT
+ *      S1 INSERT INTO span_rows SELECT ... FROM halo_staging_v4 ON CONFLICT
  *         (trace_id, span_id, start_time) DO NOTHING RETURNING ..., in a
  *         data-modifying CTE whose RETURNING rows (only those inserted)
- *         are aggregated per trace into halo_touched_v2 (as above);
+ *         are aggregated per trace into halo_touched_v3 (as above);
  *      S2 INSERT INTO traces ... ON CONFLICT (trace_id) DO UPDATE: counts
  *         added, start/end min/max, duration recomputed, identity and
  *         root_name from the root when this write inserted it, else kept
  *         (the first span's values when the trace had none) -- the SQLite
- *         store's rules; the root's raw values are read from halo_touched_v2
+ *         store's rules; the root's raw values are read from halo_touched_v3
  *         by primary key since `excluded` only has the inserted values;
  *      S3 the identity fix-up: for each touched trace whose root span is
  *         stored, the spans of the trace take the root's own values for
@@ -99,7 +99,7 @@
 
 /* lz4 TOAST compression for this transaction's rows when the server has
  * it (pglz was the servers' hottest function: a fifth of their CPU); no
- * JIT (compiling S2/S3, costed high on halo_touched_v2 without statistics,
+ * JIT (compiling S2/S3, costed high on halo_touched_v3 without statistics,
  * took 15% of the servers' CPU and saves nothing on these row counts). */
 #define SQL_PROLOGUE                                                           \
     "BEGIN;"                                                                   \
@@ -110,14 +110,18 @@
     " FROM pg_settings WHERE name = 'default_toast_compression'"               \
     " AND 'lz4' = ANY (enumvals);"
 
-/* The session's temp tables. _v3 / _v2: a session a pooler kept from an
+/* The session's temp tables. _v4 / _v3: a session a pooler kept from an
  * older halo would hold an older definition under the older name
- * (staging: resource_ref, scope_ref since v3; touched: priced since v2). */
+ * (staging: resource_ref, scope_ref since v3; touched: priced since v2;
+ * both: the id columns in the "C" collation of span_rows and traces since
+ * v4 / v3 (schema migration 8), so that the lookups by trace_id, from
+ * either side, use the indexes). */
 #define SQL_TEMP_TABLES                                                        \
-    "CREATE TEMP TABLE IF NOT EXISTS halo_staging_v3 ("                        \
-    " ord integer NOT NULL, trace_id text, span_id text,"                      \
-    " parent_span_id text, name text, kind text, span_type text,"              \
-    " agent_id text, agent_name text, session_id text, user_id text,"          \
+    "CREATE TEMP TABLE IF NOT EXISTS halo_staging_v4 ("                        \
+    " ord integer NOT NULL, trace_id text COLLATE \"C\","                      \
+    " span_id text COLLATE \"C\", parent_span_id text COLLATE \"C\","          \
+    " name text, kind text, span_type text, agent_id text COLLATE \"C\","      \
+    " agent_name text, session_id text, user_id text,"                         \
     " service_name text, model text, tool_name text,"                          \
     " start_time timestamptz, end_time timestamptz,"                           \
     " duration_ms double precision, status_code text, status_message text,"    \
@@ -131,13 +135,16 @@
     " input_at integer, output_at integer, resource_ref bigint,"               \
     " scope_ref bigint"                                                        \
     ") ON COMMIT DELETE ROWS;"                                                 \
-    "CREATE TEMP TABLE IF NOT EXISTS halo_touched_v2 ("                        \
-    " trace_id text PRIMARY KEY, spans bigint, errors bigint, llm bigint,"     \
+    "CREATE TEMP TABLE IF NOT EXISTS halo_touched_v3 ("                        \
+    " trace_id text COLLATE \"C\" PRIMARY KEY, spans bigint, errors bigint, "  \
+    "llm bigint,"                                                              \
     " tool bigint, in_tok bigint, out_tok bigint, cost double precision,"      \
     " priced bigint, start_time timestamptz, end_time timestamptz,"            \
-    " start_ns bigint, end_ns bigint, needs integer, root_id text,"            \
-    " root_name text, r_agent_id text, r_agent_name text, r_session_id text,"  \
-    " r_user_id text, f_agent_id text, f_agent_name text,"                     \
+    " start_ns bigint, end_ns bigint, needs integer, root_id text COLLATE "    \
+    "\"C\","                                                                   \
+    " root_name text, r_agent_id text COLLATE \"C\", r_agent_name text, "      \
+    "r_session_id text,"                                                       \
+    " r_user_id text, f_agent_id text COLLATE \"C\", f_agent_name text,"       \
     " f_session_id text, f_user_id text"                                       \
     ") ON COMMIT DELETE ROWS;"
 
@@ -159,12 +166,12 @@ static const char SQL_BEGIN_COPY[] = SQL_FAST_COPY;
 /* The fast path's COPY hit a stored span: back to the staging path. */
 static const char SQL_FALLBACK[] =
     "ROLLBACK TO SAVEPOINT halo_fast;"
-    "COPY halo_staging_v3 (ord, " PGW_COLUMNS ") FROM STDIN (FORMAT binary)";
+    "COPY halo_staging_v4 (ord, " PGW_COLUMNS ") FROM STDIN (FORMAT binary)";
 
 /* The fast path's COPY stored every row: its per-trace deltas next. */
 static const char SQL_TOUCHED[] =
     "RELEASE SAVEPOINT halo_fast;"
-    "COPY halo_touched_v2 FROM STDIN (FORMAT binary)";
+    "COPY halo_touched_v3 FROM STDIN (FORMAT binary)";
 
 /* The HALO_FB_* bits (1 agent_id, 2 agent_name, 4 session_id, 8 user_id)
  * of the identity fields a non-root span lacks or has from the fallback. */
@@ -177,14 +184,14 @@ static const char SQL_TOUCHED[] =
 /* S1: insert, then the per-trace deltas of the rows inserted. */
 #define SQL_S1                                                                 \
     "WITH ins AS (INSERT INTO span_rows (" PGW_COLUMNS ")"                     \
-    " SELECT " PGW_COLUMNS " FROM halo_staging_v3 ORDER BY ord"                \
+    " SELECT " PGW_COLUMNS " FROM halo_staging_v4 ORDER BY ord"                \
     " ON CONFLICT (trace_id, span_id, start_time) DO NOTHING"                  \
     " RETURNING trace_id, span_id, start_time, end_time, parent_span_id,"      \
     " name, status_code, span_type, agent_id, agent_name, session_id,"         \
     " user_id, input_tokens, output_tokens, cost, start_unix_nano,"            \
     " end_unix_nano, fallback_mask),"                                          \
     " pos AS (SELECT trace_id, span_id, start_time, min(ord) AS ord"           \
-    " FROM halo_staging_v3 GROUP BY 1, 2, 3),"                                 \
+    " FROM halo_staging_v4 GROUP BY 1, 2, 3),"                                 \
     " k AS (SELECT i.*, p.ord FROM ins i JOIN pos p"                           \
     " ON p.trace_id = i.trace_id AND p.span_id = i.span_id"                    \
     " AND p.start_time = i.start_time),"                                       \
@@ -202,7 +209,7 @@ static const char SQL_TOUCHED[] =
     " min(ord) AS first_ord,"                                                  \
     " max(ord) FILTER (WHERE parent_span_id IS NULL) AS root_ord"              \
     " FROM k GROUP BY trace_id)"                                               \
-    " INSERT INTO halo_touched_v2 SELECT a.trace_id, a.spans, a.errors,"       \
+    " INSERT INTO halo_touched_v3 SELECT a.trace_id, a.spans, a.errors,"       \
     " a.llm, a.tool, a.in_tok, a.out_tok, a.cost, a.priced, a.start_time,"     \
     " a.end_time, a.start_ns, a.end_ns, a.needs, r.span_id, r.name,"           \
     " r.agent_id, r.agent_name, r.session_id, r.user_id, f.agent_id,"          \
@@ -227,14 +234,14 @@ static const char SQL_TOUCHED[] =
     " coalesce(r_user_id, f_user_id), root_name, start_time, end_time,"        \
     " (end_ns - start_ns)::float8 / 1000000.0::float8, spans, errors,"         \
     " llm, tool, in_tok, out_tok, cost, start_ns, end_ns, root_id,"            \
-    " needs, priced FROM halo_touched_v2 ORDER BY trace_id"                    \
+    " needs, priced FROM halo_touched_v3 ORDER BY trace_id"                    \
     " ON CONFLICT (trace_id)"                                                  \
     " DO UPDATE SET (agent_id, agent_name, session_id, user_id) ="             \
     " (SELECT" IDENT("agent_id")                                               \
     "," IDENT("agent_name")                                                    \
     "," IDENT("session_id")                                                    \
     "," IDENT("user_id")                                                       \
-    " FROM halo_touched_v2 h WHERE h.trace_id = excluded.trace_id),"           \
+    " FROM halo_touched_v3 h WHERE h.trace_id = excluded.trace_id),"           \
     " root_name = CASE WHEN excluded.root_span_id IS NOT NULL  THEN"           \
     " excluded.root_name ELSE t.root_name END, root_span_id ="                 \
     " coalesce(excluded.root_span_id, t.root_span_id), start_time ="           \
@@ -271,7 +278,7 @@ static const char SQL_TOUCHED[] =
     "WITH src AS (SELECT h.trace_id, t.root_span_id,"                          \
     " CASE WHEN h.root_id IS NOT NULL THEN t.identity_pending"                 \
     " ELSE h.needs END AS want"                                                \
-    " FROM halo_touched_v2 h JOIN traces t ON t.trace_id = h.trace_id"         \
+    " FROM halo_touched_v3 h JOIN traces t ON t.trace_id = h.trace_id"         \
     " WHERE t.root_span_id IS NOT NULL),"                                      \
     " f AS (SELECT DISTINCT ON (s.trace_id) s.trace_id, r.agent_id,"           \
     " r.agent_name, r.session_id, r.user_id, s.want & ("                       \
@@ -290,9 +297,9 @@ static const char SQL_TOUCHED[] =
     FIX_NEEDED("session_id", "4") FIX_NEEDED("user_id", "8") ");"
 /* clang-format on */
 
-#define SQL_S4 "SELECT coalesce(sum(spans), 0) FROM halo_touched_v2;"
+#define SQL_S4 "SELECT coalesce(sum(spans), 0) FROM halo_touched_v3;"
 
-/* S2..S3 touch the rows of the traces in halo_touched_v2 only. That table
+/* S2..S3 touch the rows of the traces in halo_touched_v3 only. That table
  * has no statistics either: the planner guessed ~700 rows and chose hash
  * joins over sequential scans of ALL of `traces` (S3's src) and, when a
  * trace needed its identity fixed, of ALL of `spans` (S3's UPDATE): every
@@ -310,7 +317,7 @@ static const char SQL_APPLY[] =
     "SET LOCAL enable_nestloop = off;" SQL_S1 SQL_PLAN_ROLLUP SQL_S2 SQL_S3
         SQL_S4 "COMMIT";
 
-/* The fast path: halo_touched_v2 already filled from the rows themselves. */
+/* The fast path: halo_touched_v3 already filled from the rows themselves. */
 static const char SQL_APPLY_FAST[] =
     SQL_PLAN_ROLLUP SQL_S2 SQL_S3 SQL_S4 "COMMIT";
 
@@ -621,7 +628,7 @@ static void put_row(halo_buf *b, bool with_ord, int32_t ord, const sq_row *r,
 
 /* ---- the fast path's rollup deltas --------------------------------------- */
 
-/* S1's per-trace aggregate (halo_touched_v2's row), computed from the rows
+/* S1's per-trace aggregate (halo_touched_v3's row), computed from the rows
  * themselves when the fast path stored every one of them. */
 typedef struct delta {
     sq_str trace_id;
@@ -750,7 +757,7 @@ static void put_opt_text(halo_buf *b, const sq_row *r, int t)
         put_i32(b, -1);
 }
 
-/* One halo_touched_v2 row, its columns in the table's order. */
+/* One halo_touched_v3 row, its columns in the table's order. */
 static void put_delta(halo_buf *b, const delta *x)
 {
     put_i16(b, 24);
@@ -1183,7 +1190,7 @@ static halo_status apply(PGconn *c, bool fast, int64_t *inserted,
     return st;
 }
 
-/* The fast path's rollup: the deltas of every row into halo_touched_v2, then
+/* The fast path's rollup: the deltas of every row into halo_touched_v3, then
  * S2..S4 and COMMIT. */
 static halo_status apply_fast(PGconn *c, halo_store_rows *const *rows, size_t n,
                               size_t total, halo_write_stats *ws, halo_err *err)

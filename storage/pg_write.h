@@ -36,7 +36,7 @@
  *
  * The connection must be idle (no open transaction) and is used by one
  * thread at a time. It keeps two temporary tables (halo_staging,
- * halo_touched_v2, emptied at every commit) for its whole session, so it must
+ * halo_touched_v3, emptied at every commit) for its whole session, so it must
  * not be shared through a transaction-pooling proxy.
  */
 #ifndef HALO_PG_WRITE_H

@@ -180,7 +180,23 @@ TEST(migrate_empty_database)
               "3|analyzer_runs\n4|traces.priced_spans\n"
               "5|span_rows, input and output once\n"
               "6|shared_texts, resource and scope once\n"
-              "7|spans_agent, spans_start (BRIN)\n");
+              "7|spans_agent, spans_start (BRIN)\n"
+              "8|id columns in the C collation\n");
+    /* the id columns compare bytewise */
+    CHECK_STR(q_text(c,
+                     "SELECT attrelid::regclass || '.' || attname FROM"
+                     " pg_attribute WHERE attrelid IN ('span_rows'::regclass,"
+                     " 'spans_default'::regclass, 'traces'::regclass,"
+                     " 'spans'::regclass) AND attcollation ="
+                     " '\"C\"'::regcollation ORDER BY 1",
+                     got, sizeof got),
+              "span_rows.agent_id\nspan_rows.parent_span_id\n"
+              "span_rows.span_id\nspan_rows.trace_id\n"
+              "spans.agent_id\nspans.parent_span_id\nspans.span_id\n"
+              "spans.trace_id\nspans_default.agent_id\n"
+              "spans_default.parent_span_id\nspans_default.span_id\n"
+              "spans_default.trace_id\ntraces.agent_id\n"
+              "traces.root_span_id\ntraces.trace_id\n");
     /* nanoseconds survive in the bigint column; an insert with no day
      * partition lands in the default one */
     CHECK(put_span(c, "t1", "s1", "2026-11-16 09:00:00.123456+00",
@@ -198,6 +214,23 @@ TEST(migrate_empty_database)
                  " agent_id = 'a'",
                  plan, sizeof plan));
     CHECK_CONTAINS(plan, "spans_default_agent_id_idx");
+    /* text of the database's collation (a user's column, a parameter)
+     * compares in the column's "C": the keys still serve it */
+    CHECK(q_text(c,
+                 "EXPLAIN (COSTS OFF) SELECT span_id FROM spans WHERE"
+                 " trace_id = (SELECT 't1'::text)",
+                 plan, sizeof plan));
+    CHECK_CONTAINS(plan, "spans_default_pkey");
+    CHECK(q_text(c,
+                 "EXPLAIN (COSTS OFF) SELECT span_id FROM spans WHERE"
+                 " agent_id = (SELECT 'a'::text)",
+                 plan, sizeof plan));
+    CHECK_CONTAINS(plan, "spans_default_agent_id_idx");
+    CHECK(q_text(c,
+                 "EXPLAIN (COSTS OFF) SELECT 1 FROM traces WHERE trace_id ="
+                 " (SELECT 't1'::text)",
+                 plan, sizeof plan));
+    CHECK_CONTAINS(plan, "traces_pkey");
     /* 20,000 spans a minute apart, in start order, as they arrive */
     CHECK(pg_q_ok(c, "INSERT INTO span_rows (trace_id, span_id, name, kind,"
                      " agent_id, start_time, end_time, duration_ms,"
@@ -233,7 +266,7 @@ TEST(migrate_again_is_a_noop)
     CHECK_INT(pg_q_int(c, "SELECT max(version) FROM schema_migrations"),
               halo_pg_schema_version());
     CHECK_INT(PQtransactionStatus(c), PQTRANS_IDLE);
-    CHECK_INT(halo_pg_schema_version(), 7);
+    CHECK_INT(halo_pg_schema_version(), 8);
     /* a database of an older binary (version 2) gets analyzer_runs,
      * traces.priced_spans (its traces counting no priced span) and the
      * spans view over span_rows (its spans read as they were stored) */
@@ -244,6 +277,15 @@ TEST(migrate_again_is_a_noop)
     CHECK(pg_q_ok(c, "DROP TABLE analyzer_runs;"
                      " ALTER TABLE traces DROP COLUMN priced_spans;"
                      " DROP VIEW spans;"
+                     " ALTER TABLE span_rows ALTER COLUMN trace_id TYPE text"
+                     " COLLATE \"default\", ALTER COLUMN span_id TYPE text"
+                     " COLLATE \"default\", ALTER COLUMN parent_span_id TYPE"
+                     " text COLLATE \"default\", ALTER COLUMN agent_id TYPE"
+                     " text COLLATE \"default\";"
+                     " ALTER TABLE traces ALTER COLUMN trace_id TYPE text"
+                     " COLLATE \"default\", ALTER COLUMN root_span_id TYPE"
+                     " text COLLATE \"default\", ALTER COLUMN agent_id TYPE"
+                     " text COLLATE \"default\";"
                      " DROP TABLE shared_texts;"
                      " ALTER TABLE span_rows DROP COLUMN resource_ref,"
                      " DROP COLUMN scope_ref,"
@@ -266,8 +308,23 @@ TEST(migrate_again_is_a_noop)
                      " now(), now(), 0, 'UNSET', 'a question, long enough',"
                      " '{\"input.value\":\"a question, long enough\"}', '[]',"
                      " '{}', 1, 2)"));
+    /* a view of the user's own on the id columns stops migration 8 with
+     * the server's reason, and nothing of 3..8 is left applied */
+    CHECK(pg_q_ok(c, "CREATE VIEW t_user_view AS SELECT trace_id FROM spans"));
+    CHECK_INT(halo_pg_migrate(c, &err), HALO_EIO);
+    CHECK_CONTAINS(err.msg, "could not apply a schema migration");
+    CHECK_CONTAINS(err.msg, "t_user_view");
+    CHECK_INT(pg_q_int(c, "SELECT max(version) FROM schema_migrations"), 2);
+    CHECK_INT(PQtransactionStatus(c), PQTRANS_IDLE);
+    CHECK(pg_q_ok(c, "DROP VIEW t_user_view"));
     CHECK_INT(halo_pg_migrate(c, &err), HALO_OK);
-    CHECK_INT(pg_q_int(c, "SELECT max(version) FROM schema_migrations"), 7);
+    CHECK_INT(pg_q_int(c, "SELECT max(version) FROM schema_migrations"), 8);
+    /* migration 8: the id columns bytewise, the view made again */
+    CHECK_INT(pg_q_int(c, "SELECT count(*) FROM pg_attribute WHERE attrelid"
+                          " IN ('span_rows'::regclass, 'traces'::regclass,"
+                          " 'spans'::regclass) AND attcollation ="
+                          " '\"C\"'::regcollation"),
+              11);
     char row[256];
     /* migration 7 replaced the (agent_id, start_time) B-tree */
     CHECK_STR(q_text(c,
