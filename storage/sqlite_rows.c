@@ -135,14 +135,19 @@ static void put_text(prep *p, sq_row *r, int slot, const char *s, size_t len)
 }
 
 /* NULL stays NULL. */
-static void put_cstr(prep *p, sq_row *r, int slot, const char *s)
+static void put_sized(prep *p, sq_row *r, int slot, const char *s, size_t len)
 {
     if (!s) {
         r->t[slot].p = NULL;
         r->t[slot].len = 0;
         return;
     }
-    put_text(p, r, slot, s, strlen(s));
+    put_text(p, r, slot, s, len);
+}
+
+static void put_cstr(prep *p, sq_row *r, int slot, const char *s)
+{
+    put_sized(p, r, slot, s, s ? strlen(s) : 0);
 }
 
 /* NULL for "" (absent OTLP strings). */
@@ -286,8 +291,8 @@ static void build_row(prep *p, sq_row *r, const halo_span *sp)
      * the column back in (sqlite_schema.c, migration 7) */
     halo_json_cut cut[2] = {{d->input, d->input ? strlen(d->input) : 0, 0},
                             {d->output, d->output ? strlen(d->output) : 0, 0}};
-    put_cstr(p, r, T_INPUT, d->input);
-    put_cstr(p, r, T_OUTPUT, d->output);
+    put_sized(p, r, T_INPUT, d->input, cut[0].len);
+    put_sized(p, r, T_OUTPUT, d->output, cut[1].len);
 
     size_t off = p->buf.len;
     halo_json_encode_attrs_cut(&p->buf, &sp->attrs, cut, p->cut_io ? 2 : 0);
