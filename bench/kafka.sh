@@ -13,7 +13,9 @@
 #   2. persist: a second `halo serve` with kafka -> agent_identity -> batch
 #      -> sqlite, started on the filled topic: the time from its first
 #      stored span to the last one gives Kafka -> store spans/s (SQLite,
-#      or PostgreSQL with BENCH_STORE=postgres: see bench/pg.sh).
+#      or PostgreSQL with BENCH_STORE=postgres: see bench/pg.sh). Run
+#      BENCH_PERSIST_RUNS times, each on an empty store with a consumer
+#      group of its own; the target is judged on the median.
 # Checks that the store holds every span of the fill that the ingest
 # acknowledged, stops everything by PID (halo must drain and exit 0 on
 # SIGTERM) and prints the figures against the targets.
@@ -44,6 +46,7 @@
 #   BENCH_GRPC_ARGS   halo-loadgen options (default "--connections 8
 #                     --inflight 16")
 #   INGEST_PROCESSORS processors of the ingest pipeline (default memory_limiter)
+#   BENCH_PERSIST_RUNS  persist runs (default 3; median reported)
 #   PERSIST_EXTRA     extra YAML lines for the kafka receiver (4-space indent)
 #   PERSIST_BATCH_EXTRA  the same for the persist node's batch processor
 #   PERSIST_LOG       log level of the persist node (default warn)
@@ -150,13 +153,16 @@ service:
       exporters: [kafka/fill]
 EOF
 
-cat >"$TMP/persist.yaml" <<EOF
+# The persist node's configuration for run $1: a consumer group of its own,
+# so that each run reads the fill from its start.
+persist_yaml() {
+    cat <<EOF
 # written by bench/kafka.sh: the persist node (deploy/halo-persist.yaml shape)
 receivers:
   kafka:
     brokers: [$BROKERS]
     topics: [otlp_fill]
-    group_id: halo-bench
+    group_id: halo-bench-$1
 ${PERSIST_EXTRA:-}
 processors:
   agent_identity: {}
@@ -181,6 +187,7 @@ service:
       processors: [agent_identity, batch]
       exporters: [$(store_exporter)]
 EOF
+}
 
 # ---- 1. ingest -------------------------------------------------------------
 "$HALO_BIN" serve --config "$TMP/ingest.yaml" >"$TMP/ingest.log" 2>&1 &
@@ -219,48 +226,76 @@ ACKED=$(field fill spans_acked)
 SENT=$(field fill spans_sent)
 
 # ---- 2. persist: Kafka -> the store -----------------------------------------
-"$HALO_BIN" serve --config "$TMP/persist.yaml" >"$TMP/persist.log" 2>&1 &
-PERSIST_PID=$!
-PIDS+=("$PERSIST_PID")
-wait_healthy "$PERSIST_PID" "$P_HEALTH" "$TMP/persist.log"
-echo "bench: phase persist: consuming $ACKED+ spans from Kafka into" \
-     "$(store_name)"
-T_FIRST="" T_LAST="" STORED=0 LAST_CHANGE=$SECONDS PREV=-1
-while :; do
-    metric_poll "$P_METRICS" halo_exporter_sent_spans_total || true
-    STORED=$METRIC now=${EPOCHREALTIME/,/.}
-    if ((STORED > 0)) && [[ -z $T_FIRST ]]; then T_FIRST=$now; fi
-    if ((STORED != PREV)); then
-        PREV=$STORED LAST_CHANGE=$SECONDS T_LAST=$now
-    fi
-    ((STORED >= SENT)) && break
-    # every acknowledged span is in and nothing moved for 5 s: done
-    ((STORED >= ACKED && SECONDS - LAST_CHANGE >= 5)) && break
-    ((SECONDS - LAST_CHANGE < 60)) || break
-    kill -0 "$PERSIST_PID" 2>/dev/null || die "halo (persist) died"
-    if [[ -n ${BENCH_TRACE:-} ]]; then
-        echo "t=$SECONDS stored=$STORED rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$PERSIST_PID/status") $(curl -sf "http://127.0.0.1:$P_METRICS/metrics" | grep -E "^halo_(exporter_queue_depth|memory_inflight|kafka_receiver_(inflight|paused|pauses|fetch_wakeups))" | tr '\n' ' ')"
-    fi
-    nap 0.1
-done
-P_RSS=$(awk '/^VmHWM/ { print $2 }' "/proc/$PERSIST_PID/status")
-# CPU seconds the persist node used (utime + stime): less noisy than spans/s
-# on a shared machine
-P_CPU=$(awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' \
-    "/proc/$PERSIST_PID/stat")
-P_EXTRA=$(curl -sf "http://127.0.0.1:$P_METRICS/metrics" |
-    awk '/^halo_kafka_receiver_(pauses|fetch_wakeups)_total/ {
-             sub(/\{.*/, "", $1); sub(/^halo_kafka_receiver_/, "", $1);
-             printf " %s %d", $1, $2 }' || true)
-P_RATE=$(awk -v n="$STORED" -v a="${T_FIRST:-0}" -v b="${T_LAST:-0}" \
-    'BEGIN { printf "%d", (b > a ? n / (b - a) : 0) }')
-stop_pid "$PERSIST_PID"
-PERSIST_RC=$STOP_RC
-ROWS=$(store_sql "SELECT count(*) FROM spans")
-LOAD_AFTER=$(load)
+# One run: a fresh persist node on an empty store consumes the whole fill.
+# Sets STORED, P_RATE, P_RSS, P_CPU, P_EXTRA, PERSIST_RC and ROWS.
+persist_run() {
+    local n_pids=${#PIDS[@]}
+    persist_yaml "$1" >"$TMP/persist.yaml"
+    "$HALO_BIN" serve --config "$TMP/persist.yaml" >"$TMP/persist.log" 2>&1 &
+    PERSIST_PID=$!
+    PIDS+=("$PERSIST_PID")
+    wait_healthy "$PERSIST_PID" "$P_HEALTH" "$TMP/persist.log"
+    echo "bench: phase persist, run $1 of $RUNS: consuming $ACKED+ spans from" \
+         "Kafka into $(store_name)"
+    local T_FIRST="" T_LAST="" LAST_CHANGE=$SECONDS PREV=-1 now
+    STORED=0
+    while :; do
+        metric_poll "$P_METRICS" halo_exporter_sent_spans_total || true
+        STORED=$METRIC now=${EPOCHREALTIME/,/.}
+        if ((STORED > 0)) && [[ -z $T_FIRST ]]; then T_FIRST=$now; fi
+        if ((STORED != PREV)); then
+            PREV=$STORED LAST_CHANGE=$SECONDS T_LAST=$now
+        fi
+        ((STORED >= SENT)) && break
+        # every acknowledged span is in and nothing moved for 5 s: done
+        ((STORED >= ACKED && SECONDS - LAST_CHANGE >= 5)) && break
+        ((SECONDS - LAST_CHANGE < 60)) || break
+        kill -0 "$PERSIST_PID" 2>/dev/null || die "halo (persist) died"
+        if [[ -n ${BENCH_TRACE:-} ]]; then
+            echo "t=$SECONDS stored=$STORED rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$PERSIST_PID/status") $(curl -sf "http://127.0.0.1:$P_METRICS/metrics" | grep -E "^halo_(exporter_queue_depth|memory_inflight|kafka_receiver_(inflight|paused|pauses|fetch_wakeups))" | tr '\n' ' ')"
+        fi
+        nap 0.1
+    done
+    P_RSS=$(awk '/^VmHWM/ { print $2 }' "/proc/$PERSIST_PID/status")
+    # CPU seconds the persist node used (utime + stime): less noisy than
+    # spans/s on a shared machine
+    P_CPU=$(awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' \
+        "/proc/$PERSIST_PID/stat")
+    P_EXTRA=$(curl -sf "http://127.0.0.1:$P_METRICS/metrics" |
+        awk '/^halo_kafka_receiver_(pauses|fetch_wakeups)_total/ {
+                 sub(/\{.*/, "", $1); sub(/^halo_kafka_receiver_/, "", $1);
+                 printf " %s %d", $1, $2 }' || true)
+    P_RATE=$(awk -v n="$STORED" -v a="${T_FIRST:-0}" -v b="${T_LAST:-0}" \
+        'BEGIN { printf "%d", (b > a ? n / (b - a) : 0) }')
+    stop_pid "$PERSIST_PID"
+    PERSIST_RC=$STOP_RC
+    PIDS=("${PIDS[@]:0:n_pids}") # reaped: its PID may be reused
+    ROWS=$(store_sql "SELECT count(*) FROM spans")
+}
 
-VERDICT=ok
-((ROWS >= ACKED && ROWS <= SENT)) || VERDICT=MISMATCH
+# BENCH_PERSIST_RUNS runs (default 3), each on an empty store: one run's
+# spans/s moves by 10% or more from run to run on this VM (bench/README.md,
+# session 13), so the target is judged on the median; peak RSS on the
+# largest.
+RUNS=${BENCH_PERSIST_RUNS:-3}
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "invalid BENCH_PERSIST_RUNS \"$RUNS\""
+VERDICT=ok ANY_PERSIST_RC=0 P_RATES=() P_LINES=() RSS_MAX=0
+for ((run = 1; run <= RUNS; run++)); do
+    ((run == 1)) || store_reset
+    persist_run "$run"
+    P_RATES+=("$P_RATE")
+    ((P_RSS > RSS_MAX)) && RSS_MAX=$P_RSS
+    [[ $PERSIST_RC == 0 ]] || ANY_PERSIST_RC=$PERSIST_RC
+    ((ROWS >= ACKED && ROWS <= SENT)) || VERDICT=MISMATCH
+    P_LINES+=("persist run $run: $STORED spans stored (rows $ROWS), $P_RATE spans/s from first to last, peak RSS $(mib "$P_RSS") MiB, cpu $P_CPU s ($(awk -v c="$P_CPU" -v n="$STORED" 'BEGIN { printf "%.1f", (n > 0 ? 1e6 * c / n : 0) }') us/span)$P_EXTRA, exit $PERSIST_RC")
+done
+PERSIST_RC=$ANY_PERSIST_RC
+P_MEDIAN=$(printf '%s\n' "${P_RATES[@]}" | sort -n |
+    awk '{ v[NR] = $1 }
+         END { if (NR % 2) m = v[(NR + 1) / 2]
+               else m = int((v[NR / 2] + v[NR / 2 + 1]) / 2)
+               print m }')
+LOAD_AFTER=$(load)
 
 # ---- report ----------------------------------------------------------------
 MISSED=()
@@ -269,20 +304,19 @@ echo "== halo Kafka benchmark ($(nproc) cores shared by halo, the mock" \
      "cluster and the loadgen; $DUR s per ingest phase) =="
 echo "machine: before: $LOAD_BEFORE; mid: $LOAD_MID; after: $LOAD_AFTER"
 phase_table grpc half
-echo "persist: $STORED spans stored, $P_RATE spans/s from first to last," \
-     "peak RSS $(mib "$P_RSS") MiB, cpu $P_CPU s" \
-     "($(awk -v c="$P_CPU" -v n="$STORED" \
-         'BEGIN { printf "%.1f", (n > 0 ? 1e6 * c / n : 0) }') us/span)$P_EXTRA"
+printf '%s\n' "${P_LINES[@]}"
 echo
 target "gRPC ingest into Kafka" "$PEAK" ">=" 250000 "spans/s"
 target "p99 Export latency at half peak" "$(field half p99)" "<=" 25 "ms"
 target "ingest peak RSS (VmHWM)" \
     "$(mib "$(field half daemon_peak_rss_kb)")" "<=" 128 "MiB"
-target "Kafka -> $(store_name)" "$P_RATE" ">=" 100000 "spans/s"
-target "persist peak RSS (VmHWM)" "$(mib "$P_RSS")" "<=" 128 "MiB"
+target "Kafka -> $(store_name) (median of $RUNS)" "$P_MEDIAN" ">=" 100000 \
+    "spans/s"
+target "persist peak RSS (VmHWM, largest)" "$(mib "$RSS_MAX")" "<=" 128 "MiB"
 echo "  write method: $(store_method)"
 echo "  store size: $(store_size "$ROWS")"
-echo "  stored rows $ROWS, acknowledged $ACKED, sent $SENT: $VERDICT"
+echo "  stored rows $ROWS (last run; each run checked), acknowledged $ACKED," \
+     "sent $SENT: $VERDICT"
 echo "  halo stop (SIGTERM): ingest exit $INGEST_RC, persist exit $PERSIST_RC"
 
 [[ $VERDICT == MISMATCH ]] &&

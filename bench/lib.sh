@@ -225,6 +225,22 @@ store_check_tools() {
     fi
 }
 
+# An empty store for the next run: SQLite's file removed; PostgreSQL's
+# database (the last part of BENCH_PG_DSN, a URI) dropped and created again
+# through the server's `postgres` database.
+store_reset() {
+    if [[ ${BENCH_STORE:-sqlite} == postgres ]]; then
+        [[ $BENCH_PG_DSN =~ ^postgres(ql)?://[^?]*/([A-Za-z_][A-Za-z0-9_]*)$ ]] ||
+            die "a new database per run needs BENCH_PG_DSN as a URI ending in /DBNAME"
+        local name=${BASH_REMATCH[2]}
+        psql -X -q -v ON_ERROR_STOP=1 -d "${BENCH_PG_DSN%/*}/postgres" \
+            -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name" \
+            >/dev/null
+    else
+        rm -f "$DB" "$DB-wal" "$DB-shm"
+    fi
+}
+
 # How the store writes, for the report.
 store_method() {
     if [[ ${BENCH_STORE:-sqlite} == postgres ]]; then
