@@ -160,7 +160,15 @@ typedef struct krx_nudge {
     double avg_len;       /* mean payload of the messages taken */
     bool armed;           /* the queue was near a limit since the last one */
     uint64_t last_ns;
-    uint64_t sent;
+    uint64_t sent; /* the nudge thread's (or the poll thread's) */
+    /* The request is sent from a thread of its own, so the poll thread
+     * goes on decoding while it waits for the answer (a round trip per
+     * leader). mu guards want and quit. */
+    pthread_t thread;
+    bool threaded; /* the thread runs; else the poll thread sends */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool want, quit;
 } krx_nudge;
 
 struct krx_core {
@@ -201,7 +209,7 @@ struct krx_core {
     bool cooperative;    /* poll thread only: incremental rebalance protocol */
 
     krx_gather gather; /* poll thread only */
-    krx_nudge nudge;   /* poll thread only */
+    krx_nudge nudge;   /* poll thread, and its own thread (mu) */
     krx_metrics m;
 
     pthread_mutex_t log_mu; /* rate limit of per-message warnings */
