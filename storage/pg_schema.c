@@ -183,6 +183,19 @@ static const char SCHEMA_V3[] =
            " s.dropped_events_count, s.dropped_links_count, s.fallback_mask,"  \
            " s.value_types FROM " FROM ";"
 
+/* The spans view since migration 6: resource and scope joined back from
+ * shared_texts. */
+#define SPANS_VIEW_SHARED(CREATE)                                              \
+    SPANS_VIEW(CREATE, "coalesce(r.body, s.resource) AS resource",             \
+               "coalesce(o.body, s.scope) AS scope",                           \
+               "span_rows s LEFT JOIN shared_texts r ON r.id = s.resource_ref" \
+               " LEFT JOIN shared_texts o ON o.id = s.scope_ref")
+
+/* The role of aclexplode()'s grantee g, as GRANT names it. */
+#define GRANTEE_SQL                                                            \
+    "CASE WHEN g.grantee = 0 THEN 'PUBLIC'"                                    \
+    " ELSE quote_ident(pg_get_userbyid(g.grantee)) END"
+
 /* Input and output stored once, as in SQLite's migration 7 (storage/
  * README.md): the partitioned table becomes span_rows (its partitions and
  * indexes keep their names), where the attribute that repeats a span's
@@ -202,8 +215,7 @@ static const char SCHEMA_V5[] =
     " FOR g IN SELECT DISTINCT a.grantee FROM pg_class c,"
     " aclexplode(c.relacl) a WHERE c.oid = 'span_rows'::regclass"
     " AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner LOOP"
-    " EXECUTE 'GRANT SELECT ON spans TO ' || CASE WHEN g.grantee = 0"
-    " THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END;"
+    " EXECUTE 'GRANT SELECT ON spans TO ' || " GRANTEE_SQL ";"
     " END LOOP; END $$;";
 
 /* Resource and scope texts stored once, as in SQLite's migration 8
@@ -223,11 +235,7 @@ static const char SCHEMA_V6[] =
     ");"
     "ALTER TABLE span_rows ADD COLUMN resource_ref bigint,"
     " ADD COLUMN scope_ref bigint, ALTER COLUMN resource DROP NOT "
-    "NULL;" SPANS_VIEW(
-        "CREATE OR REPLACE VIEW", "coalesce(r.body, s.resource) AS resource",
-        "coalesce(o.body, s.scope) AS scope",
-        "span_rows s LEFT JOIN shared_texts r ON r.id = s.resource_ref"
-        " LEFT JOIN shared_texts o ON o.id = s.scope_ref");
+    "NULL;" SPANS_VIEW_SHARED("CREATE OR REPLACE VIEW");
 
 /* The agent/time index of `spans` as two cheaper ones (bench/README.md,
  * session 12): a B-tree on agent_id (few distinct values: its entries
@@ -246,6 +254,17 @@ static const char SCHEMA_V7[] =
     "DROP INDEX IF EXISTS spans_agent_start;"
     "CREATE INDEX spans_agent ON span_rows (agent_id);"
     "CREATE INDEX spans_start ON span_rows USING brin (start_time);";
+
+/* Every grant on the view saved in halo_spans_acl given again (its
+ * owner's own excepted). */
+#define SPANS_GRANTS_AGAIN                                                     \
+    "DO $$ DECLARE g record; BEGIN"                                            \
+    " FOR g IN SELECT a.grantee, a.privilege_type, a.is_grantable"             \
+    " FROM halo_spans_acl x, aclexplode(x.relacl) a"                           \
+    " WHERE a.grantee <> x.relowner LOOP"                                      \
+    " EXECUTE 'GRANT ' || g.privilege_type || ' ON spans TO ' || " GRANTEE_SQL \
+    " || CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END;"      \
+    " END LOOP; END $$;"
 
 /* The id columns compared in every write and lookup in the "C" collation
  * (bytewise, as SQLite's BINARY): their B-tree keys then compare with
@@ -269,39 +288,8 @@ static const char SCHEMA_V8[] =
     " ALTER COLUMN agent_id TYPE text COLLATE \"C\";"
     "ALTER TABLE traces ALTER COLUMN trace_id TYPE text COLLATE \"C\","
     " ALTER COLUMN root_span_id TYPE text COLLATE \"C\","
-    " ALTER COLUMN agent_id TYPE text COLLATE \"C\";" SPANS_VIEW(
-        "CREATE VIEW", "coalesce(r.body, s.resource) AS resource",
-        "coalesce(o.body, s.scope) AS scope",
-        "span_rows s LEFT JOIN shared_texts r ON r.id = s.resource_ref"
-        " LEFT JOIN shared_texts o ON o.id = s.scope_ref") "DO $$ DECLARE g "
-                                                           "record; BEGIN"
-                                                           " FOR g IN SELECT "
-                                                           "a.grantee, "
-                                                           "a.privilege_type, "
-                                                           "a.is_grantable"
-                                                           " FROM "
-                                                           "halo_spans_acl x, "
-                                                           "aclexplode(x."
-                                                           "relacl) a"
-                                                           " WHERE a.grantee "
-                                                           "<> x.relowner LOOP"
-                                                           " EXECUTE 'GRANT ' "
-                                                           "|| "
-                                                           "g.privilege_type "
-                                                           "|| ' ON spans TO '"
-                                                           " || CASE WHEN "
-                                                           "g.grantee = 0 THEN "
-                                                           "'PUBLIC'"
-                                                           " ELSE "
-                                                           "quote_ident(pg_get_"
-                                                           "userbyid(g.grantee)"
-                                                           ") END"
-                                                           " || CASE WHEN "
-                                                           "g.is_grantable "
-                                                           "THEN ' WITH GRANT "
-                                                           "OPTION' ELSE '' "
-                                                           "END;"
-                                                           " END LOOP; END $$;";
+    " ALTER COLUMN agent_id TYPE text COLLATE \"C\";" SPANS_VIEW_SHARED(
+        "CREATE VIEW") SPANS_GRANTS_AGAIN;
 
 static const struct migration {
     int version;

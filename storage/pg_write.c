@@ -136,14 +136,12 @@
     " scope_ref bigint"                                                        \
     ") ON COMMIT DELETE ROWS;"                                                 \
     "CREATE TEMP TABLE IF NOT EXISTS halo_touched_v3 ("                        \
-    " trace_id text COLLATE \"C\" PRIMARY KEY, spans bigint, errors bigint, "  \
-    "llm bigint,"                                                              \
-    " tool bigint, in_tok bigint, out_tok bigint, cost double precision,"      \
-    " priced bigint, start_time timestamptz, end_time timestamptz,"            \
-    " start_ns bigint, end_ns bigint, needs integer, root_id text COLLATE "    \
-    "\"C\","                                                                   \
-    " root_name text, r_agent_id text COLLATE \"C\", r_agent_name text, "      \
-    "r_session_id text,"                                                       \
+    " trace_id text COLLATE \"C\" PRIMARY KEY, spans bigint, errors bigint,"   \
+    " llm bigint, tool bigint, in_tok bigint, out_tok bigint,"                 \
+    " cost double precision, priced bigint, start_time timestamptz,"           \
+    " end_time timestamptz, start_ns bigint, end_ns bigint, needs integer,"    \
+    " root_id text COLLATE \"C\", root_name text,"                             \
+    " r_agent_id text COLLATE \"C\", r_agent_name text, r_session_id text,"    \
     " r_user_id text, f_agent_id text COLLATE \"C\", f_agent_name text,"       \
     " f_session_id text, f_user_id text"                                       \
     ") ON COMMIT DELETE ROWS;"
