@@ -225,17 +225,21 @@ store_check_tools() {
     fi
 }
 
+# pg_new_db URI NAME: drop database NAME on URI's server (if there) and
+# create it empty, through the server's `postgres` database; prints its URI.
+pg_new_db() {
+    psql -X -q -v ON_ERROR_STOP=1 -d "${1%/*}/postgres" \
+        -c "DROP DATABASE IF EXISTS $2" -c "CREATE DATABASE $2" >/dev/null
+    echo "${1%/*}/$2"
+}
+
 # An empty store for the next run: SQLite's file removed; PostgreSQL's
-# database (the last part of BENCH_PG_DSN, a URI) dropped and created again
-# through the server's `postgres` database.
+# database (the last part of BENCH_PG_DSN, a URI) dropped and created again.
 store_reset() {
     if [[ ${BENCH_STORE:-sqlite} == postgres ]]; then
         [[ $BENCH_PG_DSN =~ ^postgres(ql)?://[^?]*/([A-Za-z_][A-Za-z0-9_]*)$ ]] ||
             die "a new database per run needs BENCH_PG_DSN as a URI ending in /DBNAME"
-        local name=${BASH_REMATCH[2]}
-        psql -X -q -v ON_ERROR_STOP=1 -d "${BENCH_PG_DSN%/*}/postgres" \
-            -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name" \
-            >/dev/null
+        pg_new_db "$BENCH_PG_DSN" "${BASH_REMATCH[2]}" >/dev/null
     else
         rm -f "$DB" "$DB-wal" "$DB-shm"
     fi

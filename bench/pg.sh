@@ -64,11 +64,7 @@ if ((WARM_MB > 0)); then
 fi
 
 # A fresh database per benchmark, so each reports its own size.
-new_db() {
-    psql -X -q -v ON_ERROR_STOP=1 -d "$DSN" -c "DROP DATABASE IF EXISTS $1" \
-        -c "CREATE DATABASE $1" >/dev/null
-    echo "${DSN%/*}/$1"
-}
+new_db() { pg_new_db "$DSN" "$1"; }
 
 export BENCH_STORE=postgres
 RC=0
