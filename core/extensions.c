@@ -138,6 +138,10 @@ static enum MHD_Result serve_metrics(struct MHD_Connection *c)
     halo_metric_set(halo_gauge("halo_memory_inflight_bytes",
                                "bytes of decoded span data in flight", NULL),
                     (double)halo_arena_total_reserved());
+    halo_metric_set(halo_gauge("halo_memory_pooled_bytes",
+                               "bytes of freed arena blocks kept for reuse",
+                               NULL),
+                    (double)halo_arena_pooled_bytes());
     halo_metrics_render(&b);
     size_t len = b.len;
     char *body = halo_buf_steal(&b);
