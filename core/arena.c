@@ -2,9 +2,10 @@
  * arena.c -- region allocator (arena.h).
  *
  * A singly linked list of blocks; allocation bumps a pointer in the newest
- * block and starts a new block (doubling, at least the request) when it does
- * not fit. Freeing releases every block. The process-wide counter of
- * reserved bytes feeds the memory_limiter and the inflight-bytes gauge.
+ * block and starts a new block (doubling up to HALO_ARENA_BLOCK_MAX, at
+ * least the request) when it does not fit. Freeing releases every block.
+ * The process-wide counter of reserved bytes feeds the memory_limiter and
+ * the inflight-bytes gauge.
  *
  * Small blocks come from malloc. Blocks of 64 KiB and more (what decoded
  * requests and prepared rows use) are mapped in power-of-two sizes and kept
@@ -28,6 +29,13 @@
  * of twice the size counts whole in the reserved bytes (the
  * memory_limiter's and the batch sizes' measure): its pages are resident,
  * as the doubling's half-used last block's are.
+ *
+ * Doubling stops at one 2 MiB block. Until session 14 it went on to 64
+ * MiB, so the Kafka persist node's gathers (~17 MiB decoded) ended in a
+ * mostly unused 16 MiB block, and blocks of every size from 512 KiB to 16
+ * MiB came and went: the pool rarely had the size asked for (measured in
+ * bench/README.md, session 14). Now nearly every large block is a 2 MiB
+ * one, which any arena can take from the pool.
  *
  * Blocks of 2 MiB and more are aligned to 2 MiB and marked MADV_HUGEPAGE:
  * where transparent huge pages are enabled ("always" or "madvise", as here)
@@ -62,6 +70,9 @@ typedef struct block {
 #endif
 #define POOL_MAX_CLS 26 /* 64 MiB (a 32 MiB pool keeps none that large) */
 #define ARENA_POOL_MAX ((size_t)32 << 20)
+
+_Static_assert(sizeof(block) + HALO_ARENA_BLOCK_MAX <= ((size_t)2 << 20),
+               "a grown block fits one 2 MiB class");
 
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static block *pool[POOL_MAX_CLS + 1];
@@ -226,7 +237,9 @@ halo_arena *halo_arena_new(size_t first_block)
         return NULL;
     }
     a->reserved = a->cur->size;
-    a->next_size = first_block * 2;
+    a->next_size = first_block < HALO_ARENA_BLOCK_MAX / 2
+                       ? first_block * 2
+                       : HALO_ARENA_BLOCK_MAX;
     atomic_fetch_add(&total_reserved, (long long)a->reserved);
     return a;
 }
@@ -242,11 +255,7 @@ void *halo_arena_alloc(halo_arena *a, size_t n)
         return NULL; /* overflow */
     block *b = a->cur;
     if (b->size - b->used < need) {
-        size_t size = a->next_size;
-        if (size < need)
-            size = need;
-        if (size > ((size_t)64 << 20) && need <= ((size_t)64 << 20))
-            size = (size_t)64 << 20; /* cap the doubling at 64 MiB */
+        size_t size = a->next_size < need ? need : a->next_size;
         block *nb = block_new(size);
         if (!nb)
             return NULL;
@@ -254,8 +263,9 @@ void *halo_arena_alloc(halo_arena *a, size_t n)
         a->cur = nb;
         a->reserved += nb->size;
         atomic_fetch_add(&total_reserved, (long long)nb->size);
-        if (a->next_size < ((size_t)64 << 20))
-            a->next_size *= 2;
+        a->next_size = a->next_size < HALO_ARENA_BLOCK_MAX / 2
+                           ? a->next_size * 2
+                           : HALO_ARENA_BLOCK_MAX;
         b = nb;
     }
     void *p = b->data + b->used;
@@ -303,6 +313,11 @@ void halo_arena_free(halo_arena *a)
     }
     atomic_fetch_sub(&total_reserved, (long long)a->reserved);
     free(a);
+}
+
+size_t halo_arena_room(const halo_arena *a)
+{
+    return a ? (a->cur->size - a->cur->used) & ~(size_t)15u : 0;
 }
 
 size_t halo_arena_reserved(const halo_arena *a)

@@ -29,6 +29,12 @@
 
 typedef struct halo_arena halo_arena;
 
+/* The usable bytes of the largest block an arena grows by (one 2 MiB huge
+ * page with its header): an allocation larger than that gets a block of
+ * its own size, and arenas grown past it add blocks of this size, which any
+ * arena can then reuse from the pool. */
+#define HALO_ARENA_BLOCK_MAX (((size_t)2 << 20) - 64)
+
 /* A new arena whose first block holds at least first_block bytes (0: 4 KiB).
  * Returns NULL when out of memory. */
 halo_arena *halo_arena_new(size_t first_block);
@@ -41,6 +47,8 @@ char *halo_arena_strndup(halo_arena *a, const char *s, size_t n);
 char *halo_arena_strdup(halo_arena *a, const char *s);
 /* Frees every block; NULL is allowed. */
 void halo_arena_free(halo_arena *a);
+/* Bytes the next allocation can take without starting a new block. */
+size_t halo_arena_room(const halo_arena *a);
 /* Bytes reserved by this arena's blocks. */
 size_t halo_arena_reserved(const halo_arena *a);
 /* Bytes reserved by all live arenas of the process. */

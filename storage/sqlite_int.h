@@ -198,8 +198,8 @@ typedef struct sq_row {
 } sq_row;
 
 /* store.h's halo_store_rows for this backend: the rows live in arenas[0],
- * the text of each chunk in an arena of its own (arenas, so that the
- * memory_limiter counts them). */
+ * their text in arenas[1] (arenas, so that the memory_limiter counts
+ * them). */
 typedef struct sq_rows {
     halo_store_rows base;
     halo_arena **arenas;

@@ -10,10 +10,14 @@
  * (SQLITE_STATIC, lengths known) and steps.
  *
  * Layout. One sq_row per span (fixed size: text slots as pointer + length,
- * the numbers copied) in one arena; the text of each chunk of the batch
- * (one request, typically) is encoded into a scratch buffer, then copied
- * into an arena of exactly its size, and the row slots that were offsets
- * into the scratch buffer become pointers. Arenas, so that the
+ * the numbers copied) in one arena; the rows' text is encoded into a
+ * scratch buffer and sealed into a second arena every SEAL_AT bytes (and
+ * before the arena's current block would overflow): copied there, and the
+ * row slots that were offsets into the scratch buffer become pointers. So
+ * the scratch buffer stays small and in cache, and the text fills whole 2
+ * MiB arena blocks that the pool hands back batch after batch (sealing
+ * each chunk whole made a scratch buffer and a block of every size up to
+ * 16 MiB per batch: bench/README.md, session 14). Arenas, so that the
  * memory_limiter counts prepared rows like decoded spans. Rows keep no
  * pointer into the batch: the exporter releases the batch's arenas (about
  * four times as large) as soon as its rows exist.
@@ -112,8 +116,13 @@ typedef struct shared_txt {
     bool set;
 } shared_txt;
 
+/* The scratch text is sealed into the arena at this size ... */
+#define SEAL_AT ((size_t)256 << 10)
+/* ... or when the arena block's room left is less than this more */
+#define SEAL_SLACK ((size_t)16 << 10)
+
 typedef struct prep {
-    halo_buf buf; /* the current chunk's text */
+    halo_buf buf; /* the text of the rows not sealed yet */
     sq_timecache tc0, tc1;
     shared_txt res, scope;
     bool cut_io; /* sq_prepare_rows */
@@ -124,7 +133,7 @@ static void slot_rel(prep *p, sq_row *r, int slot, size_t off, size_t len)
     (void)p;
     r->t[slot].p = (const char *)(uintptr_t)off;
     r->t[slot].len = (int)len;
-    r->rel |= 1u << slot; /* a pointer once seal_chunk() ran */
+    r->rel |= 1u << slot; /* a pointer once seal() ran */
 }
 
 static void put_text(prep *p, sq_row *r, int slot, const char *s, size_t len)
@@ -319,21 +328,26 @@ static void build_row(prep *p, sq_row *r, const halo_span *sp)
         put_cstr(p, r, T_VALUE_TYPES, NULL);
 }
 
-/* The chunk's text is complete: copy it into an arena of its exact size
- * and turn the offsets of rows[0..n) (and of the shared texts) into
+/* Copy the scratch text into the text arena (rs->arenas[1], made at the
+ * first seal: one 2 MiB block when more rows follow, else the text's exact
+ * size) and turn the offsets of rows[0..n) (and of the shared texts) into
  * pointers. */
-static halo_status seal_chunk(prep *p, sq_rows *rs, sq_row *rows, size_t n,
-                              halo_err *err)
+static halo_status seal(prep *p, sq_rows *rs, sq_row *rows, size_t n, bool more,
+                        halo_err *err)
 {
     if (p->buf.oom)
         return halo_fail(err, HALO_ENOMEM, "out of memory encoding spans");
-    halo_arena *a = halo_arena_new(p->buf.len ? p->buf.len : 16);
-    char *base = a ? halo_arena_alloc(a, p->buf.len ? p->buf.len : 1) : NULL;
-    if (!base) {
-        halo_arena_free(a);
-        return halo_fail(err, HALO_ENOMEM, "out of memory encoding spans");
+    size_t len = p->buf.len ? p->buf.len : 1;
+    if (rs->n_arenas < 2) {
+        rs->arenas[1] = halo_arena_new(
+            more && len < HALO_ARENA_BLOCK_MAX ? HALO_ARENA_BLOCK_MAX : len);
+        if (!rs->arenas[1])
+            return halo_fail(err, HALO_ENOMEM, "out of memory encoding spans");
+        rs->n_arenas = 2;
     }
-    rs->arenas[rs->n_arenas++] = a;
+    char *base = halo_arena_alloc(rs->arenas[1], len);
+    if (!base)
+        return halo_fail(err, HALO_ENOMEM, "out of memory encoding spans");
     if (p->buf.len)
         memcpy(base, p->buf.data, p->buf.len);
     for (size_t i = 0; i < n; i++) {
@@ -353,6 +367,14 @@ static halo_status seal_chunk(prep *p, sq_rows *rs, sq_row *rows, size_t n,
     }
     halo_buf_reset(&p->buf);
     return HALO_OK;
+}
+
+/* After a row: whether the scratch text should be sealed now. */
+static bool seal_due(const prep *p, const sq_rows *rs)
+{
+    size_t room = rs->n_arenas < 2 ? HALO_ARENA_BLOCK_MAX
+                                   : halo_arena_room(rs->arenas[1]);
+    return p->buf.len >= SEAL_AT || p->buf.len + SEAL_SLACK > room;
 }
 
 /* ---- prepare / free_rows ---------------------------------------------------
@@ -381,15 +403,13 @@ halo_status sq_prepare_rows(const halo_batch *b, bool cut_io,
                             halo_store_rows **out, halo_err *err)
 {
     *out = NULL;
-    size_t n_chunks = 0, n_spans = 0;
-    for (const halo_chunk *c = b->head; c; c = c->next) {
-        n_chunks++;
+    size_t n_spans = 0;
+    for (const halo_chunk *c = b->head; c; c = c->next)
         n_spans += c->n;
-    }
     sq_rows *rs = calloc(1, sizeof *rs);
     halo_status ret = HALO_OK;
     prep p = {.buf = HALO_BUF_INIT, .cut_io = cut_io};
-    if (!rs || !(rs->arenas = calloc(n_chunks + 1, sizeof *rs->arenas)))
+    if (!rs || !(rs->arenas = calloc(2, sizeof *rs->arenas)))
         goto oom;
     rs->arenas[0] = halo_arena_new(n_spans ? n_spans * sizeof(sq_row) : 16);
     if (!rs->arenas[0])
@@ -400,13 +420,17 @@ halo_status sq_prepare_rows(const halo_batch *b, bool cut_io,
                    : NULL;
     if (n_spans && !rs->rows)
         goto oom;
+    size_t sealed = 0; /* rows before this one have pointers */
     for (const halo_chunk *c = b->head; c && ret == HALO_OK; c = c->next) {
-        if (!c->n)
-            continue;
-        sq_row *first = rs->rows + rs->n;
-        for (size_t i = 0; i < c->n; i++)
+        for (size_t i = 0; i < c->n && ret == HALO_OK; i++) {
             build_row(&p, &rs->rows[rs->n++], &c->spans[i]);
-        ret = seal_chunk(&p, rs, first, c->n, err);
+            bool last = rs->n == n_spans;
+            if (last || seal_due(&p, rs)) {
+                ret =
+                    seal(&p, rs, rs->rows + sealed, rs->n - sealed, !last, err);
+                sealed = rs->n;
+            }
+        }
     }
     halo_buf_free(&p.buf);
     if (ret != HALO_OK) {

@@ -354,14 +354,6 @@ static bool gather_full(const krx_gather *g)
            g->bytes >= EMIT_BYTES;
 }
 
-/* The first arena block: the direct protobuf decoder needs ~2.3x the
- * message in the span model (as in the OTLP receiver). */
-static size_t first_block(size_t len)
-{
-    size_t first = len < 2048 ? 0 : len * 5 / 2;
-    return first > ((size_t)4 << 20) ? (size_t)4 << 20 : first;
-}
-
 /* Decode m and gather it, or finish it (empty), or treat it as poison. */
 static void process(krx_core *k, krx_msg *m, bool first_time)
 {
@@ -375,7 +367,7 @@ static void process(krx_core *k, krx_msg *m, bool first_time)
     bool alone = m->isolated;
     if (alone) /* decoded into an arena of its own, emitted by itself */
         krx_flush(k);
-    halo_arena *arena = gather_arena(&k->gather, first_block(m->len));
+    halo_arena *arena = gather_arena(&k->gather, halo_otlp_arena_first(m->len));
     if (!arena) {
         retry_later(k, m);
         return;

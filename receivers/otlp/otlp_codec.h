@@ -31,6 +31,12 @@ typedef struct halo_otlp_result {
                              the first pass, also when max_spans refused) */
 } halo_otlp_result;
 
+/* The first arena block to decode a request of len bytes into: the direct
+ * protobuf decoder needs ~2.3x the body in the span model, so 2.5x holds a
+ * typical request in one block; small requests start at the arena's
+ * default, large ones at one 2 MiB block (later blocks double up to it). */
+size_t halo_otlp_arena_first(size_t len);
+
 /* ExportTraceServiceRequest, protobuf wire format. */
 halo_status halo_otlp_decode_pb(const uint8_t *buf, size_t len,
                                 halo_arena *arena, halo_otlp_result *out,

@@ -770,6 +770,14 @@ halo_status otlp_decode_pb_reference(const uint8_t *buf, size_t len,
     return st;
 }
 
+size_t halo_otlp_arena_first(size_t len)
+{
+    if (len < 2048)
+        return 0;
+    return len < HALO_ARENA_BLOCK_MAX / 5 * 2 ? len * 5 / 2
+                                              : HALO_ARENA_BLOCK_MAX;
+}
+
 /* The wire decoder (otlp_codec_pbwire.c) gives the same result as the
  * reference for every input (differential test and fuzzer) at a fraction of
  * its time and memory. */

@@ -351,13 +351,7 @@ void otlp_dispatch(halo_component *self, otlp_req *r, const uint8_t *body,
     halo_otlp_result res;
     halo_err err = {{0}};
     memset(&res, 0, sizeof res);
-    /* the direct protobuf decoder needs ~2.3x the body in the span model:
-     * a first block of 2.5x holds a typical request in one block (later
-     * blocks double) */
-    size_t first = len < 2048 ? 0 : len * 5 / 2;
-    if (first > ((size_t)4 << 20))
-        first = (size_t)4 << 20;
-    halo_arena *arena = halo_arena_new(first);
+    halo_arena *arena = halo_arena_new(halo_otlp_arena_first(len));
     if (!arena) {
         answer(ud, HALO_ERETRY, "out of memory");
         return;

@@ -532,6 +532,82 @@ TEST(prepared_rows_outlive_batch)
     halo_store_close(st);
 }
 
+/* A batch whose text is many times the scratch buffer's seal size, in
+ * three chunks, with rows larger than the seal size and than an arena
+ * block's room among them: every row's text slots point at its own text
+ * once prepared, the text fills whole arena blocks, and the rows store. */
+TEST(prepared_rows_seal_many_segments)
+{
+    const char *path = db_path("sealed.db");
+    halo_err err = {{0}};
+    halo_store *st = open_store(path, false, &err);
+    CHECK(st);
+    enum { PER_CHUNK = 1500, CHUNKS = 3, N = PER_CHUNK * CHUNKS };
+    static span_opts o[N];
+    static char *inputs[N];
+    size_t total = 0;
+    for (size_t i = 0; i < N; i++) {
+        o[i] = (span_opts){
+            .trace = 1000 + i, .span = 1, .dur_ms = 1, .agent = "a"};
+        size_t len = i % 700 == 350 ? (700u << 10) : 300 + i * 37 % 3000;
+        inputs[i] = malloc(len + 1);
+        CHECK(inputs[i]);
+        memset(inputs[i], 'a' + (int)(i % 26), len);
+        inputs[i][len] = '\0';
+        total += len;
+    }
+    halo_batch *b = NULL;
+    for (size_t c = 0; c < CHUNKS; c++) {
+        halo_batch *bc = batch_of(&o[c * PER_CHUNK], PER_CHUNK);
+        CHECK(bc);
+        for (size_t i = 0; i < PER_CHUNK; i++)
+            bc->head->spans[i].d.input = inputs[c * PER_CHUNK + i];
+        if (!b)
+            b = bc;
+        else
+            CHECK_INT(halo_batch_merge(b, bc), HALO_OK);
+    }
+    halo_store_rows *rows = NULL;
+    CHECK_INT(st->ops->prepare(st, b, &rows, &err), HALO_OK);
+    CHECK(rows && rows->n_spans == N);
+    sq_rows *rs = (sq_rows *)rows;
+    CHECK_INT(rs->n_arenas, 2);
+    size_t bad = 0;
+    for (size_t i = 0; i < N; i++) {
+        const sq_row *r = &rs->rows[i];
+        uint8_t tid[16];
+        char want[33];
+        make_tid(tid, 1000 + i);
+        halo_hex_encode(tid, 16, want);
+        size_t len = strlen(inputs[i]);
+        if (r->rel || (size_t)r->t[T_INPUT].len != len ||
+            memcmp(r->t[T_INPUT].p, inputs[i], len) != 0 ||
+            r->t[T_TRACE_ID].len != 32 ||
+            memcmp(r->t[T_TRACE_ID].p, want, 32) != 0 ||
+            !strstr(r->t[T_RESOURCE].p, "\"svc\""))
+            bad++;
+    }
+    CHECK_INT(bad, 0);
+    /* the text, the ids and the JSON in whole blocks: not a block per row
+     * or per chunk */
+    size_t reserved = halo_arena_reserved(rs->arenas[1]);
+    CHECK(reserved > total);
+    CHECK(reserved < total + total / 4 + ((size_t)4 << 20));
+    halo_batch_done(b, HALO_OK, "");
+    halo_write_stats ws;
+    CHECK_INT(st->ops->write_rows(st, &rows, 1, &ws, &err), HALO_OK);
+    CHECK_INT(ws.inserted, N);
+    st->ops->free_rows(st, rows);
+    CHECK_INT(sql_int(path, "SELECT sum(length(input)) FROM spans"),
+              (long long)total);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM spans WHERE "
+                            "substr(input, 1, 1) = substr(input, -1, 1)"),
+              N);
+    for (size_t i = 0; i < N; i++)
+        free(inputs[i]);
+    halo_store_close(st);
+}
+
 TEST(rollup_across_batches)
 {
     const char *path = db_path("rollup.db");
