@@ -211,6 +211,39 @@ TEST(arena_big_blocks_are_huge_page_aligned)
     halo_arena_free(small);
 }
 
+/* Arenas double their blocks up to HALO_ARENA_BLOCK_MAX, then go on in
+ * blocks of that size; a larger allocation gets a block of its own, and
+ * room says what fits without a new block. */
+TEST(arena_growth_stops_at_2mib_blocks)
+{
+    halo_arena *a = halo_arena_new(0);
+    CHECK(a != NULL);
+    size_t prev = halo_arena_reserved(a), step = 0, used = 0;
+    while (used < ((size_t)24 << 20)) {
+        CHECK(halo_arena_alloc(a, 1000) != NULL);
+        used += 1008;
+        size_t r = halo_arena_reserved(a);
+        if (r != prev)
+            step = r - prev;
+        prev = r;
+    }
+    CHECK(step >= HALO_ARENA_BLOCK_MAX && step <= ((size_t)2 << 20));
+    /* doubling to 64 MiB left up to a whole block unused */
+    CHECK(prev < used + ((size_t)4 << 20));
+    size_t room = halo_arena_room(a);
+    CHECK(room < ((size_t)2 << 20));
+    if (room) {
+        CHECK(halo_arena_alloc(a, room) != NULL);
+        CHECK_INT(halo_arena_reserved(a), prev);
+    }
+    CHECK_INT(halo_arena_room(a), 0);
+    CHECK(halo_arena_alloc(a, (size_t)5 << 20) != NULL);
+    CHECK(halo_arena_reserved(a) >= prev + ((size_t)5 << 20));
+    CHECK(halo_arena_room(a) < ((size_t)4 << 20));
+    CHECK(halo_arena_alloc(a, 1) != NULL);
+    halo_arena_free(a);
+}
+
 /* The pool of freed mapped blocks: a block of the class asked for or of
  * the next one is reused; a miss first takes as many bytes out of the pool
  * as it maps. ASan builds pool nothing. */
