@@ -224,6 +224,12 @@ static void block_free(block *b)
         munmap(b, bytes);
 }
 
+/* The block size an arena asks for after a block of `size`. */
+static size_t grown(size_t size)
+{
+    return size < HALO_ARENA_BLOCK_MAX / 2 ? size * 2 : HALO_ARENA_BLOCK_MAX;
+}
+
 halo_arena *halo_arena_new(size_t first_block)
 {
     if (first_block == 0)
@@ -237,9 +243,7 @@ halo_arena *halo_arena_new(size_t first_block)
         return NULL;
     }
     a->reserved = a->cur->size;
-    a->next_size = first_block < HALO_ARENA_BLOCK_MAX / 2
-                       ? first_block * 2
-                       : HALO_ARENA_BLOCK_MAX;
+    a->next_size = grown(first_block);
     atomic_fetch_add(&total_reserved, (long long)a->reserved);
     return a;
 }
@@ -263,9 +267,7 @@ void *halo_arena_alloc(halo_arena *a, size_t n)
         a->cur = nb;
         a->reserved += nb->size;
         atomic_fetch_add(&total_reserved, (long long)nb->size);
-        a->next_size = a->next_size < HALO_ARENA_BLOCK_MAX / 2
-                           ? a->next_size * 2
-                           : HALO_ARENA_BLOCK_MAX;
+        a->next_size = grown(a->next_size);
         b = nb;
     }
     void *p = b->data + b->used;

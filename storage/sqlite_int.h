@@ -197,13 +197,12 @@ typedef struct sq_row {
     bool has_in_tok, has_out_tok, has_cost, is_root;
 } sq_row;
 
-/* store.h's halo_store_rows for this backend: the rows live in arenas[0],
- * their text in arenas[1] (arenas, so that the memory_limiter counts
- * them). */
+/* store.h's halo_store_rows for this backend: the rows and their text in
+ * two arenas (arenas, so that the memory_limiter counts them). */
 typedef struct sq_rows {
     halo_store_rows base;
-    halo_arena **arenas;
-    size_t n_arenas;
+    halo_arena *row_arena;
+    halo_arena *text_arena; /* NULL until the first seal */
     sq_row *rows;
     size_t n;
 } sq_rows;

@@ -328,7 +328,7 @@ static void build_row(prep *p, sq_row *r, const halo_span *sp)
         put_cstr(p, r, T_VALUE_TYPES, NULL);
 }
 
-/* Copy the scratch text into the text arena (rs->arenas[1], made at the
+/* Copy the scratch text into the text arena (rs->text_arena, made at the
  * first seal: one 2 MiB block when more rows follow, else the text's exact
  * size) and turn the offsets of rows[0..n) (and of the shared texts) into
  * pointers. */
@@ -338,14 +338,13 @@ static halo_status seal(prep *p, sq_rows *rs, sq_row *rows, size_t n, bool more,
     if (p->buf.oom)
         return halo_fail(err, HALO_ENOMEM, "out of memory encoding spans");
     size_t len = p->buf.len ? p->buf.len : 1;
-    if (rs->n_arenas < 2) {
-        rs->arenas[1] = halo_arena_new(
+    if (!rs->text_arena) {
+        rs->text_arena = halo_arena_new(
             more && len < HALO_ARENA_BLOCK_MAX ? HALO_ARENA_BLOCK_MAX : len);
-        if (!rs->arenas[1])
+        if (!rs->text_arena)
             return halo_fail(err, HALO_ENOMEM, "out of memory encoding spans");
-        rs->n_arenas = 2;
     }
-    char *base = halo_arena_alloc(rs->arenas[1], len);
+    char *base = halo_arena_alloc(rs->text_arena, len);
     if (!base)
         return halo_fail(err, HALO_ENOMEM, "out of memory encoding spans");
     if (p->buf.len)
@@ -372,8 +371,8 @@ static halo_status seal(prep *p, sq_rows *rs, sq_row *rows, size_t n, bool more,
 /* After a row: whether the scratch text should be sealed now. */
 static bool seal_due(const prep *p, const sq_rows *rs)
 {
-    size_t room = rs->n_arenas < 2 ? HALO_ARENA_BLOCK_MAX
-                                   : halo_arena_room(rs->arenas[1]);
+    size_t room =
+        rs->text_arena ? halo_arena_room(rs->text_arena) : HALO_ARENA_BLOCK_MAX;
     return p->buf.len >= SEAL_AT || p->buf.len + SEAL_SLACK > room;
 }
 
@@ -386,9 +385,8 @@ void sq_free_rows(halo_store *st, halo_store_rows *base)
     sq_rows *rs = (sq_rows *)base;
     if (!rs)
         return;
-    for (size_t i = 0; i < rs->n_arenas; i++)
-        halo_arena_free(rs->arenas[i]);
-    free(rs->arenas);
+    halo_arena_free(rs->row_arena);
+    halo_arena_free(rs->text_arena);
     free(rs);
 }
 
@@ -409,14 +407,11 @@ halo_status sq_prepare_rows(const halo_batch *b, bool cut_io,
     sq_rows *rs = calloc(1, sizeof *rs);
     halo_status ret = HALO_OK;
     prep p = {.buf = HALO_BUF_INIT, .cut_io = cut_io};
-    if (!rs || !(rs->arenas = calloc(2, sizeof *rs->arenas)))
+    if (!rs || !(rs->row_arena =
+                     halo_arena_new(n_spans ? n_spans * sizeof(sq_row) : 16)))
         goto oom;
-    rs->arenas[0] = halo_arena_new(n_spans ? n_spans * sizeof(sq_row) : 16);
-    if (!rs->arenas[0])
-        goto oom;
-    rs->n_arenas = 1;
     rs->rows = n_spans
-                   ? halo_arena_alloc(rs->arenas[0], n_spans * sizeof(sq_row))
+                   ? halo_arena_alloc(rs->row_arena, n_spans * sizeof(sq_row))
                    : NULL;
     if (n_spans && !rs->rows)
         goto oom;
