@@ -536,6 +536,18 @@ TEST(invalid_utf8_is_replaced)
     CHECK_STR(s, "0123456789abcdef\xef\xbf\xbdghijklm\xe2\x82\xacnopqrstu"
                  "vwxyz012345\xef\xbf\xbd\xef\xbf\xbd\n");
     free(s);
+    /* every byte replaced: the text triples, the most a row's room in the
+     * COPY buffer is reserved for */
+    char worst[301];
+    memset(worst, 0xff, 300);
+    worst[300] = '\0';
+    b->head->spans[0].name = worst;
+    make_sid(b->head->spans[0].span_id, 3);
+    CHECK_INT(halo_pg_write_batch(c, b, &err), HALO_OK);
+    s = q_text(c, "SELECT length(name), octet_length(name) FROM spans"
+                  " WHERE span_id = '0000000000000003'");
+    CHECK_STR(s, "300|900\n");
+    free(s);
     halo_batch_done(b, HALO_OK, "");
     PQfinish(c);
 }
