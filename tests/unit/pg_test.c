@@ -6,9 +6,12 @@
 
 #include "storage/pg_schema.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static struct {
@@ -20,16 +23,68 @@ static struct {
     char dsn[256]; /* postgresql://postgres@127.0.0.1:PORT/ (no database) */
 } srv;
 
+/* The write end of the watchdog's pipe (watchdog_start), -1 when none. */
+static int watch_fd = -1;
+
 static void server_stop(void)
 {
-    if (!srv.dir[0])
+    if (srv.dir[0]) {
+        char cmd[1400];
+        snprintf(cmd, sizeof cmd, "'%s' stop '%s'", srv.script, srv.dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "  could not stop the server in %s\n", srv.dir);
+        srv.dir[0] = '\0';
+        srv.up = false;
+    }
+    if (watch_fd >= 0) { /* stopped: the watchdog has nothing to do */
+        if (write(watch_fd, "", 1) != 1)
+            fprintf(stderr, "  could not dismiss the server's watchdog\n");
+        close(watch_fd);
+        watch_fd = -1;
+    }
+}
+
+/* Stop the server even when this process dies without running its atexit
+ * handlers (an abort, a sanitizer's report, a signal, ctest's timeout): a
+ * grandchild, reparented so that a harness killing this process's tree
+ * does not take it along, reads a pipe whose write end only this process
+ * holds (close-on-exec). A normal exit sends one byte first (server_stop,
+ * after stopping the server); end of file without it means this process
+ * is gone, and the watchdog runs `pg_server.sh stop`. Only
+ * async-signal-safe calls after fork (the tests may have threads). */
+static void watchdog_start(void)
+{
+    int fd[2];
+    if (pipe2(fd, O_CLOEXEC) != 0)
         return;
-    char cmd[1400];
-    snprintf(cmd, sizeof cmd, "'%s' stop '%s'", srv.script, srv.dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "  could not stop the server in %s\n", srv.dir);
-    srv.dir[0] = '\0';
-    srv.up = false;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(fd[1]);
+        setsid();
+        if (fork() != 0)
+            _exit(0);
+        char c;
+        ssize_t n;
+        while ((n = read(fd[0], &c, 1)) < 0 && errno == EINTR)
+            ;
+        if (n == 1)
+            _exit(0);
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, STDIN_FILENO);
+            dup2(null, STDOUT_FILENO);
+        }
+        execl(srv.script, srv.script, "stop", srv.dir, (char *)NULL);
+        _exit(127);
+    }
+    close(fd[0]);
+    waitpid(pid, NULL, 0);
+    watch_fd = fd[1];
 }
 
 /* Run `pg_server.sh VERB DIR`. With dsn (cap 256), the "dsn " line it
@@ -79,6 +134,7 @@ static bool server_start(void)
         return false;
     }
     atexit(server_stop);
+    watchdog_start();
     return server_run("start", srv.dsn);
 }
 

@@ -4,7 +4,9 @@
  * One real PostgreSQL 15 per test binary, started on first use by
  * tests/pg/pg_server.sh (found through $HALO_SOURCE_DIR, else relative to
  * this file's path at build time) and stopped at exit, also after a failed
- * CHECK. Tests work in databases of their own (pg_new_db). A test may
+ * CHECK, and by a watchdog process when the binary dies without exiting
+ * (an abort, a sanitizer's report, SIGKILL from a timeout). Tests work in
+ * databases of their own (pg_new_db). A test may
  * halt the server and resume it on the same port (outages).
  */
 #ifndef HALO_TEST_PG_H
