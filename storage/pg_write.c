@@ -584,11 +584,6 @@ static char *field_json(char *w, sq_str s)
     return w + s.len;
 }
 
-static char *field_cstr(char *w, const char *s, size_t len)
-{
-    return field_text(w, (sq_str){s, (int)len});
-}
-
 /* The bytes of a text slot (0 for NULL). */
 static size_t text_len(sq_str s)
 {
@@ -601,10 +596,11 @@ static size_t text_len(sq_str s)
 static void put_row(halo_buf *b, bool with_ord, int32_t ord, const sq_row *r,
                     const int64_t ref[2])
 {
-    const char *kind = sq_kind_name(r->kind);
-    const char *status = halo_status_code_name(r->status_code);
-    size_t kind_len = strlen(kind), status_len = strlen(status);
-    size_t text = kind_len + status_len;
+    sq_str kind = {sq_kind_name(r->kind), 0};
+    sq_str status = {halo_status_code_name(r->status_code), 0};
+    kind.len = (int)strlen(kind.p);
+    status.len = (int)strlen(status.p);
+    size_t text = text_len(kind) + text_len(status);
     for (int t = 0; t < T_N_; t++)
         text += text_len(r->t[t]);
     char *w = rec_begin(b, N_FIELDS, text);
@@ -617,13 +613,13 @@ static void put_row(halo_buf *b, bool with_ord, int32_t ord, const sq_row *r,
     w = field_text(w, r->t[T_SPAN_ID]);
     w = field_text(w, r->t[T_PARENT]);
     w = field_text(w, r->t[T_NAME]);
-    w = field_cstr(w, kind, kind_len);
+    w = field_text(w, kind);
     for (int t = T_SPAN_TYPE; t <= T_TOOL; t++)
         w = field_text(w, r->t[t]); /* span_type .. tool_name */
     w = field_ts(w, r->start_ns);
     w = field_ts(w, r->end_ns);
     w = field_f64(w, (double)(int64_t)(r->end_ns - r->start_ns) / 1e6);
-    w = field_cstr(w, status, status_len);
+    w = field_text(w, status);
     w = field_text(w, r->t[T_STATUS_MSG]);
     w = field_text(w, r->t[T_INPUT]);
     w = field_text(w, r->t[T_OUTPUT]);
